@@ -1,0 +1,97 @@
+//! krepro's PID 1.
+//!
+//! Mounts what a repro needs, brings up `lo`, runs the repro named by
+//! `krepro.repro=` on the kernel command line (else the one chosen at build
+//! time), reports its verdict on every channel that works and powers off.
+//! It never returns. Everything `unsafe` lives in [`sys`].
+
+#![no_std]
+#![no_main]
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+compile_error!("krepro-init supports x86_64 Linux only (isa-debug-exit and _start are x86_64-specific)");
+
+extern crate alloc;
+
+mod report;
+mod setup;
+mod sys;
+
+use alloc::string::{String, ToString};
+use core::fmt::Write as _;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use repros::protocol::{self, Kind, StartLine};
+use repros::{Cx, Verdict};
+
+/// The repro run when the command line names none: `KREPRO_DEFAULT_REPRO`
+/// at build time (`cargo xtask initrd --repro NAME` sets it), else `smoke`.
+const DEFAULT_REPRO: &str = match option_env!("KREPRO_DEFAULT_REPRO") {
+    Some(name) if !name.is_empty() => name,
+    _ => "smoke",
+};
+
+/// Index into [`repros::REPROS`] of the repro running now, for the panic
+/// handler; `usize::MAX` before one is chosen.
+static CURRENT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// The name the verdict is reported under.
+fn current_repro() -> &'static str {
+    repros::REPROS.get(CURRENT.load(Ordering::Relaxed)).map_or("init", |r| r.name)
+}
+
+/// Called by `_start` with nothing set up but a stack.
+fn main() -> ! {
+    let boot_ms = repros::since_boot().as_millis() as u64;
+    report::console(format_args!("{}", StartLine { boot_ms }));
+
+    setup::mount_all();
+    if let Err(e) = setup::loopback_up() {
+        report::warn(format_args!("bring up lo: {e}"));
+    }
+
+    let cmdline = match repros::read_to_string("/proc/cmdline") {
+        Ok(text) => text,
+        Err(errno) => {
+            report::warn(format_args!("read /proc/cmdline: {}", repros::Error { step: "open", errno }));
+            String::new()
+        }
+    };
+    let name = protocol::cmdline_param(&cmdline, protocol::CMDLINE_REPRO).unwrap_or(DEFAULT_REPRO);
+    let Some(index) = repros::REPROS.iter().position(|r| r.name == name) else {
+        let mut known = String::new();
+        for (i, n) in repros::names().enumerate() {
+            let _ = write!(known, "{}{n}", if i == 0 { "" } else { ", " });
+        }
+        report::verdict(Kind::Error, name, &alloc::format!("unknown repro '{name}'; known repros: {known}"));
+    };
+    CURRENT.store(index, Ordering::Relaxed);
+    let repro = &repros::REPROS[index];
+
+    let mut cx = Cx::new(cmdline, rustix::io::dup(sys::stdout()).ok());
+    match (repro.run)(&mut cx) {
+        Ok(verdict @ (Verdict::Pass | Verdict::Fail(_) | Verdict::Skip(_))) => {
+            let (kind, message) = verdict.parts();
+            report::verdict(kind, repro.name, message)
+        }
+        Err(e) => report::verdict(Kind::Error, repro.name, &e.to_string()),
+    }
+}
+
+/// A Rust panic anywhere in init or a repro becomes an `error` verdict that
+/// carries the panic message. It formats into a fixed buffer: the allocator
+/// may be what failed.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if PANICKING.swap(true, Ordering::SeqCst) {
+        // Panicked while reporting a panic: just stop.
+        report::power_off();
+    }
+    let mut msg = report::FixedBuf::<512>::new();
+    let _ = write!(msg, "panic: {}", info.message());
+    if let Some(loc) = info.location() {
+        let _ = write!(msg, " at {}:{}", loc.file(), loc.line());
+    }
+    report::verdict(Kind::Error, current_repro(), msg.as_str())
+}

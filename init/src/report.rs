@@ -1,0 +1,149 @@
+//! Reporting: the console, the virtio-serial port, isa-debug-exit, power-off.
+
+use core::fmt::{self, Write as _};
+
+use alloc::string::String;
+use repros::protocol::{self, Kind, Report};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::sys;
+
+/// Prints one line to the console (fd 1), ignoring errors: there is nowhere
+/// else to report them.
+pub fn console(args: fmt::Arguments<'_>) {
+    let mut line = FixedBuf::<1024>::new();
+    let _ = write!(line, "{args}");
+    line.end_line();
+    let _ = repros::write_all(sys::stdout(), line.as_bytes());
+}
+
+/// Prints `krepro: warning: ...`: setup that failed but is not fatal.
+pub fn warn(args: fmt::Arguments<'_>) {
+    console(format_args!("{}warning: {args}", protocol::CONSOLE_PREFIX));
+}
+
+/// Reports the verdict on every channel that works, then powers off.
+pub fn verdict(kind: Kind, repro: &str, message: &str) -> ! {
+    let report = Report { kind, repro, message };
+    // 1. The console line, waited for until the UART has sent it: the
+    //    debug-exit write below ends qemu at once.
+    console(format_args!("{}", report.console_line()));
+    let _ = rustix::termios::tcdrain(sys::stdout());
+
+    // 2. The virtio-serial port, when the kernel has one. A blocking write
+    //    returns once the host has taken the data.
+    match virtio_port() {
+        Ok(Some(path)) => {
+            let mut text = String::new();
+            let _ = write!(text, "{}", report.key_values());
+            if let Err(errno) = write_port(&path, text.as_bytes()) {
+                warn(format_args!("write {path}: {}", repros::Error { step: "virtio-serial", errno }));
+            }
+        }
+        Ok(None) => {}
+        Err(errno) => warn(format_args!("{}", repros::Error { step: "scan /sys/class/virtio-ports", errno })),
+    }
+
+    // 3. isa-debug-exit: qemu exits with status (value << 1) | 1.
+    let value = kind.debug_exit_value();
+    if sys::debug_exit_ioport(protocol::DEBUG_EXIT_PORT, value).is_err() {
+        // No ioperm (CONFIG_X86_IOPL_IOPERM=n): try /dev/port (CONFIG_DEVPORT).
+        let _ = write_dev_port(protocol::DEBUG_EXIT_PORT, value);
+    }
+
+    // 4. Still here: no isa-debug-exit device. Power off.
+    power_off()
+}
+
+/// Powers off; if that fails, restarts (qemu runs with -no-reboot, so either
+/// ends it). Never returns.
+pub fn power_off() -> ! {
+    use rustix::system::{reboot, RebootCommand};
+    let _ = reboot(RebootCommand::PowerOff);
+    let _ = reboot(RebootCommand::Restart);
+    loop {
+        let _ = rustix::thread::nanosleep(&rustix::time::Timespec { tv_sec: 1, tv_nsec: 0 });
+    }
+}
+
+/// Finds the /dev node of the virtio-serial port named
+/// [`protocol::VIRTIO_PORT_NAME`] by scanning /sys/class/virtio-ports/*/name
+/// (there is no udev to make /dev/virtio-ports/ links).
+fn virtio_port() -> Result<Option<String>, Errno> {
+    let dir = match rustix::fs::open(
+        "/sys/class/virtio-ports",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut entries = rustix::fs::Dir::read_from(&dir)?;
+    while let Some(entry) = entries.read() {
+        let entry = entry?;
+        let Ok(port) = entry.file_name().to_str() else { continue };
+        if port.starts_with('.') {
+            continue;
+        }
+        let name = repros::read_to_string(&alloc::format!("/sys/class/virtio-ports/{port}/name")).unwrap_or_default();
+        if name.trim_end() == protocol::VIRTIO_PORT_NAME {
+            return Ok(Some(alloc::format!("/dev/{port}")));
+        }
+    }
+    Ok(None)
+}
+
+fn write_port(path: &str, data: &[u8]) -> Result<(), Errno> {
+    let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty())?;
+    repros::write_all(&fd, data)
+}
+
+/// Writes one byte to an I/O port through /dev/port.
+fn write_dev_port(port: u16, value: u8) -> Result<(), Errno> {
+    let fd = rustix::fs::open("/dev/port", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+    rustix::io::pwrite(&fd, &[value], u64::from(port)).map(drop)
+}
+
+/// A `fmt::Write` into a fixed array: formatting that never allocates
+/// (the panic path may run with the allocator exhausted). Output past the
+/// end is dropped; the last byte is kept for [`FixedBuf::end_line`].
+pub struct FixedBuf<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> FixedBuf<N> {
+    pub const fn new() -> Self {
+        FixedBuf { buf: [0; N], len: 0 }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Ends the text with a newline, even when it was cut.
+    pub fn end_line(&mut self) {
+        self.buf[self.len] = b'\n';
+        self.len += 1;
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only whole UTF-8 sequences are ever copied in (see write_str).
+        core::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+}
+
+impl<const N: usize> fmt::Write for FixedBuf<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = (N - 1).saturating_sub(self.len);
+        let mut take = s.len().min(room);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
+    }
+}

@@ -1,0 +1,48 @@
+//! The krepro repro SDK and the registry of repros.
+//!
+//! A repro is a [`Repro`]: a name, a one-line description, the kernel config
+//! options it needs and a function that gets a [`Cx`] and returns a
+//! [`Verdict`]. PID 1 (`init/`) runs one of [`REPROS`] inside the guest;
+//! the host-side runner uses the same registry to list and check names.
+//!
+//! The crate is `no_std` with `alloc`: PID 1 provides the allocator, so
+//! repros may use `Vec`, `String` and `format!`.
+//!
+//! ```ignore
+//! use repros::prelude::*;
+//!
+//! pub const REPRO: Repro = Repro {
+//!     name: "hello",
+//!     description: "says hello and passes",
+//!     config: &["PROC_FS"],
+//!     run,
+//! };
+//!
+//! fn run(cx: &mut Cx) -> Result {
+//!     let up = cx.read_to_string("/proc/uptime").step("read /proc/uptime")?;
+//!     println!(cx, "uptime: {up}");
+//!     Ok(Verdict::Pass)
+//! }
+//! ```
+
+#![no_std]
+
+extern crate alloc;
+
+pub mod protocol;
+mod registry;
+mod sdk;
+
+pub use registry::{find, names, REPROS};
+pub use sdk::{errno_name, read_file, read_to_string, since_boot, write_all, Cx, Error, Repro, Result, Step, Verdict};
+
+/// What a repro module usually needs in scope.
+pub mod prelude {
+    pub use crate::println;
+    pub use crate::sdk::{Cx, Error, Repro, Result, Step, Verdict};
+    pub use alloc::format;
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec::Vec;
+    pub use core::time::Duration;
+    pub use rustix::io::Errno;
+}

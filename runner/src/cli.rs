@@ -1,0 +1,278 @@
+//! The `run` command shared by `krepro run` and `cargo xtask run`: flags,
+//! progress on the terminal, the summary, `--json`, and the exit code.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::kernel::{self, Kernel};
+use crate::outcome::{self, Decision, ExitCode, Outcome, Remap};
+use crate::qemu::{self, AccelChoice};
+use crate::run::{self, Event, RunConfig, RunResult};
+use crate::{cache, interrupt, RunError};
+
+/// Flags of `run`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Kernel to boot (an x86 bzImage). Default: $KREPRO_KERNEL, else the
+    /// newest kernel in the cache, else /boot/vmlinuz-$(uname -r), else the
+    /// newest distro kernel, fetched into the cache
+    #[arg(long, value_name = "FILE")]
+    pub kernel: Option<PathBuf>,
+
+    /// The repro to run (`cargo xtask repros` lists them)
+    #[arg(long, value_name = "NAME", default_value = "smoke")]
+    pub repro: String,
+
+    /// Seconds without a verdict before the run counts as a hang
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+
+    /// Accelerator: kvm, tcg, or auto (kvm when it works, else tcg)
+    #[arg(long, value_enum, value_name = "ACCEL", default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+
+    /// Boot N times: pass only if every run passes (flaky repros)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+
+    /// Extra kernel command line words, e.g. --append krepro.max_uptime_ms=3000
+    #[arg(long, value_name = "WORD")]
+    pub append: Vec<String>,
+
+    /// Guest memory in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u32).range(64..))]
+    pub memory: u32,
+
+    /// Count a kernel WARNING on the console as a crash
+    #[arg(long)]
+    pub warn_is_crash: bool,
+
+    /// Exit status for a crash [default: 2]
+    #[arg(long, value_enum, value_name = "DECISION")]
+    pub on_crash: Option<Decision>,
+
+    /// Exit status for a hang [default: 3]
+    #[arg(long, value_enum, value_name = "DECISION")]
+    pub on_hang: Option<Decision>,
+
+    /// Exit status when the kernel stops without a verdict [default: skip, 125]
+    #[arg(long, value_enum, value_name = "DECISION")]
+    pub on_no_verdict: Option<Decision>,
+
+    /// Where console logs go [default: ~/.cache/krepro/logs]
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+
+    /// Print one JSON object on stdout instead of the summary
+    #[arg(long)]
+    pub json: bool,
+
+    /// Stream the console (and the qemu command) to stderr
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+impl RunArgs {
+    fn remap(&self) -> Remap {
+        Remap { on_crash: self.on_crash, on_hang: self.on_hang, on_no_verdict: self.on_no_verdict }
+    }
+}
+
+/// Checks a repro name against the registry before anything is built.
+pub fn check_repro(name: &str) -> Result<(), RunError> {
+    repros::find(name).map(drop).ok_or_else(|| RunError::unknown_repro(name))
+}
+
+/// Runs the whole command: checks, kernel, qemu, N boots, report. Returns
+/// the exit code; every failure has been printed as one line.
+pub fn execute(args: &RunArgs, initrd: &Path) -> ExitCode {
+    let mut ui = Ui::new(args);
+    match execute_inner(args, initrd, &mut ui) {
+        Ok(code) => code,
+        Err(e) => ui.error(&e),
+    }
+}
+
+/// Prepares a run: the repro, the kernel, qemu and the initrd are checked
+/// (in that order, cheapest first) before anything boots.
+pub fn prepare(args: &RunArgs, initrd: &Path, say: &mut dyn FnMut(&str)) -> Result<RunConfig, RunError> {
+    check_repro(&args.repro)?;
+    let (kernel, _) = kernel::resolve(args.kernel.as_deref(), say)?;
+    let qemu = qemu::find_or_install(say)?;
+    if !initrd.is_file() {
+        return Err(RunError::InitrdNotFound(initrd.to_owned()));
+    }
+    Ok(RunConfig {
+        kernel,
+        initrd: initrd.to_owned(),
+        repro: args.repro.clone(),
+        append: args.append.clone(),
+        timeout: Duration::from_secs(args.timeout),
+        accel: args.accel,
+        memory_mib: args.memory,
+        warn_is_crash: args.warn_is_crash,
+        qemu,
+        log_dir: args.log_dir.clone().unwrap_or_else(cache::logs_dir),
+        interrupt: interrupt::install(),
+    })
+}
+
+fn execute_inner(args: &RunArgs, initrd: &Path, ui: &mut Ui) -> Result<ExitCode, RunError> {
+    let cfg = prepare(args, initrd, &mut |m| ui.say(m))?;
+    let mut results = Vec::new();
+    for i in 0..args.runs {
+        ui.start_run(i, args.runs, &cfg.kernel);
+        let result = run::run(&cfg, &mut |ev| ui.event(ev))?;
+        ui.finish_run(&result);
+        results.push(result);
+    }
+    let outcome = outcome::combine(results.iter().map(|r| r.outcome)).expect("at least one run");
+    let code = args.remap().exit_code(outcome);
+    ui.report(&results, outcome, code);
+    Ok(code)
+}
+
+/// The JSON object `--json` prints.
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    #[serde(flatten)]
+    decisive: &'a RunResult,
+    exit_code: u8,
+    /// Whether the runs disagreed (a flaky repro).
+    flaky: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runs: Option<&'a [RunResult]>,
+}
+
+#[derive(Serialize)]
+struct JsonError {
+    outcome: &'static str,
+    exit_code: u8,
+    message: String,
+}
+
+/// The terminal side: progress while booting, then one summary line, or
+/// JSON on stdout.
+struct Ui {
+    json: bool,
+    verbose: bool,
+    progress: bool,
+    started: Instant,
+    last_draw: Option<Instant>,
+    label: String,
+    init_ms: Option<u64>,
+}
+
+impl Ui {
+    fn new(args: &RunArgs) -> Ui {
+        Ui {
+            json: args.json,
+            verbose: args.verbose,
+            progress: !args.verbose && std::io::stderr().is_terminal(),
+            started: Instant::now(),
+            last_draw: None,
+            label: String::new(),
+            init_ms: None,
+        }
+    }
+
+    fn say(&mut self, message: &str) {
+        self.clear();
+        eprintln!("krepro: {message}");
+    }
+
+    fn start_run(&mut self, i: u32, n: u32, kernel: &Kernel) {
+        let name = kernel.release.clone().unwrap_or_else(|| kernel.path.display().to_string());
+        self.label = if n > 1 { format!("run {}/{n}: booting {name}", i + 1) } else { format!("booting {name}") };
+        self.started = Instant::now();
+        self.init_ms = None;
+        self.draw(true);
+    }
+
+    fn event(&mut self, ev: Event<'_>) {
+        match ev {
+            Event::AccelFallback { reason } => self.say(reason),
+            Event::QemuStarted { command, .. } if self.verbose => eprintln!("$ {command}"),
+            Event::Console(line) if self.verbose => eprintln!("{line}"),
+            Event::QemuStderr(line) if self.verbose => eprintln!("qemu: {line}"),
+            Event::InitStarted { boot_ms } => self.init_ms = Some(boot_ms),
+            _ => {}
+        }
+        self.draw(false);
+    }
+
+    fn draw(&mut self, force: bool) {
+        if !self.progress || (!force && self.last_draw.is_some_and(|t| t.elapsed() < Duration::from_millis(100))) {
+            return;
+        }
+        self.last_draw = Some(Instant::now());
+        let init = self.init_ms.map(|ms| format!(", init at {:.1} s", ms as f64 / 1000.0)).unwrap_or_default();
+        eprint!("\r\x1b[K{} ... {:.1} s{init}", self.label, self.started.elapsed().as_secs_f64());
+        let _ = std::io::stderr().flush();
+    }
+
+    fn clear(&mut self) {
+        if self.progress && self.last_draw.is_some() {
+            eprint!("\r\x1b[K");
+            self.last_draw = None;
+        }
+    }
+
+    fn finish_run(&mut self, r: &RunResult) {
+        self.clear();
+        if self.json {
+            return;
+        }
+        let release = r.kernel_release.clone().unwrap_or_else(|| r.kernel.display().to_string());
+        let mut line =
+            format!("{}: {} on {release} ({}, {:.1} s)", r.outcome, r.repro, r.accel.name(), r.wall_ms as f64 / 1000.0);
+        if !r.message.is_empty() {
+            line.push_str(&format!(": {}", r.message));
+        }
+        eprintln!("{line}");
+        if r.outcome != Outcome::Pass {
+            eprintln!("  console log: {}", r.console_log.display());
+        }
+    }
+
+    fn report(&mut self, results: &[RunResult], outcome: Outcome, code: ExitCode) {
+        let flaky = results.iter().any(|r| r.outcome != results[0].outcome);
+        if self.json {
+            let decisive = results.iter().find(|r| r.outcome == outcome).expect("combined from these");
+            let report =
+                JsonReport { decisive, exit_code: code.code(), flaky, runs: (results.len() > 1).then_some(results) };
+            println!("{}", serde_json::to_string(&report).expect("plain data serialises"));
+        } else if results.len() > 1 {
+            let list: Vec<&str> = results.iter().map(|r| r.outcome.name()).collect();
+            let flaky = if flaky { " (runs disagree: flaky repro)" } else { "" };
+            eprintln!("{outcome} over {} runs: {}{flaky}", results.len(), list.join(", "));
+        }
+    }
+
+    fn error(&mut self, e: &RunError) -> ExitCode {
+        self.clear();
+        let code = e.exit_code();
+        if self.json {
+            let report = JsonError { outcome: "error", exit_code: code.code(), message: e.to_string() };
+            println!("{}", serde_json::to_string(&report).expect("plain data serialises"));
+        }
+        eprintln!("error: {e}");
+        code
+    }
+}
+
+/// Parses the command line; usage errors exit 128 (not clap's 2, which
+/// would read as "crash" to `git bisect run`), --help and --version exit 0.
+pub fn parse_or_exit<T: clap::Parser>() -> T {
+    match T::try_parse() {
+        Ok(t) => t,
+        Err(e) => {
+            let code = if e.use_stderr() { ExitCode::Error.code() } else { 0 };
+            let _ = e.print();
+            std::process::exit(code.into());
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The initrd: a gzip'd newc cpio archive, written byte-for-byte the same
+//! for the same input (entries sorted, mtimes and owners zero, inode numbers
+//! assigned in order, gzip header without a time or name).
+//!
+//! cpio-archive only reads newc, so the writer is here; tests read its
+//! output back with cpio-archive and GNU cpio.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use flate2::{Compression, GzBuilder};
+
+/// What an entry is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// A regular file with its contents.
+    File(Vec<u8>),
+    /// A directory.
+    Dir,
+    /// A character device node.
+    CharDev { major: u32, minor: u32 },
+}
+
+/// One archive member. `path` is relative, without a leading `/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub path: String,
+    pub mode: u32,
+    pub node: Node,
+}
+
+impl Entry {
+    pub fn file(path: &str, mode: u32, data: Vec<u8>) -> Entry {
+        Entry { path: path.into(), mode, node: Node::File(data) }
+    }
+
+    pub fn dir(path: &str) -> Entry {
+        Entry { path: path.into(), mode: 0o755, node: Node::Dir }
+    }
+
+    pub fn char_dev(path: &str, mode: u32, major: u32, minor: u32) -> Entry {
+        Entry { path: path.into(), mode, node: Node::CharDev { major, minor } }
+    }
+}
+
+/// The entries of krepro's initrd: `/init`, the directories it mounts on and
+/// `/dev/console` (the kernel opens it for PID 1's stdio before init runs).
+pub fn standard_entries(init: Vec<u8>) -> Vec<Entry> {
+    vec![
+        Entry::dir("dev"),
+        Entry::char_dev("dev/console", 0o600, 5, 1),
+        Entry::file("init", 0o755, init),
+        Entry::dir("proc"),
+        Entry::dir("sys"),
+        Entry::dir("tmp"),
+    ]
+}
+
+const S_IFREG: u32 = 0o100000;
+const S_IFDIR: u32 = 0o040000;
+const S_IFCHR: u32 = 0o020000;
+
+/// Writes `entries` as a newc ("070701") archive, sorted by path, with the
+/// `TRAILER!!!` entry.
+pub fn write_newc(entries: &[Entry], mut out: impl Write) -> io::Result<()> {
+    let mut sorted: Vec<&Entry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    if let Some(w) = sorted.windows(2).find(|w| w[0].path == w[1].path) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("duplicate initrd entry {}", w[0].path)));
+    }
+    for (i, e) in sorted.iter().enumerate() {
+        let (kind, nlink, data, rdev): (u32, u32, &[u8], (u32, u32)) = match &e.node {
+            Node::File(d) => (S_IFREG, 1, d, (0, 0)),
+            Node::Dir => (S_IFDIR, 2, &[], (0, 0)),
+            Node::CharDev { major, minor } => (S_IFCHR, 1, &[], (*major, *minor)),
+        };
+        let header = NewcHeader { ino: i as u32 + 1, mode: kind | (e.mode & 0o7777), nlink, size: data.len(), rdev };
+        header.write(&e.path, &mut out)?;
+        out.write_all(data)?;
+        pad4(data.len(), &mut out)?;
+    }
+    NewcHeader { ino: 0, mode: 0, nlink: 1, size: 0, rdev: (0, 0) }.write("TRAILER!!!", &mut out)
+}
+
+struct NewcHeader {
+    ino: u32,
+    mode: u32,
+    nlink: u32,
+    size: usize,
+    rdev: (u32, u32),
+}
+
+impl NewcHeader {
+    fn write(&self, name: &str, out: &mut impl Write) -> io::Result<()> {
+        let size = u32::try_from(self.size)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: larger than 4 GiB")))?;
+        let namesize = name.len() + 1;
+        // magic, ino, mode, uid, gid, nlink, mtime, filesize, devmajor,
+        // devminor, rdevmajor, rdevminor, namesize, check
+        write!(
+            out,
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            self.ino, self.mode, 0, 0, self.nlink, 0, size, 0, 0, self.rdev.0, self.rdev.1, namesize, 0
+        )?;
+        out.write_all(name.as_bytes())?;
+        out.write_all(&[0])?;
+        pad4(110 + namesize, out)
+    }
+}
+
+fn pad4(len: usize, out: &mut impl Write) -> io::Result<()> {
+    out.write_all(&[0; 3][..(4 - len % 4) % 4])
+}
+
+/// The gzip'd archive in memory.
+pub fn pack(entries: &[Entry]) -> io::Result<Vec<u8>> {
+    // GzBuilder writes mtime 0 and no file name unless told to.
+    let mut gz = GzBuilder::new().write(Vec::new(), Compression::best());
+    write_newc(entries, &mut gz)?;
+    gz.finish()
+}
+
+/// Writes the gzip'd archive to `path` atomically (a temp file beside it,
+/// then rename), so concurrent builders never see half a file.
+pub fn write_file(entries: &[Entry], path: &Path) -> io::Result<()> {
+    let bytes = pack(entries)?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(&bytes)?;
+    // NamedTempFile is 0600; an initrd is not secret.
+    tmp.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+
+    fn sample() -> Vec<Entry> {
+        let mut e = standard_entries(b"\x7fELF fake init".to_vec());
+        e.push(Entry::file("etc/data.txt", 0o644, b"hello\n".to_vec()));
+        e.push(Entry::dir("etc"));
+        e
+    }
+
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn output_is_byte_identical_and_order_independent() {
+        let a = pack(&sample()).unwrap();
+        let mut reversed = sample();
+        reversed.reverse();
+        assert_eq!(a, pack(&reversed).unwrap());
+        // gzip header: no mtime (bytes 4..8), no name flag.
+        assert_eq!(&a[4..8], &[0, 0, 0, 0]);
+        assert_eq!(a[3] & 0x08, 0);
+    }
+
+    #[test]
+    fn cpio_archive_reads_it_back() {
+        let raw = gunzip(&pack(&sample()).unwrap());
+        use cpio_archive::CpioReader as _;
+        let mut reader = cpio_archive::NewcReader::new(std::io::Cursor::new(raw));
+        let mut seen = Vec::new();
+        while let Some(header) = reader.read_next().unwrap() {
+            let mut data = Vec::new();
+            reader.read_to_end(&mut data).unwrap();
+            assert_eq!((header.uid(), header.gid(), header.mtime()), (0, 0, 0));
+            seen.push((header.name().to_owned(), header.mode(), header.inode(), data));
+        }
+        let names: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+        assert_eq!(names, ["dev", "dev/console", "etc", "etc/data.txt", "init", "proc", "sys", "tmp"]);
+        let inodes: Vec<u32> = seen.iter().map(|s| s.2).collect();
+        assert_eq!(inodes, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(seen[0].1, 0o040755);
+        assert_eq!(seen[1].1, 0o020600);
+        assert_eq!(seen[3].3, b"hello\n");
+        assert_eq!(seen[4].1, 0o100755);
+        assert_eq!(seen[4].3, b"\x7fELF fake init");
+    }
+
+    #[test]
+    fn gnu_cpio_lists_it() {
+        let raw = gunzip(&pack(&sample()).unwrap());
+        let mut child = Command::new("cpio")
+            .args(["-it", "-v", "--quiet"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("GNU cpio is needed for this test: apt-get install -y cpio");
+        child.stdin.take().unwrap().write_all(&raw).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 8, "{text}");
+        assert!(
+            lines[1].starts_with("crw-------") && lines[1].contains("5,   1") && lines[1].ends_with("dev/console"),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[4].starts_with("-rwxr-xr-x") && lines[4].ends_with(" init"), "{}", lines[4]);
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let mut e = sample();
+        e.push(Entry::dir("proc"));
+        let err = write_newc(&e, Vec::new()).unwrap_err();
+        assert_eq!(err.to_string(), "duplicate initrd entry proc");
+    }
+
+    #[test]
+    fn atomic_write_creates_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/initrd.cpio.gz");
+        write_file(&sample(), &path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), pack(&sample()).unwrap());
+    }
+}

@@ -1,0 +1,214 @@
+//! Kernel images: checking a file is a bzImage, reading its release, and
+//! finding a kernel when the user names none.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::{cache, fetch, RunError};
+
+/// Offset of the "HdrS" magic in the x86 boot protocol's setup header.
+const HDRS_OFFSET: u64 = 0x202;
+/// Offset of `kernel_version`, a pointer (minus 0x200) to the version string.
+const KERNEL_VERSION_OFFSET: u64 = 0x20e;
+
+/// A kernel image that passed [`check_bzimage`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kernel {
+    pub path: PathBuf,
+    /// The release (`uname -r`) from the image's version string, if it has one.
+    pub release: Option<String>,
+}
+
+/// Checks that `path` is a readable x86 bzImage ("HdrS" at 0x202) and reads
+/// its release, before qemu is ever started.
+pub fn check_bzimage(path: &Path) -> Result<Kernel, RunError> {
+    let not_bz = |why: &str| RunError::NotABzImage { path: path.to_owned(), why: why.to_owned() };
+    let mut file = File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => RunError::KernelNotFound(path.to_owned()),
+        _ => RunError::io(format!("open kernel {}", path.display()), e),
+    })?;
+    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        return Err(not_bz("it is a directory"));
+    }
+    let mut header = [0u8; 0x210];
+    if read_at(&mut file, 0, &mut header).is_err() {
+        return Err(not_bz("too short for an x86 boot header"));
+    }
+    if &header[HDRS_OFFSET as usize..HDRS_OFFSET as usize + 4] != b"HdrS" {
+        return Err(not_bz("no \"HdrS\" boot header magic at 0x202"));
+    }
+    let ptr = u16::from_le_bytes([header[KERNEL_VERSION_OFFSET as usize], header[KERNEL_VERSION_OFFSET as usize + 1]]);
+    let release = if ptr == 0 {
+        None
+    } else {
+        let mut text = [0u8; 256];
+        let n = file.seek(SeekFrom::Start(u64::from(ptr) + 0x200)).and_then(|_| file.read(&mut text)).unwrap_or(0);
+        release_from_version(&text[..n])
+    };
+    Ok(Kernel { path: path.to_owned(), release })
+}
+
+fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buf)
+}
+
+/// "6.12.117+deb12-cloud-amd64 (debian-kernel@...) #1 SMP ..." -> the first word.
+fn release_from_version(text: &[u8]) -> Option<String> {
+    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+    let s = std::str::from_utf8(&text[..end]).ok()?;
+    let release = s.split_whitespace().next()?;
+    release.chars().next()?.is_ascii_digit().then(|| release.to_owned())
+}
+
+/// Where a kernel came from, for the message that says which one is used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelSource {
+    Flag,
+    Env,
+    Cache,
+    Boot,
+    Fetched,
+}
+
+/// Finds the kernel to boot: `explicit` (`--kernel`), else `$KREPRO_KERNEL`,
+/// else the newest kernel in the cache, else /boot/vmlinuz-$(uname -r) if
+/// readable, else fetches the newest distro kernel into the cache.
+pub fn resolve(explicit: Option<&Path>, say: &mut dyn FnMut(&str)) -> Result<(Kernel, KernelSource), RunError> {
+    if let Some(path) = explicit {
+        return Ok((check_bzimage(path)?, KernelSource::Flag));
+    }
+    if let Some(path) = std::env::var_os("KREPRO_KERNEL").filter(|v| !v.is_empty()) {
+        return Ok((check_bzimage(Path::new(&path))?, KernelSource::Env));
+    }
+    if let Some(path) = newest_cached(&cache::kernels_dir(), None) {
+        return Ok((check_bzimage(&path)?, KernelSource::Cache));
+    }
+    let release = rustix::system::uname().release().to_string_lossy().into_owned();
+    let boot = PathBuf::from(format!("/boot/vmlinuz-{release}"));
+    if File::open(&boot).is_ok() {
+        if let Ok(k) = check_bzimage(&boot) {
+            return Ok((k, KernelSource::Boot));
+        }
+    }
+    say(
+        "no kernel given (--kernel), none in the cache and no readable /boot kernel: fetching the newest distro kernel",
+    );
+    match fetch::fetch(None, say) {
+        Ok(path) => Ok((check_bzimage(&path)?, KernelSource::Fetched)),
+        Err(e) => Err(RunError::NoKernel(e.to_string())),
+    }
+}
+
+/// The newest bzImage under the kernel cache whose release starts with
+/// `prefix` (all when None), by version order of the release.
+pub fn newest_cached(dir: &Path, prefix: Option<&str>) -> Option<PathBuf> {
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for pkg in std::fs::read_dir(dir).ok()?.flatten() {
+        let Ok(boot) = std::fs::read_dir(pkg.path().join("boot")) else { continue };
+        for f in boot.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if let Some(release) = name.strip_prefix("vmlinuz-") {
+                if prefix.is_none_or(|p| release_matches(release, p)) {
+                    found.push((release.to_owned(), f.path()));
+                }
+            }
+        }
+    }
+    found.into_iter().max_by(|a, b| version_cmp(&a.0, &b.0)).map(|(_, p)| p)
+}
+
+/// "6.1" matches 6.1.0-56-cloud-amd64 but not 6.12.117.
+pub fn release_matches(release: &str, prefix: &str) -> bool {
+    release.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || !rest.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// Compares version strings piecewise: runs of digits as numbers, the rest
+/// as text ("6.12.9" < "6.12.117", "6.1.0-9" < "6.1.0-56").
+pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn parts(s: &str) -> Vec<Result<u64, &str>> {
+        let mut out = Vec::new();
+        let mut rest = s;
+        while !rest.is_empty() {
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            if digits > 0 {
+                out.push(Ok(rest[..digits].parse().unwrap_or(u64::MAX)));
+                rest = &rest[digits..];
+            } else {
+                let text = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+                out.push(Err(&rest[..text]));
+                rest = &rest[text..];
+            }
+        }
+        out
+    }
+    parts(a).cmp(&parts(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn fake_bzimage(version: &str) -> tempfile::NamedTempFile {
+        let mut img = vec![0u8; 0x400];
+        img[0x202..0x206].copy_from_slice(b"HdrS");
+        let ptr: u16 = 0x100; // string at 0x300
+        img[0x20e..0x210].copy_from_slice(&ptr.to_le_bytes());
+        img[0x300..0x300 + version.len()].copy_from_slice(version.as_bytes());
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&img).unwrap();
+        f
+    }
+
+    #[test]
+    fn reads_release_from_the_header() {
+        let f = fake_bzimage("6.12.117+deb12-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP");
+        let k = check_bzimage(f.path()).unwrap();
+        assert_eq!(k.release.as_deref(), Some("6.12.117+deb12-cloud-amd64"));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_bzimage() {
+        let err = check_bzimage(Path::new("/etc/passwd")).unwrap_err();
+        assert!(matches!(err, RunError::NotABzImage { .. }), "{err:?}");
+        assert!(err.to_string().contains("/etc/passwd"), "{err}");
+        let err = check_bzimage(Path::new("/nonexistent/bzImage")).unwrap_err();
+        assert!(matches!(err, RunError::KernelNotFound(_)), "{err:?}");
+        let err = check_bzimage(Path::new("/")).unwrap_err();
+        assert!(matches!(err, RunError::NotABzImage { .. }), "{err:?}");
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&[0u8; 0x400]).unwrap();
+        assert!(matches!(check_bzimage(f.path()).unwrap_err(), RunError::NotABzImage { .. }));
+    }
+
+    #[test]
+    fn versions_sort_numerically() {
+        use std::cmp::Ordering::*;
+        assert_eq!(version_cmp("6.12.9", "6.12.117"), Less);
+        assert_eq!(version_cmp("6.1.0-56-cloud-amd64", "6.1.0-9-cloud-amd64"), Greater);
+        assert_eq!(version_cmp("6.12.1", "6.1.0-56"), Greater);
+        assert_eq!(version_cmp("6.1", "6.1"), Equal);
+        assert!(release_matches("6.1.0-56-cloud-amd64", "6.1"));
+        assert!(!release_matches("6.12.117+deb12-cloud-amd64", "6.1"));
+        assert!(release_matches("6.12.117+deb12-cloud-amd64", "6.12"));
+    }
+
+    #[test]
+    fn newest_cached_picks_by_version_and_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        for rel in ["6.1.0-9-cloud-amd64", "6.1.0-56-cloud-amd64", "6.12.117+deb12-cloud-amd64"] {
+            let boot = dir.path().join(format!("pkg-{rel}/boot"));
+            std::fs::create_dir_all(&boot).unwrap();
+            std::fs::write(boot.join(format!("vmlinuz-{rel}")), b"x").unwrap();
+            std::fs::write(boot.join(format!("config-{rel}")), b"x").unwrap();
+        }
+        let newest = newest_cached(dir.path(), None).unwrap();
+        assert!(newest.ends_with("vmlinuz-6.12.117+deb12-cloud-amd64"), "{newest:?}");
+        let newest_61 = newest_cached(dir.path(), Some("6.1")).unwrap();
+        assert!(newest_61.ends_with("vmlinuz-6.1.0-56-cloud-amd64"), "{newest_61:?}");
+        assert_eq!(newest_cached(dir.path(), Some("5.10")), None);
+        assert_eq!(newest_cached(&dir.path().join("missing"), None), None);
+    }
+}

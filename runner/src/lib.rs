@@ -1,0 +1,73 @@
+//! krepro's host side: boots a kernel with krepro's initrd in qemu and
+//! reads back a trustworthy verdict.
+//!
+//! The `krepro` binary, `cargo xtask` and the tests all go through the same
+//! calls: [`kernel::resolve`] and [`qemu::find_or_install`] to get ready,
+//! [`run::run`] to boot once, [`cli::execute`] for the whole command.
+
+pub mod cache;
+pub mod classify;
+pub mod cli;
+pub mod cmd;
+pub mod fetch;
+pub mod initrd;
+pub mod interrupt;
+pub mod kernel;
+pub mod outcome;
+pub mod qemu;
+pub mod run;
+mod sys;
+
+use std::path::PathBuf;
+
+pub use outcome::{ExitCode, Outcome};
+
+/// Why a boot could not happen at all (as opposed to what it found, an
+/// [`Outcome`]). Every variant is one line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("kernel {0} does not exist")]
+    KernelNotFound(PathBuf),
+    #[error("{path} is not a bzImage: {why}")]
+    NotABzImage { path: PathBuf, why: String },
+    #[error("initrd {0} does not exist (build one with `cargo xtask initrd`)")]
+    InitrdNotFound(PathBuf),
+    #[error("unknown repro '{name}'; known repros: {known}")]
+    UnknownRepro { name: String, known: String },
+    #[error("{} is not installed: install it with `{hint}`", qemu::QEMU)]
+    QemuMissing { hint: String },
+    #[error("installing {pkg} failed: {0}", pkg = qemu::QEMU_PACKAGE)]
+    QemuInstall(String),
+    #[error("no kernel to boot: {0}; pass --kernel FILE or run `cargo xtask kernel fetch`")]
+    NoKernel(String),
+    #[error("KVM is not usable: {0} (use --accel auto or --accel tcg)")]
+    KvmUnavailable(String),
+    #[error("KVM failed at run time: {0} (use --accel auto or --accel tcg)")]
+    KvmFailed(String),
+    #[error("qemu failed before the kernel printed anything ({status}): {stderr}")]
+    QemuFailed { status: String, stderr: String },
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl RunError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> RunError {
+        RunError::Io { context: context.into(), source }
+    }
+
+    /// Interrupted runs exit 130 like any Ctrl-C'd command; everything else
+    /// is "could not run", 128, which makes `git bisect run` stop.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            RunError::Interrupted => ExitCode::Interrupted,
+            _ => ExitCode::Error,
+        }
+    }
+
+    /// The error for a repro name the registry does not have.
+    pub fn unknown_repro(name: &str) -> RunError {
+        RunError::UnknownRepro { name: name.to_owned(), known: repros::names().collect::<Vec<_>>().join(", ") }
+    }
+}

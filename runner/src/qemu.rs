@@ -1,0 +1,234 @@
+//! qemu: finding (or installing) it, choosing the accelerator, and the
+//! argument list, built as data by small pure functions.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use repros::protocol;
+use serde::Serialize;
+
+use crate::cmd::Cmd;
+use crate::RunError;
+
+/// The qemu binary krepro runs.
+pub const QEMU: &str = "qemu-system-x86_64";
+/// The Debian package that has it.
+pub const QEMU_PACKAGE: &str = "qemu-system-x86";
+
+/// Flags every boot gets: no devices but the ones asked for, no display, no
+/// user config, and a guest reboot (panic=-1) ends qemu instead of rebooting.
+pub const FIXED_FLAGS: &[&str] =
+    &["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-machine", "pc", "-smp", "1"];
+
+/// The serial console goes to qemu's stdout, which the runner reads.
+pub const CONSOLE_FLAGS: &[&str] = &["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"];
+
+/// What `--accel` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccelChoice {
+    /// KVM when /dev/kvm works, else TCG (saying so); a KVM that fails at
+    /// run time is noticed within seconds and the boot retried under TCG
+    Auto,
+    /// KVM or an error
+    Kvm,
+    /// software emulation
+    Tcg,
+}
+
+/// The accelerator a boot used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+
+    fn flags(self) -> &'static [&'static str] {
+        match self {
+            Accel::Kvm => &["-accel", "kvm", "-cpu", "host"],
+            Accel::Tcg => &["-accel", "tcg"],
+        }
+    }
+}
+
+/// Whether /dev/kvm can be opened for reading and writing.
+pub fn kvm_usable() -> Result<(), String> {
+    std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map(drop).map_err(|e| format!("/dev/kvm: {e}"))
+}
+
+/// What qemu prints on stderr when KVM fails at run time (it then hangs or
+/// exits). Seen: "KVM internal error. Suberror: 1", "failed to set MSR".
+const KVM_FAILURES: &[&str] = &[
+    "KVM internal error",
+    "failed to set MSR",
+    "kvm run failed",
+    "failed to initialize kvm",
+    "Could not access KVM kernel module",
+    "KVM: entry failed",
+];
+
+/// Whether a qemu stderr line says KVM failed.
+pub fn is_kvm_failure(line: &str) -> bool {
+    KVM_FAILURES.iter().any(|p| line.contains(p))
+}
+
+/// The kernel command line: the console, reboot (so qemu exits) on panic,
+/// the repro, then the user's `--append`.
+pub fn kernel_cmdline(repro: &str, append: &[String]) -> String {
+    let mut words = vec![
+        "console=ttyS0".to_owned(),
+        "panic=-1".to_owned(),
+        format!("{}{}={repro}", protocol::CMDLINE_PREFIX, protocol::CMDLINE_REPRO),
+    ];
+    words.extend(append.iter().cloned());
+    words.join(" ")
+}
+
+/// Everything one boot needs to know.
+#[derive(Clone, Debug)]
+pub struct QemuParams<'a> {
+    pub kernel: &'a Path,
+    pub initrd: &'a Path,
+    pub cmdline: &'a str,
+    pub accel: Accel,
+    pub memory_mib: u32,
+    /// Where the virtio-serial verdict port is written.
+    pub verdict_file: &'a Path,
+}
+
+/// The full qemu argument list (without the program).
+pub fn qemu_args(p: &QemuParams<'_>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |a: &[&str]| args.extend(a.iter().map(OsString::from));
+    push(FIXED_FLAGS);
+    push(p.accel.flags());
+    push(&["-m", &p.memory_mib.to_string()]);
+    push(CONSOLE_FLAGS);
+    push(&[
+        "-device",
+        &format!("isa-debug-exit,iobase={:#x},iosize={:#04x}", protocol::DEBUG_EXIT_PORT, protocol::DEBUG_EXIT_IOSIZE),
+    ]);
+    push(&["-device", "virtio-serial-pci,id=krepro-serial"]);
+    // qemu option values escape a comma by doubling it.
+    let verdict = p.verdict_file.to_string_lossy().replace(',', ",,");
+    args.extend(["-chardev".into(), format!("file,id=verdict,path={verdict}").into()]);
+    args.extend([
+        "-device".into(),
+        format!("virtserialport,chardev=verdict,name={}", protocol::VIRTIO_PORT_NAME).into(),
+    ]);
+    args.extend(["-kernel".into(), p.kernel.into(), "-initrd".into(), p.initrd.into()]);
+    args.extend(["-append".into(), p.cmdline.into()]);
+    args
+}
+
+/// Finds qemu; when it is missing and we are root on a Debian-family system,
+/// installs it with apt-get (saying so), else fails with the exact command.
+pub fn find_or_install(say: &mut dyn FnMut(&str)) -> Result<PathBuf, RunError> {
+    if let Ok(path) = which::which(QEMU) {
+        return Ok(path);
+    }
+    let hint = format!("apt-get install -y {QEMU_PACKAGE}");
+    let root = rustix::process::geteuid().is_root();
+    if !root || which::which("apt-get").is_err() {
+        return Err(RunError::QemuMissing { hint: if root { hint } else { format!("sudo {hint}") } });
+    }
+    say(&format!("{QEMU} is not installed: installing {QEMU_PACKAGE} with apt-get"));
+    let install = || Cmd::new("apt-get", ["install", "-y", "-qq", QEMU_PACKAGE], Path::new("/")).output();
+    if install().is_err() {
+        Cmd::new("apt-get", ["update", "-qq"], Path::new("/"))
+            .output()
+            .map_err(|e| RunError::QemuInstall(e.to_string()))?;
+        install().map_err(|e| RunError::QemuInstall(e.to_string()))?;
+    }
+    which::which(QEMU).map_err(|_| RunError::QemuMissing { hint })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmdline_has_console_panic_and_repro_then_user_words() {
+        assert_eq!(
+            kernel_cmdline("smoke", &["krepro.max_uptime_ms=10".into(), "quiet".into()]),
+            "console=ttyS0 panic=-1 krepro.repro=smoke krepro.max_uptime_ms=10 quiet"
+        );
+    }
+
+    #[test]
+    fn whole_argument_list_under_tcg() {
+        let p = QemuParams {
+            kernel: Path::new("/k/bzImage"),
+            initrd: Path::new("/t/initrd.gz"),
+            cmdline: "console=ttyS0 panic=-1 krepro.repro=smoke",
+            accel: Accel::Tcg,
+            memory_mib: 256,
+            verdict_file: Path::new("/tmp/x/verdict"),
+        };
+        let args: Vec<String> = qemu_args(&p).into_iter().map(|a| a.into_string().unwrap()).collect();
+        let want = [
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-machine",
+            "pc",
+            "-smp",
+            "1",
+            "-accel",
+            "tcg",
+            "-m",
+            "256",
+            "-chardev",
+            "stdio,id=console,signal=off",
+            "-serial",
+            "chardev:console",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-device",
+            "virtio-serial-pci,id=krepro-serial",
+            "-chardev",
+            "file,id=verdict,path=/tmp/x/verdict",
+            "-device",
+            "virtserialport,chardev=verdict,name=krepro.verdict",
+            "-kernel",
+            "/k/bzImage",
+            "-initrd",
+            "/t/initrd.gz",
+            "-append",
+            "console=ttyS0 panic=-1 krepro.repro=smoke",
+        ];
+        assert_eq!(args, want);
+    }
+
+    #[test]
+    fn kvm_gets_the_host_cpu() {
+        let p = QemuParams {
+            kernel: Path::new("k"),
+            initrd: Path::new("i"),
+            cmdline: "",
+            accel: Accel::Kvm,
+            memory_mib: 128,
+            verdict_file: Path::new("v"),
+        };
+        let args = qemu_args(&p);
+        let at = args.iter().position(|a| a == "-accel").unwrap();
+        assert_eq!(&args[at..at + 4], &["-accel", "kvm", "-cpu", "host"].map(OsString::from));
+    }
+
+    #[test]
+    fn kvm_failures_are_recognised() {
+        assert!(is_kvm_failure("KVM internal error. Suberror: 1"));
+        assert!(is_kvm_failure("qemu-system-x86_64: error: failed to set MSR 0x345 to 0x2000"));
+        assert!(!is_kvm_failure("qemu-system-x86_64: warning: host doesn't support requested feature"));
+    }
+}
