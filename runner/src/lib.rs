@@ -11,6 +11,7 @@ pub mod cli;
 pub mod cmd;
 pub mod fetch;
 pub mod initrd;
+pub mod install;
 pub mod interrupt;
 pub mod kernel;
 pub mod outcome;

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use repros::protocol;
 use serde::Serialize;
 
-use crate::cmd::Cmd;
 use crate::RunError;
 
 /// The qemu binary krepro runs.
@@ -132,23 +131,10 @@ pub fn qemu_args(p: &QemuParams<'_>) -> Vec<OsString> {
 /// Finds qemu; when it is missing and we are root on a Debian-family system,
 /// installs it with apt-get (saying so), else fails with the exact command.
 pub fn find_or_install(say: &mut dyn FnMut(&str)) -> Result<PathBuf, RunError> {
-    if let Ok(path) = which::which(QEMU) {
-        return Ok(path);
-    }
-    let hint = format!("apt-get install -y {QEMU_PACKAGE}");
-    let root = rustix::process::geteuid().is_root();
-    if !root || which::which("apt-get").is_err() {
-        return Err(RunError::QemuMissing { hint: if root { hint } else { format!("sudo {hint}") } });
-    }
-    say(&format!("{QEMU} is not installed: installing {QEMU_PACKAGE} with apt-get"));
-    let install = || Cmd::new("apt-get", ["install", "-y", "-qq", QEMU_PACKAGE], Path::new("/")).output();
-    if install().is_err() {
-        Cmd::new("apt-get", ["update", "-qq"], Path::new("/"))
-            .output()
-            .map_err(|e| RunError::QemuInstall(e.to_string()))?;
-        install().map_err(|e| RunError::QemuInstall(e.to_string()))?;
-    }
-    which::which(QEMU).map_err(|_| RunError::QemuMissing { hint })
+    crate::install::find_or_install(QEMU, QEMU_PACKAGE, say).map_err(|e| match e {
+        crate::install::InstallError::Missing { hint, .. } => RunError::QemuMissing { hint },
+        crate::install::InstallError::Failed { reason, .. } => RunError::QemuInstall(reason),
+    })
 }
 
 #[cfg(test)]

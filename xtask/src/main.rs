@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use krepro_runner::cli::{self, RunArgs};
 use krepro_runner::cmd::Cmd;
-use krepro_runner::{fetch, initrd, kernel, qemu};
+use krepro_runner::{fetch, initrd, install, kernel, qemu};
 
 mod elf;
 
@@ -179,6 +179,8 @@ fn ci() -> Result<()> {
     let root = root();
     let say = &mut |m: &str| eprintln!("krepro: {m}");
     qemu::find_or_install(say)?;
+    // The initrd tests read the archive back with GNU cpio too.
+    install::find_or_install("cpio", "cpio", say)?;
     for series in TEST_SERIES {
         if kernel::newest_cached(&krepro_runner::cache::kernels_dir(), Some(series)).is_none() {
             fetch::fetch(Some(series), say)?;

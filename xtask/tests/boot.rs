@@ -1,0 +1,380 @@
+//! Boot tests: `cargo xtask run` on real Debian cloud kernels under real
+//! qemu, one test per outcome and channel. Prerequisites are not optional:
+//! a missing kernel or qemu fails the test and says what to run
+//! (`cargo xtask ci` sets everything up).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use krepro_runner::{cache, kernel, qemu};
+use serde_json::Value;
+
+fn kernel_of(series: &str) -> PathBuf {
+    kernel::newest_cached(&cache::kernels_dir(), Some(series)).unwrap_or_else(|| {
+        panic!(
+            "no Debian {series} cloud kernel in {}: run `cargo xtask kernel fetch {series}` (or `cargo xtask ci`)",
+            cache::kernels_dir().display()
+        )
+    })
+}
+
+fn k612() -> PathBuf {
+    kernel_of("6.12")
+}
+
+fn k61() -> PathBuf {
+    kernel_of("6.1")
+}
+
+fn require_qemu() {
+    which::which(qemu::QEMU).unwrap_or_else(|_| {
+        panic!("{} is needed for boot tests: apt-get install -y {}", qemu::QEMU, qemu::QEMU_PACKAGE)
+    });
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!("stdout is not one JSON object ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+        })
+    }
+}
+
+fn xtask(args: &[&str]) -> Run {
+    xtask_in(args, &std::env::temp_dir())
+}
+
+/// Runs xtask with TMPDIR=`tmp`, so a test can check that nothing is left there.
+fn xtask_in(args: &[&str], tmp: &Path) -> Run {
+    let started = Instant::now();
+    let Output { status, stdout, stderr } = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .env("TMPDIR", tmp)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the xtask binary");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        took: started.elapsed(),
+    }
+}
+
+/// `cargo xtask run --kernel K --repro R --accel tcg --json ...extra`.
+fn boot(kernel: &Path, repro: &str, extra: &[&str]) -> Run {
+    boot_in(kernel, repro, extra, &std::env::temp_dir())
+}
+
+fn boot_in(kernel: &Path, repro: &str, extra: &[&str], tmp: &Path) -> Run {
+    require_qemu();
+    let k = kernel.to_str().unwrap();
+    let mut args = vec!["run", "--kernel", k, "--repro", repro, "--accel", "tcg", "--json"];
+    args.extend_from_slice(extra);
+    xtask_in(&args, tmp)
+}
+
+fn assert_empty(dir: &Path) {
+    let left: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+fn assert_outcome(run: &Run, outcome: &str, code: i32) -> Value {
+    let j = run.json();
+    assert_eq!(j["outcome"], outcome, "{j}\nstderr:\n{}", run.stderr);
+    assert_eq!(run.code, code, "{j}");
+    assert_eq!(j["exit_code"], code, "{j}");
+    j
+}
+
+/// The qemu processes whose command line holds `marker`.
+fn qemus_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if text.contains(qemu::QEMU) && text.contains(marker) {
+                found.push(text);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn smoke_passes_on_612_with_every_channel_and_the_contract_json() {
+    let run = boot(&k612(), "smoke", &[]);
+    let j = assert_outcome(&run, "pass", 0);
+    for field in [
+        "outcome",
+        "exit_code",
+        "repro",
+        "message",
+        "kernel",
+        "kernel_release",
+        "accel",
+        "wall_ms",
+        "boot_to_init_ms",
+        "console_log",
+    ] {
+        assert!(j.get(field).is_some(), "missing {field} in {j}");
+    }
+    assert_eq!(j["repro"], "smoke");
+    assert_eq!(j["accel"], "tcg");
+    assert!(j["kernel_release"].as_str().unwrap().starts_with("6.12."), "{j}");
+    assert!(j["boot_to_init_ms"].as_u64().unwrap() > 0, "{j}");
+    assert!(j["wall_ms"].as_u64().unwrap() >= j["boot_to_init_ms"].as_u64().unwrap(), "{j}");
+    assert_eq!(j["channels"], serde_json::json!({"console": true, "virtio": true, "debug_exit": true}));
+    assert_eq!(j["qemu_status"], 33);
+    let log = std::fs::read_to_string(j["console_log"].as_str().unwrap()).unwrap();
+    assert!(log.contains("krepro: verdict=pass repro=smoke"), "{log}");
+    assert!(log.contains("Run /init as init process"), "{log}");
+}
+
+#[test]
+fn smoke_passes_on_61_over_debug_exit_and_console_only() {
+    // 6.1's virtio_console is a module: the virtio channel cannot work.
+    let run = boot(&k61(), "smoke", &[]);
+    let j = assert_outcome(&run, "pass", 0);
+    assert!(j["kernel_release"].as_str().unwrap().starts_with("6.1."), "{j}");
+    assert_eq!(j["channels"], serde_json::json!({"console": true, "virtio": false, "debug_exit": true}));
+}
+
+#[test]
+fn selftest_fail_exits_1() {
+    let j = assert_outcome(&boot(&k612(), "selftest_fail", &[]), "fail", 1);
+    assert_eq!(j["message"], "selftest: failing on purpose");
+}
+
+#[test]
+fn selftest_skip_exits_125() {
+    let j = assert_outcome(&boot(&k612(), "selftest_skip", &[]), "skip", 125);
+    assert_eq!(j["message"], "selftest: skipping on purpose");
+}
+
+#[test]
+fn selftest_panic_is_a_crash_exit_2() {
+    let j = assert_outcome(&boot(&k612(), "selftest_panic", &[]), "crash", 2);
+    assert_eq!(j["message"], "Kernel panic - not syncing: sysrq triggered crash");
+    assert_eq!(j["crash"]["kind"], "panic");
+}
+
+#[test]
+fn crash_can_be_remapped_for_bisect() {
+    let run = boot(&k61(), "selftest_panic", &["--on-crash", "skip"]);
+    assert_outcome(&run, "crash", 125);
+}
+
+#[test]
+fn selftest_hang_is_a_hang_exit_3_and_leaves_no_qemu() {
+    let marker = format!("krepro.test_marker=hang{}", std::process::id());
+    let tmp = tempfile::tempdir().unwrap();
+    let run = boot_in(&k612(), "selftest_hang", &["--timeout", "20", "--append", &marker], tmp.path());
+    let j = assert_outcome(&run, "hang", 3);
+    assert_eq!(j["message"], "no verdict within 20 s");
+    assert!(run.took < Duration::from_secs(40), "took {:?}", run.took);
+    assert!(qemus_with(&marker).is_empty(), "qemu left running: {:?}", qemus_with(&marker));
+    assert_empty(tmp.path());
+}
+
+#[test]
+fn powering_off_without_a_verdict_is_no_verdict() {
+    let j = assert_outcome(&boot(&k61(), "selftest_silent", &[]), "no-verdict", 125);
+    assert_eq!(j["channels"], serde_json::json!({"console": false, "virtio": false, "debug_exit": false}));
+    assert_outcome(&boot(&k61(), "selftest_silent", &["--on-no-verdict", "bad"]), "no-verdict", 1);
+}
+
+#[test]
+fn rust_panic_in_a_repro_is_an_error_with_the_message() {
+    let j = assert_outcome(&boot(&k612(), "selftest_rust_panic", &[]), "error", 128);
+    let msg = j["message"].as_str().unwrap();
+    assert!(msg.starts_with("panic: selftest: Rust panic on purpose at repros/src/repros/selftest.rs:"), "{msg}");
+    assert_eq!(j["qemu_status"], 39);
+}
+
+#[test]
+fn unknown_repro_in_the_guest_is_an_error_naming_the_known_ones() {
+    // The host checks --repro; a later krepro.repro= on the command line wins in the guest.
+    let j = assert_outcome(&boot(&k61(), "smoke", &["--append", "krepro.repro=no_such_repro"]), "error", 128);
+    let msg = j["message"].as_str().unwrap();
+    assert!(msg.starts_with("unknown repro 'no_such_repro'; known repros: smoke, listen_backlog,"), "{msg}");
+    assert_eq!(j["repro"], "no_such_repro");
+}
+
+#[test]
+fn listen_backlog_passes_on_612() {
+    assert_outcome(&boot(&k612(), "listen_backlog", &[]), "pass", 0);
+}
+
+#[test]
+fn boot_time_follows_its_limit() {
+    assert_outcome(&boot(&k61(), "boot_time", &["--append", "krepro.max_uptime_ms=600000"]), "pass", 0);
+    let j = assert_outcome(&boot(&k61(), "boot_time", &["--append", "krepro.max_uptime_ms=1"]), "fail", 1);
+    assert!(j["message"].as_str().unwrap().ends_with("exceeds krepro.max_uptime_ms=1"), "{j}");
+}
+
+#[test]
+fn dmesg_clean_passes_on_a_clean_boot() {
+    assert_outcome(&boot(&k61(), "dmesg_clean", &[]), "pass", 0);
+}
+
+#[test]
+fn runs_n_reports_every_run() {
+    let j = assert_outcome(&boot(&k61(), "smoke", &["--runs", "2"]), "pass", 0);
+    assert_eq!(j["runs"].as_array().unwrap().len(), 2, "{j}");
+    assert_eq!(j["flaky"], false);
+}
+
+#[test]
+fn accel_auto_never_hangs_on_a_broken_kvm() {
+    require_qemu();
+    // Here /dev/kvm exists but fails at run time; elsewhere it may work or
+    // be absent. In every case auto must end in a pass, quickly.
+    let k = k61();
+    let run = xtask(&["run", "--kernel", k.to_str().unwrap(), "--json"]);
+    let j = assert_outcome(&run, "pass", 0);
+    if j["accel"] == "tcg" && Path::new("/dev/kvm").exists() {
+        assert!(run.stderr.contains("krepro: "), "the fallback to TCG must be said: {}", run.stderr);
+    }
+    assert!(run.took < Duration::from_secs(45), "took {:?}", run.took);
+}
+
+#[test]
+fn accel_kvm_passes_or_fails_fast_with_a_message() {
+    require_qemu();
+    let k = k61();
+    let run = xtask(&["run", "--kernel", k.to_str().unwrap(), "--accel", "kvm"]);
+    match run.code {
+        0 => {}
+        128 => assert!(run.stderr.contains("KVM"), "{}", run.stderr),
+        other => panic!("exit {other}: {}", run.stderr),
+    }
+    assert!(run.took < Duration::from_secs(45), "took {:?}", run.took);
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_128_before_qemu() {
+    let k = k612();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["run", "--kernel", "/etc/passwd"],
+            "error: /etc/passwd is not a bzImage: no \"HdrS\" boot header magic at 0x202",
+        ),
+        (&["run", "--kernel", "/nonexistent/bzImage"], "error: kernel /nonexistent/bzImage does not exist"),
+        (
+            &["run", "--kernel", k.to_str().unwrap(), "--repro", "no_such_repro"],
+            "error: unknown repro 'no_such_repro'; known repros: smoke, listen_backlog, boot_time, dmesg_clean,",
+        ),
+        (&["run", "--timeout", "0"], "error: invalid value '0' for '--timeout <SECS>'"),
+    ];
+    for (args, want) in cases {
+        let run = xtask(args);
+        assert_eq!(run.code, 128, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.starts_with(want), "{args:?}: {}", run.stderr);
+        if !args.contains(&"--timeout") {
+            assert_eq!(run.stderr.trim_end().lines().count(), 1, "{args:?}: {}", run.stderr);
+        }
+        assert!(run.took < Duration::from_secs(20), "{args:?} took {:?}", run.took);
+    }
+}
+
+#[test]
+fn ctrl_c_stops_qemu_and_cleans_up() {
+    require_qemu();
+    let marker = format!("krepro.test_marker=sigint{}", std::process::id());
+    let k = k61();
+    let tmp = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "run",
+            "--kernel",
+            k.to_str().unwrap(),
+            "--repro",
+            "selftest_hang",
+            "--accel",
+            "tcg",
+            "--append",
+            &marker,
+        ])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while qemus_with(&marker).is_empty() {
+        assert!(Instant::now() < deadline, "qemu never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let stopped = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error: interrupted"));
+    assert!(stopped.elapsed() < Duration::from_secs(5), "took {:?} to stop", stopped.elapsed());
+    assert!(qemus_with(&marker).is_empty(), "qemu left running");
+    assert_empty(tmp.path());
+}
+
+#[test]
+fn initrd_is_byte_identical_and_init_is_small_and_static() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.cpio.gz"), dir.path().join("b.cpio.gz"));
+    for out in [&a, &b] {
+        let run = xtask(&["initrd", "-o", out.to_str().unwrap()]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.stdout.trim(), out.to_str().unwrap());
+    }
+    let (a, b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert_eq!(a, b, "two initrd builds differ");
+
+    // /init inside: a static ELF, no interpreter, no libc, under 64 KiB.
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&a[..]), &mut raw).unwrap();
+    let init = extract(&raw, "init").expect("init in the initrd");
+    assert!(init.len() < 64 * 1024, "init is {} bytes", init.len());
+    assert_eq!(&init[..4], b"\x7fELF");
+    assert_eq!(u16::from_le_bytes([init[16], init[17]]), 2, "ET_EXEC");
+    for needle in [&b"GLIBC"[..], b"ld-linux", b"libc.so", b"__libc_start_main"] {
+        assert!(
+            !init.windows(needle.len()).any(|w| w == needle),
+            "init contains {:?}",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    let out = Command::new("readelf").args(["-l", "-d"]).arg(init_path()).output();
+    if let Ok(out) = out {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("INTERP") && text.contains("There is no dynamic section"), "{text}");
+    }
+}
+
+fn init_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/x86_64-unknown-linux-gnu/init/init")
+}
+
+/// A file's data from a newc archive, read with cpio-archive.
+fn extract(raw: &[u8], name: &str) -> Option<Vec<u8>> {
+    use cpio_archive::CpioReader as _;
+    use std::io::Read;
+    let mut reader = cpio_archive::NewcReader::new(std::io::Cursor::new(raw));
+    while let Some(header) = reader.read_next().unwrap() {
+        let mut data = Vec::new();
+        reader.read_to_end(&mut data).unwrap();
+        if header.name() == name {
+            return Some(data);
+        }
+    }
+    None
+}
