@@ -63,6 +63,40 @@ pub fn kvm_usable() -> Result<(), String> {
     std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map(drop).map_err(|e| format!("/dev/kvm: {e}"))
 }
 
+/// Where `--accel auto` remembers that KVM failed at run time, with the boot
+/// it failed in: a KVM that fails stays broken until the host reboots, so
+/// later runs go straight to TCG instead of paying for the failed attempt.
+fn kvm_broken_marker() -> PathBuf {
+    crate::cache::dir().join("kvm-broken")
+}
+
+fn host_boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_owned())
+}
+
+/// Records that KVM failed at run time during this host boot.
+pub fn remember_kvm_broken(why: &str) {
+    if let Some(boot) = host_boot_id() {
+        let marker = kvm_broken_marker();
+        let _ = std::fs::create_dir_all(marker.parent().expect("in the cache"));
+        let _ = std::fs::write(&marker, format!("{boot}\n{why}\n"));
+    }
+}
+
+/// Why KVM is taken as broken, if it failed at run time earlier in this host boot.
+pub fn kvm_known_broken() -> Option<String> {
+    let marker = kvm_broken_marker();
+    let text = std::fs::read_to_string(&marker).ok()?;
+    let (boot, why) = text.split_once('\n')?;
+    (Some(boot) == host_boot_id().as_deref()).then(|| {
+        format!(
+            "KVM failed at run time earlier since this host booted ({}; delete {} to retry it)",
+            why.trim(),
+            marker.display()
+        )
+    })
+}
+
 /// What qemu prints on stderr when KVM fails at run time (it then hangs or
 /// exits). Seen: "KVM internal error. Suberror: 1", "failed to set MSR".
 const KVM_FAILURES: &[&str] = &[

@@ -102,7 +102,7 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(Event<'_>)) -> Result<RunRe
             qemu::kvm_usable().map_err(RunError::KvmUnavailable)?;
             Accel::Kvm
         }
-        AccelChoice::Auto => match qemu::kvm_usable() {
+        AccelChoice::Auto => match qemu::kvm_usable().and_then(|()| qemu::kvm_known_broken().map_or(Ok(()), Err)) {
             Ok(()) => Accel::Kvm,
             Err(why) => {
                 on_event(Event::AccelFallback { reason: &format!("{why}; using TCG") });
@@ -114,6 +114,7 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(Event<'_>)) -> Result<RunRe
         match boot(cfg, accel, started, on_event)? {
             Boot::Done(result) => return Ok(result),
             Boot::KvmBroken(why) if cfg.accel == AccelChoice::Auto => {
+                qemu::remember_kvm_broken(&why);
                 on_event(Event::AccelFallback {
                     reason: &format!("KVM failed at run time ({why}); retrying under TCG"),
                 });
