@@ -2,8 +2,20 @@
 //! brings its own `_start` (src/sys/start.rs) and mem* functions.
 
 fn main() {
-    for arg in ["-nostartfiles", "-nostdlib", "-static", "-no-pie", "-Wl,--gc-sections", "-Wl,--build-id=none"] {
+    for arg in [
+        "-nostartfiles",
+        "-nostdlib",
+        "-static",
+        "-no-pie",
+        "-Wl,--gc-sections",
+        "-Wl,--build-id=none",
+        "-Wl,--no-eh-frame-hdr",
+    ] {
         println!("cargo:rustc-link-arg-bins={arg}");
     }
+    // Drops the unwind tables (see link.ld).
+    let script = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo")).join("link.ld");
+    println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=link.ld");
 }

@@ -81,6 +81,8 @@ pub const CONSOLE_PREFIX: &str = "krepro: ";
 pub const CMDLINE_PREFIX: &str = "krepro.";
 /// Command line key naming the repro to run.
 pub const CMDLINE_REPRO: &str = "repro";
+/// Command line key numbering the boot among `--runs N` (1-based).
+pub const CMDLINE_RUN: &str = "run";
 
 /// The line PID 1 prints as soon as it starts, so the host learns how long
 /// the kernel took to reach user space: `krepro: start boot_ms=<ms>`.

@@ -26,6 +26,7 @@ pub static REPROS: &[Repro] = &[
     selftest::HANG,
     selftest::SILENT,
     selftest::RUST_PANIC,
+    selftest::VERSION,
 ];
 
 /// The repro called `name`.

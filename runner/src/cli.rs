@@ -109,6 +109,7 @@ pub fn prepare(args: &RunArgs, initrd: &Path, say: &mut dyn FnMut(&str)) -> Resu
         kernel,
         initrd: initrd.to_owned(),
         repro: args.repro.clone(),
+        run_index: 1,
         append: args.append.clone(),
         timeout: Duration::from_secs(args.timeout),
         accel: args.accel,
@@ -121,9 +122,10 @@ pub fn prepare(args: &RunArgs, initrd: &Path, say: &mut dyn FnMut(&str)) -> Resu
 }
 
 fn execute_inner(args: &RunArgs, initrd: &Path, ui: &mut Ui) -> Result<ExitCode, RunError> {
-    let cfg = prepare(args, initrd, &mut |m| ui.say(m))?;
+    let mut cfg = prepare(args, initrd, &mut |m| ui.say(m))?;
     let mut results = Vec::new();
     for i in 0..args.runs {
+        cfg.run_index = i + 1;
         ui.start_run(i, args.runs, &cfg.kernel);
         let result = run::run(&cfg, &mut |ev| ui.event(ev))?;
         ui.finish_run(&result);

@@ -36,3 +36,32 @@ pub fn find_or_install(tool: &str, package: &str, say: &mut dyn FnMut(&str)) -> 
     }
     which::which(tool).map_err(|_| missing(hint))
 }
+
+/// Installs the Debian packages of `packages` that are not installed yet
+/// (root only; otherwise an error naming the command).
+pub fn apt_packages(packages: &[&str], say: &mut dyn FnMut(&str)) -> Result<(), InstallError> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            let out = Cmd::new("dpkg-query", ["-W", "-f=${Status}", p], Path::new("/")).quiet().output();
+            !out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).ends_with(" installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let hint = format!("apt-get install -y {}", missing.join(" "));
+    if !rustix::process::geteuid().is_root() || which::which("apt-get").is_err() {
+        return Err(InstallError::Missing { tool: missing.join(", "), hint: format!("sudo {hint}") });
+    }
+    say(&format!("installing {}", missing.join(" ")));
+    let failed = |e: crate::cmd::CmdError| InstallError::Failed { package: missing.join(" "), reason: e.to_string() };
+    let mut args = vec!["install", "-y", "-qq"];
+    args.extend(&missing);
+    if Cmd::new("apt-get", &args, Path::new("/")).output().is_err() {
+        Cmd::new("apt-get", ["update", "-qq"], Path::new("/")).output().map_err(failed)?;
+        Cmd::new("apt-get", &args, Path::new("/")).output().map_err(failed)?;
+    }
+    Ok(())
+}

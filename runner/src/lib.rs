@@ -5,6 +5,7 @@
 //! calls: [`kernel::resolve`] and [`qemu::find_or_install`] to get ready,
 //! [`run::run`] to boot once, [`cli::execute`] for the whole command.
 
+pub mod build;
 pub mod cache;
 pub mod classify;
 pub mod cli;
@@ -13,11 +14,13 @@ pub mod fetch;
 pub mod initrd;
 pub mod install;
 pub mod interrupt;
+pub mod kconfig;
 pub mod kernel;
 pub mod outcome;
 pub mod qemu;
 pub mod run;
 mod sys;
+pub mod treehash;
 
 use std::path::PathBuf;
 

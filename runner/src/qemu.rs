@@ -114,12 +114,13 @@ pub fn is_kvm_failure(line: &str) -> bool {
 }
 
 /// The kernel command line: the console, reboot (so qemu exits) on panic,
-/// the repro, then the user's `--append`.
-pub fn kernel_cmdline(repro: &str, append: &[String]) -> String {
+/// the repro, which of `--runs N` this boot is, then the user's `--append`.
+pub fn kernel_cmdline(repro: &str, run: u32, append: &[String]) -> String {
     let mut words = vec![
         "console=ttyS0".to_owned(),
         "panic=-1".to_owned(),
         format!("{}{}={repro}", protocol::CMDLINE_PREFIX, protocol::CMDLINE_REPRO),
+        format!("{}{}={run}", protocol::CMDLINE_PREFIX, protocol::CMDLINE_RUN),
     ];
     words.extend(append.iter().cloned());
     words.join(" ")
@@ -178,8 +179,8 @@ mod tests {
     #[test]
     fn cmdline_has_console_panic_and_repro_then_user_words() {
         assert_eq!(
-            kernel_cmdline("smoke", &["krepro.max_uptime_ms=10".into(), "quiet".into()]),
-            "console=ttyS0 panic=-1 krepro.repro=smoke krepro.max_uptime_ms=10 quiet"
+            kernel_cmdline("smoke", 2, &["krepro.max_uptime_ms=10".into(), "quiet".into()]),
+            "console=ttyS0 panic=-1 krepro.repro=smoke krepro.run=2 krepro.max_uptime_ms=10 quiet"
         );
     }
 

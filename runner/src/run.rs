@@ -34,6 +34,8 @@ pub struct RunConfig {
     pub kernel: Kernel,
     pub initrd: PathBuf,
     pub repro: String,
+    /// Which boot of `--runs N` this is (1-based); the guest sees `krepro.run=`.
+    pub run_index: u32,
     pub append: Vec<String>,
     pub timeout: Duration,
     pub accel: AccelChoice,
@@ -85,6 +87,8 @@ pub struct RunResult {
     pub accel: Accel,
     pub wall_ms: u64,
     pub boot_to_init_ms: Option<u64>,
+    /// Host-measured time from PID 1's start line to its verdict line.
+    pub init_to_verdict_ms: Option<u64>,
     pub console_log: PathBuf,
     pub channels: Channels,
     pub qemu_status: Option<i32>,
@@ -162,7 +166,7 @@ fn boot(
     let mut log =
         std::fs::File::create(&log_path).map_err(|e| RunError::io(format!("create {}", log_path.display()), e))?;
 
-    let cmdline = qemu::kernel_cmdline(&cfg.repro, &cfg.append);
+    let cmdline = qemu::kernel_cmdline(&cfg.repro, cfg.run_index, &cfg.append);
     let params = QemuParams {
         kernel: &cfg.kernel.path,
         initrd: &cfg.initrd,
@@ -190,6 +194,7 @@ fn boot(
     let mut scan = ConsoleScan::default();
     let mut stderr = String::new();
     let mut verdict_at: Option<Instant> = None;
+    let mut init_at: Option<Instant> = None;
     let mut timed_out = false;
     let mut console_eof = false;
     let status = loop {
@@ -198,7 +203,10 @@ fn boot(
                 let _ = writeln!(log, "{text}");
                 on_event(Event::Console(&text));
                 match scan.feed(&text) {
-                    LineKind::InitStarted(boot_ms) => on_event(Event::InitStarted { boot_ms }),
+                    LineKind::InitStarted(boot_ms) => {
+                        init_at.get_or_insert_with(Instant::now);
+                        on_event(Event::InitStarted { boot_ms })
+                    }
                     LineKind::Verdict => {
                         verdict_at.get_or_insert_with(Instant::now);
                         if let Some(v) = &scan.verdict {
@@ -293,6 +301,7 @@ fn boot(
         accel,
         wall_ms: started.elapsed().as_millis() as u64,
         boot_to_init_ms: scan.boot_to_init_ms,
+        init_to_verdict_ms: init_at.zip(verdict_at).map(|(i, v)| v.saturating_duration_since(i).as_millis() as u64),
         console_log: log_path,
         channels,
         qemu_status,

@@ -10,9 +10,10 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use krepro_runner::cli::{self, RunArgs};
 use krepro_runner::cmd::Cmd;
-use krepro_runner::{fetch, initrd, install, kernel, qemu};
+use krepro_runner::{build, fetch, initrd, install, kernel, qemu};
 
 mod elf;
+mod progress;
 
 /// krepro: turn a kernel bug into a boot test that runs in seconds.
 ///
@@ -29,9 +30,15 @@ struct Xtask {
 #[derive(Subcommand)]
 enum Command {
     /// Build the initrd, boot a kernel with it and exit with the verdict
+    ///
+    /// With --source DIR the kernel is built first (or found in the build
+    /// cache) with the config the repro needs; a tree that does not build
+    /// exits 125, so `git bisect run` skips it.
     Run {
         #[command(flatten)]
         args: RunArgs,
+        #[command(flatten)]
+        build: BuildArgs,
     },
     /// Build init and pack the initrd (gzip'd newc cpio); prints its path
     Initrd {
@@ -53,8 +60,57 @@ enum Command {
     Ci,
 }
 
+/// How to build a kernel from source.
+#[derive(clap::Args, Clone, Debug)]
+struct BuildArgs {
+    /// Kernel source tree to build (git or not; never written to: the build
+    /// is out of tree, under ~/.cache/krepro/build)
+    #[arg(long, value_name = "DIR")]
+    source: Option<PathBuf>,
+    /// Base config: tinyconfig, defconfig, or a config FILE
+    #[arg(long, value_name = "BASE", default_value = "tinyconfig")]
+    base: build::Base,
+    /// Extra config fragment (CONFIG_X=y lines); repeatable, later wins
+    #[arg(long = "fragment", value_name = "FILE")]
+    fragments: Vec<PathBuf>,
+    /// Passed to make, e.g. --make-arg LLVM=1, --make-arg KCFLAGS=-Og; repeatable
+    #[arg(long = "make-arg", value_name = "ARG", allow_hyphen_values = true)]
+    make_args: Vec<String>,
+    /// Parallel make jobs [default: number of CPUs]
+    #[arg(short = 'j', long, value_name = "N")]
+    jobs: Option<usize>,
+}
+
+impl BuildArgs {
+    fn options(&self, source: PathBuf, repro: Option<String>) -> build::BuildOptions {
+        build::BuildOptions {
+            source,
+            repro,
+            base: self.base.clone(),
+            fragments: self.fragments.clone(),
+            make_args: self.make_args.clone(),
+            jobs: self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum KernelCommand {
+    /// Build the smallest kernel that runs a repro: base config + krepro's
+    /// fragment + the repro's options + your fragments, olddefconfig, every
+    /// requested option checked; cached by source, config, compiler and
+    /// make args. Prints the bzImage path. Exit: 0 built, 125 the tree does
+    /// not build (or cannot give the repro its config), 128 error
+    Build {
+        /// The repro whose config options go in
+        #[arg(long, value_name = "NAME")]
+        repro: Option<String>,
+        /// Also copy the bzImage here
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        build: BuildArgs,
+    },
     /// Download the newest Debian cloud kernel into the cache (apt-get
     /// download; no root needed); prints the bzImage path
     Fetch {
@@ -66,11 +122,21 @@ enum KernelCommand {
 fn main() -> ExitCode {
     let xtask = cli::parse_or_exit::<Xtask>();
     match xtask.command {
-        Command::Run { args } => {
+        Command::Run { mut args, build } => {
             // Cheap checks first: a bad repro name should not wait for a build.
             if let Err(e) = cli::check_repro(&args.repro) {
                 eprintln!("error: {e}");
                 return e.exit_code().into();
+            }
+            if let Some(source) = build.source.clone() {
+                if args.kernel.is_some() {
+                    eprintln!("error: --kernel and --source exclude each other");
+                    return krepro_runner::ExitCode::Error.into();
+                }
+                match build_kernel(&build.options(source, Some(args.repro.clone()))) {
+                    Ok(built) => args.kernel = Some(built.bzimage),
+                    Err(code) => return code,
+                }
             }
             // The runner names the repro on the kernel command line, so the
             // compiled-in default does not matter here.
@@ -93,6 +159,26 @@ fn main() -> ExitCode {
             list_repros();
             ExitCode::SUCCESS
         }
+        Command::Kernel { command: KernelCommand::Build { repro, output, build } } => {
+            let Some(source) = build.source.clone() else {
+                eprintln!("error: kernel build needs --source DIR");
+                return krepro_runner::ExitCode::Error.into();
+            };
+            match build_kernel(&build.options(source, repro)) {
+                Ok(built) => {
+                    let path = match output {
+                        Some(out) => match std::fs::copy(&built.bzimage, &out) {
+                            Ok(_) => out,
+                            Err(e) => return fail(anyhow::anyhow!("copy the bzImage to {}: {e}", out.display())),
+                        },
+                        None => built.bzimage,
+                    };
+                    println!("{}", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(code) => code,
+            }
+        }
         Command::Kernel { command: KernelCommand::Fetch { series } } => {
             match fetch::fetch(series.as_deref(), &mut |m| eprintln!("krepro: {m}")) {
                 Ok(path) => {
@@ -109,6 +195,40 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// Builds a kernel with progress on stderr. A tree that does not build
+/// exits 125 (bisect: skip); any other failure 128.
+fn build_kernel(opts: &build::BuildOptions) -> Result<build::Built, ExitCode> {
+    let mut progress = progress::Progress::new();
+    let result = build::build(opts, &mut |ev| progress.build_event(ev));
+    progress.clear();
+    match result {
+        Ok(built) => {
+            if built.cache_hit {
+                eprintln!(
+                    "krepro: cache hit: {} (built in {:.0} s earlier)",
+                    built.bzimage.display(),
+                    built.build_secs
+                );
+                for line in &built.lost {
+                    eprintln!("krepro: warning: {line}");
+                }
+            } else {
+                eprintln!(
+                    "krepro: built {} in {} (log {})",
+                    built.bzimage.display(),
+                    progress::mmss(built.build_secs),
+                    built.log.display()
+                );
+            }
+            Ok(built)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(if e.is_tree_failure() { krepro_runner::ExitCode::Skip } else { krepro_runner::ExitCode::Error }.into())
+        }
     }
 }
 
@@ -172,6 +292,14 @@ fn list_repros() {
     }
 }
 
+/// What the slow tier (KREPRO_SLOW=1) builds kernels with.
+const SLOW_PACKAGES: &[&str] =
+    &["linux-source-6.1", "build-essential", "flex", "bison", "bc", "libelf-dev", "libssl-dev", "git"];
+
+fn slow_tier() -> bool {
+    std::env::var("KREPRO_SLOW").as_deref() == Ok("1")
+}
+
 /// The kernels the boot tests use: one per Debian cloud series.
 const TEST_SERIES: &[&str] = &["6.12", "6.1"];
 
@@ -185,6 +313,10 @@ fn ci() -> Result<()> {
         if kernel::newest_cached(&krepro_runner::cache::kernels_dir(), Some(series)).is_none() {
             fetch::fetch(Some(series), say)?;
         }
+    }
+    if slow_tier() {
+        // Real kernel builds: Debian's kernel source and its build deps.
+        install::apt_packages(SLOW_PACKAGES, say)?;
     }
     let cargo = cargo();
     Cmd::new(&cargo, ["fmt", "--all", "--check"], &root).status().context("cargo fmt --check (run `cargo fmt`)")?;
@@ -209,4 +341,15 @@ fn ci() -> Result<()> {
     .status()?;
     Cmd::new(&cargo, ["test", "--", "--test-threads", "2"], &root).status()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Xtask::command().debug_assert();
+    }
 }

@@ -50,6 +50,40 @@ pub const RUST_PANIC: Repro = Repro {
     run: |_| panic!("selftest: Rust panic on purpose"),
 };
 
+pub const VERSION: Repro = Repro {
+    name: "selftest_version",
+    description: "self-test: fails on kernels at or above krepro.fail_from=VERSION (with krepro.fail_every=N, only on every Nth run)",
+    config: &[],
+    run: version,
+};
+
+/// Tells two kernels apart, so a bisect over commits that pick one of two
+/// real kernels has a known answer; `fail_every` makes it flaky on purpose.
+fn version(cx: &mut Cx) -> Result {
+    let invalid = |step| Error { step, errno: Errno::INVAL };
+    let from = cx.param("fail_from").ok_or(invalid("krepro.fail_from= is required"))?;
+    let uname = rustix::system::uname();
+    let release = uname.release().to_str().map_err(|_| invalid("uname release is not UTF-8"))?;
+    if release_numbers(release) < release_numbers(from) {
+        return Ok(Verdict::Pass);
+    }
+    if let Some(every) = cx.param("fail_every") {
+        let every: u32 = every.parse().map_err(|_| invalid("parse krepro.fail_every"))?;
+        let run: u32 =
+            cx.param(crate::protocol::CMDLINE_RUN).unwrap_or("1").parse().map_err(|_| invalid("parse krepro.run"))?;
+        if every == 0 || run % every != 0 {
+            return Ok(Verdict::Pass);
+        }
+    }
+    Ok(Verdict::Fail(format!("kernel {release} is at or above {from}")))
+}
+
+/// "6.12.117+deb12-cloud-amd64" -> [6, 12, 117].
+fn release_numbers(release: &str) -> Vec<u64> {
+    let end = release.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(release.len());
+    release[..end].split('.').filter_map(|n| n.parse().ok()).collect()
+}
+
 fn panic_kernel(cx: &mut Cx) -> Result {
     if let Err(e) = cx.write_file("/proc/sysrq-trigger", b"c") {
         return Ok(Verdict::Skip(format!(
@@ -60,4 +94,16 @@ fn panic_kernel(cx: &mut Cx) -> Result {
     // The write does not return on a kernel with sysrq; give it a moment anyway.
     cx.sleep(Duration::from_secs(5));
     Err(Error { step: "sysrq-trigger c returned without a panic", errno: Errno::NOSYS })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_numbers_compare_as_versions() {
+        assert_eq!(release_numbers("6.12.117+deb12-cloud-amd64"), [6, 12, 117]);
+        assert!(release_numbers("6.1.0-56-cloud-amd64") < release_numbers("6.12"));
+        assert!(release_numbers("6.12.117+deb12") >= release_numbers("6.12"));
+    }
 }

@@ -1,0 +1,412 @@
+//! The kernel builder: the smallest kernel that runs a repro, built out of
+//! tree in krepro's cache, never writing into the source tree, and cached
+//! by what went into it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cmd::{Cmd, CmdError};
+use crate::kconfig::{self, Request};
+use crate::{cache, treehash};
+
+/// The base config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Base {
+    Tinyconfig,
+    Defconfig,
+    File(PathBuf),
+}
+
+impl std::str::FromStr for Base {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Base, Self::Err> {
+        Ok(match s {
+            "tinyconfig" => Base::Tinyconfig,
+            "defconfig" => Base::Defconfig,
+            file => Base::File(file.into()),
+        })
+    }
+}
+
+/// What to build.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub source: PathBuf,
+    pub repro: Option<String>,
+    pub base: Base,
+    pub fragments: Vec<PathBuf>,
+    pub make_args: Vec<String>,
+    pub jobs: usize,
+}
+
+/// What the builder is doing, for progress output.
+#[derive(Debug)]
+pub enum BuildEvent<'a> {
+    /// A phase began: "identify source", "config", "build".
+    Phase(&'a str),
+    /// Something the user should know (ccache used, an option lost).
+    Note(&'a str),
+    /// During `make`: objects compiled so far.
+    Progress { compiled: usize, elapsed: Duration },
+}
+
+/// A finished kernel.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Built {
+    pub bzimage: PathBuf,
+    pub config: PathBuf,
+    pub key: String,
+    pub source_identity: String,
+    pub build_dir: PathBuf,
+    pub log: PathBuf,
+    /// Requested options that did not survive, explained (warnings).
+    pub lost: Vec<String>,
+    pub build_secs: f64,
+    #[serde(skip)]
+    pub cache_hit: bool,
+}
+
+/// Why a build did not produce a kernel.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0} is not a kernel source tree (no Makefile, Kconfig and arch/x86)")]
+    NotAKernelTree(PathBuf),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("the config cannot run the repro: {}", .0.join("; "))]
+    Config(Vec<String>),
+    #[error("the kernel did not build:\n{excerpt}\nfull log: {}", log.display())]
+    Make { excerpt: String, log: PathBuf },
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
+    #[error(transparent)]
+    Tree(#[from] treehash::TreeError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+impl BuildError {
+    /// Whether the tree itself is at fault (does not build, cannot give the
+    /// repro its config): a bisect skips such a commit. Anything else stops.
+    pub fn is_tree_failure(&self) -> bool {
+        matches!(self, BuildError::Make { .. } | BuildError::Config(_))
+    }
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
+    let context = context.into();
+    move |source| BuildError::Io { context, source }
+}
+
+fn short_hash(parts: &[&[u8]]) -> String {
+    let mut h = blake3::Hasher::new();
+    for p in parts {
+        h.update(&(p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    h.finalize().to_hex()[..24].to_owned()
+}
+
+/// Every request of a build: krepro's fragment, the repro's options, then
+/// the user's fragments (later ones win).
+pub fn requests(opts: &BuildOptions) -> Result<Vec<Request>, BuildError> {
+    let mut reqs = kconfig::krepro_fragment();
+    if let Some(name) = &opts.repro {
+        let repro =
+            repros::find(name).ok_or_else(|| BuildError::BadInput(crate::RunError::unknown_repro(name).to_string()))?;
+        reqs.extend(kconfig::repro_fragment(repro));
+    }
+    for f in &opts.fragments {
+        let text = std::fs::read_to_string(f).map_err(io(format!("read fragment {}", f.display())))?;
+        reqs.extend(kconfig::parse_fragment(&text, &f.display().to_string()).map_err(BuildError::BadInput)?);
+    }
+    Ok(reqs)
+}
+
+/// The compiler the build uses and whether ccache wraps it: (make args to
+/// add, compiler identity for the cache key, ccache note).
+fn compiler(make_args: &[String]) -> (Vec<String>, String, Option<String>) {
+    let user_cc = make_args.iter().rev().find_map(|a| a.strip_prefix("CC=")).map(str::to_owned);
+    let llvm = make_args.iter().any(|a| a.starts_with("LLVM=") && a != "LLVM=0" && a != "LLVM=");
+    let cc = user_cc.clone().unwrap_or_else(|| if llvm { "clang".into() } else { "gcc".into() });
+    let program = cc.split_whitespace().last().unwrap_or("gcc").to_owned();
+    let id = Command::new(&program)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned))
+        .unwrap_or_else(|| program.clone());
+    if user_cc.is_none() {
+        if let Ok(ccache) = which::which("ccache") {
+            let note = format!("ccache found ({}): compiling with CC=\"ccache {cc}\"", ccache.display());
+            return (vec![format!("CC=ccache {cc}")], id, Some(note));
+        }
+    }
+    (Vec::new(), id, None)
+}
+
+/// Builds (or finds in the cache) the kernel `opts` describes.
+pub fn build(opts: &BuildOptions, on: &mut dyn FnMut(BuildEvent<'_>)) -> Result<Built, BuildError> {
+    let source = opts.source.canonicalize().map_err(io(format!("source tree {}", opts.source.display())))?;
+    if !(source.join("Makefile").is_file() && source.join("Kconfig").is_file() && source.join("arch/x86").is_dir()) {
+        return Err(BuildError::NotAKernelTree(opts.source.clone()));
+    }
+    let reqs = requests(opts)?;
+    let base_id = match &opts.base {
+        Base::Tinyconfig => "tinyconfig".to_owned(),
+        Base::Defconfig => "defconfig".to_owned(),
+        Base::File(f) => {
+            let text = std::fs::read(f).map_err(io(format!("read base config {}", f.display())))?;
+            format!("file:{}", blake3::hash(&text).to_hex())
+        }
+    };
+
+    on(BuildEvent::Phase("identify source"));
+    let tree_key = short_hash(&[source.as_os_str().as_encoded_bytes()]);
+    let identity = treehash::identity(&source, &cache::dir().join("treehash").join(&tree_key))?;
+    let (cc_args, cc_id, ccache_note) = compiler(&opts.make_args);
+    let req_text: Vec<String> = reqs.iter().map(|r| format!("{}={}", r.name, r.value)).collect();
+    let key = short_hash(&[
+        identity.as_bytes(),
+        base_id.as_bytes(),
+        req_text.join("\n").as_bytes(),
+        cc_id.as_bytes(),
+        opts.make_args.join("\0").as_bytes(),
+    ]);
+    let done = cache::dir().join("built").join(&key);
+    if let Ok(info) = std::fs::read_to_string(done.join("info.json")) {
+        if let Ok(mut built) = serde_json::from_str::<Built>(&info) {
+            if built.bzimage.is_file() {
+                built.cache_hit = true;
+                return Ok(built);
+            }
+        }
+    }
+
+    // One build dir per (tree, base, make args): incremental rebuilds reuse it.
+    let build_dir = cache::dir().join("build").join(short_hash(&[
+        source.as_os_str().as_encoded_bytes(),
+        base_id.as_bytes(),
+        opts.make_args.join("\0").as_bytes(),
+    ]));
+    std::fs::create_dir_all(&build_dir).map_err(io(format!("create {}", build_dir.display())))?;
+    let _lock = lock(&build_dir, on)?;
+    let log_path = build_dir.join("krepro-build.log");
+    let mut make_args = vec![format!("O={}", build_dir.display()), "ARCH=x86_64".to_owned()];
+    make_args.extend(cc_args);
+    make_args.extend(opts.make_args.iter().cloned());
+    let make = |extra: &[&str]| {
+        let mut args = vec!["-s".to_owned()];
+        args.extend(make_args.iter().cloned());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Cmd::new("make", args, &source).quiet()
+    };
+
+    on(BuildEvent::Phase("config"));
+    match &opts.base {
+        Base::Tinyconfig => make(&["tinyconfig"]).output().map(drop)?,
+        Base::Defconfig => make(&["defconfig"]).output().map(drop)?,
+        Base::File(f) => {
+            std::fs::copy(f, build_dir.join(".config")).map(drop).map_err(io(format!("copy {}", f.display())))?
+        }
+    }
+    let config_path = build_dir.join(".config");
+    let base_text = std::fs::read_to_string(&config_path).map_err(io("read the base .config"))?;
+    std::fs::write(&config_path, kconfig::merge(&base_text, &reqs)).map_err(io("write .config"))?;
+    make(&["olddefconfig"]).output()?;
+    let final_text = std::fs::read_to_string(&config_path).map_err(io("read the final .config"))?;
+    let final_config = kconfig::parse_config(&final_text);
+    let mut fatal = Vec::new();
+    let mut lost = Vec::new();
+    for l in kconfig::check(&final_config, &reqs) {
+        let why = kconfig::explain(&source, &l.request.name, &final_config);
+        let line = format!(
+            "CONFIG_{}={} ({}) is {} in the final config: {why}",
+            l.request.name, l.request.value, l.request.origin, l.got
+        );
+        on(BuildEvent::Note(&line));
+        if l.request.origin.is_fatal() {
+            fatal.push(line.clone());
+        }
+        lost.push(line);
+    }
+    if !fatal.is_empty() {
+        return Err(BuildError::Config(fatal));
+    }
+    if let Some(note) = &ccache_note {
+        on(BuildEvent::Note(note));
+    }
+
+    on(BuildEvent::Phase("build"));
+    let started = Instant::now();
+    let jobs = format!("-j{}", opts.jobs.max(1));
+    run_make(&source, &make_args, &[jobs.as_str(), "bzImage"], &log_path, on)?;
+    let build_secs = started.elapsed().as_secs_f64();
+
+    // Into the cache, atomically.
+    let parent = done.parent().expect("built/ dir");
+    std::fs::create_dir_all(parent).map_err(io(format!("create {}", parent.display())))?;
+    let staging =
+        tempfile::Builder::new().prefix(".staging-").tempdir_in(parent).map_err(io("create a staging dir"))?;
+    std::fs::copy(build_dir.join("arch/x86/boot/bzImage"), staging.path().join("bzImage"))
+        .map_err(io("copy bzImage"))?;
+    std::fs::copy(&config_path, staging.path().join("config")).map_err(io("copy .config"))?;
+    let built = Built {
+        bzimage: done.join("bzImage"),
+        config: done.join("config"),
+        key: key.clone(),
+        source_identity: identity,
+        build_dir: build_dir.clone(),
+        log: log_path,
+        lost,
+        build_secs,
+        cache_hit: false,
+    };
+    let info = serde_json::to_string_pretty(&built).expect("plain data");
+    std::fs::write(staging.path().join("info.json"), info).map_err(io("write info.json"))?;
+    let staged = staging.keep();
+    if std::fs::rename(&staged, &done).is_err() {
+        // Another build of the same key finished first: keep theirs.
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    Ok(built)
+}
+
+/// An exclusive lock on a build dir; waits (saying so) if another krepro
+/// is building there.
+fn lock(dir: &Path, on: &mut dyn FnMut(BuildEvent<'_>)) -> Result<std::fs::File, BuildError> {
+    use rustix::fs::{flock, FlockOperation};
+    let path = dir.join(".krepro-lock");
+    let file = std::fs::File::create(&path).map_err(io(format!("create {}", path.display())))?;
+    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        on(BuildEvent::Note(&format!("waiting for another build in {}", dir.display())));
+        flock(&file, FlockOperation::LockExclusive)
+            .map_err(|e| BuildError::Io { context: "lock the build dir".into(), source: e.into() })?;
+    }
+    Ok(file)
+}
+
+/// Runs make with its output to `log`, counting compiled objects for
+/// progress; on failure, the error lines and the log path.
+fn run_make(
+    source: &Path,
+    make_args: &[String],
+    extra: &[&str],
+    log: &Path,
+    on: &mut dyn FnMut(BuildEvent<'_>),
+) -> Result<(), BuildError> {
+    let mut logf = std::fs::File::create(log).map_err(io(format!("create {}", log.display())))?;
+    let mut cmd = Command::new("make");
+    cmd.current_dir(source)
+        .args(make_args)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let line = format!("make {} {}", make_args.join(" "), extra.join(" "));
+    let _ = writeln!(logf, "$ {line}");
+    let mut child = cmd.spawn().map_err(|source| CmdError::Spawn { line: line.clone(), source })?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().expect("piped");
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx2.send(l);
+        }
+    });
+    let stdout = child.stdout.take().expect("piped");
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let started = Instant::now();
+    let mut compiled = 0;
+    let mut last_tick = Instant::now();
+    let mut errors: Vec<String> = Vec::new();
+    for l in rx {
+        let _ = writeln!(logf, "{l}");
+        let word = l.split_whitespace().next().unwrap_or("");
+        if matches!(word, "CC" | "AS" | "LD" | "AR" | "HOSTCC" | "OBJCOPY" | "CC [M]") {
+            compiled += 1;
+        }
+        if is_error_line(&l) {
+            errors.push(l);
+        }
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            on(BuildEvent::Progress { compiled, elapsed: started.elapsed() });
+        }
+    }
+    let status = child.wait().map_err(io("wait for make"))?;
+    if !status.success() {
+        let skip = errors.len().saturating_sub(12);
+        let mut excerpt = errors[skip..].join("\n");
+        if excerpt.is_empty() {
+            excerpt = format!("make exited with {status}");
+        }
+        return Err(BuildError::Make { excerpt, log: log.to_owned() });
+    }
+    Ok(())
+}
+
+/// A compiler or make line worth showing when a build fails.
+fn is_error_line(l: &str) -> bool {
+    l.contains("error:") || l.contains("*** ") || l.contains("Error ") || l.contains("undefined reference")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bases_parse() {
+        assert_eq!("tinyconfig".parse::<Base>().unwrap(), Base::Tinyconfig);
+        assert_eq!("defconfig".parse::<Base>().unwrap(), Base::Defconfig);
+        assert_eq!("my.config".parse::<Base>().unwrap(), Base::File("my.config".into()));
+    }
+
+    #[test]
+    fn error_lines() {
+        assert!(is_error_line("kernel/fork.c:12:1: error: expected ';' before '}' token"));
+        assert!(is_error_line("make[3]: *** [scripts/Makefile.build:250: kernel/fork.o] Error 1"));
+        assert!(!is_error_line("  CC      kernel/fork.o"));
+    }
+
+    #[test]
+    fn requests_stack_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let frag = dir.path().join("f.config");
+        std::fs::write(&frag, "CONFIG_INET=n\n").unwrap();
+        let opts = BuildOptions {
+            source: dir.path().into(),
+            repro: Some("smoke".into()),
+            base: Base::Tinyconfig,
+            fragments: vec![frag],
+            make_args: vec![],
+            jobs: 1,
+        };
+        let reqs = requests(&opts).unwrap();
+        let inet: Vec<_> = reqs.iter().filter(|r| r.name == "INET").collect();
+        assert_eq!(inet.len(), 2);
+        assert_eq!(inet[1].value, kconfig::Value::N);
+        let mut bad = opts.clone();
+        bad.repro = Some("nope".into());
+        assert!(requests(&bad).unwrap_err().to_string().starts_with("unknown repro 'nope'"));
+        bad.source = "/nonexistent".into();
+        bad.repro = None;
+        assert!(matches!(build(&bad, &mut |_| {}), Err(BuildError::Io { .. })));
+        let not_kernel = BuildOptions { source: dir.path().into(), repro: None, ..opts };
+        assert!(matches!(build(&not_kernel, &mut |_| {}), Err(BuildError::NotAKernelTree(_))));
+    }
+
+    #[test]
+    fn ccache_is_not_forced_on_a_user_cc() {
+        let (args, _, note) = compiler(&["CC=clang".into()]);
+        assert!(args.is_empty() && note.is_none());
+    }
+}

@@ -1,0 +1,417 @@
+//! Kernel configs: krepro's own fragment, merging requests into a .config,
+//! checking what survived `olddefconfig`, and explaining what did not from
+//! the tree's Kconfig files.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+/// A value a config option can have.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Value {
+    Y,
+    M,
+    /// `# CONFIG_X is not set`
+    N,
+    /// A string (with its quotes) or a number, as written.
+    Raw(String),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Y => f.write_str("y"),
+            Value::M => f.write_str("m"),
+            Value::N => f.write_str("n"),
+            Value::Raw(r) => f.write_str(r),
+        }
+    }
+}
+
+/// Who asked for an option; decides whether losing it is fatal.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    /// krepro's init cannot boot or report without it.
+    KreproEssential,
+    /// krepro uses it when it is there (a faster or extra channel).
+    Krepro,
+    /// The repro declared it: the repro cannot run without it.
+    Repro(String),
+    /// A user fragment.
+    Fragment(String),
+}
+
+impl Origin {
+    /// Whether the build must stop when this option is lost.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Origin::KreproEssential | Origin::Repro(_))
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::KreproEssential => f.write_str("krepro's init needs it"),
+            Origin::Krepro => f.write_str("krepro uses it"),
+            Origin::Repro(name) => write!(f, "repro {name} needs it"),
+            Origin::Fragment(file) => write!(f, "asked for in {file}"),
+        }
+    }
+}
+
+/// One requested option.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Request {
+    /// Without `CONFIG_`.
+    pub name: String,
+    pub value: Value,
+    pub origin: Origin,
+}
+
+/// What init and the verdict channels need; the essential ones make the
+/// build fail when lost.
+const KREPRO_ESSENTIAL: &[&str] = &[
+    "64BIT",
+    "BLK_DEV_INITRD",
+    "RD_GZIP",
+    "BINFMT_ELF",
+    "PROC_FS",
+    "TTY",
+    "SERIAL_8250",
+    "SERIAL_8250_CONSOLE",
+    "PRINTK",
+];
+/// Used when there: sysfs and devtmpfs (the virtio port lookup, /dev/kmsg),
+/// /tmp, printk times, the isa-debug-exit and virtio-serial channels, the
+/// PVH entry (boot the vmlinux directly) and KVM guest support.
+const KREPRO_OPTIONAL: &[&str] = &[
+    "SYSFS",
+    "DEVTMPFS",
+    "TMPFS",
+    "SHMEM",
+    "PRINTK_TIME",
+    "X86_IOPL_IOPERM",
+    "DEVPORT",
+    "PCI",
+    "VIRTIO_MENU",
+    "VIRTIO_PCI",
+    "VIRTIO_CONSOLE",
+    "HYPERVISOR_GUEST",
+    "PARAVIRT",
+    "KVM_GUEST",
+    "PVH",
+];
+
+/// krepro's own fragment.
+pub fn krepro_fragment() -> Vec<Request> {
+    let req = |origin: Origin| {
+        move |name: &&str| Request { name: (*name).to_owned(), value: Value::Y, origin: origin.clone() }
+    };
+    KREPRO_ESSENTIAL
+        .iter()
+        .map(req(Origin::KreproEssential))
+        .chain(KREPRO_OPTIONAL.iter().map(req(Origin::Krepro)))
+        .collect()
+}
+
+/// A repro's declared options (all `=y`).
+pub fn repro_fragment(repro: &repros::Repro) -> Vec<Request> {
+    repro
+        .config
+        .iter()
+        .map(|name| Request { name: (*name).to_owned(), value: Value::Y, origin: Origin::Repro(repro.name.to_owned()) })
+        .collect()
+}
+
+/// Parses one .config or fragment line: `CONFIG_X=v` or `# CONFIG_X is not set`.
+pub fn parse_line(line: &str) -> Option<(String, Value)> {
+    let line = line.trim();
+    if let Some(rest) = line.strip_prefix("# CONFIG_") {
+        let name = rest.strip_suffix(" is not set")?;
+        return Some((name.to_owned(), Value::N));
+    }
+    let (name, value) = line.strip_prefix("CONFIG_")?.split_once('=')?;
+    let value = match value {
+        "y" => Value::Y,
+        "m" => Value::M,
+        "n" => Value::N,
+        other => Value::Raw(other.to_owned()),
+    };
+    Some((name.to_owned(), value))
+}
+
+/// A .config as a map; options absent from it are off.
+pub fn parse_config(text: &str) -> BTreeMap<String, Value> {
+    text.lines().filter_map(parse_line).collect()
+}
+
+/// A user fragment file's requests.
+pub fn parse_fragment(text: &str, file: &str) -> Result<Vec<Request>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || (trimmed.starts_with('#') && !trimmed.starts_with("# CONFIG_")) {
+            continue;
+        }
+        let (name, value) =
+            parse_line(trimmed).ok_or_else(|| format!("{file}:{}: not a config line: {trimmed}", i + 1))?;
+        out.push(Request { name, value, origin: Origin::Fragment(file.to_owned()) });
+    }
+    Ok(out)
+}
+
+fn render(name: &str, value: &Value) -> String {
+    match value {
+        Value::N => format!("# CONFIG_{name} is not set"),
+        v => format!("CONFIG_{name}={v}"),
+    }
+}
+
+/// `base` with every requested option set (later requests win): the
+/// option's old lines are removed and the request appended, ready for
+/// `make olddefconfig`.
+pub fn merge(base: &str, requests: &[Request]) -> String {
+    let mut wanted: BTreeMap<&str, &Value> = BTreeMap::new();
+    for r in requests {
+        wanted.insert(&r.name, &r.value);
+    }
+    let mut out: String = base
+        .lines()
+        .filter(|l| parse_line(l).is_none_or(|(name, _)| !wanted.contains_key(name.as_str())))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    out.push_str("# krepro: requested options\n");
+    for r in requests {
+        if wanted.get(r.name.as_str()) == Some(&&r.value) {
+            // Write each option once, at its last request.
+            wanted.remove(r.name.as_str());
+            out.push_str(&render(&r.name, &r.value));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A requested option that the final config does not have as asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lost {
+    pub request: Request,
+    /// What the final config has (N when absent).
+    pub got: Value,
+}
+
+/// The requests the final config does not honour. `=y` is honoured by y
+/// only, `=m` by m or y, `=n` by absence.
+pub fn check(final_config: &BTreeMap<String, Value>, requests: &[Request]) -> Vec<Lost> {
+    let mut last: BTreeMap<&str, &Request> = BTreeMap::new();
+    for r in requests {
+        last.insert(&r.name, r);
+    }
+    let mut lost = Vec::new();
+    for r in requests {
+        if !std::ptr::eq(last[r.name.as_str()], r) {
+            continue;
+        }
+        let got = final_config.get(&r.name).cloned().unwrap_or(Value::N);
+        let ok = match (&r.value, &got) {
+            (Value::M, Value::Y) => true,
+            (want, got) => want == got,
+        };
+        if !ok {
+            lost.push(Lost { request: r.clone(), got });
+        }
+    }
+    lost
+}
+
+/// Why an option did not survive, from the tree's Kconfig files: its
+/// `depends on` lines (and enclosing `if` blocks of the same file), with
+/// the symbols among them that the final config does not have.
+pub fn explain(source: &Path, name: &str, final_config: &BTreeMap<String, Value>) -> String {
+    let mut deps = Vec::new();
+    let mut found = false;
+    visit_kconfigs(source, &mut |text| {
+        if let Some(d) = entry_dependencies(text, name) {
+            found = true;
+            deps.extend(d);
+        }
+    });
+    if !found {
+        return "this tree has no such option".to_owned();
+    }
+    if deps.is_empty() {
+        return "its Kconfig entry has no 'depends on' (a choice, a select, or a menu that is off)".to_owned();
+    }
+    deps.sort();
+    deps.dedup();
+    let mut off: Vec<String> = deps
+        .iter()
+        .flat_map(|d| symbols(d))
+        .filter(|s| !matches!(final_config.get(s.as_str()), Some(Value::Y | Value::M)))
+        .collect();
+    off.sort();
+    off.dedup();
+    let mut text = format!("depends on {}", deps.join(" && "));
+    if !off.is_empty() {
+        text.push_str(&format!(" (not set: {})", off.join(", ")));
+    }
+    text
+}
+
+/// Calls `f` with the text of every Kconfig file under `dir`.
+fn visit_kconfigs(dir: &Path, f: &mut dyn FnMut(&str)) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Ok(kind) = e.file_type() else { continue };
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if kind.is_dir() && !name.starts_with('.') && name != "Documentation" && name != "tools" {
+            visit_kconfigs(&path, f);
+        } else if kind.is_file() && name.starts_with("Kconfig") {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                f(&text);
+            }
+        }
+    }
+}
+
+/// The dependencies of `config NAME` in one Kconfig file, or None when the
+/// file does not define it.
+fn entry_dependencies(text: &str, name: &str) -> Option<Vec<String>> {
+    let mut ifs: Vec<String> = Vec::new();
+    let mut in_entry = false;
+    let mut deps: Option<Vec<String>> = None;
+    for line in text.lines() {
+        let t = line.trim();
+        let word = t.split_whitespace().next().unwrap_or("");
+        match word {
+            "config" | "menuconfig" | "choice" | "endchoice" | "menu" | "endmenu" | "comment" | "source" => {
+                in_entry = matches!(word, "config" | "menuconfig") && t.split_whitespace().nth(1) == Some(name);
+                if in_entry {
+                    deps.get_or_insert_with(Vec::new).extend(ifs.iter().cloned());
+                }
+            }
+            "if" => {
+                in_entry = false;
+                ifs.push(t[2..].trim().to_owned());
+            }
+            "endif" => {
+                in_entry = false;
+                ifs.pop();
+            }
+            "depends" if in_entry => {
+                if let Some(expr) = t.strip_prefix("depends on") {
+                    deps.get_or_insert_with(Vec::new).push(expr.trim().to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    deps
+}
+
+/// The config symbols an expression mentions.
+fn symbols(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| {
+            !w.is_empty() && w.chars().any(|c| c.is_ascii_uppercase()) && !w.starts_with(|c: char| c.is_ascii_digit())
+        })
+        .filter(|w| w.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real .config: Debian's linux-source-6.1, `make ARCH=x86_64
+    /// tinyconfig` + krepro's fragment + smoke's, then olddefconfig.
+    const TINY_SMOKE_61: &str = include_str!("../tests/fixtures/config-tiny-smoke-6.1");
+
+    fn req(name: &str, value: Value) -> Request {
+        Request { name: name.into(), value, origin: Origin::Fragment("f".into()) }
+    }
+
+    #[test]
+    fn parses_config_lines() {
+        assert_eq!(parse_line("CONFIG_PRINTK=y"), Some(("PRINTK".into(), Value::Y)));
+        assert_eq!(parse_line("# CONFIG_SMP is not set"), Some(("SMP".into(), Value::N)));
+        assert_eq!(parse_line("CONFIG_LOCALVERSION=\"\""), Some(("LOCALVERSION".into(), Value::Raw("\"\"".into()))));
+        assert_eq!(parse_line("CONFIG_NR_CPUS=1"), Some(("NR_CPUS".into(), Value::Raw("1".into()))));
+        assert_eq!(parse_line("# comment"), None);
+    }
+
+    #[test]
+    fn merge_replaces_old_lines_and_last_request_wins() {
+        let base = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=m\n# a comment\n";
+        let merged = merge(
+            base,
+            &[req("B", Value::Y), req("C", Value::N), req("B", Value::M), req("D", Value::Raw("3".into()))],
+        );
+        assert_eq!(
+            merged,
+            "CONFIG_A=y\n# a comment\n# krepro: requested options\n# CONFIG_C is not set\nCONFIG_B=m\nCONFIG_D=3\n"
+        );
+    }
+
+    #[test]
+    fn check_on_a_real_tinyconfig() {
+        let cfg = parse_config(TINY_SMOKE_61);
+        // What krepro asked for and kconfig kept.
+        for name in ["64BIT", "BLK_DEV_INITRD", "SERIAL_8250_CONSOLE", "INET", "VIRTIO_CONSOLE", "PVH"] {
+            assert_eq!(cfg.get(name), Some(&Value::Y), "{name}");
+        }
+        let lost = check(
+            &cfg,
+            &[
+                req("PRINTK", Value::Y),
+                req("MODULES", Value::Y),
+                req("NO_SUCH_OPTION", Value::Y),
+                req("SMP", Value::N),
+                req("INET", Value::M),
+            ],
+        );
+        let names: Vec<&str> = lost.iter().map(|l| l.request.name.as_str()).collect();
+        assert_eq!(names, ["MODULES", "NO_SUCH_OPTION"]);
+        assert_eq!(lost[0].got, Value::N);
+    }
+
+    #[test]
+    fn fragments_parse_and_reject_junk() {
+        let f = parse_fragment("# net\nCONFIG_NET=y\n# CONFIG_IPV6 is not set\n\n", "net.config").unwrap();
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[1].value, Value::N);
+        assert_eq!(f[1].origin, Origin::Fragment("net.config".into()));
+        assert_eq!(parse_fragment("NET=y\n", "x").unwrap_err(), "x:1: not a config line: NET=y");
+    }
+
+    #[test]
+    fn explains_from_kconfig_entries() {
+        let text = "if HYPERVISOR_GUEST\nconfig PARAVIRT\n\tbool \"x\"\nconfig KVM_GUEST\n\tbool \"KVM\"\n\tdepends on PARAVIRT\n\tselect X\nendif\nconfig OTHER\n\tdepends on KVM_GUEST\n";
+        assert_eq!(entry_dependencies(text, "KVM_GUEST"), Some(vec!["HYPERVISOR_GUEST".into(), "PARAVIRT".into()]));
+        assert_eq!(entry_dependencies(text, "OTHER"), Some(vec!["KVM_GUEST".into()]));
+        assert_eq!(entry_dependencies(text, "MISSING"), None);
+        assert_eq!(symbols("PCI && (X86_64 || !COMPILE_TEST) && m"), ["PCI", "X86_64", "COMPILE_TEST"]);
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("arch/x86")).unwrap();
+        std::fs::write(dir.path().join("arch/x86/Kconfig"), text).unwrap();
+        let cfg = parse_config("CONFIG_PARAVIRT=y\n");
+        assert_eq!(
+            explain(dir.path(), "KVM_GUEST", &cfg),
+            "depends on HYPERVISOR_GUEST && PARAVIRT (not set: HYPERVISOR_GUEST)"
+        );
+        assert_eq!(explain(dir.path(), "NOPE", &cfg), "this tree has no such option");
+    }
+
+    #[test]
+    fn krepro_fragment_marks_what_is_essential() {
+        let f = krepro_fragment();
+        assert!(f.iter().any(|r| r.name == "SERIAL_8250_CONSOLE" && r.origin.is_fatal()));
+        assert!(f.iter().any(|r| r.name == "VIRTIO_CONSOLE" && !r.origin.is_fatal()));
+        let smoke = repro_fragment(repros::find("smoke").unwrap());
+        assert!(smoke.iter().all(|r| r.origin == Origin::Repro("smoke".into()) && r.origin.is_fatal()));
+    }
+}
