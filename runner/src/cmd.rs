@@ -75,6 +75,13 @@ impl Cmd {
         Ok(out)
     }
 
+    /// Runs it with stdout and stderr captured, whatever its exit status
+    /// (for commands whose status is an answer, like `git bisect skip`).
+    pub fn output_any_status(mut self) -> Result<Output, CmdError> {
+        self.announce();
+        self.inner.stdin(Stdio::null()).output().map_err(|source| CmdError::Spawn { line: self.line.clone(), source })
+    }
+
     /// Runs it with stdout and stderr passed through; fails unless it exits 0.
     pub fn status(mut self) -> Result<(), CmdError> {
         self.announce();

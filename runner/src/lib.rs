@@ -5,6 +5,7 @@
 //! calls: [`kernel::resolve`] and [`qemu::find_or_install`] to get ready,
 //! [`run::run`] to boot once, [`cli::execute`] for the whole command.
 
+pub mod bisect;
 pub mod build;
 pub mod cache;
 pub mod classify;

@@ -12,6 +12,7 @@ use krepro_runner::cli::{self, RunArgs};
 use krepro_runner::cmd::Cmd;
 use krepro_runner::{build, fetch, initrd, install, kernel, qemu};
 
+mod bisect;
 mod elf;
 mod progress;
 
@@ -56,6 +57,16 @@ enum Command {
         #[command(subcommand)]
         command: KernelCommand,
     },
+    /// Find the commit that caused a bug (or, with --find-fix, fixed it)
+    ///
+    /// Runs git's own bisect in a worktree of krepro's (your checkout,
+    /// index and stash are never touched), building each commit with the
+    /// kernel builder (or --build-cmd) and booting it with the repro. A
+    /// commit that does not build is skipped; an infrastructure failure
+    /// stops the bisect; the same command resumes it. Prints a Markdown
+    /// report. Exit: 0 found, 125 only untestable commits left, 128 error,
+    /// 130 interrupted
+    Bisect(bisect::BisectArgs),
     /// Run exactly what CI runs: prerequisites, fmt, clippy, all tests
     Ci,
 }
@@ -67,6 +78,13 @@ struct BuildArgs {
     /// is out of tree, under ~/.cache/krepro/build)
     #[arg(long, value_name = "DIR")]
     source: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// How a kernel is configured and built (also for bisect).
+#[derive(clap::Args, Clone, Debug)]
+struct ConfigArgs {
     /// Base config: tinyconfig, defconfig, or a config FILE
     #[arg(long, value_name = "BASE", default_value = "tinyconfig")]
     base: build::Base,
@@ -82,6 +100,12 @@ struct BuildArgs {
 }
 
 impl BuildArgs {
+    fn options(&self, source: PathBuf, repro: Option<String>) -> build::BuildOptions {
+        self.config.options(source, repro)
+    }
+}
+
+impl ConfigArgs {
     fn options(&self, source: PathBuf, repro: Option<String>) -> build::BuildOptions {
         build::BuildOptions {
             source,
@@ -186,6 +210,16 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e.into()),
+            }
+        }
+        Command::Bisect(args) => {
+            if let Err(e) = cli::check_repro(&args.repro) {
+                eprintln!("error: {e}");
+                return e.exit_code().into();
+            }
+            match build_initrd(DEFAULT_REPRO, &default_initrd()) {
+                Ok(initrd) => bisect::run(&args, &initrd),
+                Err(e) => fail(e),
             }
         }
         Command::Ci => match ci() {

@@ -70,6 +70,13 @@ impl Progress {
         }
     }
 
+    /// A status line shown on a terminal only (a log gets the summaries).
+    pub fn status(&mut self, text: &str) {
+        if self.tty {
+            self.line(text, true);
+        }
+    }
+
     pub fn clear(&mut self) {
         if self.drawn {
             eprint!("\r\x1b[K");

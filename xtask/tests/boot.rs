@@ -3,70 +3,17 @@
 //! a missing kernel or qemu fails the test and says what to run
 //! (`cargo xtask ci` sets everything up).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use krepro_runner::{cache, kernel, qemu};
+use common::{assert_empty, k61, k612, qemus_with, require_qemu, xtask, xtask_env, Run};
 use serde_json::Value;
 
-fn kernel_of(series: &str) -> PathBuf {
-    kernel::newest_cached(&cache::kernels_dir(), Some(series)).unwrap_or_else(|| {
-        panic!(
-            "no Debian {series} cloud kernel in {}: run `cargo xtask kernel fetch {series}` (or `cargo xtask ci`)",
-            cache::kernels_dir().display()
-        )
-    })
-}
-
-fn k612() -> PathBuf {
-    kernel_of("6.12")
-}
-
-fn k61() -> PathBuf {
-    kernel_of("6.1")
-}
-
-fn require_qemu() {
-    which::which(qemu::QEMU).unwrap_or_else(|_| {
-        panic!("{} is needed for boot tests: apt-get install -y {}", qemu::QEMU, qemu::QEMU_PACKAGE)
-    });
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
-            panic!("stdout is not one JSON object ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
-        })
-    }
-}
-
-fn xtask(args: &[&str]) -> Run {
-    xtask_in(args, &std::env::temp_dir())
-}
-
-/// Runs xtask with TMPDIR=`tmp`, so a test can check that nothing is left there.
 fn xtask_in(args: &[&str], tmp: &Path) -> Run {
-    let started = Instant::now();
-    let Output { status, stdout, stderr } = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .env("TMPDIR", tmp)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the xtask binary");
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        took: started.elapsed(),
-    }
+    xtask_env(args, &[("TMPDIR", tmp)])
 }
 
 /// `cargo xtask run --kernel K --repro R --accel tcg --json ...extra`.
@@ -82,31 +29,12 @@ fn boot_in(kernel: &Path, repro: &str, extra: &[&str], tmp: &Path) -> Run {
     xtask_in(&args, tmp)
 }
 
-fn assert_empty(dir: &Path) {
-    let left: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
-}
-
 fn assert_outcome(run: &Run, outcome: &str, code: i32) -> Value {
     let j = run.json();
     assert_eq!(j["outcome"], outcome, "{j}\nstderr:\n{}", run.stderr);
     assert_eq!(run.code, code, "{j}");
     assert_eq!(j["exit_code"], code, "{j}");
     j
-}
-
-/// The qemu processes whose command line holds `marker`.
-fn qemus_with(marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if text.contains(qemu::QEMU) && text.contains(marker) {
-                found.push(text);
-            }
-        }
-    }
-    found
 }
 
 #[test]
@@ -241,33 +169,15 @@ fn accel_auto_never_hangs_on_a_broken_kvm() {
     // own, so that no earlier run's "KVM is broken" marker skips the attempt.
     let k = k61();
     let cache = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["run", "--kernel", k.to_str().unwrap(), "--json"])
-        .env("XDG_CACHE_HOME", cache.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took: started.elapsed(),
-    };
+    let run = xtask_env(&["run", "--kernel", k.to_str().unwrap(), "--json"], &[("XDG_CACHE_HOME", cache.path())]);
     let j = assert_outcome(&run, "pass", 0);
     let kvm_opens = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
     if j["accel"] == "tcg" && kvm_opens {
         assert!(run.stderr.contains("krepro: KVM failed at run time ("), "the fallback must be said: {}", run.stderr);
         // Remembered for this host boot: the next run goes straight to TCG.
-        let again = Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .args(["run", "--kernel", k.to_str().unwrap()])
-            .env("XDG_CACHE_HOME", cache.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert_eq!(again.status.code(), Some(0));
-        let stderr = String::from_utf8_lossy(&again.stderr);
-        assert!(stderr.contains("KVM failed at run time earlier since this host booted"), "{stderr}");
+        let again = xtask_env(&["run", "--kernel", k.to_str().unwrap()], &[("XDG_CACHE_HOME", cache.path())]);
+        assert_eq!(again.code, 0, "{}", again.stderr);
+        assert!(again.stderr.contains("KVM failed at run time earlier since this host booted"), "{}", again.stderr);
     }
     assert!(run.took < Duration::from_secs(45), "took {:?}", run.took);
 }

@@ -1,0 +1,892 @@
+//! Bisect: git's own bisect, driven in a worktree of krepro's so the user's
+//! checkout is never touched, with krepro's build and boot at each step.
+//!
+//! State lives in `~/.cache/krepro/bisect/<key>/` (the worktree, git's
+//! bisect state inside it, and `state.json` with every tested commit), so
+//! the same command after Ctrl-C or a reboot goes on where it stopped.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cmd::{Cmd, CmdError};
+use crate::outcome::{Outcome, Remap};
+use crate::{cache, RunError};
+
+/// What a commit is, once tested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// The repro passed (every run).
+    Good,
+    /// The bug showed (in at least one run).
+    Bad,
+    /// Cannot tell: does not build, the repro skipped, no verdict.
+    Skip,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Good => "good",
+            Verdict::Bad => "bad",
+            Verdict::Skip => "skip",
+        }
+    }
+}
+
+/// The verdict of one commit from its runs, with `remap` applied as for
+/// `run`: good only if every run passed, bad if any run was bad. An outcome
+/// whose exit code is above 127 (`error`) is not a verdict on the commit but
+/// on the setup: the bisect must stop (Err with the reason).
+pub fn decide(outcomes: &[Outcome], remap: &Remap) -> Result<Verdict, String> {
+    let mut verdict = Verdict::Good;
+    for o in outcomes {
+        match remap.exit_code(*o).code() {
+            0 => {}
+            125 => {
+                if verdict == Verdict::Good {
+                    verdict = Verdict::Skip;
+                }
+            }
+            c if c > 127 => {
+                return Err(format!("a run ended in '{o}' (exit {c}): that is a setup problem, not a verdict"))
+            }
+            _ => verdict = Verdict::Bad,
+        }
+    }
+    if outcomes.is_empty() {
+        return Err("no run".into());
+    }
+    Ok(verdict)
+}
+
+/// Whether more runs could change the verdict: after a bad run, no.
+pub fn needs_more_runs(outcomes: &[Outcome], remap: &Remap) -> bool {
+    !matches!(decide(outcomes, remap), Ok(Verdict::Bad))
+}
+
+/// One tested commit.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Step {
+    pub commit: String,
+    pub subject: String,
+    pub verdict: Verdict,
+    /// One per boot (empty when it did not build).
+    pub outcomes: Vec<Outcome>,
+    /// Why skipped, or the message of the deciding run.
+    pub message: String,
+    /// Whether the runs disagreed (a flaky repro).
+    pub flaky: bool,
+    pub build_secs: f64,
+    pub boot_secs: f64,
+    pub console_log: Option<PathBuf>,
+    /// "endpoint" for the --good/--bad checks, "bisect" otherwise.
+    pub kind: String,
+}
+
+/// What building one commit gave.
+pub enum Built {
+    Kernel(PathBuf),
+    /// The tree does not build (or cannot give the repro its config): skip.
+    Failed(String),
+}
+
+/// One boot's result, as the bisect needs it.
+pub struct Boot {
+    pub outcome: Outcome,
+    pub message: String,
+    pub console_log: PathBuf,
+}
+
+/// Builds and boots commits. The real one uses the kernel builder (or the
+/// user's --build-cmd) and qemu; tests use a fake.
+pub trait Tester {
+    /// Builds the worktree as it is checked out now.
+    fn build(&mut self, worktree: &Path, commit: &str, on: &mut dyn FnMut(Event<'_>)) -> Result<Built, String>;
+    /// Boots `kernel`, run `run` of N.
+    fn boot(&mut self, kernel: &Path, run: u32) -> Result<Boot, RunError>;
+}
+
+/// The bisect's progress.
+#[derive(Debug)]
+pub enum Event<'a> {
+    Say(&'a str),
+    /// A commit is about to be tested.
+    Testing {
+        commit: &'a str,
+        subject: &'a str,
+        step: usize,
+        steps_left: Option<u32>,
+        revs_left: Option<u32>,
+        kind: &'a str,
+    },
+    Phase(&'a str),
+    Build(crate::build::BuildEvent<'a>),
+    Tested(&'a Step),
+}
+
+/// What to bisect.
+#[derive(Clone, Debug)]
+pub struct BisectOptions {
+    pub linux: PathBuf,
+    pub good: String,
+    pub bad: String,
+    pub repro: String,
+    pub runs: u32,
+    pub remap: Remap,
+    pub find_fix: bool,
+    pub cherry_picks: Vec<String>,
+    /// Also part of the state key: what else changes the answer (builder,
+    /// --append, timeout).
+    pub key_extra: String,
+    /// Test --good and --bad first and stop if they do not behave as said.
+    pub check_endpoints: bool,
+}
+
+/// Why a bisect stopped without an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum BisectError {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    Endpoint(String),
+    #[error("stopped at {commit}: {message} (fix it and run the same command to go on)")]
+    Infrastructure { commit: String, message: String },
+    #[error("interrupted; run the same command to go on where it stopped")]
+    Interrupted,
+    #[error(transparent)]
+    Git(#[from] CmdError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BisectError {
+    let context = context.into();
+    move |source| BisectError::Io { context, source }
+}
+
+/// The answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// "first bad commit" or "first fixed commit".
+    pub found: String,
+    /// The commit, when git narrowed it to one.
+    pub commit: Option<CommitInfo>,
+    /// When only skipped commits are left: the candidates.
+    pub candidates: Vec<String>,
+    pub repro: String,
+    pub good: String,
+    pub bad: String,
+    pub steps: Vec<Step>,
+    pub flaky: bool,
+    pub bisect_log: String,
+    pub wall_secs: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CommitInfo {
+    pub hash: String,
+    pub subject: String,
+    pub author: String,
+    pub date: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    steps: Vec<Step>,
+    started_bisect: bool,
+    wall_secs: f64,
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String, BisectError> {
+    Ok(String::from_utf8_lossy(&Cmd::new("git", args, dir).quiet().output()?.stdout).into_owned())
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+/// Resolves a revision to a commit hash, or a one-line error.
+fn resolve(repo: &Path, rev: &str, flag: &str) -> Result<String, BisectError> {
+    git(repo, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
+        .map(|s| s.trim().to_owned())
+        .map_err(|_| BisectError::BadInput(format!("{flag} {rev}: not a commit in {}", repo.display())))
+}
+
+/// The git terms: (old, new) and which one a passing commit gets.
+fn terms(find_fix: bool) -> (&'static str, &'static str) {
+    if find_fix {
+        ("broken", "fixed")
+    } else {
+        ("good", "bad")
+    }
+}
+
+fn term_for(verdict: Verdict, find_fix: bool) -> &'static str {
+    let (old, new) = terms(find_fix);
+    match (verdict, find_fix) {
+        (Verdict::Skip, _) => "skip",
+        (Verdict::Good, false) | (Verdict::Bad, true) => old,
+        (Verdict::Bad, false) | (Verdict::Good, true) => new,
+    }
+}
+
+/// Runs the bisect to its end. `interrupted` is polled between phases.
+pub fn bisect(
+    opts: &BisectOptions,
+    tester: &mut dyn Tester,
+    interrupted: &dyn Fn() -> bool,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<Report, BisectError> {
+    let started = Instant::now();
+    let top = git(&opts.linux, &["rev-parse", "--show-toplevel"])
+        .map_err(|_| BisectError::BadInput(format!("--linux {}: not a git repository", opts.linux.display())))?;
+    let repo = PathBuf::from(top.trim());
+    let good = resolve(&repo, &opts.good, "--good")?;
+    let bad = resolve(&repo, &opts.bad, "--bad")?;
+    if good == bad {
+        return Err(BisectError::BadInput("--good and --bad are the same commit".into()));
+    }
+    let mut picks = Vec::new();
+    for p in &opts.cherry_picks {
+        picks.push(resolve(&repo, p, "--cherry-pick")?);
+    }
+    // In git's terms: the old side and the new side.
+    let (old_rev, new_rev) = if opts.find_fix { (bad.clone(), good.clone()) } else { (good.clone(), bad.clone()) };
+    if git(&repo, &["merge-base", "--is-ancestor", &old_rev, &new_rev]).is_err() {
+        let (o, n) = if opts.find_fix { ("--bad", "--good") } else { ("--good", "--bad") };
+        return Err(BisectError::BadInput(format!(
+            "{o} {} is not an ancestor of {n} {}",
+            short(&old_rev),
+            short(&new_rev)
+        )));
+    }
+
+    let key = blake3::hash(
+        format!(
+            "{}\n{good}\n{bad}\n{}\n{}\n{}\n{}\n{}",
+            repo.display(),
+            opts.repro,
+            opts.runs,
+            opts.find_fix,
+            picks.join(","),
+            opts.key_extra
+        )
+        .as_bytes(),
+    )
+    .to_hex()[..16]
+        .to_owned();
+    let state_dir = cache::dir().join("bisect").join(&key);
+    let worktree = state_dir.join("worktree");
+    let state_path = state_dir.join("state.json");
+    let mut state: State = match std::fs::read_to_string(&state_path) {
+        Ok(text) => {
+            let s: State = serde_json::from_str(&text).unwrap_or_default();
+            on(Event::Say(&format!(
+                "resuming the bisect in {} ({} commits tested so far)",
+                state_dir.display(),
+                s.steps.len()
+            )));
+            s
+        }
+        Err(_) => State::default(),
+    };
+    if !worktree.join(".git").exists() {
+        std::fs::create_dir_all(&state_dir).map_err(io(format!("create {}", state_dir.display())))?;
+        // A worktree of ours, detached at the new end: the user's HEAD,
+        // index, working tree and stash are never touched.
+        let _ = git(&repo, &["worktree", "prune"]);
+        git(&repo, &["worktree", "add", "--detach", "--force", &worktree.to_string_lossy(), &new_rev])?;
+    }
+    let save = |state: &State| -> Result<(), BisectError> {
+        let tmp = state_path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(state).expect("plain data"))
+            .map_err(io("write the bisect state"))?;
+        std::fs::rename(&tmp, &state_path).map_err(io("write the bisect state"))
+    };
+
+    let wt = worktree.as_path();
+    let mut test = |commit: &str,
+                    kind: &str,
+                    step: usize,
+                    left: (Option<u32>, Option<u32>),
+                    state: &mut State,
+                    on: &mut dyn FnMut(Event<'_>)|
+     -> Result<Step, BisectError> {
+        if let Some(done) = state.steps.iter().find(|s| s.commit == commit) {
+            return Ok(done.clone());
+        }
+        let subject = git(wt, &["show", "-s", "--format=%s", commit])?.trim().to_owned();
+        on(Event::Testing { commit, subject: &subject, step, steps_left: left.0, revs_left: left.1, kind });
+        let s = test_commit(wt, commit, &subject, &picks, opts, tester, interrupted, on)?;
+        let s = Step { kind: kind.to_owned(), ..s };
+        on(Event::Tested(&s));
+        state.steps.push(s.clone());
+        Ok(s)
+    };
+
+    let (old_term, new_term) = terms(opts.find_fix);
+    if !state.started_bisect && opts.check_endpoints {
+        // --bad must fail and --good pass (with --find-fix too). The failing
+        // end first: a repro that does not reproduce at all is the most
+        // common wrong setup.
+        for (rev, want, flag) in [(&bad, Verdict::Bad, "--bad"), (&good, Verdict::Good, "--good")] {
+            git(wt, &["checkout", "-q", "--detach", rev])?;
+            let s = test(rev, "endpoint", 0, (None, None), &mut state, on)?;
+            save(&state)?;
+            if s.verdict != want {
+                let seen = if s.outcomes.is_empty() {
+                    s.message.clone()
+                } else {
+                    let runs: Vec<&str> = s.outcomes.iter().map(|o| o.name()).collect();
+                    format!("{} {}", runs.join(", "), s.message)
+                };
+                return Err(BisectError::Endpoint(format!(
+                    "{flag} {} tests {} instead of {}: {}",
+                    short(rev),
+                    s.verdict.name(),
+                    want.name(),
+                    seen.trim()
+                )));
+            }
+        }
+    }
+    let mut last_out = String::new();
+    if !state.started_bisect {
+        last_out = git(wt, &args_start(old_term, new_term, &new_rev, &old_rev))?;
+        state.started_bisect = true;
+        save(&state)?;
+        if let Some(done) = finished(&last_out, new_term) {
+            return finish(wt, &repo, &worktree, &state_dir, opts, &good, &bad, state, done, started);
+        }
+    }
+
+    let mut step = state.steps.iter().filter(|s| s.kind == "bisect").count();
+    loop {
+        if interrupted() {
+            return Err(BisectError::Interrupted);
+        }
+        let head = git(wt, &["rev-parse", "HEAD"])?.trim().to_owned();
+        step += 1;
+        let s = test(&head, "bisect", step, revisions_left(&last_out), &mut state, on)?;
+        save(&state)?;
+        last_out = mark(wt, term_for(s.verdict, opts.find_fix), &head)?;
+        if let Some(done) = finished(&last_out, new_term) {
+            return finish(wt, &repo, &worktree, &state_dir, opts, &good, &bad, state, done, started);
+        }
+    }
+}
+
+/// `git bisect <term> <commit>`. Its exit status is not enough: when only
+/// skipped commits are left, git says so and exits 2.
+fn mark(wt: &Path, term: &str, commit: &str) -> Result<String, BisectError> {
+    let out = Cmd::new("git", ["bisect", term, commit], wt).quiet().output_any_status()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() || text.contains("There are only 'skip'ped commits left to test") {
+        return Ok(text);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    Err(CmdError::Failed { line: format!("git bisect {term} {commit}"), status: out.status, stderr }.into())
+}
+
+fn args_start<'a>(old_term: &'a str, new_term: &'a str, new_rev: &'a str, old_rev: &'a str) -> Vec<&'a str> {
+    vec!["bisect", "start", "--term-old", old_term, "--term-new", new_term, new_rev, old_rev]
+}
+
+/// git bisect's answer in its output.
+enum Done {
+    One(String),
+    OnlySkipped(Vec<String>),
+}
+
+fn finished(out: &str, new_term: &str) -> Option<Done> {
+    let marker = format!(" is the first {new_term} commit");
+    if let Some(line) = out.lines().find(|l| l.ends_with(&marker)) {
+        return Some(Done::One(line.trim_end_matches(&marker).trim().to_owned()));
+    }
+    if out.contains("There are only 'skip'ped commits left to test") {
+        let cands = out
+            .lines()
+            .filter(|l| l.len() >= 40 && l[..40].bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(|l| l[..40].to_owned())
+            .collect();
+        return Some(Done::OnlySkipped(cands));
+    }
+    None
+}
+
+/// (steps left, revisions left) from git's "Bisecting: N revisions left to
+/// test after this (roughly K steps)"; None when unknown (after a resume).
+fn revisions_left(out: &str) -> (Option<u32>, Option<u32>) {
+    let Some(line) = out.lines().find(|l| l.starts_with("Bisecting: ")) else { return (None, None) };
+    let revs = line["Bisecting: ".len()..].split_whitespace().next().and_then(|n| n.parse().ok());
+    let steps = line.split("(roughly ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok());
+    (steps, revs)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn test_commit(
+    wt: &Path,
+    commit: &str,
+    subject: &str,
+    picks: &[String],
+    opts: &BisectOptions,
+    tester: &mut dyn Tester,
+    interrupted: &dyn Fn() -> bool,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<Step, BisectError> {
+    let skip = |message: String, build_secs: f64| Step {
+        commit: commit.to_owned(),
+        subject: subject.to_owned(),
+        verdict: Verdict::Skip,
+        outcomes: Vec::new(),
+        message,
+        flaky: false,
+        build_secs,
+        boot_secs: 0.0,
+        console_log: None,
+        kind: String::new(),
+    };
+    // Fixes an old tree needs to build or boot, applied for this build only.
+    for p in picks {
+        if git(wt, &["cherry-pick", "--no-commit", p]).is_err() {
+            let _ = git(wt, &["cherry-pick", "--abort"]);
+            git(wt, &["reset", "-q", "--hard", commit])?;
+            return Ok(skip(format!("--cherry-pick {} does not apply", short(p)), 0.0));
+        }
+    }
+    on(Event::Phase("build"));
+    let build_started = Instant::now();
+    let built = tester.build(wt, commit, on);
+    if !picks.is_empty() {
+        git(wt, &["reset", "-q", "--hard", commit])?;
+    }
+    let build_secs = build_started.elapsed().as_secs_f64();
+    if interrupted() {
+        return Err(BisectError::Interrupted);
+    }
+    let kernel = match built {
+        Ok(Built::Kernel(k)) => k,
+        Ok(Built::Failed(why)) => return Ok(skip(why, build_secs)),
+        Err(message) => return Err(BisectError::Infrastructure { commit: short(commit).to_owned(), message }),
+    };
+    let boot_started = Instant::now();
+    let mut outcomes = Vec::new();
+    let mut message = String::new();
+    let mut console_log = None;
+    for run in 1..=opts.runs.max(1) {
+        on(Event::Phase(&format!("boot {run}/{}", opts.runs.max(1))));
+        let boot = match tester.boot(&kernel, run) {
+            Ok(b) => b,
+            Err(RunError::Interrupted) => return Err(BisectError::Interrupted),
+            Err(e) => {
+                return Err(BisectError::Infrastructure { commit: short(commit).to_owned(), message: e.to_string() })
+            }
+        };
+        if outcomes.is_empty() || boot.outcome != Outcome::Pass {
+            message = boot.message;
+            console_log = Some(boot.console_log);
+        }
+        outcomes.push(boot.outcome);
+        if !needs_more_runs(&outcomes, &opts.remap) {
+            break;
+        }
+    }
+    let verdict = decide(&outcomes, &opts.remap)
+        .map_err(|message| BisectError::Infrastructure { commit: short(commit).to_owned(), message })?;
+    let flaky = outcomes.iter().any(|o| *o != outcomes[0]);
+    Ok(Step {
+        commit: commit.to_owned(),
+        subject: subject.to_owned(),
+        verdict,
+        outcomes,
+        message,
+        flaky,
+        build_secs,
+        boot_secs: boot_started.elapsed().as_secs_f64(),
+        console_log,
+        kind: String::new(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    wt: &Path,
+    repo: &Path,
+    worktree: &Path,
+    state_dir: &Path,
+    opts: &BisectOptions,
+    good: &str,
+    bad: &str,
+    mut state: State,
+    done: Done,
+    started: Instant,
+) -> Result<Report, BisectError> {
+    let bisect_log = git(wt, &["bisect", "log"]).unwrap_or_default();
+    let (commit, candidates) = match done {
+        Done::One(hash) => {
+            let show = git(wt, &["show", "-s", "--format=%H%n%s%n%an <%ae>%n%ad", "--date=iso", &hash])?;
+            let mut l = show.lines().map(str::to_owned);
+            let info = CommitInfo {
+                hash: l.next().unwrap_or_default(),
+                subject: l.next().unwrap_or_default(),
+                author: l.next().unwrap_or_default(),
+                date: l.next().unwrap_or_default(),
+            };
+            (Some(info), Vec::new())
+        }
+        Done::OnlySkipped(c) => (None, c),
+    };
+    state.wall_secs += started.elapsed().as_secs_f64();
+    let report = Report {
+        found: if opts.find_fix { "first fixed commit".into() } else { "first bad commit".into() },
+        commit,
+        candidates,
+        repro: opts.repro.clone(),
+        good: good.to_owned(),
+        bad: bad.to_owned(),
+        flaky: state.steps.iter().any(|s| s.flaky),
+        steps: state.steps,
+        bisect_log,
+        wall_secs: state.wall_secs,
+    };
+    // Done: our worktree goes (git forgets it too); the state dir with it.
+    let _ = git(wt, &["bisect", "reset", "--quiet"]);
+    let _ = git(repo, &["worktree", "remove", "--force", &worktree.to_string_lossy()]);
+    let _ = git(repo, &["worktree", "prune"]);
+    let _ = std::fs::remove_dir_all(state_dir);
+    Ok(report)
+}
+
+impl Report {
+    /// The ready-to-paste Markdown report; `config` is (what it is on top
+    /// of, the fragment), when krepro built the kernels.
+    pub fn markdown(&self, config: Option<(&str, &str)>) -> String {
+        let mut md = String::new();
+        let push = |md: &mut String, s: &str| {
+            md.push_str(s);
+            md.push('\n');
+        };
+        match &self.commit {
+            Some(c) => {
+                push(&mut md, &format!("## {}: {} (\"{}\")\n", self.found, short(&c.hash), c.subject));
+                push(&mut md, &format!("- commit: {}", c.hash));
+                push(&mut md, &format!("- author: {}", c.author));
+                push(&mut md, &format!("- date: {}", c.date));
+            }
+            None => {
+                push(
+                    &mut md,
+                    &format!("## {}: one of {} commits that could not be tested\n", self.found, self.candidates.len()),
+                );
+                for c in &self.candidates {
+                    push(&mut md, &format!("- {c}"));
+                }
+            }
+        }
+        let description = repros::find(&self.repro).map_or("", |r| r.description);
+        push(&mut md, &format!("- repro: `{}`: {description}", self.repro));
+        push(&mut md, &format!("- good: {}, bad: {}", short(&self.good), short(&self.bad)));
+        push(&mut md, &format!("- bisected by krepro in {:.0} s, {} commits tested", self.wall_secs, self.steps.len()));
+        if self.flaky {
+            push(&mut md, "- note: the repro is flaky: runs disagreed on at least one commit");
+        }
+        push(&mut md, "\n| commit | subject | verdict | runs | build | boot |\n|---|---|---|---|---|---|");
+        for s in &self.steps {
+            let runs: Vec<&str> = s.outcomes.iter().map(|o| o.name()).collect();
+            let runs = if runs.is_empty() { s.message.clone() } else { runs.join(", ") };
+            let row = [short(&s.commit), &s.subject, s.verdict.name(), &runs].map(|c| c.replace('|', "\\|"));
+            push(
+                &mut md,
+                &format!(
+                    "| {} | {} | {} | {} | {:.0} s | {:.1} s |",
+                    row[0], row[1], row[2], row[3], s.build_secs, s.boot_secs
+                ),
+            );
+        }
+        if let Some((base, fragment)) = config {
+            push(&mut md, &format!("\nKernel config: {base} plus\n\n```\n{fragment}```"));
+        }
+        let first_bad = self
+            .commit
+            .as_ref()
+            .and_then(|c| self.steps.iter().find(|s| s.commit == c.hash && s.verdict == Verdict::Bad));
+        if let Some(log) = first_bad.and_then(|s| s.console_log.as_ref()).and_then(|p| std::fs::read_to_string(p).ok())
+        {
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(30)..];
+            push(
+                &mut md,
+                &format!(
+                    "\nConsole of the first bad commit (last {} lines):\n\n```\n{}\n```",
+                    tail.len(),
+                    tail.join("\n")
+                ),
+            );
+        }
+        push(
+            &mut md,
+            &format!("\n<details><summary>git bisect log</summary>\n\n```\n{}```\n</details>", self.bisect_log),
+        );
+        md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use Outcome::*;
+
+    #[test]
+    fn decisions() {
+        let r = Remap::default();
+        assert_eq!(decide(&[Pass, Pass, Pass], &r), Ok(Verdict::Good));
+        assert_eq!(decide(&[Pass, Pass, Fail], &r), Ok(Verdict::Bad));
+        assert_eq!(decide(&[Crash], &r), Ok(Verdict::Bad));
+        assert_eq!(decide(&[Hang], &r), Ok(Verdict::Bad));
+        assert_eq!(decide(&[Pass, Skip], &r), Ok(Verdict::Skip));
+        assert_eq!(decide(&[NoVerdict], &r), Ok(Verdict::Skip));
+        assert_eq!(decide(&[Skip, Fail], &r), Ok(Verdict::Bad));
+        assert!(decide(&[Pass, Error], &r).unwrap_err().contains("'error'"));
+        assert!(decide(&[], &r).is_err());
+        let r = Remap { on_hang: Some(crate::outcome::Decision::Skip), ..Remap::default() };
+        assert_eq!(decide(&[Hang], &r), Ok(Verdict::Skip));
+        assert!(needs_more_runs(&[Pass], &Remap::default()));
+        assert!(!needs_more_runs(&[Pass, Fail], &Remap::default()));
+    }
+
+    #[test]
+    fn terms_map_verdicts() {
+        assert_eq!(term_for(Verdict::Good, false), "good");
+        assert_eq!(term_for(Verdict::Bad, false), "bad");
+        assert_eq!(term_for(Verdict::Good, true), "fixed");
+        assert_eq!(term_for(Verdict::Bad, true), "broken");
+        assert_eq!(term_for(Verdict::Skip, true), "skip");
+        let (steps, revs) =
+            revisions_left("Bisecting: 6 revisions left to test after this (roughly 3 steps)\n[abc] x\n");
+        assert_eq!((steps, revs), (Some(3), Some(6)));
+        assert_eq!(revisions_left("nothing"), (None, None));
+    }
+
+    /// A repo whose commit i holds `state` = states[i] ("good", "bad",
+    /// "broken"), and a checkout with uncommitted work and a stash.
+    fn repo(states: &[&str]) -> (tempfile::TempDir, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let run = |args: &[&str]| git(d, args).unwrap();
+        run(&["init", "-q", "-b", "main"]);
+        run(&["config", "user.name", "t"]);
+        run(&["config", "user.email", "t@example.com"]);
+        let mut commits = Vec::new();
+        for (i, st) in states.iter().enumerate() {
+            std::fs::write(d.join("state"), st).unwrap();
+            std::fs::write(d.join("n"), i.to_string()).unwrap();
+            run(&["add", "-A"]);
+            run(&["commit", "-qm", &format!("commit {i}: {st}")]);
+            commits.push(run(&["rev-parse", "HEAD"]).trim().to_owned());
+        }
+        std::fs::write(d.join("n"), "stashed").unwrap();
+        run(&["stash", "-q"]);
+        std::fs::write(d.join("n"), "uncommitted work").unwrap();
+        std::fs::write(d.join("untracked"), "mine").unwrap();
+        (dir, commits)
+    }
+
+    /// Everything of the user's that a bisect must not touch.
+    fn user_state(d: &Path) -> Vec<String> {
+        let g = |args: &[&str]| git(d, args).unwrap();
+        vec![
+            g(&["rev-parse", "HEAD"]),
+            g(&["symbolic-ref", "HEAD"]),
+            g(&["status", "--porcelain"]),
+            g(&["stash", "list"]),
+            std::fs::read_to_string(d.join("n")).unwrap(),
+            std::fs::read_to_string(d.join("untracked")).unwrap(),
+            format!("{:?}", std::fs::read(d.join(".git/index")).unwrap()),
+            format!("bisecting: {}", git(d, &["bisect", "log"]).is_ok()),
+        ]
+    }
+
+    /// Builds by reading `state`; boots by the "kernel" file's word.
+    struct Fake {
+        builds: Cell<usize>,
+        boots: Cell<usize>,
+        /// Fail on these runs of a bad kernel only (flaky), None: always.
+        fail_on_run: Option<u32>,
+        infra_error_at: Option<String>,
+        out: tempfile::TempDir,
+    }
+
+    impl Fake {
+        fn new() -> Fake {
+            Fake {
+                builds: Cell::new(0),
+                boots: Cell::new(0),
+                fail_on_run: None,
+                infra_error_at: None,
+                out: tempfile::tempdir().unwrap(),
+            }
+        }
+    }
+
+    impl Tester for Fake {
+        fn build(&mut self, wt: &Path, commit: &str, _: &mut dyn FnMut(Event<'_>)) -> Result<Built, String> {
+            self.builds.set(self.builds.get() + 1);
+            let state = std::fs::read_to_string(wt.join("state")).unwrap();
+            if state == "broken" {
+                return Ok(Built::Failed("does not build".into()));
+            }
+            let k = self.out.path().join(commit);
+            let word = if self.infra_error_at.as_deref() == Some(commit) { "infra".to_owned() } else { state };
+            std::fs::write(&k, word).unwrap();
+            Ok(Built::Kernel(k))
+        }
+        fn boot(&mut self, kernel: &Path, run: u32) -> Result<Boot, RunError> {
+            self.boots.set(self.boots.get() + 1);
+            let word = std::fs::read_to_string(kernel).unwrap();
+            let outcome = match word.as_str() {
+                "infra" => return Err(RunError::QemuFailed { status: "exit status: 1".into(), stderr: "boom".into() }),
+                "bad" if self.fail_on_run.is_none_or(|r| r == run) => Fail,
+                _ => Pass,
+            };
+            Ok(Boot { outcome, message: String::new(), console_log: kernel.to_owned() })
+        }
+    }
+
+    fn opts(dir: &Path, good: &str, bad: &str) -> BisectOptions {
+        BisectOptions {
+            linux: dir.to_owned(),
+            good: good.into(),
+            bad: bad.into(),
+            repro: "smoke".into(),
+            runs: 1,
+            remap: Remap::default(),
+            find_fix: false,
+            cherry_picks: vec![],
+            key_extra: String::new(),
+            check_endpoints: true,
+        }
+    }
+
+    #[test]
+    fn finds_the_first_bad_commit_skipping_broken_ones_without_touching_the_user() {
+        let (dir, c) = repo(&["good", "good", "broken", "good", "bad", "bad", "broken", "bad"]);
+        let before = user_state(dir.path());
+        let mut fake = Fake::new();
+        let report = bisect(&opts(dir.path(), &c[0], &c[7]), &mut fake, &|| false, &mut |_| {}).unwrap();
+        assert_eq!(report.commit.as_ref().unwrap().hash, c[4]);
+        assert_eq!(report.commit.as_ref().unwrap().subject, "commit 4: bad");
+        assert!(report.bisect_log.contains("# first bad commit:"), "{}", report.bisect_log);
+        assert_eq!(report.steps[0].kind, "endpoint");
+        assert_eq!(user_state(dir.path()), before);
+        // Our worktree is gone, from disk and from git.
+        assert_eq!(git(dir.path(), &["worktree", "list"]).unwrap().lines().count(), 1);
+        let md = report.markdown(Some(("tinyconfig", "CONFIG_NET=y\n")));
+        assert!(md.starts_with(&format!("## first bad commit: {} (\"commit 4: bad\")", &c[4][..12])), "{md}");
+        assert!(md.contains("| bad |") && md.contains("CONFIG_NET=y"), "{md}");
+    }
+
+    #[test]
+    fn only_skipped_commits_left_gives_the_candidates() {
+        let (dir, c) = repo(&["good", "broken", "broken", "bad"]);
+        let report = bisect(&opts(dir.path(), &c[0], &c[3]), &mut Fake::new(), &|| false, &mut |_| {}).unwrap();
+        assert!(report.commit.is_none());
+        let mut cands = report.candidates.clone();
+        cands.sort();
+        let mut want = vec![c[1].clone(), c[2].clone(), c[3].clone()];
+        want.sort();
+        assert_eq!(cands, want);
+    }
+
+    #[test]
+    fn infrastructure_errors_stop_and_the_same_call_resumes() {
+        let (dir, c) = repo(&["good", "good", "good", "good", "bad", "bad", "bad", "bad"]);
+        let o = opts(dir.path(), &c[0], &c[7]);
+        let mut fake = Fake::new();
+        // The first bisect step (the middle commit) hits an infrastructure error.
+        fake.infra_error_at = Some(c[3].clone());
+        let err = bisect(&o, &mut fake, &|| false, &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(&err, BisectError::Infrastructure { message, .. } if message.contains("qemu failed")),
+            "{err}"
+        );
+        let tested = fake.builds.get();
+        assert_eq!(tested, 3, "two endpoints, then the failing step");
+        // Fixed: the same call goes on; the endpoints are not tested again.
+        let mut fixed = Fake::new();
+        let mut said = Vec::new();
+        let report = bisect(&o, &mut fixed, &|| false, &mut |e| {
+            if let Event::Say(s) = e {
+                said.push(s.to_owned())
+            }
+        })
+        .unwrap();
+        assert!(said.iter().any(|s| s.starts_with("resuming the bisect")), "{said:?}");
+        assert_eq!(report.commit.unwrap().hash, c[4]);
+        assert!(fixed.builds.get() <= 3, "retested: {}", fixed.builds.get());
+    }
+
+    #[test]
+    fn flaky_repro_needs_runs() {
+        let (dir, c) = repo(&["good", "good", "good", "bad", "bad", "bad", "bad", "bad"]);
+        let mut o = opts(dir.path(), &c[0], &c[7]);
+        o.runs = 3;
+        let mut fake = Fake::new();
+        fake.fail_on_run = Some(3); // the bug shows one run in three
+        let report = bisect(&o, &mut fake, &|| false, &mut |_| {}).unwrap();
+        assert_eq!(report.commit.unwrap().hash, c[3]);
+        assert!(report.flaky);
+        // With one run, the bad end already looks good: the endpoint check says so.
+        let (dir, c) = repo(&["good", "bad", "bad"]);
+        let mut fake = Fake::new();
+        fake.fail_on_run = Some(3);
+        let err = bisect(&opts(dir.path(), &c[0], &c[2]), &mut fake, &|| false, &mut |_| {}).unwrap_err();
+        assert_eq!(err.to_string(), format!("--bad {} tests good instead of bad: pass", &c[2][..12]));
+    }
+
+    #[test]
+    fn find_fix_finds_the_first_good_commit() {
+        let (dir, c) = repo(&["bad", "bad", "bad", "good", "good"]);
+        let mut o = opts(dir.path(), &c[4], &c[0]);
+        o.find_fix = true;
+        let report = bisect(&o, &mut Fake::new(), &|| false, &mut |_| {}).unwrap();
+        assert_eq!(report.found, "first fixed commit");
+        assert_eq!(report.commit.unwrap().hash, c[3]);
+    }
+
+    #[test]
+    fn bad_refs_are_one_line_errors() {
+        let (dir, c) = repo(&["good", "bad"]);
+        let e = bisect(&opts(dir.path(), "nope", &c[1]), &mut Fake::new(), &|| false, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().starts_with("--good nope: not a commit in "), "{e}");
+        let e = bisect(&opts(dir.path(), &c[1], &c[0]), &mut Fake::new(), &|| false, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("is not an ancestor of --bad"), "{e}");
+        let e = bisect(&opts(Path::new("/"), "a", "b"), &mut Fake::new(), &|| false, &mut |_| {}).unwrap_err();
+        assert_eq!(e.to_string(), "--linux /: not a git repository");
+    }
+
+    #[test]
+    fn interrupt_stops_between_phases_and_keeps_state() {
+        let (dir, c) = repo(&["good", "good", "good", "bad", "bad"]);
+        let o = opts(dir.path(), &c[0], &c[4]);
+        let mut fake = Fake::new();
+        let calls = Cell::new(0);
+        // Interrupt once the endpoints are done.
+        let err = bisect(
+            &o,
+            &mut fake,
+            &|| {
+                calls.set(calls.get() + 1);
+                calls.get() > 2
+            },
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(matches!(err, BisectError::Interrupted), "{err}");
+        let report = bisect(&o, &mut Fake::new(), &|| false, &mut |_| {}).unwrap();
+        assert_eq!(report.commit.unwrap().hash, c[3]);
+    }
+}

@@ -1,0 +1,197 @@
+//! `cargo xtask bisect` end to end, fast: a git repo made here whose
+//! --build-cmd picks one of two real Debian kernels per commit, and a repro
+//! that tells them apart. Real git bisect, real worktree, real boots.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{k61, k612, require_qemu, xtask_env, Run};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The build command: the commit's `kernel` file names the bzImage to use,
+/// or says `broken`.
+const BUILD_CMD: &str = r#"k=$(cat kernel); [ "$k" != broken ] && cp "$k" "$KREPRO_BZIMAGE""#;
+
+/// A repo whose commit i uses kernels[i] (a path, or "broken"), with the
+/// user's own uncommitted work, untracked file and stash in it.
+fn repo(kernels: &[String]) -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    git(d, &["config", "user.name", "Krepro Test"]);
+    git(d, &["config", "user.email", "test@krepro.invalid"]);
+    let mut commits = Vec::new();
+    for (i, k) in kernels.iter().enumerate() {
+        std::fs::write(d.join("kernel"), k).unwrap();
+        std::fs::write(d.join("notes.txt"), format!("change {i}\n")).unwrap();
+        git(d, &["add", "-A"]);
+        git(d, &["commit", "-qm", &format!("change {i}")]);
+        commits.push(git(d, &["rev-parse", "HEAD"]).trim().to_owned());
+    }
+    std::fs::write(d.join("notes.txt"), "stashed work\n").unwrap();
+    git(d, &["stash", "-q"]);
+    std::fs::write(d.join("notes.txt"), "uncommitted work\n").unwrap();
+    std::fs::write(d.join("mine.txt"), "untracked\n").unwrap();
+    (dir, commits)
+}
+
+/// Every byte of the user's checkout and git state that bisect must not touch.
+fn snapshot(d: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for name in ["kernel", "notes.txt", "mine.txt", ".git/index", ".git/HEAD"] {
+        out.push((name.to_owned(), std::fs::read(d.join(name)).unwrap()));
+    }
+    for args in [&["status", "--porcelain"][..], &["stash", "list"], &["log", "--format=%H", "-n1"]] {
+        out.push((format!("git {args:?}"), git(d, args).into_bytes()));
+    }
+    out
+}
+
+fn bisect(d: &Path, good: &str, bad: &str, extra: &[&str], cache: &Path) -> Run {
+    require_qemu();
+    let mut args = vec![
+        "bisect",
+        "--linux",
+        d.to_str().unwrap(),
+        "--good",
+        good,
+        "--bad",
+        bad,
+        "--repro",
+        "selftest_version",
+        "--build-cmd",
+        BUILD_CMD,
+        "--append",
+        "krepro.fail_from=6.12",
+        "--accel",
+        "tcg",
+        "--timeout",
+        "30",
+    ];
+    args.extend_from_slice(extra);
+    xtask_env(&args, &[("XDG_CACHE_HOME", cache)])
+}
+
+fn paths(spec: &str) -> Vec<String> {
+    let (old, new): (PathBuf, PathBuf) = (k61(), k612());
+    spec.chars()
+        .map(|c| match c {
+            'g' => old.display().to_string(),
+            'b' => new.display().to_string(),
+            'x' => "broken".to_owned(),
+            'p' => "/etc/passwd".to_owned(),
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+#[test]
+fn finds_the_culprit_skips_what_does_not_build_and_leaves_the_user_alone() {
+    // 0 good ... 4 is the first bad; 2 and 6 do not build.
+    let (dir, c) = repo(&paths("ggxgbbxb"));
+    let cache = tempfile::tempdir().unwrap();
+    let before = snapshot(dir.path());
+    let json = cache.path().join("report.json");
+    let run = bisect(dir.path(), &c[0], &c[7], &["--json", json.to_str().unwrap()], cache.path());
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(snapshot(dir.path()), before, "the user's checkout changed");
+    assert_eq!(git(dir.path(), &["worktree", "list"]).lines().count(), 1, "our worktree is left");
+
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["commit"]["hash"], c[4].as_str(), "{report:#}");
+    assert_eq!(report["commit"]["subject"], "change 4");
+    assert_eq!(report["commit"]["author"], "Krepro Test <test@krepro.invalid>");
+    let steps = report["steps"].as_array().unwrap();
+    assert!(steps.iter().any(|s| s["verdict"] == "bad" && s["commit"] == c[4].as_str()), "{report:#}");
+    assert!(report["bisect_log"].as_str().unwrap().contains(&format!("# first bad commit: [{}]", c[4])));
+
+    // The Markdown report: the commit, the table, the console of the first bad run.
+    assert!(run.stdout.starts_with(&format!("## first bad commit: {} (\"change 4\")", &c[4][..12])), "{}", run.stdout);
+    assert!(run.stdout.contains("| commit | subject | verdict | runs | build | boot |"), "{}", run.stdout);
+    assert!(run.stdout.contains("krepro: verdict=fail repro=selftest_version kernel 6.12"), "{}", run.stdout);
+    // Progress went to stderr.
+    assert!(run.stderr.contains("krepro: step 1"), "{}", run.stderr);
+}
+
+#[test]
+fn skipped_builds_are_skips_not_bad() {
+    // If "does not build" counted as bad, the answer would be commit 2.
+    let (dir, c) = repo(&paths("ggxxgbb"));
+    let cache = tempfile::tempdir().unwrap();
+    let json = cache.path().join("r.json");
+    let run = bisect(dir.path(), &c[0], &c[6], &["--json", json.to_str().unwrap()], cache.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["commit"]["hash"], c[5].as_str(), "{report:#}");
+}
+
+#[test]
+fn an_infrastructure_failure_stops_the_bisect_and_the_same_command_resumes() {
+    // Commit 3 "builds" a file that is not a bzImage: not a verdict on the
+    // commit, a broken setup.
+    let (dir, c) = repo(&paths("gggpgbbb"));
+    let cache = tempfile::tempdir().unwrap();
+    let run = bisect(dir.path(), &c[0], &c[7], &[], cache.path());
+    assert_eq!(run.code, 128, "{}", run.stderr);
+    let last = run.stderr.trim_end().lines().last().unwrap();
+    assert!(last.starts_with("error: stopped at ") && last.contains("is not a bzImage"), "{}", run.stderr);
+    // The same command resumes: the ends are not tested again, and with
+    // the setup still broken it stops at the same commit.
+    let again = bisect(dir.path(), &c[0], &c[7], &[], cache.path());
+    assert_eq!(again.code, 128, "{}", again.stderr);
+    assert!(again.stderr.contains("krepro: resuming the bisect"), "{}", again.stderr);
+    assert!(!again.stderr.contains("checking an end"), "{}", again.stderr);
+}
+
+#[test]
+fn runs_3_catches_a_repro_that_fails_one_run_in_three() {
+    let (dir, c) = repo(&paths("gggbbbb"));
+    let cache = tempfile::tempdir().unwrap();
+    let json = cache.path().join("r.json");
+    // The bug shows on the 3rd boot of each bad kernel only.
+    let run = bisect(
+        dir.path(),
+        &c[0],
+        &c[6],
+        &["--runs", "3", "--append", "krepro.fail_every=3", "--json", json.to_str().unwrap()],
+        cache.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["commit"]["hash"], c[3].as_str(), "{report:#}");
+    assert_eq!(report["flaky"], true);
+    assert!(run.stdout.contains("the repro is flaky"), "{}", run.stdout);
+    // With one run the bad end looks good, and the ends check says so.
+    let cache = tempfile::tempdir().unwrap();
+    let once = bisect(dir.path(), &c[0], &c[6], &["--append", "krepro.fail_every=3"], cache.path());
+    assert_eq!(once.code, 128, "{}", once.stderr);
+    assert!(
+        once.stderr.contains(&format!("error: --bad {} tests good instead of bad", &c[6][..12])),
+        "{}",
+        once.stderr
+    );
+}
+
+#[test]
+fn find_fix_and_bad_refs() {
+    let (dir, c) = repo(&paths("bbbggg"));
+    let cache = tempfile::tempdir().unwrap();
+    let json = cache.path().join("r.json");
+    let run = bisect(dir.path(), &c[5], &c[0], &["--find-fix", "--json", json.to_str().unwrap()], cache.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["found"], "first fixed commit");
+    assert_eq!(report["commit"]["hash"], c[3].as_str());
+
+    let bad_ref = bisect(dir.path(), "no-such-ref", &c[0], &[], cache.path());
+    assert_eq!(bad_ref.code, 128);
+    assert_eq!(bad_ref.stderr.trim_end().lines().count(), 1, "{}", bad_ref.stderr);
+    assert!(bad_ref.stderr.starts_with("error: --good no-such-ref: not a commit in "), "{}", bad_ref.stderr);
+}
