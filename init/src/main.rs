@@ -13,6 +13,7 @@ compile_error!("krepro-init supports x86_64 Linux only (isa-debug-exit and _star
 
 extern crate alloc;
 
+mod exec;
 mod report;
 mod setup;
 mod sys;
@@ -46,6 +47,7 @@ fn main() -> ! {
     report::console(format_args!("{}", StartLine { boot_ms }));
 
     setup::mount_all();
+    setup::load_modules();
     if let Err(e) = setup::loopback_up() {
         report::warn(format_args!("bring up lo: {e}"));
     }
@@ -58,12 +60,20 @@ fn main() -> ! {
         }
     };
     let name = protocol::cmdline_param(&cmdline, protocol::CMDLINE_REPRO).unwrap_or(DEFAULT_REPRO);
+    if name == protocol::EXEC_REPRO {
+        let (kind, message) = exec::run(&cmdline);
+        report::verdict(kind, name, &message);
+    }
     let Some(index) = repros::REPROS.iter().position(|r| r.name == name) else {
         let mut known = String::new();
         for (i, n) in repros::names().enumerate() {
             let _ = write!(known, "{}{n}", if i == 0 { "" } else { ", " });
         }
-        report::verdict(Kind::Error, name, &alloc::format!("unknown repro '{name}'; known repros: {known}"));
+        report::verdict(
+            Kind::Error,
+            name,
+            &alloc::format!("unknown repro '{name}'; known repros: {known}, {}", protocol::EXEC_REPRO),
+        );
     };
     CURRENT.store(index, Ordering::Relaxed);
     let repro = &repros::REPROS[index];

@@ -64,6 +64,43 @@ fn mount_one(fstype: &str, target: &str) -> Result<(), SetupError> {
     mount(fstype, target, fstype, flags, None).map_err(|e| SetupError(Step::Mount, e))
 }
 
+/// Loads the kernel modules the runner put into the initrd (`--modules`),
+/// in file-name order (dependencies first). A module the kernel already
+/// has is fine; any other failure is reported and setup goes on.
+pub fn load_modules() {
+    use rustix::fs::{Dir, OFlags};
+    let Ok(dir) = rustix::fs::open(
+        repros::protocol::MODULES_DIR,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return; // no --modules
+    };
+    let mut names: alloc::vec::Vec<alloc::string::String> = alloc::vec::Vec::new();
+    if let Ok(mut entries) = Dir::read_from(&dir) {
+        while let Some(Ok(e)) = entries.read() {
+            if let Ok(n) = e.file_name().to_str() {
+                if n.ends_with(".ko") {
+                    names.push(n.into());
+                }
+            }
+        }
+    }
+    // Unstable sort: the names are distinct, and it is smaller code.
+    names.sort_unstable();
+    for n in names {
+        let path = alloc::format!("{}/{n}", repros::protocol::MODULES_DIR);
+        let loaded = rustix::fs::open(path.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .and_then(|fd| rustix::system::finit_module(&fd, c"", 0));
+        match loaded {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => {
+                report::warn(format_args!("load module {n}: {}", repros::Error { step: "finit_module", errno: e }))
+            }
+        }
+    }
+}
+
 /// Brings `lo` up (SIOCSIFFLAGS with IFF_UP) and checks that it is.
 pub fn loopback_up() -> Result<(), SetupError> {
     use rustix::net::{socket, AddressFamily, SocketType};

@@ -83,6 +83,22 @@ pub const CMDLINE_PREFIX: &str = "krepro.";
 pub const CMDLINE_REPRO: &str = "repro";
 /// Command line key numbering the boot among `--runs N` (1-based).
 pub const CMDLINE_RUN: &str = "run";
+/// Command line key: seconds PID 1 gives an `--exec` child before killing it.
+pub const CMDLINE_GUEST_TIMEOUT: &str = "guest_timeout";
+
+/// The repro name that runs the user's static executable (`--exec FILE`)
+/// instead of a compiled-in repro. No compiled-in repro has this name.
+pub const EXEC_REPRO: &str = "exec";
+/// Where `--exec FILE` is in the initrd.
+pub const EXEC_PATH: &str = "/krepro/exec";
+/// Its arguments after argv[0], each followed by a NUL byte.
+pub const EXEC_ARGS: &str = "/krepro/exec.args";
+/// Its environment, `K=V` each followed by a NUL byte.
+pub const EXEC_ENV: &str = "/krepro/exec.env";
+/// Kernel modules PID 1 loads before the repro, in file-name order.
+pub const MODULES_DIR: &str = "/krepro/modules";
+/// The exit status kselftests use for "skip" (KSFT_SKIP).
+pub const EXIT_SKIP: i32 = 4;
 
 /// The line PID 1 prints as soon as it starts, so the host learns how long
 /// the kernel took to reach user space: `krepro: start boot_ms=<ms>`.

@@ -106,5 +106,7 @@ mod tests {
             assert!(find(name).is_some(), "{name}");
         }
         assert!(find("no_such_repro").is_none());
+        // `exec` runs the user's --exec FILE: no compiled-in repro may take it.
+        assert!(find(crate::protocol::EXEC_REPRO).is_none());
     }
 }

@@ -11,7 +11,7 @@ use crate::kernel::{self, Kernel};
 use crate::outcome::{self, Decision, ExitCode, Outcome, Remap};
 use crate::qemu::{self, AccelChoice};
 use crate::run::{self, Event, RunConfig, RunResult};
-use crate::{cache, interrupt, RunError};
+use crate::{cache, initrd, interrupt, RunError};
 
 /// Flags of `run`.
 #[derive(clap::Args, Clone, Debug)]
@@ -23,8 +23,11 @@ pub struct RunArgs {
     pub kernel: Option<PathBuf>,
 
     /// The repro to run (`cargo xtask repros` lists them)
-    #[arg(long, value_name = "NAME", default_value = "smoke")]
+    #[arg(long, value_name = "NAME", default_value = "smoke", conflicts_with = "exec")]
     pub repro: String,
+
+    #[command(flatten)]
+    pub exec: ExecArgs,
 
     /// Seconds without a verdict before the run counts as a hang
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
@@ -75,6 +78,159 @@ pub struct RunArgs {
     pub verbose: bool,
 }
 
+/// Running something that is not a compiled-in repro, and what else goes
+/// into the initrd.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ExecArgs {
+    /// Run this static executable (C, std Rust, a kselftest) instead of a
+    /// compiled-in repro: exit status 0 is pass, 4 (KSFT_SKIP) skip, any
+    /// other status or a signal fail
+    #[arg(long, value_name = "FILE")]
+    pub exec: Option<PathBuf>,
+
+    /// An argument for --exec FILE; repeatable
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true, requires = "exec")]
+    pub args: Vec<String>,
+
+    /// An environment variable for --exec FILE; repeatable
+    #[arg(long = "env", value_name = "K=V", requires = "exec")]
+    pub env: Vec<String>,
+
+    /// Seconds the guest gives --exec FILE before killing it (a fail, with
+    /// the kernel log tail); keep it below --timeout
+    #[arg(long, value_name = "SECS", requires = "exec")]
+    pub guest_timeout: Option<u64>,
+
+    /// An extra file or directory for the initrd, at DEST (default /NAME); repeatable
+    #[arg(long = "file", value_name = "SRC[:DEST]")]
+    pub files: Vec<String>,
+
+    /// Kernel modules init loads first: `auto` (virtio_pci, virtio_console
+    /// where the kernel has them as modules: the virtio-serial verdict
+    /// channel) or a comma-separated list; dependencies come along
+    #[arg(long, value_name = "auto|LIST")]
+    pub modules: Option<crate::modules::Modules>,
+
+    /// Where the modules are: an unpacked kernel package or a
+    /// `make modules_install` tree [default: beside a packaged kernel]
+    #[arg(long, value_name = "DIR", requires = "modules")]
+    pub modules_from: Option<PathBuf>,
+}
+
+/// What a dynamically linked --exec FILE needs instead.
+const STATIC_HINT: &str = "link it statically: `cc -static ...`, or for Rust \
+     `RUSTFLAGS='-C target-feature=+crt-static' cargo build --target x86_64-unknown-linux-gnu`";
+
+impl ExecArgs {
+    /// The repro name the guest runs: `exec` with --exec FILE.
+    pub fn repro<'a>(&self, repro: &'a str) -> &'a str {
+        if self.exec.is_some() {
+            repros::protocol::EXEC_REPRO
+        } else {
+            repro
+        }
+    }
+
+    /// Kernel command line words: the guest timeout.
+    pub fn append(&self) -> Vec<String> {
+        self.guest_timeout
+            .map(|s| format!("{}{}={s}", repros::protocol::CMDLINE_PREFIX, repros::protocol::CMDLINE_GUEST_TIMEOUT))
+            .into_iter()
+            .collect()
+    }
+
+    /// The extra initrd entries, checked (a dynamic --exec FILE is refused
+    /// here, before qemu starts).
+    pub fn entries(&self, kernel: &Kernel) -> Result<Vec<initrd::Entry>, RunError> {
+        use repros::protocol;
+        let mut out = Vec::new();
+        let mut krepro_dir = false;
+        if let Some(path) = &self.exec {
+            let bad = |why: String| RunError::BadExec { path: path.clone(), why };
+            let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            crate::elf::check_static(&bytes, false).map_err(|e| match e {
+                crate::elf::ElfError::Dynamic(_) => bad(format!("{e}; {STATIC_HINT}")),
+                e => bad(e.to_string()),
+            })?;
+            let nul_list = |items: &[String]| items.iter().flat_map(|a| a.bytes().chain([0])).collect::<Vec<u8>>();
+            for kv in &self.env {
+                if !kv.contains('=') || kv.contains('\0') {
+                    return Err(RunError::BadFlag(format!("--env {kv}: expected K=V")));
+                }
+            }
+            if self.args.iter().any(|a| a.contains('\0')) {
+                return Err(RunError::BadFlag("--arg: an argument cannot hold a NUL byte".into()));
+            }
+            out.push(initrd::Entry::dir("krepro"));
+            krepro_dir = true;
+            out.push(initrd::Entry::file(protocol::EXEC_PATH.trim_start_matches('/'), 0o755, bytes));
+            out.push(initrd::Entry::file(protocol::EXEC_ARGS.trim_start_matches('/'), 0o644, nul_list(&self.args)));
+            out.push(initrd::Entry::file(protocol::EXEC_ENV.trim_start_matches('/'), 0o644, nul_list(&self.env)));
+        }
+        for spec in &self.files {
+            out.extend(file_entries(spec)?);
+        }
+        if let Some(want) = &self.modules {
+            let dir = crate::modules::modules_dir(kernel, self.modules_from.as_deref()).ok_or_else(|| {
+                crate::modules::ModuleError::NoDir(
+                    kernel.release.clone().unwrap_or_else(|| kernel.path.display().to_string()),
+                )
+            })?;
+            let mods = crate::modules::resolve(&dir, want)?;
+            let mut entries = crate::modules::entries(mods);
+            if krepro_dir {
+                entries.retain(|e| e.path != "krepro");
+            }
+            out.extend(entries);
+        }
+        Ok(out)
+    }
+}
+
+/// `--file SRC[:DEST]`: a file, or a directory and everything below it.
+fn file_entries(spec: &str) -> Result<Vec<initrd::Entry>, RunError> {
+    let (src, dest) = match spec.split_once(':') {
+        Some((s, d)) => (PathBuf::from(s), d.trim_start_matches('/').to_owned()),
+        None => {
+            let p = PathBuf::from(spec);
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            (p, name)
+        }
+    };
+    if dest.is_empty() || dest.split('/').any(|c| c == "..") {
+        return Err(RunError::BadFlag(format!("--file {spec}: DEST must be a path inside the initrd")));
+    }
+    let mut out = Vec::new();
+    // Parent directories of DEST.
+    let mut parent = String::new();
+    for part in dest.split('/').collect::<Vec<_>>().split_last().map(|(_, p)| p.to_vec()).unwrap_or_default() {
+        parent = if parent.is_empty() { part.to_owned() } else { format!("{parent}/{part}") };
+        out.push(initrd::Entry::dir(&parent));
+    }
+    fn add(src: &Path, dest: &str, out: &mut Vec<initrd::Entry>) -> Result<(), RunError> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(src).map_err(|e| RunError::BadFlag(format!("--file {}: {e}", src.display())))?;
+        if meta.is_dir() {
+            out.push(initrd::Entry::dir(dest));
+            let mut names: Vec<_> = std::fs::read_dir(src)
+                .map_err(|e| RunError::io(format!("list {}", src.display()), e))?
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            names.sort();
+            for n in names {
+                add(&src.join(&n), &format!("{dest}/{}", n.to_string_lossy()), out)?;
+            }
+        } else {
+            let data = std::fs::read(src).map_err(|e| RunError::io(format!("read {}", src.display()), e))?;
+            out.push(initrd::Entry::file(dest, meta.permissions().mode() & 0o777, data));
+        }
+        Ok(())
+    }
+    add(&src, &dest, &mut out)?;
+    Ok(out)
+}
+
 impl RunArgs {
     fn remap(&self) -> Remap {
         Remap { on_crash: self.on_crash, on_hang: self.on_hang, on_no_verdict: self.on_no_verdict }
@@ -99,23 +255,34 @@ pub fn execute(args: &RunArgs, initrd: &Path) -> ExitCode {
 /// Prepares a run: the repro, the kernel, qemu and the initrd are checked
 /// (in that order, cheapest first) before anything boots.
 pub fn prepare(args: &RunArgs, initrd: &Path, say: &mut dyn FnMut(&str)) -> Result<RunConfig, RunError> {
-    check_repro(&args.repro)?;
+    if args.exec.exec.is_none() {
+        check_repro(&args.repro)?;
+    }
     let (kernel, _) = kernel::resolve(args.kernel.as_deref(), say)?;
+    let extra = args.exec.entries(&kernel)?;
     let qemu = qemu::find_or_install(say)?;
     if !initrd.is_file() {
         return Err(RunError::InitrdNotFound(initrd.to_owned()));
     }
+    let extra_initrd = if extra.is_empty() {
+        Vec::new()
+    } else {
+        initrd::pack(&extra).map_err(|e| RunError::io("pack the extra initrd", e))?
+    };
+    let mut append = args.exec.append();
+    append.extend(args.append.iter().cloned());
     Ok(RunConfig {
         kernel,
         initrd: initrd.to_owned(),
-        repro: args.repro.clone(),
+        repro: args.exec.repro(&args.repro).to_owned(),
         run_index: 1,
-        append: args.append.clone(),
+        append,
         timeout: Duration::from_secs(args.timeout),
         accel: args.accel,
         memory_mib: args.memory,
         warn_is_crash: args.warn_is_crash,
         qemu,
+        extra_initrd,
         log_dir: args.log_dir.clone().unwrap_or_else(cache::logs_dir),
         interrupt: interrupt::install(),
     })

@@ -82,10 +82,12 @@ const KREPRO_ESSENTIAL: &[&str] = &[
     "PRINTK",
 ];
 /// Used when there: sysfs and devtmpfs (the virtio port lookup, /dev/kmsg),
-/// /tmp, printk times, the isa-debug-exit and virtio-serial channels, the
-/// PVH entry (boot the vmlinux directly) and KVM guest support.
+/// /tmp, timerfd (init's clock), printk times, the isa-debug-exit and
+/// virtio-serial channels, the PVH entry (boot the vmlinux directly) and
+/// KVM guest support.
 const KREPRO_OPTIONAL: &[&str] = &[
     "SYSFS",
+    "TIMERFD",
     "DEVTMPFS",
     "TMPFS",
     "SHMEM",

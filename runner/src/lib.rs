@@ -11,12 +11,14 @@ pub mod cache;
 pub mod classify;
 pub mod cli;
 pub mod cmd;
+pub mod elf;
 pub mod fetch;
 pub mod initrd;
 pub mod install;
 pub mod interrupt;
 pub mod kconfig;
 pub mod kernel;
+pub mod modules;
 pub mod outcome;
 pub mod qemu;
 pub mod run;
@@ -51,6 +53,12 @@ pub enum RunError {
     KvmFailed(String),
     #[error("qemu failed before the kernel printed anything ({status}): {stderr}")]
     QemuFailed { status: String, stderr: String },
+    #[error("--exec {path}: {why}")]
+    BadExec { path: PathBuf, why: String },
+    #[error("{0}")]
+    BadFlag(String),
+    #[error(transparent)]
+    Modules(#[from] modules::ModuleError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
     #[error("interrupted")]

@@ -17,7 +17,7 @@ enum Krepro {
         #[arg(long, value_name = "FILE")]
         initrd: PathBuf,
         #[command(flatten)]
-        args: RunArgs,
+        args: Box<RunArgs>,
     },
     /// List the repros compiled into krepro's init
     Repros,
@@ -32,5 +32,14 @@ fn main() -> std::process::ExitCode {
             }
             std::process::ExitCode::SUCCESS
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        super::Krepro::command().debug_assert();
     }
 }

@@ -42,6 +42,9 @@ pub struct RunConfig {
     pub memory_mib: u32,
     pub warn_is_crash: bool,
     pub qemu: PathBuf,
+    /// A gzip'd cpio appended to the initrd (--exec, --file, --modules);
+    /// empty for none. The kernel unpacks concatenated archives in order.
+    pub extra_initrd: Vec<u8>,
     pub log_dir: PathBuf,
     /// Set by the signal handler ([`crate::interrupt`]); the run stops and
     /// cleans up when it becomes true.
@@ -166,10 +169,20 @@ fn boot(
     let mut log =
         std::fs::File::create(&log_path).map_err(|e| RunError::io(format!("create {}", log_path.display()), e))?;
 
+    let initrd = if cfg.extra_initrd.is_empty() {
+        cfg.initrd.clone()
+    } else {
+        let combined = scratch.path().join("initrd.cpio.gz");
+        let mut bytes =
+            std::fs::read(&cfg.initrd).map_err(|e| RunError::io(format!("read {}", cfg.initrd.display()), e))?;
+        bytes.extend_from_slice(&cfg.extra_initrd);
+        std::fs::write(&combined, bytes).map_err(|e| RunError::io(format!("write {}", combined.display()), e))?;
+        combined
+    };
     let cmdline = qemu::kernel_cmdline(&cfg.repro, cfg.run_index, &cfg.append);
     let params = QemuParams {
         kernel: &cfg.kernel.path,
-        initrd: &cfg.initrd,
+        initrd: &initrd,
         cmdline: &cmdline,
         accel,
         memory_mib: cfg.memory_mib,

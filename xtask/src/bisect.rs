@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use krepro_runner::bisect::{self, BisectError, BisectOptions, Boot, Built, Event, Tester};
+use krepro_runner::cli;
 use krepro_runner::outcome::{Decision, Remap};
 use krepro_runner::qemu::AccelChoice;
 use krepro_runner::run::{self, RunConfig};
@@ -28,8 +29,11 @@ pub struct BisectArgs {
     #[arg(long, value_name = "REV")]
     bad: String,
     /// The repro that tells good from bad
-    #[arg(long, value_name = "NAME")]
-    pub repro: String,
+    #[arg(long, value_name = "NAME", required_unless_present = "exec", conflicts_with = "exec")]
+    pub repro: Option<String>,
+    /// --exec FILE, --file, --modules: as for `run`
+    #[command(flatten)]
+    pub exec: cli::ExecArgs,
     /// Boots per commit: good only if every run passes, bad if any fails
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
@@ -114,7 +118,7 @@ impl Tester for Real<'_> {
                 Ok(Built::Kernel(bz))
             }
             None => {
-                let opts = self.args.config.options(wt.to_owned(), Some(self.args.repro.clone()));
+                let opts = self.args.config.options(wt.to_owned(), self.args.repro.clone());
                 match build::build(&opts, &mut |ev| on(Event::Build(ev))) {
                     Ok(b) => Ok(Built::Kernel(b.bzimage)),
                     Err(e) if e.is_tree_failure() => {
@@ -128,6 +132,13 @@ impl Tester for Real<'_> {
 
     fn boot(&mut self, kernel_path: &Path, run_index: u32) -> Result<Boot, RunError> {
         self.run.kernel = kernel::check_bzimage(kernel_path)?;
+        // Modules depend on the kernel: the extra initrd is made per boot.
+        let extra = self.args.exec.entries(&self.run.kernel)?;
+        self.run.extra_initrd = if extra.is_empty() {
+            Vec::new()
+        } else {
+            krepro_runner::initrd::pack(&extra).map_err(|e| RunError::io("pack the extra initrd", e))?
+        };
         self.run.run_index = run_index;
         let r = run::run(&self.run, &mut |_| {})?;
         Ok(Boot { outcome: r.outcome, message: r.message, console_log: r.console_log })
@@ -155,17 +166,21 @@ fn run_inner(args: &BisectArgs, initrd: &Path) -> Result<ExitCode, BisectError> 
     let flag = interrupt::install();
     let remap = Remap { on_crash: args.on_crash, on_hang: args.on_hang, on_no_verdict: args.on_no_verdict };
     let placeholder = kernel::Kernel { path: PathBuf::new(), release: None };
+    let repro = args.exec.repro(args.repro.as_deref().unwrap_or_default()).to_owned();
+    let mut append = args.exec.append();
+    append.extend(args.append.iter().cloned());
     let run_cfg = RunConfig {
         kernel: placeholder,
         initrd: initrd.to_owned(),
-        repro: args.repro.clone(),
+        repro: repro.clone(),
         run_index: 1,
-        append: args.append.clone(),
+        append,
         timeout: Duration::from_secs(args.timeout),
         accel: args.accel,
         memory_mib: 256,
         warn_is_crash: false,
         qemu,
+        extra_initrd: Vec::new(),
         log_dir: cache::logs_dir(),
         interrupt: flag.clone(),
     };
@@ -173,7 +188,7 @@ fn run_inner(args: &BisectArgs, initrd: &Path) -> Result<ExitCode, BisectError> 
         linux: args.linux.clone(),
         good: args.good.clone(),
         bad: args.bad.clone(),
-        repro: args.repro.clone(),
+        repro: repro.clone(),
         runs: args.runs,
         remap,
         find_fix: args.find_fix,
@@ -202,7 +217,7 @@ fn run_inner(args: &BisectArgs, initrd: &Path) -> Result<ExitCode, BisectError> 
     let fragment = match &args.build_cmd {
         Some(_) => None,
         None => {
-            let opts = args.config.options(args.linux.clone(), Some(args.repro.clone()));
+            let opts = args.config.options(args.linux.clone(), args.repro.clone());
             let reqs = build::requests(&opts).map_err(|e| BisectError::BadInput(e.to_string()))?;
             Some(reqs.iter().map(|r| format!("CONFIG_{}={}\n", r.name, r.value)).collect::<String>())
         }

@@ -13,7 +13,6 @@ use krepro_runner::cmd::Cmd;
 use krepro_runner::{build, fetch, initrd, install, kernel, qemu};
 
 mod bisect;
-mod elf;
 mod progress;
 
 /// krepro: turn a kernel bug into a boot test that runs in seconds.
@@ -44,11 +43,13 @@ enum Command {
     /// Build init and pack the initrd (gzip'd newc cpio); prints its path
     Initrd {
         /// The repro init runs when the kernel command line names none
-        #[arg(long, value_name = "NAME", default_value = DEFAULT_REPRO)]
+        #[arg(long, value_name = "NAME", default_value = DEFAULT_REPRO, conflicts_with = "exec")]
         repro: String,
         /// Where to write it [default: target/krepro/initrd.cpio.gz]
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        exec: cli::ExecArgs,
     },
     /// List the repros: name, what it checks, the kernel config it needs
     Repros,
@@ -169,9 +170,14 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        Command::Initrd { repro, output } => {
+        Command::Initrd { repro, output, exec } => {
             let out = output.unwrap_or_else(default_initrd);
-            match cli::check_repro(&repro).map_err(anyhow::Error::from).and_then(|()| build_initrd(&repro, &out)) {
+            let built = if exec.exec.is_some() || !exec.files.is_empty() || exec.modules.is_some() {
+                build_exec_initrd(&repro, &exec, &out)
+            } else {
+                cli::check_repro(&repro).map_err(anyhow::Error::from).and_then(|()| build_initrd(&repro, &out))
+            };
+            match built {
                 Ok(path) => {
                     println!("{}", path.display());
                     ExitCode::SUCCESS
@@ -213,9 +219,11 @@ fn main() -> ExitCode {
             }
         }
         Command::Bisect(args) => {
-            if let Err(e) = cli::check_repro(&args.repro) {
-                eprintln!("error: {e}");
-                return e.exit_code().into();
+            if args.exec.exec.is_none() {
+                if let Err(e) = cli::check_repro(args.repro.as_deref().unwrap_or_default()) {
+                    eprintln!("error: {e}");
+                    return e.exit_code().into();
+                }
             }
             match build_initrd(DEFAULT_REPRO, &default_initrd()) {
                 Ok(initrd) => bisect::run(&args, &initrd),
@@ -281,8 +289,13 @@ fn cargo() -> PathBuf {
     std::env::var_os("CARGO").map_or_else(|| "cargo".into(), PathBuf::from)
 }
 
+/// Cargo's target directory: $CARGO_TARGET_DIR, else `<root>/target`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()).map_or_else(|| root().join("target"), PathBuf::from)
+}
+
 fn default_initrd() -> PathBuf {
-    root().join("target/krepro/initrd.cpio.gz")
+    target_dir().join("krepro/initrd.cpio.gz")
 }
 
 /// The target init is built for: the host's triple, with no libc linked
@@ -290,7 +303,7 @@ fn default_initrd() -> PathBuf {
 const INIT_TARGET: &str = "x86_64-unknown-linux-gnu";
 /// Where the init binary lands.
 fn init_binary() -> PathBuf {
-    root().join("target").join(INIT_TARGET).join("init/init")
+    target_dir().join(INIT_TARGET).join("init/init")
 }
 
 /// The repro an initrd runs when the kernel command line names none.
@@ -307,7 +320,8 @@ fn build_init(default_repro: &str) -> Result<Vec<u8>> {
         .context("building init")?;
     let path = init_binary();
     let bytes = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-    elf::check_static(&bytes).with_context(|| format!("{} is not a static executable", path.display()))?;
+    krepro_runner::elf::check_static(&bytes, true)
+        .with_context(|| format!("{} is not a static executable", path.display()))?;
     Ok(bytes)
 }
 
@@ -316,6 +330,29 @@ fn build_initrd(default_repro: &str, out: &Path) -> Result<PathBuf> {
     let init = build_init(default_repro)?;
     initrd::write_file(&initrd::standard_entries(init), out).with_context(|| format!("write {}", out.display()))?;
     Ok(out.to_owned())
+}
+
+/// An initrd with the --exec/--file/--modules entries in it, and init's
+/// default repro `exec` when there is an --exec FILE.
+fn build_exec_initrd(repro: &str, exec: &cli::ExecArgs, out: &Path) -> Result<PathBuf> {
+    if exec.exec.is_none() {
+        cli::check_repro(repro)?;
+    }
+    // No kernel here: modules come from --modules-from.
+    let kernel = kernel::Kernel { path: PathBuf::new(), release: None };
+    let extra = exec.entries(&kernel)?;
+    let mut entries = initrd::standard_entries(build_init(exec.repro(repro))?);
+    entries.extend(extra.into_iter().filter(|e| !(e.node == initrd::Node::Dir && entries_has_dir(&e.path))));
+    initrd::write_file(&entries, out).with_context(|| format!("write {}", out.display()))?;
+    if exec.guest_timeout.is_some() {
+        eprintln!("krepro: note: --guest-timeout is a kernel command line word; boot with {}", exec.append().join(" "));
+    }
+    Ok(out.to_owned())
+}
+
+/// Whether krepro's standard initrd already has this directory.
+fn entries_has_dir(path: &str) -> bool {
+    initrd::standard_entries(Vec::new()).iter().any(|e| e.path == path && e.node == initrd::Node::Dir)
 }
 
 fn list_repros() {

@@ -39,21 +39,9 @@ pub const IFF_UP: i16 = linux_raw_sys::net::net_device_flags::IFF_UP as i16;
 ///
 /// <https://man7.org/linux/man-pages/man2/ioperm.2.html>
 pub fn debug_exit_ioport(port: u16, value: u8) -> Result<(), Errno> {
-    let ret: isize;
-    // SAFETY: ioperm(from, num, turn_on) takes plain integers and touches no
-    // memory of ours; the syscall clobbers rcx and r11 as declared.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") linux_raw_sys::general::__NR_ioperm as isize => ret,
-            in("rdi") u64::from(port),
-            in("rsi") 1u64,
-            in("rdx") 1u64,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
+    // SAFETY: ioperm(from, num, turn_on) takes plain integers and touches
+    // no memory of ours.
+    let ret = unsafe { syscall3(linux_raw_sys::general::__NR_ioperm, usize::from(port), 1, 1) };
     if ret < 0 {
         return Err(Errno::from_raw_os_error(-ret as i32));
     }
@@ -106,4 +94,100 @@ pub fn set_if_flags(sock: impl AsFd, name: &[u8], flags: i16) -> Result<(), Errn
         rustix::ioctl::ioctl(sock, ctl)?;
     }
     Ok(())
+}
+
+/// `fork(2)` then, in the child, `execve(2)`: starts `path` with `argv` and
+/// `envp` (NUL-terminated strings) and returns the child's pid. If execve
+/// fails, the child prints why and exits with status 127.
+///
+/// <https://man7.org/linux/man-pages/man2/fork.2.html>,
+/// <https://man7.org/linux/man-pages/man2/execve.2.html>
+pub fn spawn(
+    path: &core::ffi::CStr,
+    argv: &[&core::ffi::CStr],
+    envp: &[&core::ffi::CStr],
+) -> Result<rustix::process::Pid, Errno> {
+    // Pointer arrays built before the fork: the child only makes syscalls.
+    let argv: alloc::vec::Vec<*const u8> =
+        argv.iter().map(|a| a.as_ptr().cast()).chain(core::iter::once(core::ptr::null())).collect();
+    let envp: alloc::vec::Vec<*const u8> =
+        envp.iter().map(|e| e.as_ptr().cast()).chain(core::iter::once(core::ptr::null())).collect();
+    // SAFETY: fork takes no arguments; PID 1 is single-threaded, so the
+    // child is a full copy with nothing half-done in another thread.
+    let pid = unsafe { syscall0(linux_raw_sys::general::__NR_fork) };
+    if pid < 0 {
+        return Err(Errno::from_raw_os_error(-pid as i32));
+    }
+    if pid == 0 {
+        // SAFETY: path, argv and envp point to NUL-terminated strings and
+        // NULL-terminated pointer arrays that live until execve replaces us.
+        let err = unsafe {
+            syscall3(
+                linux_raw_sys::general::__NR_execve,
+                path.as_ptr() as usize,
+                argv.as_ptr() as usize,
+                envp.as_ptr() as usize,
+            )
+        };
+        let mut msg = crate::report::FixedBuf::<200>::new();
+        let _ = core::fmt::Write::write_fmt(
+            &mut msg,
+            format_args!("krepro: execve {}: errno {}", path.to_string_lossy(), -err),
+        );
+        msg.end_line();
+        let _ = repros::write_all(stdout(), msg.as_bytes());
+        // SAFETY: exit_group ends this (child) process; it takes a plain int.
+        unsafe { syscall1(linux_raw_sys::general::__NR_exit_group, 127) };
+        unreachable!("exit_group returned");
+    }
+    // SAFETY: a positive pid from fork is a valid pid.
+    Ok(unsafe { rustix::process::Pid::from_raw_unchecked(pid as i32) })
+}
+
+/// A system call with no arguments.
+///
+/// # Safety
+/// `nr` must be a system call whose effects the caller accounts for.
+unsafe fn syscall0(nr: u32) -> isize {
+    let ret: isize;
+    // SAFETY: the caller vouches for the call; syscall clobbers rcx and r11.
+    unsafe {
+        core::arch::asm!("syscall", inlateout("rax") nr as isize => ret, lateout("rcx") _, lateout("r11") _, options(nostack));
+    }
+    ret
+}
+
+/// A system call with one argument. See [`syscall0`].
+///
+/// # Safety
+/// As for [`syscall0`]; the argument must be what the call expects.
+unsafe fn syscall1(nr: u32, a: usize) -> isize {
+    let ret: isize;
+    // SAFETY: as for syscall0.
+    unsafe {
+        core::arch::asm!("syscall", inlateout("rax") nr as isize => ret, in("rdi") a, lateout("rcx") _, lateout("r11") _, options(nostack));
+    }
+    ret
+}
+
+/// A system call with three arguments. See [`syscall0`].
+///
+/// # Safety
+/// As for [`syscall0`]; the arguments must be what the call expects.
+unsafe fn syscall3(nr: u32, a: usize, b: usize, c: usize) -> isize {
+    let ret: isize;
+    // SAFETY: as for syscall0.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
 }

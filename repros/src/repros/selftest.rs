@@ -71,7 +71,7 @@ fn version(cx: &mut Cx) -> Result {
         let every: u32 = every.parse().map_err(|_| invalid("parse krepro.fail_every"))?;
         let run: u32 =
             cx.param(crate::protocol::CMDLINE_RUN).unwrap_or("1").parse().map_err(|_| invalid("parse krepro.run"))?;
-        if every == 0 || run % every != 0 {
+        if every == 0 || !run.is_multiple_of(every) {
             return Ok(Verdict::Pass);
         }
     }

@@ -1,0 +1,203 @@
+//! Distro kernels keep drivers as modules (Debian 6.1 cloud: virtio_console
+//! and virtio_pci are =m). `--modules` puts the named .ko files and their
+//! dependencies into the initrd, in load order; PID 1 loads them with
+//! finit_module before the repro.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::initrd::Entry;
+use crate::kernel::Kernel;
+
+/// What `--modules` asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Modules {
+    /// What the verdict channels need ([`AUTO`]), where the kernel has it
+    /// as a module.
+    Auto,
+    /// These modules (and their dependencies).
+    List(Vec<String>),
+}
+
+impl std::str::FromStr for Modules {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Modules, String> {
+        if s == "auto" {
+            return Ok(Modules::Auto);
+        }
+        let names: Vec<String> = s.split(',').map(str::trim).filter(|n| !n.is_empty()).map(normalize).collect();
+        if names.is_empty() {
+            return Err("expected auto or a comma-separated list of module names".into());
+        }
+        Ok(Modules::List(names))
+    }
+}
+
+/// The modules that make krepro's virtio-serial verdict channel work.
+pub const AUTO: &[&str] = &["virtio_pci", "virtio_console"];
+
+/// Where PID 1 finds the modules it loads, in file-name order.
+pub const INITRD_DIR: &str = "krepro/modules";
+
+/// Why modules could not be provided.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error("no modules directory for {0}: pass --modules-from DIR (an unpacked kernel package or `make modules_install` tree)")]
+    NoDir(String),
+    #[error("module {name} is not in {dir} (is it built in, or named differently?)")]
+    NotFound { name: String, dir: PathBuf },
+    #[error("{path}: {why}")]
+    Read { path: PathBuf, why: String },
+}
+
+/// `virtio-console` and `virtio_console` are the same module.
+fn normalize(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// The module directory of a kernel: `--modules-from DIR` (DIR itself, or
+/// DIR/lib/modules/<release>), else beside a packaged kernel
+/// (`<root>/boot/vmlinuz-<rel>` -> `<root>/lib/modules/<rel>`).
+pub fn modules_dir(kernel: &Kernel, from: Option<&Path>) -> Option<PathBuf> {
+    let release = kernel
+        .release
+        .clone()
+        .or_else(|| kernel.path.file_name()?.to_str()?.strip_prefix("vmlinuz-").map(str::to_owned));
+    let is_dir = |p: &Path| p.join("kernel").is_dir() || p.join("modules.dep").is_file();
+    if let Some(from) = from {
+        if is_dir(from) {
+            return Some(from.to_owned());
+        }
+        let nested = from.join("lib/modules").join(release.as_deref()?);
+        return is_dir(&nested).then_some(nested);
+    }
+    let root = kernel.path.parent()?.parent()?;
+    let dir = root.join("lib/modules").join(release?);
+    is_dir(&dir).then_some(dir)
+}
+
+/// Every module file under `dir`, by normalized name.
+fn index(dir: &Path) -> BTreeMap<String, PathBuf> {
+    fn walk(d: &Path, out: &mut BTreeMap<String, PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(d) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                if let Some((stem, _)) = name.split_once(".ko") {
+                    out.insert(normalize(stem), p);
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, &mut out);
+    out
+}
+
+/// A module file's bytes, decompressed (.ko, .ko.xz, .ko.zst, .ko.gz).
+fn read_module(path: &Path) -> Result<Vec<u8>, ModuleError> {
+    let err = |why: String| ModuleError::Read { path: path.to_owned(), why };
+    let raw = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let name = path.to_string_lossy();
+    let mut out = Vec::new();
+    if name.ends_with(".xz") {
+        lzma_rs::xz_decompress(&mut &raw[..], &mut out).map_err(|e| err(format!("xz: {e}")))?;
+    } else if name.ends_with(".zst") {
+        let mut dec = ruzstd::decoding::StreamingDecoder::new(&raw[..]).map_err(|e| err(format!("zstd: {e}")))?;
+        dec.read_to_end(&mut out).map_err(|e| err(format!("zstd: {e}")))?;
+    } else if name.ends_with(".gz") {
+        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| err(format!("gzip: {e}")))?;
+    } else if name.ends_with(".ko") {
+        out = raw;
+    } else {
+        return Err(err("unknown module compression (known: .ko, .ko.xz, .ko.zst, .ko.gz)".into()));
+    }
+    Ok(out)
+}
+
+/// The dependencies of a module, from its `.modinfo` (`depends=a,b`).
+fn depends(ko: &[u8], path: &Path) -> Result<Vec<String>, ModuleError> {
+    let info = crate::elf::modinfo(ko).map_err(|e| ModuleError::Read { path: path.to_owned(), why: e.to_string() })?;
+    Ok(info
+        .iter()
+        .filter_map(|kv| kv.strip_prefix("depends="))
+        .flat_map(|d| d.split(','))
+        .filter(|d| !d.is_empty())
+        .map(normalize)
+        .collect())
+}
+
+/// The modules to load for `want`, dependencies first, each once, as
+/// (name, decompressed bytes). Names the kernel has built in are not in
+/// `dir` and are skipped for `auto`; for a list, they are an error.
+pub fn resolve(dir: &Path, want: &Modules) -> Result<Vec<(String, Vec<u8>)>, ModuleError> {
+    let idx = index(dir);
+    let names: Vec<String> = match want {
+        Modules::Auto => AUTO.iter().map(|n| n.to_string()).filter(|n| idx.contains_key(n)).collect(),
+        Modules::List(names) => names.clone(),
+    };
+    let mut order: Vec<(String, Vec<u8>)> = Vec::new();
+    fn visit(
+        name: &str,
+        idx: &BTreeMap<String, PathBuf>,
+        dir: &Path,
+        order: &mut Vec<(String, Vec<u8>)>,
+        stack: &mut Vec<String>,
+    ) -> Result<(), ModuleError> {
+        if order.iter().any(|(n, _)| n == name) || stack.iter().any(|n| n == name) {
+            return Ok(());
+        }
+        let path = idx.get(name).ok_or_else(|| ModuleError::NotFound { name: name.to_owned(), dir: dir.to_owned() })?;
+        let bytes = read_module(path)?;
+        stack.push(name.to_owned());
+        for dep in depends(&bytes, path)? {
+            visit(&dep, idx, dir, order, stack)?;
+        }
+        stack.pop();
+        order.push((name.to_owned(), bytes));
+        Ok(())
+    }
+    for n in &names {
+        visit(n, &idx, dir, &mut order, &mut Vec::new())?;
+    }
+    Ok(order)
+}
+
+/// The initrd entries for modules in load order: `krepro/modules/NN-name.ko`.
+pub fn entries(mods: Vec<(String, Vec<u8>)>) -> Vec<Entry> {
+    let mut out = vec![Entry::dir("krepro"), Entry::dir(INITRD_DIR)];
+    for (i, (name, bytes)) in mods.into_iter().enumerate() {
+        out.push(Entry::file(&format!("{INITRD_DIR}/{i:02}-{name}.ko"), 0o644, bytes));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_flag() {
+        assert_eq!("auto".parse::<Modules>(), Ok(Modules::Auto));
+        assert_eq!(
+            "virtio-console, 9p".parse::<Modules>(),
+            Ok(Modules::List(vec!["virtio_console".into(), "9p".into()]))
+        );
+        assert!(",".parse::<Modules>().is_err());
+    }
+
+    #[test]
+    fn finds_the_dir_beside_a_packaged_kernel() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("boot")).unwrap();
+        std::fs::create_dir_all(d.path().join("lib/modules/6.1.0-9-cloud-amd64/kernel")).unwrap();
+        let k = Kernel { path: d.path().join("boot/vmlinuz-6.1.0-9-cloud-amd64"), release: None };
+        assert_eq!(modules_dir(&k, None), Some(d.path().join("lib/modules/6.1.0-9-cloud-amd64")));
+        assert_eq!(modules_dir(&k, Some(d.path())), Some(d.path().join("lib/modules/6.1.0-9-cloud-amd64")));
+        let other = Kernel { path: "/nonexistent/bzImage".into(), release: Some("6.1".into()) };
+        assert_eq!(modules_dir(&other, None), None);
+    }
+}
