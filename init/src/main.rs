@@ -47,11 +47,6 @@ fn main() -> ! {
     report::console(format_args!("{}", StartLine { boot_ms }));
 
     setup::mount_all();
-    setup::load_modules();
-    if let Err(e) = setup::loopback_up() {
-        report::warn(format_args!("bring up lo: {e}"));
-    }
-
     let cmdline = match repros::read_to_string("/proc/cmdline") {
         Ok(text) => text,
         Err(errno) => {
@@ -59,6 +54,11 @@ fn main() -> ! {
             String::new()
         }
     };
+    setup::load_modules(&cmdline);
+    if let Err(e) = setup::loopback_up() {
+        report::warn(format_args!("bring up lo: {e}"));
+    }
+
     let name = protocol::cmdline_param(&cmdline, protocol::CMDLINE_REPRO).unwrap_or(DEFAULT_REPRO);
     if name == protocol::EXEC_REPRO {
         let (kind, message) = exec::run(&cmdline);

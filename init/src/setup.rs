@@ -65,9 +65,11 @@ fn mount_one(fstype: &str, target: &str) -> Result<(), SetupError> {
 }
 
 /// Loads the kernel modules the runner put into the initrd (`--modules`),
-/// in file-name order (dependencies first). A module the kernel already
-/// has is fine; any other failure is reported and setup goes on.
-pub fn load_modules() {
+/// in file-name order (dependencies first), each with its `name.param=`
+/// words from the kernel command line, as modprobe does (microvm passes
+/// `virtio_mmio.device=` that way). A module the kernel already has is
+/// fine; any other failure is reported and setup goes on.
+pub fn load_modules(cmdline: &str) {
     use rustix::fs::{Dir, OFlags};
     let Ok(dir) = rustix::fs::open(
         repros::protocol::MODULES_DIR,
@@ -90,8 +92,19 @@ pub fn load_modules() {
     names.sort_unstable();
     for n in names {
         let path = alloc::format!("{}/{n}", repros::protocol::MODULES_DIR);
+        // "NN-name.ko" -> its parameters "a=1 b=2\0".
+        let module = n.trim_end_matches(".ko").split_once('-').map_or(n.as_str(), |(_, m)| m);
+        let mut params = alloc::vec::Vec::new();
+        for word in cmdline.split_ascii_whitespace() {
+            if let Some(param) = word.strip_prefix(module).and_then(|w| w.strip_prefix('.')) {
+                params.extend_from_slice(param.as_bytes());
+                params.push(b' ');
+            }
+        }
+        params.push(0);
+        let params = core::ffi::CStr::from_bytes_until_nul(&params).unwrap_or(c"");
         let loaded = rustix::fs::open(path.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .and_then(|fd| rustix::system::finit_module(&fd, c"", 0));
+            .and_then(|fd| rustix::system::finit_module(&fd, params, 0));
         match loaded {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(e) => {

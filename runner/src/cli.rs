@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::kernel::{self, Kernel};
 use crate::outcome::{self, Decision, ExitCode, Outcome, Remap};
-use crate::qemu::{self, AccelChoice};
-use crate::run::{self, Event, RunConfig, RunResult};
+use crate::qemu::{self, AccelChoice, Machine, MachineChoice};
+use crate::run::{self, EntryChoice, Event, RunConfig, RunResult};
 use crate::{cache, initrd, interrupt, RunError};
 
 /// Flags of `run`.
@@ -36,6 +36,17 @@ pub struct RunArgs {
     /// Accelerator: kvm, tcg, or auto (kvm when it works, else tcg)
     #[arg(long, value_enum, value_name = "ACCEL", default_value_t = AccelChoice::Auto)]
     pub accel: AccelChoice,
+
+    /// Machine: auto (microvm), microvm, pc or q35. On pc and q35 the
+    /// virtio-serial channel uses PCI; on microvm virtio-mmio
+    #[arg(long, value_enum, value_name = "MACHINE", default_value_t = MachineChoice::Auto)]
+    pub machine: MachineChoice,
+
+    /// Kernel entry: auto (PVH when the kernel has it: the vmlinux is taken
+    /// out of the bzImage once and cached, skipping emulated
+    /// decompression), pvh, or bzimage
+    #[arg(long, value_enum, value_name = "ENTRY", default_value_t = EntryChoice::Auto)]
+    pub entry: EntryChoice,
 
     /// Boot N times: pass only if every run passes (flaky repros)
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -105,9 +116,10 @@ pub struct ExecArgs {
     #[arg(long = "file", value_name = "SRC[:DEST]")]
     pub files: Vec<String>,
 
-    /// Kernel modules init loads first: `auto` (virtio_pci, virtio_console
-    /// where the kernel has them as modules: the virtio-serial verdict
-    /// channel) or a comma-separated list; dependencies come along
+    /// Kernel modules init loads first: `auto` (what the virtio-serial
+    /// verdict channel needs on the machine, where the kernel has it as
+    /// modules: virtio_mmio or virtio_pci, and virtio_console) or a
+    /// comma-separated list; dependencies come along
     #[arg(long, value_name = "auto|LIST")]
     pub modules: Option<crate::modules::Modules>,
 
@@ -141,7 +153,7 @@ impl ExecArgs {
 
     /// The extra initrd entries, checked (a dynamic --exec FILE is refused
     /// here, before qemu starts).
-    pub fn entries(&self, kernel: &Kernel) -> Result<Vec<initrd::Entry>, RunError> {
+    pub fn entries(&self, kernel: &Kernel, machine: Machine) -> Result<Vec<initrd::Entry>, RunError> {
         use repros::protocol;
         let mut out = Vec::new();
         let mut krepro_dir = false;
@@ -176,7 +188,7 @@ impl ExecArgs {
                     kernel.release.clone().unwrap_or_else(|| kernel.path.display().to_string()),
                 )
             })?;
-            let mods = crate::modules::resolve(&dir, want)?;
+            let mods = crate::modules::resolve(&dir, want, machine.channel_modules())?;
             let mut entries = crate::modules::entries(mods);
             if krepro_dir {
                 entries.retain(|e| e.path != "krepro");
@@ -259,7 +271,9 @@ pub fn prepare(args: &RunArgs, initrd: &Path, say: &mut dyn FnMut(&str)) -> Resu
         check_repro(&args.repro)?;
     }
     let (kernel, _) = kernel::resolve(args.kernel.as_deref(), say)?;
-    let extra = args.exec.entries(&kernel)?;
+    let machine = Machine::from_choice(args.machine);
+    let extra = args.exec.entries(&kernel, machine)?;
+    let boot_image = run::choose_entry(&kernel, args.entry, say)?;
     let qemu = qemu::find_or_install(say)?;
     if !initrd.is_file() {
         return Err(RunError::InitrdNotFound(initrd.to_owned()));
@@ -273,6 +287,8 @@ pub fn prepare(args: &RunArgs, initrd: &Path, say: &mut dyn FnMut(&str)) -> Resu
     append.extend(args.append.iter().cloned());
     Ok(RunConfig {
         kernel,
+        boot_image,
+        machine,
         initrd: initrd.to_owned(),
         repro: args.exec.repro(&args.repro).to_owned(),
         run_index: 1,

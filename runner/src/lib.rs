@@ -24,6 +24,7 @@ pub mod qemu;
 pub mod run;
 mod sys;
 pub mod treehash;
+pub mod vmlinux;
 
 use std::path::PathBuf;
 

@@ -13,8 +13,8 @@ use crate::kernel::Kernel;
 /// What `--modules` asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Modules {
-    /// What the verdict channels need ([`AUTO`]), where the kernel has it
-    /// as a module.
+    /// What the verdict channel needs on the machine (see
+    /// `Machine::channel_modules`), where the kernel has it as a module.
     Auto,
     /// These modules (and their dependencies).
     List(Vec<String>),
@@ -33,9 +33,6 @@ impl std::str::FromStr for Modules {
         Ok(Modules::List(names))
     }
 }
-
-/// The modules that make krepro's virtio-serial verdict channel work.
-pub const AUTO: &[&str] = &["virtio_pci", "virtio_console"];
 
 /// Where PID 1 finds the modules it loads, in file-name order.
 pub const INITRD_DIR: &str = "krepro/modules";
@@ -133,10 +130,10 @@ fn depends(ko: &[u8], path: &Path) -> Result<Vec<String>, ModuleError> {
 /// The modules to load for `want`, dependencies first, each once, as
 /// (name, decompressed bytes). Names the kernel has built in are not in
 /// `dir` and are skipped for `auto`; for a list, they are an error.
-pub fn resolve(dir: &Path, want: &Modules) -> Result<Vec<(String, Vec<u8>)>, ModuleError> {
+pub fn resolve(dir: &Path, want: &Modules, auto: &[&str]) -> Result<Vec<(String, Vec<u8>)>, ModuleError> {
     let idx = index(dir);
     let names: Vec<String> = match want {
-        Modules::Auto => AUTO.iter().map(|n| n.to_string()).filter(|n| idx.contains_key(n)).collect(),
+        Modules::Auto => auto.iter().map(|n| n.to_string()).filter(|n| idx.contains_key(n)).collect(),
         Modules::List(names) => names.clone(),
     };
     let mut order: Vec<(String, Vec<u8>)> = Vec::new();

@@ -16,8 +16,75 @@ pub const QEMU_PACKAGE: &str = "qemu-system-x86";
 
 /// Flags every boot gets: no devices but the ones asked for, no display, no
 /// user config, and a guest reboot (panic=-1) ends qemu instead of rebooting.
-pub const FIXED_FLAGS: &[&str] =
-    &["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-machine", "pc", "-smp", "1"];
+pub const FIXED_FLAGS: &[&str] = &["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-smp", "1"];
+
+/// What `--machine` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MachineChoice {
+    /// microvm (no PCI, no firmware to speak of): the fastest boot
+    Auto,
+    /// the classic PC: virtio-serial over PCI
+    Pc,
+    /// PCIe PC
+    Q35,
+    /// qemu's minimal machine: virtio-serial over virtio-mmio
+    Microvm,
+}
+
+/// The machine a boot used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Machine {
+    Pc,
+    Q35,
+    Microvm,
+}
+
+impl Machine {
+    pub fn from_choice(c: MachineChoice) -> Machine {
+        match c {
+            MachineChoice::Pc => Machine::Pc,
+            MachineChoice::Q35 => Machine::Q35,
+            MachineChoice::Auto | MachineChoice::Microvm => Machine::Microvm,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Machine::Pc => "pc",
+            Machine::Q35 => "q35",
+            Machine::Microvm => "microvm",
+        }
+    }
+
+    /// `-machine` and the virtio-serial controller for its bus. microvm gets
+    /// its PIT: without one (and tsc_early_khz, see [`kernel_cmdline`])
+    /// TCG boots can hang in TSC calibration.
+    fn flags(self) -> [&'static str; 4] {
+        match self {
+            Machine::Pc => ["-machine", "pc", "-device", "virtio-serial-pci,id=krepro-serial"],
+            Machine::Q35 => ["-machine", "q35", "-device", "virtio-serial-pci,id=krepro-serial"],
+            Machine::Microvm => ["-machine", "microvm,pit=on", "-device", "virtio-serial-device,id=krepro-serial"],
+        }
+    }
+
+    /// The modules the virtio-serial channel needs on this machine.
+    pub fn channel_modules(self) -> &'static [&'static str] {
+        match self {
+            Machine::Pc | Machine::Q35 => &["virtio_pci", "virtio_console"],
+            Machine::Microvm => &["virtio_mmio", "virtio_console"],
+        }
+    }
+}
+
+/// The host's TSC frequency in kHz, for `tsc_early_khz=` on microvm under
+/// TCG (the kernel otherwise calibrates against timers microvm emulates
+/// poorly and can hang). From /proc/cpuinfo's "cpu MHz".
+pub fn host_tsc_khz() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let mhz: f64 = text.lines().find_map(|l| l.strip_prefix("cpu MHz")?.split(':').nth(1)?.trim().parse().ok())?;
+    Some((mhz * 1000.0).round() as u64)
+}
 
 /// The serial console goes to qemu's stdout, which the runner reads.
 pub const CONSOLE_FLAGS: &[&str] = &["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"];
@@ -133,6 +200,7 @@ pub struct QemuParams<'a> {
     pub initrd: &'a Path,
     pub cmdline: &'a str,
     pub accel: Accel,
+    pub machine: Machine,
     pub memory_mib: u32,
     /// Where the virtio-serial verdict port is written.
     pub verdict_file: &'a Path,
@@ -143,6 +211,8 @@ pub fn qemu_args(p: &QemuParams<'_>) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |a: &[&str]| args.extend(a.iter().map(OsString::from));
     push(FIXED_FLAGS);
+    let [m, machine, d, controller] = p.machine.flags();
+    push(&[m, machine]);
     push(p.accel.flags());
     push(&["-m", &p.memory_mib.to_string()]);
     push(CONSOLE_FLAGS);
@@ -150,7 +220,7 @@ pub fn qemu_args(p: &QemuParams<'_>) -> Vec<OsString> {
         "-device",
         &format!("isa-debug-exit,iobase={:#x},iosize={:#04x}", protocol::DEBUG_EXIT_PORT, protocol::DEBUG_EXIT_IOSIZE),
     ]);
-    push(&["-device", "virtio-serial-pci,id=krepro-serial"]);
+    push(&[d, controller]);
     // qemu option values escape a comma by doubling it.
     let verdict = p.verdict_file.to_string_lossy().replace(',', ",,");
     args.extend(["-chardev".into(), format!("file,id=verdict,path={verdict}").into()]);
@@ -191,6 +261,7 @@ mod tests {
             initrd: Path::new("/t/initrd.gz"),
             cmdline: "console=ttyS0 panic=-1 krepro.repro=smoke",
             accel: Accel::Tcg,
+            machine: Machine::Pc,
             memory_mib: 256,
             verdict_file: Path::new("/tmp/x/verdict"),
         };
@@ -238,10 +309,14 @@ mod tests {
             initrd: Path::new("i"),
             cmdline: "",
             accel: Accel::Kvm,
+            machine: Machine::Microvm,
             memory_mib: 128,
             verdict_file: Path::new("v"),
         };
         let args = qemu_args(&p);
+        let at = args.iter().position(|a| a == "-machine").unwrap();
+        assert_eq!(args[at + 1], "microvm,pit=on");
+        assert!(args.iter().any(|a| a == "virtio-serial-device,id=krepro-serial"));
         let at = args.iter().position(|a| a == "-accel").unwrap();
         assert_eq!(&args[at..at + 4], &["-accel", "kvm", "-cpu", "host"].map(OsString::from));
     }

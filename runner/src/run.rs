@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::classify::{ConsoleScan, Crash, CrashKind, LineKind};
 use crate::kernel::Kernel;
 use crate::outcome::Outcome;
-use crate::qemu::{self, Accel, AccelChoice, QemuParams};
+use crate::qemu::{self, Accel, AccelChoice, Machine, QemuParams};
 use crate::RunError;
 
 /// Under KVM, a guest that prints nothing this long is taken as a KVM that
@@ -32,6 +32,9 @@ const KEEP_LOGS: usize = 200;
 #[derive(Clone, Debug)]
 pub struct RunConfig {
     pub kernel: Kernel,
+    /// What `-kernel` gets: the cached PVH vmlinux, or the bzImage.
+    pub boot_image: BootImage,
+    pub machine: Machine,
     pub initrd: PathBuf,
     pub repro: String,
     /// Which boot of `--runs N` this is (1-based); the guest sees `krepro.run=`.
@@ -49,6 +52,45 @@ pub struct RunConfig {
     /// Set by the signal handler ([`crate::interrupt`]); the run stops and
     /// cleans up when it becomes true.
     pub interrupt: Arc<AtomicBool>,
+}
+
+/// The image a boot starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootImage {
+    /// The vmlinux taken out of the bzImage, entered through PVH.
+    Pvh(PathBuf),
+    /// The bzImage itself (emulated decompression first).
+    BzImage,
+}
+
+/// `--entry`: how the kernel is entered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EntryChoice {
+    /// PVH when the kernel has it, else the bzImage (saying why)
+    Auto,
+    /// PVH or an error
+    Pvh,
+    /// the bzImage, as a bootloader would
+    Bzimage,
+}
+
+/// Picks the boot image for `kernel`; with `auto`, a kernel without the
+/// PVH path boots its bzImage and `say` gets why.
+pub fn choose_entry(kernel: &Kernel, choice: EntryChoice, say: &mut dyn FnMut(&str)) -> Result<BootImage, RunError> {
+    match choice {
+        EntryChoice::Bzimage => Ok(BootImage::BzImage),
+        EntryChoice::Pvh => crate::vmlinux::pvh_vmlinux(&kernel.path)
+            .map(BootImage::Pvh)
+            .map_err(|e| RunError::BadFlag(format!("--entry pvh: {}: {e}", kernel.path.display()))),
+        EntryChoice::Auto => match crate::vmlinux::pvh_vmlinux(&kernel.path) {
+            Ok(p) => Ok(BootImage::Pvh(p)),
+            Err(e) => {
+                say(&format!("booting the bzImage (no PVH fast path: {e})"));
+                Ok(BootImage::BzImage)
+            }
+        },
+    }
 }
 
 /// What happens during a boot, in order. The terminal UI, the JSON writer
@@ -88,6 +130,16 @@ pub struct RunResult {
     pub kernel: PathBuf,
     pub kernel_release: Option<String>,
     pub accel: Accel,
+    pub machine: Machine,
+    /// "pvh" or "bzimage".
+    pub entry: &'static str,
+    /// qemu's own lifetime: spawn to exit (wall_ms minus this is krepro's overhead).
+    pub qemu_ms: u64,
+    /// Host time from qemu's start to the kernel's entry (PID 1's start
+    /// line minus boot_to_init_ms).
+    pub qemu_to_kernel_ms: Option<u64>,
+    /// Host time from the verdict line to qemu's exit.
+    pub verdict_to_exit_ms: Option<u64>,
     pub wall_ms: u64,
     pub boot_to_init_ms: Option<u64>,
     /// Host-measured time from PID 1's start line to its verdict line.
@@ -117,8 +169,20 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(Event<'_>)) -> Result<RunRe
             }
         },
     };
+    let mut cfg = std::borrow::Cow::Borrowed(cfg);
     loop {
-        match boot(cfg, accel, started, on_event)? {
+        let attempt = match boot(&cfg, accel, started, on_event) {
+            // A PVH entry qemu refuses: fall back to the bzImage, once.
+            Err(RunError::QemuFailed { status, stderr }) if matches!(cfg.boot_image, BootImage::Pvh(_)) => {
+                on_event(Event::AccelFallback {
+                    reason: &format!("the PVH boot failed (qemu {status}: {stderr}); booting the bzImage"),
+                });
+                cfg.to_mut().boot_image = BootImage::BzImage;
+                continue;
+            }
+            other => other?,
+        };
+        match attempt {
             Boot::Done(result) => return Ok(result),
             Boot::KvmBroken(why) if cfg.accel == AccelChoice::Auto => {
                 qemu::remember_kvm_broken(&why);
@@ -179,12 +243,22 @@ fn boot(
         std::fs::write(&combined, bytes).map_err(|e| RunError::io(format!("write {}", combined.display()), e))?;
         combined
     };
-    let cmdline = qemu::kernel_cmdline(&cfg.repro, cfg.run_index, &cfg.append);
+    let mut cmdline = qemu::kernel_cmdline(&cfg.repro, cfg.run_index, &cfg.append);
+    if cfg.machine == Machine::Microvm && accel == Accel::Tcg {
+        if let Some(khz) = qemu::host_tsc_khz() {
+            cmdline.push_str(&format!(" tsc_early_khz={khz}"));
+        }
+    }
+    let image = match &cfg.boot_image {
+        BootImage::Pvh(p) => p.as_path(),
+        BootImage::BzImage => cfg.kernel.path.as_path(),
+    };
     let params = QemuParams {
-        kernel: &cfg.kernel.path,
+        kernel: image,
         initrd: &initrd,
         cmdline: &cmdline,
         accel,
+        machine: cfg.machine,
         memory_mib: cfg.memory_mib,
         verdict_file: &verdict_file,
     };
@@ -196,6 +270,7 @@ fn boot(
     let (tx, rx) = mpsc::channel();
     spawn_reader(child.stdout.take().expect("piped"), tx.clone(), Msg::Console, Some(Msg::ConsoleEof));
     spawn_reader(child.stderr.take().expect("piped"), tx, Msg::Stderr, None);
+    let qemu_started = Instant::now();
     let mut guard = QemuGuard(child);
     let line = std::iter::once(cfg.qemu.to_string_lossy().into_owned())
         .chain(args.iter().map(|a| a.to_string_lossy().into_owned()))
@@ -278,6 +353,7 @@ fn boot(
         }
     };
     drop(guard); // kills qemu if it is still running
+    let qemu_ended = Instant::now();
     let _ = log.flush();
 
     let qemu_status = status.and_then(|s| s.code());
@@ -312,6 +388,16 @@ fn boot(
         kernel: cfg.kernel.path.clone(),
         kernel_release: cfg.kernel.release.clone(),
         accel,
+        machine: cfg.machine,
+        entry: match cfg.boot_image {
+            BootImage::Pvh(_) => "pvh",
+            BootImage::BzImage => "bzimage",
+        },
+        qemu_ms: qemu_ended.duration_since(qemu_started).as_millis() as u64,
+        qemu_to_kernel_ms: init_at.zip(scan.boot_to_init_ms).and_then(|(at, boot_ms)| {
+            at.duration_since(qemu_started).checked_sub(Duration::from_millis(boot_ms)).map(|d| d.as_millis() as u64)
+        }),
+        verdict_to_exit_ms: verdict_at.map(|v| qemu_ended.saturating_duration_since(v).as_millis() as u64),
         wall_ms: started.elapsed().as_millis() as u64,
         boot_to_init_ms: scan.boot_to_init_ms,
         init_to_verdict_ms: init_at.zip(verdict_at).map(|(i, v)| v.saturating_duration_since(i).as_millis() as u64),

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use krepro_runner::bisect::{self, BisectError, BisectOptions, Boot, Built, Event, Tester};
 use krepro_runner::cli;
 use krepro_runner::outcome::{Decision, Remap};
-use krepro_runner::qemu::AccelChoice;
-use krepro_runner::run::{self, RunConfig};
+use krepro_runner::qemu::{AccelChoice, Machine, MachineChoice};
+use krepro_runner::run::{self, BootImage, EntryChoice, RunConfig};
 use krepro_runner::{build, cache, interrupt, kernel, qemu, RunError};
 
 use crate::progress::{mmss, Progress};
@@ -43,6 +43,12 @@ pub struct BisectArgs {
     /// Accelerator: kvm, tcg, or auto
     #[arg(long, value_enum, value_name = "ACCEL", default_value_t = AccelChoice::Auto)]
     accel: AccelChoice,
+    /// Machine: auto (microvm), microvm, pc or q35
+    #[arg(long, value_enum, value_name = "MACHINE", default_value_t = MachineChoice::Auto)]
+    machine: MachineChoice,
+    /// Kernel entry: auto (PVH when the kernel has it), pvh or bzimage
+    #[arg(long, value_enum, value_name = "ENTRY", default_value_t = EntryChoice::Auto)]
+    entry: EntryChoice,
     /// A crash is [default: bad]
     #[arg(long, value_enum, value_name = "DECISION")]
     on_crash: Option<Decision>,
@@ -132,8 +138,9 @@ impl Tester for Real<'_> {
 
     fn boot(&mut self, kernel_path: &Path, run_index: u32) -> Result<Boot, RunError> {
         self.run.kernel = kernel::check_bzimage(kernel_path)?;
+        self.run.boot_image = run::choose_entry(&self.run.kernel, self.args.entry, &mut |m| eprintln!("krepro: {m}"))?;
         // Modules depend on the kernel: the extra initrd is made per boot.
-        let extra = self.args.exec.entries(&self.run.kernel)?;
+        let extra = self.args.exec.entries(&self.run.kernel, self.run.machine)?;
         self.run.extra_initrd = if extra.is_empty() {
             Vec::new()
         } else {
@@ -171,6 +178,8 @@ fn run_inner(args: &BisectArgs, initrd: &Path) -> Result<ExitCode, BisectError> 
     append.extend(args.append.iter().cloned());
     let run_cfg = RunConfig {
         kernel: placeholder,
+        boot_image: BootImage::BzImage,
+        machine: Machine::from_choice(args.machine),
         initrd: initrd.to_owned(),
         repro: repro.clone(),
         run_index: 1,

@@ -340,7 +340,8 @@ fn build_exec_initrd(repro: &str, exec: &cli::ExecArgs, out: &Path) -> Result<Pa
     }
     // No kernel here: modules come from --modules-from.
     let kernel = kernel::Kernel { path: PathBuf::new(), release: None };
-    let extra = exec.entries(&kernel)?;
+    let extra =
+        exec.entries(&kernel, krepro_runner::qemu::Machine::from_choice(krepro_runner::qemu::MachineChoice::Auto))?;
     let mut entries = initrd::standard_entries(build_init(exec.repro(repro))?);
     entries.extend(extra.into_iter().filter(|e| !(e.node == initrd::Node::Dir && entries_has_dir(&e.path))));
     initrd::write_file(&entries, out).with_context(|| format!("write {}", out.display()))?;

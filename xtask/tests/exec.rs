@@ -186,16 +186,17 @@ fn modules_resolve_with_dependencies_from_real_packages() {
     use krepro_runner::modules::{modules_dir, resolve, Modules};
     let k = check_bzimage(&k61()).unwrap();
     let dir = modules_dir(&k, None).expect("the 6.1 package has lib/modules");
-    let names: Vec<String> = resolve(&dir, &Modules::Auto).unwrap().into_iter().map(|(n, _)| n).collect();
+    let pc = krepro_runner::qemu::Machine::Pc.channel_modules();
+    let names: Vec<String> = resolve(&dir, &Modules::Auto, pc).unwrap().into_iter().map(|(n, _)| n).collect();
     let pos = |n: &str| names.iter().position(|x| x == n).unwrap_or_else(|| panic!("{n} not in {names:?}"));
     assert!(pos("virtio") < pos("virtio_pci") && pos("virtio_ring") < pos("virtio_console"), "{names:?}");
     // 6.12 has virtio_console built in: auto needs nothing there; its
     // modules are .ko.xz and read fine.
     let k = check_bzimage(&k612()).unwrap();
     let dir = modules_dir(&k, None).expect("the 6.12 package has lib/modules");
-    assert!(resolve(&dir, &Modules::Auto).unwrap().iter().all(|(n, _)| n != "virtio_console"));
-    let mods = resolve(&dir, &Modules::List(vec!["hangcheck_timer".into()])).unwrap();
+    assert!(resolve(&dir, &Modules::Auto, pc).unwrap().iter().all(|(n, _)| n != "virtio_console"));
+    let mods = resolve(&dir, &Modules::List(vec!["hangcheck_timer".into()]), pc).unwrap();
     assert_eq!(&mods.last().unwrap().1[..4], b"\x7fELF");
-    let err = resolve(&dir, &Modules::List(vec!["no_such_module".into()])).unwrap_err();
+    let err = resolve(&dir, &Modules::List(vec!["no_such_module".into()]), pc).unwrap_err();
     assert!(err.to_string().starts_with("module no_such_module is not in "), "{err}");
 }

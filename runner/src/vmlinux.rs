@@ -1,0 +1,196 @@
+//! The PVH fast path: the vmlinux inside a bzImage, taken out once and
+//! cached, boots directly (`-kernel vmlinux`, qemu's PVH entry) and skips
+//! the emulated decompression, which is most of a TCG boot's first second.
+//!
+//! The x86 boot header gives the compressed payload's place
+//! (`payload_offset`/`payload_length`); its last 4 bytes are the
+//! uncompressed size. gzip, xz, zstd and LZ4 (legacy frames) are handled;
+//! the result is an ELF, usable only if it carries the PVH entry note
+//! (`XEN_ELFNOTE_PHYS32_ENTRY`, CONFIG_PVH=y).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::cache;
+
+/// Why the fast path is not available for a kernel.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PvhError {
+    #[error("boot protocol older than 2.08 (no payload fields)")]
+    OldProtocol,
+    #[error("payload compressed with {0}, which krepro does not decompress")]
+    Unsupported(&'static str),
+    #[error("decompressing the payload: {0}")]
+    Decompress(String),
+    #[error("the payload is not an ELF vmlinux")]
+    NotElf,
+    #[error("no PVH entry note (the kernel lacks CONFIG_PVH)")]
+    NoPvhNote,
+    #[error("{0}")]
+    Io(String),
+}
+
+fn le32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+fn le16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// The compressed payload of a bzImage, without the trailing size word.
+fn payload(bz: &[u8]) -> Result<&[u8], PvhError> {
+    let version = le16(bz, 0x206).ok_or(PvhError::OldProtocol)?;
+    if version < 0x0208 {
+        return Err(PvhError::OldProtocol);
+    }
+    let setup_sects = match bz.get(0x1f1).copied().ok_or(PvhError::OldProtocol)? {
+        0 => 4,
+        n => usize::from(n),
+    };
+    let pm_start = (setup_sects + 1) * 512;
+    let offset = le32(bz, 0x248).ok_or(PvhError::OldProtocol)? as usize;
+    let length = le32(bz, 0x24c).ok_or(PvhError::OldProtocol)? as usize;
+    let start = pm_start + offset;
+    let data = bz.get(start..start + length).ok_or(PvhError::Decompress("payload outside the file".into()))?;
+    Ok(&data[..data.len().saturating_sub(4)])
+}
+
+/// Takes the vmlinux ELF out of a bzImage.
+pub fn extract(bz: &[u8]) -> Result<Vec<u8>, PvhError> {
+    let p = payload(bz)?;
+    let dec = |e: String| PvhError::Decompress(e);
+    let mut out = Vec::new();
+    match p {
+        [0x1f, 0x8b, ..] => {
+            flate2::read::GzDecoder::new(p).read_to_end(&mut out).map_err(|e| dec(e.to_string()))?;
+        }
+        [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => {
+            lzma_rs::xz_decompress(&mut &p[..], &mut out).map_err(|e| dec(e.to_string()))?
+        }
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
+            let mut d = ruzstd::decoding::StreamingDecoder::new(p).map_err(|e| dec(e.to_string()))?;
+            d.read_to_end(&mut out).map_err(|e| dec(e.to_string()))?;
+        }
+        [0x02, 0x21, 0x4c, 0x18, ..] => out = lz4_legacy(&p[4..])?,
+        [0x5d, 0, 0, ..] => return Err(PvhError::Unsupported("lzma")),
+        [b'B', b'Z', b'h', ..] => return Err(PvhError::Unsupported("bzip2")),
+        [0x89, b'L', b'Z', b'O', ..] => return Err(PvhError::Unsupported("lzo")),
+        _ => return Err(PvhError::Unsupported("an unknown format")),
+    }
+    if out.get(..4) != Some(b"\x7fELF") {
+        return Err(PvhError::NotElf);
+    }
+    Ok(out)
+}
+
+/// LZ4's legacy frame format, as the kernel writes it: blocks of
+/// `[u32 compressed size][block]`, each decompressing to at most 8 MiB.
+fn lz4_legacy(mut data: &[u8]) -> Result<Vec<u8>, PvhError> {
+    const BLOCK: usize = 8 << 20;
+    const MAGIC: u32 = 0x184c_2102;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; BLOCK];
+    while data.len() >= 4 {
+        let size = le32(data, 0).expect("4 bytes") as usize;
+        if size == MAGIC as usize {
+            data = &data[4..]; // a concatenated frame
+            continue;
+        }
+        let Some(block) = data.get(4..4 + size) else { break };
+        let n =
+            lz4_flex::block::decompress_into(block, &mut buf).map_err(|e| PvhError::Decompress(format!("lz4: {e}")))?;
+        out.extend_from_slice(&buf[..n]);
+        data = &data[4 + size..];
+    }
+    Ok(out)
+}
+
+/// Whether an ELF carries the PVH entry note: an `ELF note "Xen"` of type
+/// 18 (XEN_ELFNOTE_PHYS32_ENTRY) in a PT_NOTE segment.
+pub fn has_pvh_note(elf: &[u8]) -> bool {
+    let (Some(phoff), Some(phentsize), Some(phnum)) =
+        (elf.get(32..40).map(|b| u64::from_le_bytes(b.try_into().expect("8"))), le16(elf, 54), le16(elf, 56))
+    else {
+        return false;
+    };
+    for i in 0..usize::from(phnum) {
+        let at = phoff as usize + i * usize::from(phentsize);
+        if le32(elf, at) != Some(4) {
+            continue; // not PT_NOTE
+        }
+        let off = elf.get(at + 8..at + 16).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8")) as usize);
+        let size = elf.get(at + 32..at + 40).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8")) as usize);
+        let Some(mut notes) = elf.get(off..off + size) else { continue };
+        while notes.len() >= 12 {
+            let (namesz, descsz, kind) =
+                (le32(notes, 0).unwrap_or(0) as usize, le32(notes, 4).unwrap_or(0) as usize, le32(notes, 8));
+            let name = notes.get(12..12 + namesz).unwrap_or(&[]);
+            if name.starts_with(b"Xen") && kind == Some(18) {
+                return true;
+            }
+            let next = 12 + namesz.next_multiple_of(4) + descsz.next_multiple_of(4);
+            notes = notes.get(next..).unwrap_or(&[]);
+        }
+    }
+    false
+}
+
+/// The cached PVH-bootable vmlinux for a bzImage, made on first use.
+pub fn pvh_vmlinux(bzimage: &Path) -> Result<PathBuf, PvhError> {
+    let bz = std::fs::read(bzimage).map_err(|e| PvhError::Io(format!("read {}: {e}", bzimage.display())))?;
+    let key = blake3::hash(&bz).to_hex()[..24].to_owned();
+    let dir = cache::dir().join("vmlinux");
+    let path = dir.join(format!("{key}.elf"));
+    let no_pvh = dir.join(format!("{key}.no-pvh"));
+    if path.is_file() {
+        return Ok(path);
+    }
+    if let Ok(why) = std::fs::read_to_string(&no_pvh) {
+        return Err(PvhError::Io(why));
+    }
+    let io = |e: std::io::Error| PvhError::Io(format!("write {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let result = extract(&bz).and_then(|elf| if has_pvh_note(&elf) { Ok(elf) } else { Err(PvhError::NoPvhNote) });
+    match result {
+        Ok(elf) => {
+            let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
+            std::io::Write::write_all(&mut tmp, &elf).map_err(io)?;
+            tmp.persist(&path).map_err(|e| io(e.error))?;
+            Ok(path)
+        }
+        Err(e) => {
+            // Remember why, so the next run does not decompress again.
+            let _ = std::fs::write(&no_pvh, e.to_string());
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_what_is_not_a_modern_bzimage() {
+        assert_eq!(payload(&[0u8; 0x300]).unwrap_err(), PvhError::OldProtocol);
+        assert_eq!(extract(b"short").unwrap_err(), PvhError::OldProtocol);
+    }
+
+    #[test]
+    fn lz4_legacy_blocks_concatenate() {
+        let a = lz4_flex::block::compress(b"hello, ");
+        let b = lz4_flex::block::compress(b"world");
+        let mut data = Vec::new();
+        for blk in [&a, &b] {
+            data.extend_from_slice(&(blk.len() as u32).to_le_bytes());
+            data.extend_from_slice(blk);
+        }
+        assert_eq!(lz4_legacy(&data).unwrap(), b"hello, world");
+    }
+
+    #[test]
+    fn host_binaries_have_no_pvh_note() {
+        assert!(!has_pvh_note(&std::fs::read("/bin/ls").unwrap()));
+        assert!(!has_pvh_note(b"\x7fELF"));
+    }
+}
