@@ -183,7 +183,7 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(Event<'_>)) -> Result<RunRe
             other => other?,
         };
         match attempt {
-            Boot::Done(result) => return Ok(result),
+            Boot::Done(result) => return Ok(*result),
             Boot::KvmBroken(why) if cfg.accel == AccelChoice::Auto => {
                 qemu::remember_kvm_broken(&why);
                 on_event(Event::AccelFallback {
@@ -197,7 +197,7 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(Event<'_>)) -> Result<RunRe
 }
 
 enum Boot {
-    Done(RunResult),
+    Done(Box<RunResult>),
     KvmBroken(String),
 }
 
@@ -381,7 +381,7 @@ fn boot(
     let repro = obs.console.or(obs.virtio).map_or(cfg.repro.as_str(), |v| v.1).to_owned();
     let crash = obs.crash.cloned();
     drop(scratch);
-    Ok(Boot::Done(RunResult {
+    Ok(Boot::Done(Box::new(RunResult {
         outcome,
         repro,
         message,
@@ -405,7 +405,7 @@ fn boot(
         channels,
         qemu_status,
         crash,
-    }))
+    })))
 }
 
 /// What the channels said, for [`decide`].
