@@ -12,6 +12,7 @@ use krepro_runner::cli::{self, RunArgs};
 use krepro_runner::cmd::Cmd;
 use krepro_runner::{build, fetch, initrd, install, kernel, qemu};
 
+mod bench;
 mod bisect;
 mod progress;
 
@@ -68,6 +69,9 @@ enum Command {
     /// report. Exit: 0 found, 125 only untestable commits left, 128 error,
     /// 130 interrupted
     Bisect(bisect::BisectArgs),
+    /// Measure krepro against a C init, busybox, virtme-ng and vmtest on
+    /// the same kernels, alternating, as ratios to the C-init baseline
+    Bench(bench::BenchArgs),
     /// Run exactly what CI runs: prerequisites, fmt, clippy, all tests
     Ci,
 }
@@ -230,6 +234,12 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        Command::Bench(args) => {
+            match build_initrd(DEFAULT_REPRO, &default_initrd()).and_then(|i| bench::bench(&args, &i)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
         Command::Ci => match ci() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -379,8 +389,10 @@ fn ci() -> Result<()> {
     let root = root();
     let say = &mut |m: &str| eprintln!("krepro: {m}");
     qemu::find_or_install(say)?;
-    // The initrd tests read the archive back with GNU cpio too.
+    // The initrd tests read the archive back with GNU cpio too; the bench
+    // test boots a busybox initramfs.
     install::find_or_install("cpio", "cpio", say)?;
+    install::find_or_install("busybox", "busybox-static", say)?;
     for series in TEST_SERIES {
         if kernel::newest_cached(&krepro_runner::cache::kernels_dir(), Some(series)).is_none() {
             fetch::fetch(Some(series), say)?;

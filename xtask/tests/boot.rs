@@ -343,3 +343,41 @@ fn the_vmlinux_comes_out_of_real_bzimages_with_its_pvh_note() {
         assert!(has_pvh_note(&elf), "{}", k.display());
     }
 }
+
+#[test]
+fn bench_reports_ratios_against_the_baselines() {
+    require_qemu();
+    let dir = tempfile::tempdir().unwrap();
+    let (json, plot) = (dir.path().join("bench.json"), dir.path().join("bench.svg"));
+    let k = k61();
+    let run = xtask(&[
+        "bench",
+        "--kernel",
+        k.to_str().unwrap(),
+        "--runs",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let tools = j[0]["tools"].as_array().unwrap();
+    let tool = |name: &str| tools.iter().find(|t| t["tool"] == name).unwrap_or_else(|| panic!("{name} in {j}"));
+    assert_eq!(tool("c-init (plain qemu)")["ratio_to_baseline"], 1.0);
+    assert!(tool("krepro")["ratio_to_baseline"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        tool("busybox (plain qemu)")["wall_s"].as_array().unwrap().len(),
+        1,
+        "busybox-static is installed by cargo xtask ci"
+    );
+    assert!(tool("vmtest")["note"] == "not installed" || tool("vmtest")["wall_s"].as_array().unwrap().len() == 1);
+    for part in
+        ["qemu_to_kernel_ms", "kernel_to_init_ms", "init_to_verdict_ms", "verdict_to_exit_ms", "host_overhead_ms"]
+    {
+        assert!(j[0]["krepro_split"][part].as_f64().is_some(), "{part} in {j}");
+    }
+    assert!(run.stdout.contains("krepro split (median ms): qemu start->kernel "), "{}", run.stdout);
+    assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg "));
+}

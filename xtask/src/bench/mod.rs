@@ -1,0 +1,363 @@
+//! `cargo xtask bench`: krepro against the ways people boot-test kernels
+//! today, on the same kernels and machine, in one run, alternating, as
+//! ratios to a baseline measured in the same rounds. Medians are quoted.
+//!
+//! Tools: krepro (its default path and the plainer paths it chose against),
+//! a static C init in a gzip'd cpio booted with a plain qemu command line
+//! (the baseline), a busybox initramfs doing the same, and virtme-ng and
+//! vmtest when installed.
+
+mod svg;
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use krepro_runner::cli::RunArgs;
+use krepro_runner::run::{self, RunResult};
+use krepro_runner::{cli, initrd, install, kernel, qemu};
+use serde::Serialize;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// A kernel to measure on; repeatable [default: the newest cached kernel]
+    #[arg(long, value_name = "FILE")]
+    kernel: Vec<PathBuf>,
+    /// Rounds per kernel (every tool once per round)
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Accelerator for every tool: tcg or kvm
+    #[arg(long, value_name = "ACCEL", default_value = "tcg")]
+    accel: String,
+    /// Also write the results as JSON
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Also draw them: one box per tool and kernel, in seconds (SVG)
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+}
+
+/// The krepro variants measured: the default path and the choices it
+/// made against (machine, entry).
+const KREPRO_VARIANTS: &[(&str, &[&str])] = &[
+    ("krepro", &[]),
+    ("krepro --machine pc --entry bzimage", &["--machine", "pc", "--entry", "bzimage"]),
+    ("krepro --machine pc", &["--machine", "pc"]),
+    ("krepro --entry bzimage", &["--entry", "bzimage"]),
+];
+
+const BASELINE: &str = "c-init (plain qemu)";
+const BUSYBOX: &str = "busybox (plain qemu)";
+
+/// One tool's results on one kernel.
+#[derive(Serialize)]
+struct ToolResult {
+    tool: String,
+    /// Seconds per round; empty when not installed.
+    wall_s: Vec<f64>,
+    min_s: Option<f64>,
+    median_s: Option<f64>,
+    max_s: Option<f64>,
+    /// Median over rounds of (this tool / baseline), same round.
+    ratio_to_baseline: Option<f64>,
+    initrd_bytes: Option<u64>,
+    note: Option<String>,
+}
+
+/// krepro's own split, medians over rounds, milliseconds.
+#[derive(Serialize, Default)]
+struct Split {
+    qemu_to_kernel_ms: Option<f64>,
+    kernel_to_init_ms: Option<f64>,
+    init_to_verdict_ms: Option<f64>,
+    verdict_to_exit_ms: Option<f64>,
+    host_overhead_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct KernelResult {
+    kernel: PathBuf,
+    release: Option<String>,
+    accel: String,
+    rounds: u32,
+    tools: Vec<ToolResult>,
+    krepro_split: Split,
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    Some(if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 })
+}
+
+/// A boot with a plain qemu command line, as people write it: the default
+/// machine and devices, -nographic, the kernel's own power-off. Passes when
+/// the console shows `expect`.
+fn plain_qemu(qemu: &Path, accel: &str, kernel: &Path, initrd: &Path, expect: &str) -> Result<f64> {
+    let out = tempfile::NamedTempFile::new()?;
+    let started = Instant::now();
+    let mut child = Command::new(qemu)
+        .args(["-accel", accel, "-m", "256", "-nographic", "-no-reboot", "-kernel"])
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyS0 panic=-1"])
+        .stdin(Stdio::null())
+        .stdout(out.reopen()?)
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start qemu")?;
+    let deadline = started + Duration::from_secs(180);
+    loop {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("a plain qemu boot did not finish in 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let mut text = String::new();
+    std::fs::File::open(out.path())?.read_to_string(&mut text)?;
+    if !text.contains(expect) {
+        bail!("the plain qemu boot did not print {expect:?}");
+    }
+    Ok(secs)
+}
+
+/// An installed command's wall time (vng, vmtest); fails unless it exits 0.
+fn timed(cmd: &mut Command) -> Result<f64> {
+    let started = Instant::now();
+    let st = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+    if !st.success() {
+        bail!("{cmd:?} failed: {st}");
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// The C-init baseline's initrd: the program above, static, plus /dev/console.
+fn baseline_initrd(dir: &Path) -> Result<PathBuf> {
+    let src = dir.join("baseline_init.c");
+    std::fs::write(&src, include_str!("baseline_init.c"))?;
+    let exe = dir.join("init");
+    let st = Command::new("cc")
+        .args(["-static", "-Os", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .context("cc (apt-get install -y build-essential)")?;
+    if !st.success() {
+        bail!("cc -static failed for the C-init baseline");
+    }
+    let entries = vec![
+        initrd::Entry::dir("dev"),
+        initrd::Entry::char_dev("dev/console", 0o600, 5, 1),
+        initrd::Entry::file("init", 0o755, std::fs::read(&exe)?),
+    ];
+    let out = dir.join("c-init.cpio.gz");
+    initrd::write_file(&entries, &out)?;
+    Ok(out)
+}
+
+/// The busybox initramfs: busybox-static and a shell script as /init.
+fn busybox_initrd(dir: &Path, busybox: &Path) -> Result<PathBuf> {
+    let script = "#!/bin/busybox sh\n/bin/busybox echo busybox: ok\n/bin/busybox poweroff -f\n";
+    let entries = vec![
+        initrd::Entry::dir("bin"),
+        initrd::Entry::file("bin/busybox", 0o755, std::fs::read(busybox)?),
+        initrd::Entry::dir("dev"),
+        initrd::Entry::char_dev("dev/console", 0o600, 5, 1),
+        initrd::Entry::file("init", 0o755, script.as_bytes().to_vec()),
+    ];
+    let out = dir.join("busybox.cpio.gz");
+    initrd::write_file(&entries, &out)?;
+    Ok(out)
+}
+
+/// Parses `run` flags the way the command line does, so a krepro variant
+/// is exactly what a user gets with those flags.
+#[derive(Parser)]
+struct Flags {
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+pub fn bench(args: &BenchArgs, krepro_initrd: &Path) -> Result<()> {
+    let say = &mut |m: &str| eprintln!("krepro: {m}");
+    let qemu_bin = qemu::find_or_install(say)?;
+    let accel = match args.accel.as_str() {
+        a @ ("tcg" | "kvm") => a,
+        other => bail!("--accel {other}: tcg or kvm"),
+    };
+    let busybox = install::find_or_install("busybox", "busybox-static", say).ok();
+    let kernels: Vec<PathBuf> =
+        if args.kernel.is_empty() { vec![kernel::resolve(None, say)?.0.path] } else { args.kernel.clone() };
+    let scratch = tempfile::tempdir()?;
+    let base_initrd = baseline_initrd(scratch.path())?;
+    let bb_initrd = busybox.as_deref().map(|b| busybox_initrd(scratch.path(), b)).transpose()?;
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+
+    let mut results = Vec::new();
+    for k in &kernels {
+        let kernel = kernel::check_bzimage(k)?;
+        let name = kernel.release.clone().unwrap_or_else(|| k.display().to_string());
+        // Each krepro variant prepared once, as `run` would.
+        let mut configs = Vec::new();
+        for (label, flags) in KREPRO_VARIANTS {
+            let mut argv =
+                vec!["bench", "--kernel", k.to_str().unwrap_or_default(), "--accel", accel, "--repro", "smoke"];
+            argv.extend_from_slice(flags);
+            let f = Flags::try_parse_from(&argv)?;
+            let cfg = cli::prepare(&f.run, krepro_initrd, &mut |_| {})?;
+            configs.push((*label, cfg));
+        }
+        let mut walls: Vec<Vec<f64>> = vec![Vec::new(); configs.len() + 4];
+        let mut krepro_runs: Vec<RunResult> = Vec::new();
+        let vng = which::which("vng").ok();
+        let vmtest = which::which("vmtest").ok();
+        for round in 0..args.runs {
+            eprintln!("krepro: bench {name}: round {}/{}", round + 1, args.runs);
+            // Alternate the order so no tool always goes first.
+            let n = configs.len() + 4;
+            for step in 0..n {
+                let t = (step + round as usize) % n;
+                if t < configs.len() {
+                    let r = run::run(&configs[t].1, &mut |_| {})?;
+                    if r.outcome != krepro_runner::Outcome::Pass {
+                        bail!("{} did not pass on {name}: {} {}", configs[t].0, r.outcome, r.message);
+                    }
+                    walls[t].push(r.wall_ms as f64 / 1000.0);
+                    if t == 0 {
+                        krepro_runs.push(r);
+                    }
+                } else {
+                    let secs = match t - configs.len() {
+                        0 => Some(plain_qemu(&qemu_bin, accel, k, &base_initrd, "baseline: ok")?),
+                        1 => bb_initrd
+                            .as_deref()
+                            .map(|i| plain_qemu(&qemu_bin, accel, k, i, "busybox: ok"))
+                            .transpose()?,
+                        2 => vng
+                            .as_ref()
+                            .map(|v| {
+                                timed(Command::new(v).args(["--disable-kvm", "-r"]).arg(k).args(["--exec", "true"]))
+                            })
+                            .transpose()?,
+                        _ => {
+                            vmtest.as_ref().map(|v| timed(Command::new(v).arg("-k").arg(k).arg("true"))).transpose()?
+                        }
+                    };
+                    if let Some(s) = secs {
+                        walls[t].push(s);
+                    }
+                }
+            }
+        }
+        let base = &walls[configs.len()];
+        let mut tools = Vec::new();
+        let labels: Vec<String> = configs
+            .iter()
+            .map(|(l, _)| l.to_string())
+            .chain([BASELINE, BUSYBOX, "virtme-ng (vng --exec true)", "vmtest"].map(String::from))
+            .collect();
+        for (t, label) in labels.iter().enumerate() {
+            let w = &walls[t];
+            let ratios: Vec<f64> = w.iter().zip(base).map(|(a, b)| a / b).collect();
+            let note = if !w.is_empty() {
+                None
+            } else if t == configs.len() + 1 {
+                Some("not installed (busybox-static)".to_owned())
+            } else {
+                Some("not installed".to_owned())
+            };
+            let initrd_bytes = match t {
+                t if t < configs.len() => size(krepro_initrd),
+                t if t == configs.len() => size(&base_initrd),
+                t if t == configs.len() + 1 => bb_initrd.as_deref().and_then(size),
+                _ => None,
+            };
+            tools.push(ToolResult {
+                tool: label.clone(),
+                min_s: w.iter().copied().reduce(f64::min),
+                median_s: median(w),
+                max_s: w.iter().copied().reduce(f64::max),
+                ratio_to_baseline: median(&ratios),
+                initrd_bytes,
+                wall_s: w.clone(),
+                note,
+            });
+        }
+        let ms = |f: &dyn Fn(&RunResult) -> Option<u64>| {
+            median(&krepro_runs.iter().filter_map(f).map(|v| v as f64).collect::<Vec<_>>())
+        };
+        let split = Split {
+            qemu_to_kernel_ms: ms(&|r| r.qemu_to_kernel_ms),
+            kernel_to_init_ms: ms(&|r| r.boot_to_init_ms),
+            init_to_verdict_ms: ms(&|r| r.init_to_verdict_ms),
+            verdict_to_exit_ms: ms(&|r| r.verdict_to_exit_ms),
+            host_overhead_ms: ms(&|r| Some(r.wall_ms.saturating_sub(r.qemu_ms))),
+        };
+        results.push(KernelResult {
+            kernel: k.clone(),
+            release: kernel.release,
+            accel: accel.to_owned(),
+            rounds: args.runs,
+            tools,
+            krepro_split: split,
+        });
+    }
+
+    print_table(&results);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&results)?)
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        std::fs::write(path, svg::boxes(&results)).with_context(|| format!("write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn print_table(results: &[KernelResult]) {
+    let s = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
+    for k in results {
+        println!("{} ({}, {} rounds)", k.release.as_deref().unwrap_or("?"), k.accel, k.rounds);
+        println!("  {:<38} {:>6} {:>7} {:>6} {:>7} {:>9}", "tool", "min s", "median", "max s", "ratio", "initrd");
+        for t in &k.tools {
+            if let Some(note) = &t.note {
+                println!("  {:<38} {note}", t.tool);
+                continue;
+            }
+            let initrd = t.initrd_bytes.map_or("-".to_owned(), |b| format!("{:.1} KiB", b as f64 / 1024.0));
+            println!(
+                "  {:<38} {:>6} {:>7} {:>6} {:>7} {:>9}",
+                t.tool,
+                s(t.min_s),
+                s(t.median_s),
+                s(t.max_s),
+                t.ratio_to_baseline.map_or("-".to_owned(), |r| format!("{r:.2}")),
+                initrd
+            );
+        }
+        let m = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0}"));
+        let sp = &k.krepro_split;
+        println!(
+            "  krepro split (median ms): qemu start->kernel {}, kernel->/init {}, /init->verdict {}, verdict->qemu exit {}, host overhead {}",
+            m(sp.qemu_to_kernel_ms),
+            m(sp.kernel_to_init_ms),
+            m(sp.init_to_verdict_ms),
+            m(sp.verdict_to_exit_ms),
+            m(sp.host_overhead_ms)
+        );
+    }
+}
