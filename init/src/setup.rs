@@ -88,8 +88,15 @@ pub fn load_modules(cmdline: &str) {
             }
         }
     }
-    // Unstable sort: the names are distinct, and it is smaller code.
-    names.sort_unstable();
+    // Insertion sort: a handful of names, and a fraction of the code size of
+    // the library sorts (which cost 1.2 KiB of the 64 KiB budget).
+    for i in 1..names.len() {
+        let mut j = i;
+        while j > 0 && names[j - 1] > names[j] {
+            names.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     for n in names {
         let path = alloc::format!("{}/{n}", repros::protocol::MODULES_DIR);
         // "NN-name.ko" -> its parameters "a=1 b=2\0".

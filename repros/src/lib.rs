@@ -34,12 +34,15 @@ mod registry;
 mod sdk;
 
 pub use registry::{find, names, REPROS};
-pub use sdk::{errno_name, read_file, read_to_string, since_boot, write_all, Cx, Error, Repro, Result, Step, Verdict};
+pub use sdk::{
+    errno_name, listen_loopback, read_file, read_to_string, since_boot, tcp_client, write_all, Cx, Error, Repro,
+    Result, Step, Verdict,
+};
 
 /// What a repro module usually needs in scope.
 pub mod prelude {
     pub use crate::println;
-    pub use crate::sdk::{Cx, Error, Repro, Result, Step, Verdict};
+    pub use crate::sdk::{listen_loopback, tcp_client, Cx, Error, Repro, Result, Step, Verdict};
     pub use alloc::format;
     pub use alloc::string::{String, ToString};
     pub use alloc::vec::Vec;

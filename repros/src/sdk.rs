@@ -164,6 +164,29 @@ impl Cx {
     }
 }
 
+/// A TCP socket listening on 127.0.0.1 (a free port) with `backlog`, and
+/// its address: what loopback repros start from.
+pub fn listen_loopback(backlog: i32) -> Result<(OwnedFd, rustix::net::SocketAddrV4)> {
+    use rustix::net::{self, AddressFamily, Ipv4Addr, SocketAddrV4, SocketType};
+    let listener = net::socket(AddressFamily::INET, SocketType::STREAM, None).step("socket")?;
+    net::bind(&listener, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).step("bind 127.0.0.1:0")?;
+    net::listen(&listener, backlog).step("listen")?;
+    let addr = SocketAddrV4::try_from(net::getsockname(&listener).step("getsockname")?)
+        .map_err(|_| Error { step: "getsockname is not IPv4", errno: Errno::AFNOSUPPORT })?;
+    Ok((listener, addr))
+}
+
+/// A TCP socket whose connect(2) gives up after `timeout` (SO_SNDTIMEO;
+/// then EINPROGRESS) and whose reads after `timeout` too.
+pub fn tcp_client(timeout: Duration) -> Result<OwnedFd> {
+    use rustix::net::{self, sockopt, AddressFamily, SocketType};
+    let client = net::socket(AddressFamily::INET, SocketType::STREAM, None).step("socket")?;
+    for dir in [sockopt::Timeout::Send, sockopt::Timeout::Recv] {
+        sockopt::set_socket_timeout(&client, dir, Some(timeout)).step("setsockopt SO_SNDTIMEO/SO_RCVTIMEO")?;
+    }
+    Ok(client)
+}
+
 /// Reads a whole file.
 pub fn read_file(path: &str) -> core::result::Result<Vec<u8>, Errno> {
     let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;

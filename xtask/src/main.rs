@@ -284,10 +284,13 @@ fn build_kernel(opts: &build::BuildOptions) -> Result<build::Built, ExitCode> {
     }
 }
 
-/// One line, exit 128 (could not run).
+/// One line, exit 128 (could not run), or 130 when interrupted.
 fn fail(e: anyhow::Error) -> ExitCode {
     eprintln!("error: {e:#}");
-    krepro_runner::ExitCode::Error.into()
+    match e.downcast_ref::<krepro_runner::RunError>() {
+        Some(run_error) => run_error.exit_code().into(),
+        None => krepro_runner::ExitCode::Error.into(),
+    }
 }
 
 /// The workspace root (xtask lives in `<root>/xtask`).

@@ -2,7 +2,7 @@
 //! connection (Linux 4.4, "tcp: remove max_qlen_log", changed this).
 
 use crate::prelude::*;
-use rustix::net::{self, AddressFamily, Ipv4Addr, SocketAddrV4, SocketType};
+use rustix::net;
 
 pub const REPRO: Repro = Repro {
     name: "listen_backlog",
@@ -17,16 +17,8 @@ fn run(cx: &mut Cx) -> Result {
         Ok(()) | Err(Errno::NOENT) => {}
         Err(e) => return Err(Error { step: "sysctl net.ipv4.tcp_syncookies=0", errno: e }),
     }
-    let listener = net::socket(AddressFamily::INET, SocketType::STREAM, None).step("socket")?;
-    net::bind(&listener, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).step("bind 127.0.0.1:0")?;
-    net::listen(&listener, 0).step("listen(fd, 0)")?;
-    let addr = SocketAddrV4::try_from(net::getsockname(&listener).step("getsockname")?)
-        .map_err(|_| Error { step: "getsockname is not IPv4", errno: Errno::AFNOSUPPORT })?;
-
-    let client = net::socket(AddressFamily::INET, SocketType::STREAM, None).step("socket")?;
-    // connect(2) gives up after SO_SNDTIMEO with EINPROGRESS.
-    net::sockopt::set_socket_timeout(&client, net::sockopt::Timeout::Send, Some(Duration::from_secs(3)))
-        .step("setsockopt SO_SNDTIMEO")?;
+    let (_listener, addr) = listen_loopback(0)?;
+    let client = tcp_client(Duration::from_secs(3))?;
     let started = cx.uptime();
     Ok(match net::connect(&client, &addr) {
         Ok(()) => Verdict::Pass,

@@ -1,7 +1,7 @@
 //! `smoke`: /proc is mounted and a TCP connection over 127.0.0.1 works.
 
 use crate::prelude::*;
-use rustix::net::{self, AddressFamily, Ipv4Addr, RecvFlags, SendFlags, SocketAddrV4, SocketType};
+use rustix::net::{self, RecvFlags, SendFlags};
 
 pub const REPRO: Repro = Repro {
     name: "smoke",
@@ -26,15 +26,8 @@ fn run(cx: &mut Cx) -> Result {
 /// Listens on 127.0.0.1, connects, accepts and echoes a few bytes.
 fn tcp_round_trip() -> Result<()> {
     const HELLO: &[u8] = b"krepro smoke";
-    let listener = net::socket(AddressFamily::INET, SocketType::STREAM, None).step("socket")?;
-    net::bind(&listener, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).step("bind 127.0.0.1:0")?;
-    net::listen(&listener, 1).step("listen")?;
-    let addr = SocketAddrV4::try_from(net::getsockname(&listener).step("getsockname")?)
-        .map_err(|_| Error { step: "getsockname is not IPv4", errno: Errno::AFNOSUPPORT })?;
-    let client = net::socket(AddressFamily::INET, SocketType::STREAM, None).step("socket")?;
-    for dir in [net::sockopt::Timeout::Send, net::sockopt::Timeout::Recv] {
-        net::sockopt::set_socket_timeout(&client, dir, Some(Duration::from_secs(3))).step("set timeout")?;
-    }
+    let (listener, addr) = listen_loopback(1)?;
+    let client = tcp_client(Duration::from_secs(3))?;
     net::connect(&client, &addr).step("connect")?;
     let server = net::accept(&listener).step("accept")?;
     net::send(&client, HELLO, SendFlags::empty()).step("send")?;
