@@ -8,7 +8,7 @@
 //! The crate is `no_std` with `alloc`: PID 1 provides the allocator, so
 //! repros may use `Vec`, `String` and `format!`.
 //!
-//! ```ignore
+//! ```no_run
 //! use repros::prelude::*;
 //!
 //! pub const REPRO: Repro = Repro {
@@ -20,7 +20,7 @@
 //!
 //! fn run(cx: &mut Cx) -> Result {
 //!     let up = cx.read_to_string("/proc/uptime").step("read /proc/uptime")?;
-//!     println!(cx, "uptime: {up}");
+//!     repros::println!(cx, "uptime: {up}"); // plain `println!` inside the no_std crate
 //!     Ok(Verdict::Pass)
 //! }
 //! ```
