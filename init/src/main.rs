@@ -23,7 +23,7 @@ use core::fmt::Write as _;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use repros::protocol::{self, Kind, StartLine};
-use repros::{Cx, Verdict};
+use repros::Cx;
 
 /// The repro run when the command line names none: `KREPRO_DEFAULT_REPRO`
 /// at build time (`cargo xtask initrd --repro NAME` sets it), else `smoke`.
@@ -80,7 +80,7 @@ fn main() -> ! {
 
     let mut cx = Cx::new(cmdline, rustix::io::dup(sys::stdout()).ok());
     match (repro.run)(&mut cx) {
-        Ok(verdict @ (Verdict::Pass | Verdict::Fail(_) | Verdict::Skip(_))) => {
+        Ok(verdict) => {
             let (kind, message) = verdict.parts();
             report::verdict(kind, repro.name, message)
         }

@@ -379,7 +379,7 @@ impl Ui {
 
     fn event(&mut self, ev: Event<'_>) {
         match ev {
-            Event::AccelFallback { reason } => self.say(reason),
+            Event::Fallback { reason } => self.say(reason),
             Event::QemuStarted { command, .. } if self.verbose => eprintln!("$ {command}"),
             Event::Console(line) if self.verbose => eprintln!("{line}"),
             Event::QemuStderr(line) if self.verbose => eprintln!("qemu: {line}"),

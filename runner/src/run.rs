@@ -97,8 +97,8 @@ pub fn choose_entry(kernel: &Kernel, choice: EntryChoice, say: &mut dyn FnMut(&s
 /// and the tests all read this stream.
 #[derive(Debug)]
 pub enum Event<'a> {
-    /// The accelerator asked for is not used; why.
-    AccelFallback { reason: &'a str },
+    /// A faster path is not used (the accelerator, the PVH entry); why.
+    Fallback { reason: &'a str },
     /// qemu started.
     QemuStarted { accel: Accel, command: &'a str },
     /// One console line.
@@ -164,7 +164,7 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(Event<'_>)) -> Result<RunRe
         AccelChoice::Auto => match qemu::kvm_usable().and_then(|()| qemu::kvm_known_broken().map_or(Ok(()), Err)) {
             Ok(()) => Accel::Kvm,
             Err(why) => {
-                on_event(Event::AccelFallback { reason: &format!("{why}; using TCG") });
+                on_event(Event::Fallback { reason: &format!("{why}; using TCG") });
                 Accel::Tcg
             }
         },
@@ -174,7 +174,7 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(Event<'_>)) -> Result<RunRe
         let attempt = match boot(&cfg, accel, started, on_event) {
             // A PVH entry qemu refuses: fall back to the bzImage, once.
             Err(RunError::QemuFailed { status, stderr }) if matches!(cfg.boot_image, BootImage::Pvh(_)) => {
-                on_event(Event::AccelFallback {
+                on_event(Event::Fallback {
                     reason: &format!("the PVH boot failed (qemu {status}: {stderr}); booting the bzImage"),
                 });
                 cfg.to_mut().boot_image = BootImage::BzImage;
@@ -186,9 +186,7 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(Event<'_>)) -> Result<RunRe
             Boot::Done(result) => return Ok(*result),
             Boot::KvmBroken(why) if cfg.accel == AccelChoice::Auto => {
                 qemu::remember_kvm_broken(&why);
-                on_event(Event::AccelFallback {
-                    reason: &format!("KVM failed at run time ({why}); retrying under TCG"),
-                });
+                on_event(Event::Fallback { reason: &format!("KVM failed at run time ({why}); retrying under TCG") });
                 accel = Accel::Tcg;
             }
             Boot::KvmBroken(why) => return Err(RunError::KvmFailed(why)),
