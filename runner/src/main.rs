@@ -9,7 +9,7 @@ use krepro_runner::cli::{self, RunArgs};
 /// verdict: 0 pass, 1 fail, 2 crash, 3 hang, 125 skip or no verdict, 128
 /// could not run. Made for `git bisect run krepro run ...`.
 #[derive(Parser)]
-#[command(name = "krepro", version, about, long_about = None)]
+#[command(name = "krepro", version)]
 enum Krepro {
     /// Boot once (or --runs N times) and report the verdict
     Run {
