@@ -54,7 +54,7 @@ enum Command {
     },
     /// List the repros: name, what it checks, the kernel config it needs
     Repros,
-    /// Get kernels to boot
+    /// Fetch a distro kernel, or build the smallest kernel for a repro from source
     Kernel {
         #[command(subcommand)]
         command: KernelCommand,
