@@ -67,7 +67,7 @@ fn run_inner(cmdline: &str) -> Result<(Kind, String), (&'static str, Errno)> {
             if repros::since_boot() - started > Duration::from_secs(limit) {
                 let _ = kill_process(pid, Signal::KILL);
                 let _ = waitpid(Some(pid), WaitOptions::empty());
-                kmsg_tail(20);
+                report::kmsg(Some(20));
                 return Ok((
                     Kind::Fail,
                     format!("{} still running after krepro.guest_timeout={limit} s: killed", protocol::EXEC_PATH),
@@ -95,35 +95,5 @@ fn signal_name(sig: i32) -> &'static str {
         11 => " (SIGSEGV)",
         15 => " (SIGTERM)",
         _ => "",
-    }
-}
-
-/// Prints the last `n` kernel log records: what the kernel said while the
-/// child hung (a quiet console may not have shown it).
-fn kmsg_tail(n: usize) {
-    use rustix::fs::{Mode, OFlags};
-    let Ok(fd) = rustix::fs::open("/dev/kmsg", OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
-    else {
-        return;
-    };
-    let mut tail: Vec<String> = Vec::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        match rustix::io::read(&fd, &mut buf) {
-            Ok(0) | Err(Errno::AGAIN) => break,
-            Ok(k) => {
-                let text = String::from_utf8_lossy(&buf[..k]);
-                let msg = text.split_once(';').map_or(&*text, |(_, m)| m).lines().next().unwrap_or("").into();
-                if tail.len() == n {
-                    tail.remove(0);
-                }
-                tail.push(msg);
-            }
-            Err(Errno::PIPE | Errno::INTR) => {}
-            Err(_) => break,
-        }
-    }
-    for line in tail {
-        report::console(format_args!("{}kmsg: {line}", protocol::CONSOLE_PREFIX));
     }
 }

@@ -54,6 +54,7 @@ fn main() -> ! {
             String::new()
         }
     };
+    report::QUIET.store(cmdline.split_ascii_whitespace().any(|w| w == "quiet"), Ordering::Relaxed);
     setup::load_modules(&cmdline);
     if let Err(e) = setup::loopback_up() {
         report::warn(format_args!("bring up lo: {e}"));

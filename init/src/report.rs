@@ -23,8 +23,46 @@ pub fn warn(args: fmt::Arguments<'_>) {
     console(format_args!("{}warning: {args}", protocol::CONSOLE_PREFIX));
 }
 
+/// Whether the console is quiet (`quiet` on the command line): then a
+/// verdict other than pass is preceded by the whole kernel log, so the
+/// console log on the host is complete where it matters.
+pub static QUIET: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Prints kernel log records as `krepro: kmsg: ` lines: the last `tail`,
+/// or all of them.
+pub fn kmsg(tail: Option<usize>) {
+    let Ok(fd) = rustix::fs::open("/dev/kmsg", OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
+    else {
+        return;
+    };
+    let mut lines: alloc::collections::VecDeque<String> = alloc::collections::VecDeque::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match rustix::io::read(&fd, &mut buf) {
+            Ok(0) | Err(Errno::AGAIN) => break,
+            Ok(k) => {
+                let text = String::from_utf8_lossy(&buf[..k]);
+                // "prio,seq,usec,flags;message\n continuation..."
+                let msg = text.split_once(';').map_or(&*text, |(_, m)| m).lines().next().unwrap_or("").into();
+                if tail.is_some_and(|n| lines.len() == n) {
+                    lines.pop_front();
+                }
+                lines.push_back(msg);
+            }
+            Err(Errno::PIPE | Errno::INTR) => {}
+            Err(_) => break,
+        }
+    }
+    for line in lines {
+        console(format_args!("{}kmsg: {line}", protocol::CONSOLE_PREFIX));
+    }
+}
+
 /// Reports the verdict on every channel that works, then powers off.
 pub fn verdict(kind: Kind, repro: &str, message: &str) -> ! {
+    if kind != Kind::Pass && QUIET.load(core::sync::atomic::Ordering::Relaxed) {
+        kmsg(None);
+    }
     let report = Report { kind, repro, message };
     // 1. The console line, waited for until the UART has sent it: the
     //    debug-exit write below ends qemu at once.

@@ -56,6 +56,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "WORD")]
     pub append: Vec<String>,
 
+    /// Console while booting: full, or quiet (errors only, which spares the
+    /// emulated UART); with quiet, init prints the whole kernel log before
+    /// any verdict other than pass
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = ConsoleMode::Full)]
+    pub console: ConsoleMode,
+
     /// Guest memory in MiB
     #[arg(long, value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u32).range(64..))]
     pub memory: u32,
@@ -243,6 +249,13 @@ fn file_entries(spec: &str) -> Result<Vec<initrd::Entry>, RunError> {
     Ok(out)
 }
 
+/// `--console`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsoleMode {
+    Full,
+    Quiet,
+}
+
 impl RunArgs {
     fn remap(&self) -> Remap {
         Remap { on_crash: self.on_crash, on_hang: self.on_hang, on_no_verdict: self.on_no_verdict }
@@ -284,6 +297,13 @@ pub fn prepare(args: &RunArgs, initrd: &Path, say: &mut dyn FnMut(&str)) -> Resu
         initrd::pack(&extra).map_err(|e| RunError::io("pack the extra initrd", e))?
     };
     let mut append = args.exec.append();
+    if args.console == ConsoleMode::Quiet {
+        if args.warn_is_crash {
+            // quiet hides KERN_WARNING lines from the console.
+            return Err(RunError::BadFlag("--warn-is-crash needs --console full: quiet hides WARNINGs".into()));
+        }
+        append.push("quiet".into());
+    }
     append.extend(args.append.iter().cloned());
     Ok(RunConfig {
         kernel,

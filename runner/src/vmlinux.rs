@@ -135,8 +135,25 @@ pub fn has_pvh_note(elf: &[u8]) -> bool {
     false
 }
 
-/// The cached PVH-bootable vmlinux for a bzImage, made on first use.
+/// A vmlinux built with the bzImage, where a kernel tree leaves it
+/// (`arch/x86/boot/bzImage` -> `vmlinux` at the top) or beside it, that is
+/// no older than the bzImage and has the PVH note.
+fn vmlinux_beside(bzimage: &Path) -> Option<PathBuf> {
+    let dir = bzimage.parent()?;
+    let bz_time = std::fs::metadata(bzimage).and_then(|m| m.modified()).ok()?;
+    let candidates = [dir.join("vmlinux"), dir.join("../../../vmlinux")];
+    candidates.into_iter().find(|c| {
+        let fresh = std::fs::metadata(c).and_then(|m| m.modified()).is_ok_and(|t| t >= bz_time);
+        fresh && std::fs::read(c).is_ok_and(|elf| has_pvh_note(&elf))
+    })
+}
+
+/// The PVH-bootable vmlinux for a bzImage: one built beside it, else the
+/// one taken out of it (cached, made on first use).
 pub fn pvh_vmlinux(bzimage: &Path) -> Result<PathBuf, PvhError> {
+    if let Some(v) = vmlinux_beside(bzimage) {
+        return Ok(v);
+    }
     let bz = std::fs::read(bzimage).map_err(|e| PvhError::Io(format!("read {}: {e}", bzimage.display())))?;
     let key = blake3::hash(&bz).to_hex()[..24].to_owned();
     let dir = cache::dir().join("vmlinux");
@@ -186,6 +203,16 @@ mod tests {
             data.extend_from_slice(blk);
         }
         assert_eq!(lz4_legacy(&data).unwrap(), b"hello, world");
+    }
+
+    #[test]
+    fn a_vmlinux_beside_is_used_only_with_the_pvh_note() {
+        let d = tempfile::tempdir().unwrap();
+        let boot = d.path().join("arch/x86/boot");
+        std::fs::create_dir_all(&boot).unwrap();
+        std::fs::write(boot.join("bzImage"), b"x").unwrap();
+        std::fs::copy("/bin/ls", d.path().join("vmlinux")).unwrap();
+        assert_eq!(vmlinux_beside(&boot.join("bzImage")), None);
     }
 
     #[test]

@@ -381,3 +381,17 @@ fn bench_reports_ratios_against_the_baselines() {
     assert!(run.stdout.contains("krepro split (median ms): qemu start->kernel "), "{}", run.stdout);
     assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg "));
 }
+
+#[test]
+fn a_quiet_console_still_logs_everything_when_it_matters() {
+    let k = k61();
+    let pass = assert_outcome(&boot(&k, "smoke", &["--console", "quiet"]), "pass", 0);
+    let log = std::fs::read_to_string(pass["console_log"].as_str().unwrap()).unwrap();
+    assert!(!log.contains("Run /init as init process"), "quiet boots print errors only:\n{log}");
+    let fail = assert_outcome(&boot(&k, "selftest_fail", &["--console", "quiet"]), "fail", 1);
+    let log = std::fs::read_to_string(fail["console_log"].as_str().unwrap()).unwrap();
+    assert!(log.contains("krepro: kmsg: Run /init as init process"), "the kernel log comes before a fail:\n{log}");
+    let refused = xtask(&["run", "--kernel", k.to_str().unwrap(), "--console", "quiet", "--warn-is-crash"]);
+    assert_eq!(refused.code, 128, "{}", refused.stderr);
+    assert!(refused.stderr.starts_with("error: --warn-is-crash needs --console full"), "{}", refused.stderr);
+}

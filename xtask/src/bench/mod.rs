@@ -47,6 +47,8 @@ const KREPRO_VARIANTS: &[(&str, &[&str])] = &[
     ("krepro --machine pc --entry bzimage", &["--machine", "pc", "--entry", "bzimage"]),
     ("krepro --machine pc", &["--machine", "pc"]),
     ("krepro --entry bzimage", &["--entry", "bzimage"]),
+    ("krepro --console quiet", &["--console", "quiet"]),
+    ("krepro --memory 1024", &["--memory", "1024"]),
 ];
 
 const BASELINE: &str = "c-init (plain qemu)";
