@@ -299,6 +299,9 @@ pub fn bisect(
         // index, working tree and stash are never touched.
         let _ = git(&repo, &["worktree", "prune"]);
         git(&repo, &["worktree", "add", "--detach", "--force", &worktree.to_string_lossy(), &new_rev])?;
+        // A new worktree has no bisect in it: start again; the commits
+        // already tested are reused from the state, not booted again.
+        state.started_bisect = false;
     }
     let save = |state: &State| -> Result<(), BisectError> {
         let tmp = state_path.with_extension("json.tmp");
