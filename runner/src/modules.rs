@@ -101,7 +101,7 @@ fn read_module(path: &Path) -> Result<Vec<u8>, ModuleError> {
     let name = path.to_string_lossy();
     let mut out = Vec::new();
     if name.ends_with(".xz") {
-        lzma_rs::xz_decompress(&mut &raw[..], &mut out).map_err(|e| err(format!("xz: {e}")))?;
+        liblzma::read::XzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| err(format!("xz: {e}")))?;
     } else if name.ends_with(".zst") {
         let mut dec = ruzstd::decoding::StreamingDecoder::new(&raw[..]).map_err(|e| err(format!("zstd: {e}")))?;
         dec.read_to_end(&mut out).map_err(|e| err(format!("zstd: {e}")))?;

@@ -3,8 +3,9 @@
 //! the emulated decompression, which is most of a TCG boot's first second.
 //!
 //! The x86 boot header gives the compressed payload's place
-//! (`payload_offset`/`payload_length`); its last 4 bytes are the
-//! uncompressed size. gzip, xz, zstd and LZ4 (legacy frames) are handled;
+//! (`payload_offset`/`payload_length`); but for gzip (whose trailer has
+//! it) the kernel appends the uncompressed size as 4 more bytes. gzip, xz,
+//! zstd and LZ4 (legacy frames) are handled;
 //! the result is an ELF, usable only if it carries the PVH entry note
 //! (`XEN_ELFNOTE_PHYS32_ENTRY`, CONFIG_PVH=y).
 
@@ -12,6 +13,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::cache;
+
+/// Bumped when extraction changes what it can do.
+const EXTRACT_VERSION: u32 = 2;
 
 /// Why the fast path is not available for a kernel.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -37,7 +41,7 @@ fn le16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
-/// The compressed payload of a bzImage, without the trailing size word.
+/// The compressed payload of a bzImage, as the header delimits it.
 fn payload(bz: &[u8]) -> Result<&[u8], PvhError> {
     let version = le16(bz, 0x206).ok_or(PvhError::OldProtocol)?;
     if version < 0x0208 {
@@ -51,21 +55,23 @@ fn payload(bz: &[u8]) -> Result<&[u8], PvhError> {
     let offset = le32(bz, 0x248).ok_or(PvhError::OldProtocol)? as usize;
     let length = le32(bz, 0x24c).ok_or(PvhError::OldProtocol)? as usize;
     let start = pm_start + offset;
-    let data = bz.get(start..start + length).ok_or(PvhError::Decompress("payload outside the file".into()))?;
-    Ok(&data[..data.len().saturating_sub(4)])
+    bz.get(start..start + length).ok_or(PvhError::Decompress("payload outside the file".into()))
 }
 
 /// Takes the vmlinux ELF out of a bzImage.
 pub fn extract(bz: &[u8]) -> Result<Vec<u8>, PvhError> {
-    let p = payload(bz)?;
+    let full = payload(bz)?;
+    // Without the size word the kernel's Makefile appends (not to gzip).
+    let p = &full[..full.len().saturating_sub(4)];
     let dec = |e: String| PvhError::Decompress(e);
     let mut out = Vec::new();
-    match p {
+    match full {
         [0x1f, 0x8b, ..] => {
-            flate2::read::GzDecoder::new(p).read_to_end(&mut out).map_err(|e| dec(e.to_string()))?;
+            flate2::read::GzDecoder::new(full).read_to_end(&mut out).map_err(|e| dec(e.to_string()))?;
         }
         [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => {
-            lzma_rs::xz_decompress(&mut &p[..], &mut out).map_err(|e| dec(e.to_string()))?
+            // The kernel's xz payloads use the x86 BCJ filter: full liblzma.
+            liblzma::read::XzDecoder::new(p).read_to_end(&mut out).map_err(|e| dec(e.to_string()))?;
         }
         [0x28, 0xb5, 0x2f, 0xfd, ..] => {
             let mut d = ruzstd::decoding::StreamingDecoder::new(p).map_err(|e| dec(e.to_string()))?;
@@ -155,7 +161,9 @@ pub fn pvh_vmlinux(bzimage: &Path) -> Result<PathBuf, PvhError> {
         return Ok(v);
     }
     let bz = std::fs::read(bzimage).map_err(|e| PvhError::Io(format!("read {}: {e}", bzimage.display())))?;
-    let key = blake3::hash(&bz).to_hex()[..24].to_owned();
+    // The extractor's version is part of the key: a "no PVH" verdict from an
+    // older extractor is not trusted.
+    let key = format!("{}-v{EXTRACT_VERSION}", &blake3::hash(&bz).to_hex()[..24]);
     let dir = cache::dir().join("vmlinux");
     let path = dir.join(format!("{key}.elf"));
     let no_pvh = dir.join(format!("{key}.no-pvh"));
@@ -191,6 +199,37 @@ mod tests {
     fn refuses_what_is_not_a_modern_bzimage() {
         assert_eq!(payload(&[0u8; 0x300]).unwrap_err(), PvhError::OldProtocol);
         assert_eq!(extract(b"short").unwrap_err(), PvhError::OldProtocol);
+    }
+
+    /// A bzImage as the kernel's Makefile lays it out: boot header, then the
+    /// payload at (setup_sects + 1) * 512.
+    fn fake_bzimage(payload: &[u8]) -> Vec<u8> {
+        let mut bz = vec![0u8; 5 * 512];
+        bz[0x1f1] = 4; // setup_sects
+        bz[0x202..0x206].copy_from_slice(b"HdrS");
+        bz[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+        bz[0x248..0x24c].copy_from_slice(&0u32.to_le_bytes());
+        bz[0x24c..0x250].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        bz.extend_from_slice(payload);
+        bz
+    }
+
+    #[test]
+    fn extracts_gzip_and_xz_with_the_x86_filter() {
+        let elf = std::fs::read("/bin/ls").unwrap();
+        // gzip: no size word (the trailer has it).
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &elf).unwrap();
+        assert_eq!(extract(&fake_bzimage(&gz.finish().unwrap())).unwrap(), elf);
+        // xz with the x86 BCJ filter, as scripts/xz_wrap.sh makes it, plus the size word.
+        let out = std::process::Command::new("xz")
+            .args(["--format=xz", "--check=crc32", "--x86", "--lzma2=dict=1MiB", "-c", "/bin/ls"])
+            .output()
+            .expect("xz (apt-get install -y xz-utils)");
+        assert!(out.status.success());
+        let mut payload = out.stdout;
+        payload.extend_from_slice(&(elf.len() as u32).to_le_bytes());
+        assert_eq!(extract(&fake_bzimage(&payload)).unwrap(), elf);
     }
 
     #[test]
