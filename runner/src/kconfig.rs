@@ -83,8 +83,9 @@ const KREPRO_ESSENTIAL: &[&str] = &[
 ];
 /// Used when there: sysfs and devtmpfs (the virtio port lookup, /dev/kmsg),
 /// /tmp, timerfd (init's clock), printk times, the isa-debug-exit and
-/// virtio-serial channels, the PVH entry (boot the vmlinux directly) and
-/// KVM guest support.
+/// virtio-serial channels (over PCI on pc/q35, over virtio-mmio devices
+/// from the command line on microvm), the PVH entry (boot the vmlinux
+/// directly) and KVM guest support.
 const KREPRO_OPTIONAL: &[&str] = &[
     "SYSFS",
     "TIMERFD",
@@ -97,6 +98,8 @@ const KREPRO_OPTIONAL: &[&str] = &[
     "PCI",
     "VIRTIO_MENU",
     "VIRTIO_PCI",
+    "VIRTIO_MMIO",
+    "VIRTIO_MMIO_CMDLINE_DEVICES",
     "VIRTIO_CONSOLE",
     "HYPERVISOR_GUEST",
     "PARAVIRT",

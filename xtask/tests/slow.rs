@@ -123,6 +123,8 @@ fn kernel_builder_on_linux_source_6_1() {
     // tinyconfig kernels are xz with the x86 filter: the PVH path still works.
     let j: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
     assert_eq!(j["entry"], "pvh", "{j}\n{}", r.stderr);
+    // krepro's fragment gives its own kernels every channel on microvm.
+    assert_eq!(j["channels"], serde_json::json!({"console": true, "virtio": true, "debug_exit": true}), "{j}");
     eprintln!("boot: {}", r.stdout.trim());
 
     // The same build again: a cache hit, well under a second.
