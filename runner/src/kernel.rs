@@ -62,6 +62,28 @@ fn release_from_version(text: &[u8]) -> Option<String> {
     release.chars().next()?.is_ascii_digit().then(|| release.to_owned())
 }
 
+/// The kernel's .config, where kernels keep it: beside the image as
+/// `config` (krepro's build cache) or `config-<release>` (a distro's
+/// /boot), or at the top of the tree for `arch/x86/boot/bzImage`.
+pub fn config_of(kernel: &Kernel) -> Option<std::collections::BTreeMap<String, crate::kconfig::Value>> {
+    let dir = kernel.path.parent()?;
+    let mut candidates = vec![dir.join("config"), dir.join("../../../.config")];
+    if let Some(name) = kernel.path.file_name().and_then(|n| n.to_str()) {
+        if let Some(rel) = name.strip_prefix("vmlinuz-") {
+            candidates.insert(0, dir.join(format!("config-{rel}")));
+        }
+    }
+    if let Some(rel) = &kernel.release {
+        candidates.push(dir.join(format!("config-{rel}")));
+    }
+    candidates.iter().find_map(|c| std::fs::read_to_string(c).ok()).map(|t| crate::kconfig::parse_config(&t))
+}
+
+/// Whether the kernel has ACPI; unknown (no config found) counts as yes.
+pub fn has_acpi(kernel: &Kernel) -> bool {
+    config_of(kernel).is_none_or(|c| c.get("ACPI") == Some(&crate::kconfig::Value::Y))
+}
+
 /// Where a kernel came from, for the message that says which one is used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KernelSource {
@@ -181,6 +203,18 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&[0u8; 0x400]).unwrap();
         assert!(matches!(check_bzimage(f.path()).unwrap_err(), RunError::NotABzImage { .. }));
+    }
+
+    #[test]
+    fn acpi_comes_from_the_config_beside_the_kernel() {
+        let d = tempfile::tempdir().unwrap();
+        let k = Kernel { path: d.path().join("vmlinuz-6.1.0-9"), release: None };
+        assert!(has_acpi(&k), "unknown counts as ACPI");
+        std::fs::write(d.path().join("config-6.1.0-9"), "# CONFIG_ACPI is not set\n").unwrap();
+        assert!(!has_acpi(&k));
+        let built = Kernel { path: d.path().join("bzImage"), release: Some("6.1.192".into()) };
+        std::fs::write(d.path().join("config"), "CONFIG_ACPI=y\n").unwrap();
+        assert!(has_acpi(&built));
     }
 
     #[test]

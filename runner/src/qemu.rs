@@ -59,12 +59,19 @@ impl Machine {
 
     /// `-machine` and the virtio-serial controller for its bus. microvm gets
     /// its PIT: without one (and tsc_early_khz, see [`kernel_cmdline`])
-    /// TCG boots can hang in TSC calibration.
-    fn flags(self) -> [&'static str; 4] {
-        match self {
-            Machine::Pc => ["-machine", "pc", "-device", "virtio-serial-pci,id=krepro-serial"],
-            Machine::Q35 => ["-machine", "q35", "-device", "virtio-serial-pci,id=krepro-serial"],
-            Machine::Microvm => ["-machine", "microvm,pit=on", "-device", "virtio-serial-device,id=krepro-serial"],
+    /// TCG boots can hang in TSC calibration. Without ACPI (`acpi` false:
+    /// the kernel has none), microvm announces its virtio-mmio devices on
+    /// the kernel command line instead of in ACPI tables.
+    fn flags(self, acpi: bool) -> [&'static str; 4] {
+        match (self, acpi) {
+            (Machine::Pc, _) => ["-machine", "pc", "-device", "virtio-serial-pci,id=krepro-serial"],
+            (Machine::Q35, _) => ["-machine", "q35", "-device", "virtio-serial-pci,id=krepro-serial"],
+            (Machine::Microvm, true) => {
+                ["-machine", "microvm,pit=on", "-device", "virtio-serial-device,id=krepro-serial"]
+            }
+            (Machine::Microvm, false) => {
+                ["-machine", "microvm,pit=on,acpi=off", "-device", "virtio-serial-device,id=krepro-serial"]
+            }
         }
     }
 
@@ -201,6 +208,8 @@ pub struct QemuParams<'a> {
     pub cmdline: &'a str,
     pub accel: Accel,
     pub machine: Machine,
+    /// Whether the kernel has ACPI (unknown: assume it does).
+    pub acpi: bool,
     pub memory_mib: u32,
     /// Where the virtio-serial verdict port is written.
     pub verdict_file: &'a Path,
@@ -211,7 +220,7 @@ pub fn qemu_args(p: &QemuParams<'_>) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |a: &[&str]| args.extend(a.iter().map(OsString::from));
     push(FIXED_FLAGS);
-    let [m, machine, d, controller] = p.machine.flags();
+    let [m, machine, d, controller] = p.machine.flags(p.acpi);
     push(&[m, machine]);
     push(p.accel.flags());
     push(&["-m", &p.memory_mib.to_string()]);
@@ -262,6 +271,7 @@ mod tests {
             cmdline: "console=ttyS0 panic=-1 krepro.repro=smoke",
             accel: Accel::Tcg,
             machine: Machine::Pc,
+            acpi: true,
             memory_mib: 256,
             verdict_file: Path::new("/tmp/x/verdict"),
         };
@@ -310,12 +320,15 @@ mod tests {
             cmdline: "",
             accel: Accel::Kvm,
             machine: Machine::Microvm,
+            acpi: true,
             memory_mib: 128,
             verdict_file: Path::new("v"),
         };
         let args = qemu_args(&p);
         let at = args.iter().position(|a| a == "-machine").unwrap();
         assert_eq!(args[at + 1], "microvm,pit=on");
+        let no_acpi = qemu_args(&QemuParams { acpi: false, ..p.clone() });
+        assert!(no_acpi.iter().any(|a| a == "microvm,pit=on,acpi=off"));
         assert!(args.iter().any(|a| a == "virtio-serial-device,id=krepro-serial"));
         let at = args.iter().position(|a| a == "-accel").unwrap();
         assert_eq!(&args[at..at + 4], &["-accel", "kvm", "-cpu", "host"].map(OsString::from));

@@ -13,7 +13,7 @@ use repros::protocol::{Kind, Report};
 use serde::Serialize;
 
 use crate::classify::{ConsoleScan, Crash, CrashKind, LineKind};
-use crate::kernel::Kernel;
+use crate::kernel::{self, Kernel};
 use crate::outcome::Outcome;
 use crate::qemu::{self, Accel, AccelChoice, Machine, QemuParams};
 use crate::RunError;
@@ -257,6 +257,7 @@ fn boot(
         cmdline: &cmdline,
         accel,
         machine: cfg.machine,
+        acpi: kernel::has_acpi(&cfg.kernel),
         memory_mib: cfg.memory_mib,
         verdict_file: &verdict_file,
     };
