@@ -62,12 +62,15 @@ fn release_from_version(text: &[u8]) -> Option<String> {
     release.chars().next()?.is_ascii_digit().then(|| release.to_owned())
 }
 
-/// The kernel's .config, where kernels keep it: beside the image as
-/// `config` (krepro's build cache) or `config-<release>` (a distro's
-/// /boot), or at the top of the tree for `arch/x86/boot/bzImage`.
+/// The kernel's .config, where kernels keep it: `<image>.config` (what
+/// `kernel build -o FILE` writes), beside the image as `config` (krepro's
+/// build cache) or `config-<release>` (a distro's /boot), or at the top of
+/// the tree for `arch/x86/boot/bzImage`.
 pub fn config_of(kernel: &Kernel) -> Option<std::collections::BTreeMap<String, crate::kconfig::Value>> {
     let dir = kernel.path.parent()?;
-    let mut candidates = vec![dir.join("config"), dir.join("../../../.config")];
+    let mut own = kernel.path.clone().into_os_string();
+    own.push(".config");
+    let mut candidates = vec![PathBuf::from(own), dir.join("config"), dir.join("../../../.config")];
     if let Some(name) = kernel.path.file_name().and_then(|n| n.to_str()) {
         if let Some(rel) = name.strip_prefix("vmlinuz-") {
             candidates.insert(0, dir.join(format!("config-{rel}")));
@@ -215,6 +218,8 @@ mod tests {
         let built = Kernel { path: d.path().join("bzImage"), release: Some("6.1.192".into()) };
         std::fs::write(d.path().join("config"), "CONFIG_ACPI=y\n").unwrap();
         assert!(has_acpi(&built));
+        std::fs::write(d.path().join("bzImage.config"), "# CONFIG_ACPI is not set\n").unwrap();
+        assert!(!has_acpi(&built), "<image>.config comes first");
     }
 
     #[test]

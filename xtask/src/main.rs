@@ -134,7 +134,8 @@ enum KernelCommand {
         /// The repro whose config options go in
         #[arg(long, value_name = "NAME")]
         repro: Option<String>,
-        /// Also copy the bzImage here
+        /// Also copy the bzImage here, and its .config to FILE.config (the
+        /// runner reads it, e.g. to know whether the kernel has ACPI)
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
         #[command(flatten)]
@@ -201,10 +202,16 @@ fn main() -> ExitCode {
             match build_kernel(&build.options(source, repro)) {
                 Ok(built) => {
                     let path = match output {
-                        Some(out) => match std::fs::copy(&built.bzimage, &out) {
-                            Ok(_) => out,
-                            Err(e) => return fail(anyhow::anyhow!("copy the bzImage to {}: {e}", out.display())),
-                        },
+                        Some(out) => {
+                            let mut config = out.clone().into_os_string();
+                            config.push(".config");
+                            let copied = std::fs::copy(&built.bzimage, &out)
+                                .and_then(|_| std::fs::copy(&built.config, PathBuf::from(config)));
+                            if let Err(e) = copied {
+                                return fail(anyhow::anyhow!("copy the bzImage to {}: {e}", out.display()));
+                            }
+                            out
+                        }
                         None => built.bzimage,
                     };
                     println!("{}", path.display());
