@@ -162,7 +162,6 @@ impl ExecArgs {
     pub fn entries(&self, kernel: &Kernel, machine: Machine) -> Result<Vec<initrd::Entry>, RunError> {
         use repros::protocol;
         let mut out = Vec::new();
-        let mut krepro_dir = false;
         if let Some(path) = &self.exec {
             let bad = |why: String| RunError::BadExec { path: path.clone(), why };
             let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
@@ -180,7 +179,6 @@ impl ExecArgs {
                 return Err(RunError::BadFlag("--arg: an argument cannot hold a NUL byte".into()));
             }
             out.push(initrd::Entry::dir("krepro"));
-            krepro_dir = true;
             out.push(initrd::Entry::file(protocol::EXEC_PATH.trim_start_matches('/'), 0o755, bytes));
             out.push(initrd::Entry::file(protocol::EXEC_ARGS.trim_start_matches('/'), 0o644, nul_list(&self.args)));
             out.push(initrd::Entry::file(protocol::EXEC_ENV.trim_start_matches('/'), 0o644, nul_list(&self.env)));
@@ -195,13 +193,10 @@ impl ExecArgs {
                 )
             })?;
             let mods = crate::modules::resolve(&dir, want, machine.channel_modules())?;
-            let mut entries = crate::modules::entries(mods);
-            if krepro_dir {
-                entries.retain(|e| e.path != "krepro");
-            }
-            out.extend(entries);
+            out.extend(crate::modules::entries(mods));
         }
-        Ok(out)
+        // Each piece brings its parent directories; two --file DESTs may share one.
+        Ok(initrd::dedup_dirs(out))
     }
 }
 

@@ -56,6 +56,15 @@ pub fn standard_entries(init: Vec<u8>) -> Vec<Entry> {
     ]
 }
 
+/// Drops repeated directory entries (the same path, both directories),
+/// keeping the first: pieces of an initrd made apart (--exec, --file,
+/// --modules, the standard entries) may each bring a parent directory.
+/// Any other repeat is left for [`write_newc`] to refuse.
+pub fn dedup_dirs(entries: Vec<Entry>) -> Vec<Entry> {
+    let mut seen = std::collections::BTreeSet::new();
+    entries.into_iter().filter(|e| e.node != Node::Dir || seen.insert(e.path.clone())).collect()
+}
+
 const S_IFREG: u32 = 0o100000;
 const S_IFDIR: u32 = 0o040000;
 const S_IFCHR: u32 = 0o020000;
@@ -216,6 +225,15 @@ mod tests {
         e.push(Entry::dir("proc"));
         let err = write_newc(&e, Vec::new()).unwrap_err();
         assert_eq!(err.to_string(), "duplicate initrd entry proc");
+    }
+
+    #[test]
+    fn repeated_dirs_merge_but_files_do_not() {
+        let merged = dedup_dirs(vec![Entry::dir("srv"), Entry::file("srv/a", 0o644, vec![]), Entry::dir("srv")]);
+        assert_eq!(merged.len(), 2);
+        write_newc(&merged, Vec::new()).unwrap();
+        let files = dedup_dirs(vec![Entry::file("x", 0o644, vec![1]), Entry::file("x", 0o644, vec![2])]);
+        assert_eq!(write_newc(&files, Vec::new()).unwrap_err().to_string(), "duplicate initrd entry x");
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl Machine {
     }
 
     /// `-machine` and the virtio-serial controller for its bus. microvm gets
-    /// its PIT: without one (and tsc_early_khz, see [`kernel_cmdline`])
+    /// its PIT: without one (and tsc_early_khz, see [`host_tsc_khz`])
     /// TCG boots can hang in TSC calibration. Without ACPI (`acpi` false:
     /// the kernel has none), microvm announces its virtio-mmio devices on
     /// the kernel command line instead of in ACPI tables.

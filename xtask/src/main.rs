@@ -363,17 +363,12 @@ fn build_exec_initrd(repro: &str, exec: &cli::ExecArgs, out: &Path) -> Result<Pa
     let extra =
         exec.entries(&kernel, krepro_runner::qemu::Machine::from_choice(krepro_runner::qemu::MachineChoice::Auto))?;
     let mut entries = initrd::standard_entries(build_init(exec.repro(repro))?);
-    entries.extend(extra.into_iter().filter(|e| !(e.node == initrd::Node::Dir && entries_has_dir(&e.path))));
-    initrd::write_file(&entries, out).with_context(|| format!("write {}", out.display()))?;
+    entries.extend(extra);
+    initrd::write_file(&initrd::dedup_dirs(entries), out).with_context(|| format!("write {}", out.display()))?;
     if exec.guest_timeout.is_some() {
         eprintln!("krepro: note: --guest-timeout is a kernel command line word; boot with {}", exec.append().join(" "));
     }
     Ok(out.to_owned())
-}
-
-/// Whether krepro's standard initrd already has this directory.
-fn entries_has_dir(path: &str) -> bool {
-    initrd::standard_entries(Vec::new()).iter().any(|e| e.path == path && e.node == initrd::Node::Dir)
 }
 
 fn list_repros() {

@@ -83,11 +83,11 @@ fn args_env_and_files_reach_the_program() {
     let data = out_dir().join("data.txt");
     std::fs::write(&data, "hello from the host\n").unwrap();
     let file = format!("{}:srv/data.txt", data.display());
-    outcome(
-        &exec(&k, &p, &["--file", &file, "--arg", "file", "--arg", "/srv/data.txt", "--arg", "hello from the host"]),
-        "pass",
-        0,
-    );
+    // Two files under one new directory: its entry comes once.
+    let other = format!("{}:srv/other.txt", data.display());
+    let args =
+        ["--file", &file, "--file", &other, "--arg", "file", "--arg", "/srv/data.txt", "--arg", "hello from the host"];
+    outcome(&exec(&k, &p, &args), "pass", 0);
 }
 
 #[test]
