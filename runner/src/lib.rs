@@ -2,33 +2,22 @@
 //! reads back a trustworthy verdict.
 //!
 //! The `krepro` binary, `cargo xtask` and the tests all go through the same
-//! calls: [`kernel::resolve`] and [`qemu::find_or_install`] to get ready,
-//! [`run::run`] to boot once, [`cli::execute`] for the whole command.
+//! calls: [`host::fetch::resolve`] and [`boot::qemu::find_or_install`] to get
+//! ready, [`boot::run::run`] to boot once, [`cli::execute`] for the whole command.
 
 pub mod bisect;
+pub mod boot;
 pub mod build;
-pub mod cache;
-pub mod classify;
 pub mod cli;
-pub mod cmd;
-pub mod elf;
-pub mod fetch;
+pub mod host;
+pub mod image;
 pub mod initrd;
-pub mod install;
-pub mod interrupt;
-pub mod kconfig;
-pub mod kernel;
-pub mod modules;
-pub mod outcome;
-pub mod qemu;
-pub mod run;
-mod sys;
-pub mod treehash;
-pub mod vmlinux;
 
 use std::path::PathBuf;
 
-pub use outcome::{ExitCode, Outcome};
+pub use boot::outcome::{ExitCode, Outcome};
+use boot::qemu;
+use initrd::modules;
 
 /// Why a boot could not happen at all (as opposed to what it found, an
 /// [`Outcome`]). Every variant is one line for the user.

@@ -8,11 +8,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use krepro_runner::bisect::{self, BisectError, BisectOptions, Boot, Built, Event, Tester};
+use krepro_runner::boot::outcome::{Decision, Remap};
+use krepro_runner::boot::qemu::{AccelChoice, Machine, MachineChoice};
+use krepro_runner::boot::run::{self, BootImage, EntryChoice, RunConfig};
 use krepro_runner::cli;
-use krepro_runner::outcome::{Decision, Remap};
-use krepro_runner::qemu::{AccelChoice, Machine, MachineChoice};
-use krepro_runner::run::{self, BootImage, EntryChoice, RunConfig};
-use krepro_runner::{build, cache, interrupt, kernel, qemu, RunError};
+use krepro_runner::{boot::interrupt, boot::qemu, build, host::cache, image::kernel, RunError};
 
 use crate::progress::{mmss, Progress};
 use crate::ConfigArgs;

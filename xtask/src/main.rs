@@ -1,6 +1,6 @@
 //! `cargo xtask`: krepro's commands for users and developers.
 //!
-//! Everything external goes through `krepro_runner::cmd::Cmd`; cargo is
+//! Everything external goes through `krepro_runner::host::spawn::Cmd`; cargo is
 //! taken from `$CARGO`; outputs go under `target/`.
 
 use std::path::{Path, PathBuf};
@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use krepro_runner::cli::{self, RunArgs};
-use krepro_runner::cmd::Cmd;
-use krepro_runner::{build, fetch, initrd, install, kernel, qemu};
+use krepro_runner::host::spawn::Cmd;
+use krepro_runner::{boot::qemu, build, host::fetch, host::install, image::kernel, initrd};
 
 mod bench;
 mod bisect;
@@ -340,7 +340,7 @@ fn build_init(default_repro: &str) -> Result<Vec<u8>> {
         .context("building init")?;
     let path = init_binary();
     let bytes = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-    krepro_runner::elf::check_static(&bytes, true)
+    krepro_runner::image::elf::check_static(&bytes, true)
         .with_context(|| format!("{} is not a static executable", path.display()))?;
     Ok(bytes)
 }
@@ -360,8 +360,10 @@ fn build_exec_initrd(repro: &str, exec: &cli::ExecArgs, out: &Path) -> Result<Pa
     }
     // No kernel here: modules come from --modules-from.
     let kernel = kernel::Kernel { path: PathBuf::new(), release: None };
-    let extra =
-        exec.entries(&kernel, krepro_runner::qemu::Machine::from_choice(krepro_runner::qemu::MachineChoice::Auto))?;
+    let extra = exec.entries(
+        &kernel,
+        krepro_runner::boot::qemu::Machine::from_choice(krepro_runner::boot::qemu::MachineChoice::Auto),
+    )?;
     let mut entries = initrd::standard_entries(build_init(exec.repro(repro))?);
     entries.extend(extra);
     initrd::write_file(&initrd::dedup_dirs(entries), out).with_context(|| format!("write {}", out.display()))?;
@@ -399,7 +401,8 @@ fn ci() -> Result<()> {
     install::find_or_install("cpio", "cpio", say)?;
     install::find_or_install("busybox", "busybox-static", say)?;
     for series in TEST_SERIES {
-        if kernel::newest_cached(&krepro_runner::cache::kernels_dir(), Some(series)).is_none() {
+        if krepro_runner::host::fetch::newest_cached(&krepro_runner::host::cache::kernels_dir(), Some(series)).is_none()
+        {
             fetch::fetch(Some(series), say)?;
         }
     }

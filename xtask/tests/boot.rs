@@ -333,7 +333,7 @@ fn extract(raw: &[u8], name: &str) -> Option<Vec<u8>> {
 
 #[test]
 fn the_vmlinux_comes_out_of_real_bzimages_with_its_pvh_note() {
-    use krepro_runner::vmlinux::{extract, has_pvh_note};
+    use krepro_runner::image::vmlinux::{extract, has_pvh_note};
     // 6.1 compresses with LZ4, 6.12 with zstd (Debian's choices).
     for k in [k61(), k612()] {
         let bz = std::fs::read(&k).unwrap();

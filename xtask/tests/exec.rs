@@ -182,11 +182,11 @@ fn modules_auto_makes_virtio_serial_work_on_debian_61() {
 
 #[test]
 fn modules_resolve_with_dependencies_from_real_packages() {
-    use krepro_runner::kernel::check_bzimage;
-    use krepro_runner::modules::{modules_dir, resolve, Modules};
+    use krepro_runner::image::kernel::check_bzimage;
+    use krepro_runner::initrd::modules::{modules_dir, resolve, Modules};
     let k = check_bzimage(&k61()).unwrap();
     let dir = modules_dir(&k, None).expect("the 6.1 package has lib/modules");
-    let pc = krepro_runner::qemu::Machine::Pc.channel_modules();
+    let pc = krepro_runner::boot::qemu::Machine::Pc.channel_modules();
     let names: Vec<String> = resolve(&dir, &Modules::Auto, pc).unwrap().into_iter().map(|(n, _)| n).collect();
     let pos = |n: &str| names.iter().position(|x| x == n).unwrap_or_else(|| panic!("{n} not in {names:?}"));
     assert!(pos("virtio") < pos("virtio_pci") && pos("virtio_ring") < pos("virtio_console"), "{names:?}");

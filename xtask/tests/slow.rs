@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::xtask;
-use krepro_runner::cache;
+use krepro_runner::host::cache;
 
 fn slow() -> bool {
     let on = std::env::var("KREPRO_SLOW").as_deref() == Ok("1");

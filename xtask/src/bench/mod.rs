@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use krepro_runner::boot::run::{self, RunResult};
 use krepro_runner::cli::RunArgs;
-use krepro_runner::run::{self, RunResult};
-use krepro_runner::{cli, initrd, install, kernel, qemu};
+use krepro_runner::{boot::qemu, cli, host::install, image::kernel, initrd};
 use serde::Serialize;
 
 #[derive(clap::Args, Debug)]
@@ -208,8 +208,11 @@ pub fn bench(args: &BenchArgs, krepro_initrd: &Path) -> Result<()> {
         other => bail!("--accel {other}: tcg or kvm"),
     };
     let busybox = install::find_or_install("busybox", "busybox-static", say).ok();
-    let kernels: Vec<PathBuf> =
-        if args.kernel.is_empty() { vec![kernel::resolve(None, say)?.0.path] } else { args.kernel.clone() };
+    let kernels: Vec<PathBuf> = if args.kernel.is_empty() {
+        vec![krepro_runner::host::fetch::resolve(None, say)?.0.path]
+    } else {
+        args.kernel.clone()
+    };
     let scratch = tempfile::tempdir()?;
     let base_initrd = baseline_initrd(scratch.path())?;
     let bb_initrd = busybox.as_deref().map(|b| busybox_initrd(scratch.path(), b)).transpose()?;

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use krepro_runner::{cache, kernel, qemu};
+use krepro_runner::{boot::qemu, host::cache};
 use serde_json::Value;
 
 /// The newest cached Debian cloud kernel of a series, or a failure that
 /// says how to get one.
 pub fn kernel_of(series: &str) -> PathBuf {
-    kernel::newest_cached(&cache::kernels_dir(), Some(series)).unwrap_or_else(|| {
+    krepro_runner::host::fetch::newest_cached(&cache::kernels_dir(), Some(series)).unwrap_or_else(|| {
         panic!(
             "no Debian {series} cloud kernel in {}: run `cargo xtask kernel fetch {series}` (or `cargo xtask ci`)",
             cache::kernels_dir().display()

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use repros::protocol::{Kind, Report};
 use serde::Serialize;
 
-use crate::classify::{ConsoleScan, Crash, CrashKind, LineKind};
-use crate::kernel::{self, Kernel};
-use crate::outcome::Outcome;
-use crate::qemu::{self, Accel, AccelChoice, Machine, QemuParams};
+use crate::boot::classify::{ConsoleScan, Crash, CrashKind, LineKind};
+use crate::boot::outcome::Outcome;
+use crate::boot::qemu::{self, Accel, AccelChoice, Machine, QemuParams};
+use crate::image::kernel::{self, Kernel};
 use crate::RunError;
 
 /// Under KVM, a guest that prints nothing this long is taken as a KVM that
@@ -80,10 +80,10 @@ pub enum EntryChoice {
 pub fn choose_entry(kernel: &Kernel, choice: EntryChoice, say: &mut dyn FnMut(&str)) -> Result<BootImage, RunError> {
     match choice {
         EntryChoice::Bzimage => Ok(BootImage::BzImage),
-        EntryChoice::Pvh => crate::vmlinux::pvh_vmlinux(&kernel.path)
+        EntryChoice::Pvh => crate::image::vmlinux::pvh_vmlinux(&kernel.path)
             .map(BootImage::Pvh)
             .map_err(|e| RunError::BadFlag(format!("--entry pvh: {}: {e}", kernel.path.display()))),
-        EntryChoice::Auto => match crate::vmlinux::pvh_vmlinux(&kernel.path) {
+        EntryChoice::Auto => match crate::image::vmlinux::pvh_vmlinux(&kernel.path) {
             Ok(p) => Ok(BootImage::Pvh(p)),
             Err(e) => {
                 say(&format!("booting the bzImage (no PVH fast path: {e})"));
@@ -264,7 +264,7 @@ fn boot(
     let args = qemu::qemu_args(&params);
     let mut command = Command::new(&cfg.qemu);
     command.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    crate::sys::own_process_group_and_die_with_parent(&mut command);
+    crate::host::sys::own_process_group_and_die_with_parent(&mut command);
     let mut child = command.spawn().map_err(|e| RunError::io(format!("start {}", cfg.qemu.display()), e))?;
     let (tx, rx) = mpsc::channel();
     spawn_reader(child.stdout.take().expect("piped"), tx.clone(), Msg::Console, Some(Msg::ConsoleEof));

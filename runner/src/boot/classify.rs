@@ -113,9 +113,9 @@ mod tests {
     use super::*;
 
     /// Real console output: Debian 6.12 cloud kernel, `selftest_panic` (sysrq c).
-    const PANIC_612: &str = include_str!("../tests/fixtures/panic-sysrq-6.12.log");
+    const PANIC_612: &str = include_str!("../../tests/fixtures/panic-sysrq-6.12.log");
     /// Real console output: Debian 6.12 cloud kernel, `smoke` passing.
-    const PASS_612: &str = include_str!("../tests/fixtures/pass-smoke-6.12.log");
+    const PASS_612: &str = include_str!("../../tests/fixtures/pass-smoke-6.12.log");
 
     fn scan(log: &str) -> ConsoleScan {
         let mut s = ConsoleScan::default();

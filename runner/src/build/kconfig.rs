@@ -333,7 +333,7 @@ mod tests {
 
     /// A real .config: Debian's linux-source-6.1, `make ARCH=x86_64
     /// tinyconfig` + krepro's fragment + smoke's, then olddefconfig.
-    const TINY_SMOKE_61: &str = include_str!("../tests/fixtures/config-tiny-smoke-6.1");
+    const TINY_SMOKE_61: &str = include_str!("../../tests/fixtures/config-tiny-smoke-6.1");
 
     fn req(name: &str, value: Value) -> Request {
         Request { name: name.into(), value, origin: Origin::Fragment("f".into()) }

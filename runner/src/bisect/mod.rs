@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cmd::{Cmd, CmdError};
-use crate::outcome::{Outcome, Remap};
-use crate::{cache, RunError};
+use crate::boot::outcome::{Outcome, Remap};
+use crate::host::spawn::{Cmd, CmdError};
+use crate::{host::cache, RunError};
 
 /// What a commit is, once tested.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -655,7 +655,7 @@ mod tests {
         assert_eq!(decide(&[Skip, Fail], &r), Ok(Verdict::Bad));
         assert!(decide(&[Pass, Error], &r).unwrap_err().contains("'error'"));
         assert!(decide(&[], &r).is_err());
-        let r = Remap { on_hang: Some(crate::outcome::Decision::Skip), ..Remap::default() };
+        let r = Remap { on_hang: Some(crate::boot::outcome::Decision::Skip), ..Remap::default() };
         assert_eq!(decide(&[Hang], &r), Ok(Verdict::Skip));
         assert!(needs_more_runs(&[Pass], &Remap::default()));
         assert!(!needs_more_runs(&[Pass, Fail], &Remap::default()));

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cmd::Cmd;
+use crate::host::spawn::Cmd;
 
 /// Why a tool is not there.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +27,8 @@ pub fn find_or_install(tool: &str, package: &str, say: &mut dyn FnMut(&str)) -> 
         return Err(missing(if root { hint } else { format!("sudo {hint}") }));
     }
     say(&format!("{tool} is not installed: installing {package} with apt-get"));
-    let failed = |e: crate::cmd::CmdError| InstallError::Failed { package: package.to_owned(), reason: e.to_string() };
+    let failed =
+        |e: crate::host::spawn::CmdError| InstallError::Failed { package: package.to_owned(), reason: e.to_string() };
     let install = || Cmd::new("apt-get", ["install", "-y", "-qq", package], Path::new("/")).output();
     if install().is_err() {
         // A fresh machine has empty package lists.
@@ -56,7 +57,8 @@ pub fn apt_packages(packages: &[&str], say: &mut dyn FnMut(&str)) -> Result<(), 
         return Err(InstallError::Missing { tool: missing.join(", "), hint: format!("sudo {hint}") });
     }
     say(&format!("installing {}", missing.join(" ")));
-    let failed = |e: crate::cmd::CmdError| InstallError::Failed { package: missing.join(" "), reason: e.to_string() };
+    let failed =
+        |e: crate::host::spawn::CmdError| InstallError::Failed { package: missing.join(" "), reason: e.to_string() };
     let mut args = vec!["install", "-y", "-qq"];
     args.extend(&missing);
     if Cmd::new("apt-get", &args, Path::new("/")).output().is_err() {

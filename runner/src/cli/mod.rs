@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::kernel::{self, Kernel};
-use crate::outcome::{self, Decision, ExitCode, Outcome, Remap};
-use crate::qemu::{self, AccelChoice, Machine, MachineChoice};
-use crate::run::{self, EntryChoice, Event, RunConfig, RunResult};
-use crate::{cache, initrd, interrupt, RunError};
+use crate::boot::outcome::{self, Decision, ExitCode, Outcome, Remap};
+use crate::boot::qemu::{self, AccelChoice, Machine, MachineChoice};
+use crate::boot::run::{self, EntryChoice, Event, RunConfig, RunResult};
+use crate::image::kernel::Kernel;
+use crate::{boot::interrupt, host::cache, initrd, RunError};
 
 /// Flags of `run`.
 #[derive(clap::Args, Clone, Debug)]
@@ -127,7 +127,7 @@ pub struct ExecArgs {
     /// modules: virtio_mmio or virtio_pci, and virtio_console) or a
     /// comma-separated list; dependencies come along
     #[arg(long, value_name = "auto|LIST")]
-    pub modules: Option<crate::modules::Modules>,
+    pub modules: Option<crate::initrd::modules::Modules>,
 
     /// Where the modules are: an unpacked kernel package or a
     /// `make modules_install` tree [default: beside a packaged kernel]
@@ -165,8 +165,8 @@ impl ExecArgs {
         if let Some(path) = &self.exec {
             let bad = |why: String| RunError::BadExec { path: path.clone(), why };
             let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-            crate::elf::check_static(&bytes, false).map_err(|e| match e {
-                crate::elf::ElfError::Dynamic(_) => bad(format!("{e}; {STATIC_HINT}")),
+            crate::image::elf::check_static(&bytes, false).map_err(|e| match e {
+                crate::image::elf::ElfError::Dynamic(_) => bad(format!("{e}; {STATIC_HINT}")),
                 e => bad(e.to_string()),
             })?;
             let nul_list = |items: &[String]| items.iter().flat_map(|a| a.bytes().chain([0])).collect::<Vec<u8>>();
@@ -187,13 +187,13 @@ impl ExecArgs {
             out.extend(file_entries(spec)?);
         }
         if let Some(want) = &self.modules {
-            let dir = crate::modules::modules_dir(kernel, self.modules_from.as_deref()).ok_or_else(|| {
-                crate::modules::ModuleError::NoDir(
+            let dir = crate::initrd::modules::modules_dir(kernel, self.modules_from.as_deref()).ok_or_else(|| {
+                crate::initrd::modules::ModuleError::NoDir(
                     kernel.release.clone().unwrap_or_else(|| kernel.path.display().to_string()),
                 )
             })?;
-            let mods = crate::modules::resolve(&dir, want, machine.channel_modules())?;
-            out.extend(crate::modules::entries(mods));
+            let mods = crate::initrd::modules::resolve(&dir, want, machine.channel_modules())?;
+            out.extend(crate::initrd::modules::entries(mods));
         }
         // Each piece brings its parent directories; two --file DESTs may share one.
         Ok(initrd::dedup_dirs(out))
@@ -278,7 +278,7 @@ pub fn prepare(args: &RunArgs, initrd: &Path, say: &mut dyn FnMut(&str)) -> Resu
     if args.exec.exec.is_none() {
         check_repro(&args.repro)?;
     }
-    let (kernel, _) = kernel::resolve(args.kernel.as_deref(), say)?;
+    let (kernel, _) = crate::host::fetch::resolve(args.kernel.as_deref(), say)?;
     let machine = Machine::from_choice(args.machine);
     let extra = args.exec.entries(&kernel, machine)?;
     let boot_image = run::choose_entry(&kernel, args.entry, say)?;

@@ -141,7 +141,7 @@ pub fn kvm_usable() -> Result<(), String> {
 /// it failed in: a KVM that fails stays broken until the host reboots, so
 /// later runs go straight to TCG instead of paying for the failed attempt.
 fn kvm_broken_marker() -> PathBuf {
-    crate::cache::dir().join("kvm-broken")
+    crate::host::cache::dir().join("kvm-broken")
 }
 
 fn host_boot_id() -> Option<String> {
@@ -245,9 +245,9 @@ pub fn qemu_args(p: &QemuParams<'_>) -> Vec<OsString> {
 /// Finds qemu; when it is missing and we are root on a Debian-family system,
 /// installs it with apt-get (saying so), else fails with the exact command.
 pub fn find_or_install(say: &mut dyn FnMut(&str)) -> Result<PathBuf, RunError> {
-    crate::install::find_or_install(QEMU, QEMU_PACKAGE, say).map_err(|e| match e {
-        crate::install::InstallError::Missing { hint, .. } => RunError::QemuMissing { hint },
-        crate::install::InstallError::Failed { reason, .. } => RunError::QemuInstall(reason),
+    crate::host::install::find_or_install(QEMU, QEMU_PACKAGE, say).map_err(|e| match e {
+        crate::host::install::InstallError::Missing { hint, .. } => RunError::QemuMissing { hint },
+        crate::host::install::InstallError::Failed { reason, .. } => RunError::QemuInstall(reason),
     })
 }
 

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::image::kernel::Kernel;
 use crate::initrd::Entry;
-use crate::kernel::Kernel;
 
 /// What `--modules` asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,7 +117,8 @@ fn read_module(path: &Path) -> Result<Vec<u8>, ModuleError> {
 
 /// The dependencies of a module, from its `.modinfo` (`depends=a,b`).
 fn depends(ko: &[u8], path: &Path) -> Result<Vec<String>, ModuleError> {
-    let info = crate::elf::modinfo(ko).map_err(|e| ModuleError::Read { path: path.to_owned(), why: e.to_string() })?;
+    let info =
+        crate::image::elf::modinfo(ko).map_err(|e| ModuleError::Read { path: path.to_owned(), why: e.to_string() })?;
     Ok(info
         .iter()
         .filter_map(|kv| kv.strip_prefix("depends="))

@@ -5,6 +5,8 @@
 //! cpio-archive only reads newc, so the writer is here; tests read its
 //! output back with cpio-archive and GNU cpio.
 
+pub mod modules;
+
 use std::io::{self, Write};
 use std::path::Path;
 

@@ -12,7 +12,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::cache;
+use crate::host::cache;
 
 /// Bumped when extraction changes what it can do.
 const EXTRACT_VERSION: u32 = 2;

@@ -1,10 +1,15 @@
 //! `kernel fetch`: the newest distro kernel package into the cache, with
-//! `apt-get download` (no root needed) and `dpkg-deb -x`.
+//! `apt-get download` (no root needed) and `dpkg-deb -x`; and finding the
+//! kernel to boot when the user names none.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::cmd::Cmd;
-use crate::{cache, kernel};
+use crate::host::cache;
+use crate::host::spawn::Cmd;
+use crate::image::kernel::{check_bzimage, Kernel};
+use crate::image::version::{release_matches, version_cmp};
+use crate::RunError;
 
 /// The packages searched: Debian's cloud kernels (small, boot fine in qemu,
 /// built with what krepro needs: X86_IOPL_IOPERM, PVH, virtio).
@@ -18,7 +23,7 @@ pub enum FetchError {
     #[error("apt knows no package matching {PACKAGE_PATTERN}{0}: run `apt-get update` as root first")]
     NoPackage(String),
     #[error(transparent)]
-    Cmd(#[from] crate::cmd::CmdError),
+    Cmd(#[from] crate::host::spawn::CmdError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
     #[error("{0} did not contain boot/vmlinuz-*")]
@@ -101,9 +106,66 @@ fn newest_package(names: &[String], series: Option<&str>) -> Option<(String, Str
             if !release.starts_with(|c: char| c.is_ascii_digit()) {
                 return None;
             }
-            series.is_none_or(|s| kernel::release_matches(release, s)).then(|| (n.clone(), release.to_owned()))
+            series.is_none_or(|s| release_matches(release, s)).then(|| (n.clone(), release.to_owned()))
         })
-        .max_by(|a, b| kernel::version_cmp(&a.1, &b.1))
+        .max_by(|a, b| version_cmp(&a.1, &b.1))
+}
+
+/// Where a kernel came from, for the message that says which one is used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelSource {
+    Flag,
+    Env,
+    Cache,
+    Boot,
+    Fetched,
+}
+
+/// Finds the kernel to boot: `explicit` (`--kernel`), else `$KREPRO_KERNEL`,
+/// else the newest kernel in the cache, else /boot/vmlinuz-$(uname -r) if
+/// readable, else fetches the newest distro kernel into the cache.
+pub fn resolve(explicit: Option<&Path>, say: &mut dyn FnMut(&str)) -> Result<(Kernel, KernelSource), RunError> {
+    if let Some(path) = explicit {
+        return Ok((check_bzimage(path)?, KernelSource::Flag));
+    }
+    if let Some(path) = std::env::var_os("KREPRO_KERNEL").filter(|v| !v.is_empty()) {
+        return Ok((check_bzimage(Path::new(&path))?, KernelSource::Env));
+    }
+    if let Some(path) = newest_cached(&cache::kernels_dir(), None) {
+        return Ok((check_bzimage(&path)?, KernelSource::Cache));
+    }
+    let release = rustix::system::uname().release().to_string_lossy().into_owned();
+    let boot = PathBuf::from(format!("/boot/vmlinuz-{release}"));
+    if File::open(&boot).is_ok() {
+        if let Ok(k) = check_bzimage(&boot) {
+            return Ok((k, KernelSource::Boot));
+        }
+    }
+    say(
+        "no kernel given (--kernel), none in the cache and no readable /boot kernel: fetching the newest distro kernel",
+    );
+    match fetch(None, say) {
+        Ok(path) => Ok((check_bzimage(&path)?, KernelSource::Fetched)),
+        Err(e) => Err(RunError::NoKernel(e.to_string())),
+    }
+}
+
+/// The newest bzImage under the kernel cache whose release starts with
+/// `prefix` (all when None), by version order of the release.
+pub fn newest_cached(dir: &Path, prefix: Option<&str>) -> Option<PathBuf> {
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for pkg in std::fs::read_dir(dir).ok()?.flatten() {
+        let Ok(boot) = std::fs::read_dir(pkg.path().join("boot")) else { continue };
+        for f in boot.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if let Some(release) = name.strip_prefix("vmlinuz-") {
+                if prefix.is_none_or(|p| release_matches(release, p)) {
+                    found.push((release.to_owned(), f.path()));
+                }
+            }
+        }
+    }
+    found.into_iter().max_by(|a, b| version_cmp(&a.0, &b.0)).map(|(_, p)| p)
 }
 
 #[cfg(test)]
@@ -126,5 +188,22 @@ mod tests {
         assert_eq!(rel, "6.12.117+deb12-cloud-amd64");
         assert_eq!(newest_package(&names, Some("6.1")).unwrap().1, "6.1.0-56-cloud-amd64");
         assert_eq!(newest_package(&names, Some("5.10")), None);
+    }
+
+    #[test]
+    fn newest_cached_picks_by_version_and_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        for rel in ["6.1.0-9-cloud-amd64", "6.1.0-56-cloud-amd64", "6.12.117+deb12-cloud-amd64"] {
+            let boot = dir.path().join(format!("pkg-{rel}/boot"));
+            std::fs::create_dir_all(&boot).unwrap();
+            std::fs::write(boot.join(format!("vmlinuz-{rel}")), b"x").unwrap();
+            std::fs::write(boot.join(format!("config-{rel}")), b"x").unwrap();
+        }
+        let newest = newest_cached(dir.path(), None).unwrap();
+        assert!(newest.ends_with("vmlinuz-6.12.117+deb12-cloud-amd64"), "{newest:?}");
+        let newest_61 = newest_cached(dir.path(), Some("6.1")).unwrap();
+        assert!(newest_61.ends_with("vmlinuz-6.1.0-56-cloud-amd64"), "{newest_61:?}");
+        assert_eq!(newest_cached(dir.path(), Some("5.10")), None);
+        assert_eq!(newest_cached(&dir.path().join("missing"), None), None);
     }
 }

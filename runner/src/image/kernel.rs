@@ -1,11 +1,11 @@
-//! Kernel images: checking a file is a bzImage, reading its release, and
-//! finding a kernel when the user names none.
+//! Kernel images: checking a file is a bzImage, reading its release and
+//! finding its config.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::{cache, fetch, RunError};
+use crate::RunError;
 
 /// Offset of the "HdrS" magic in the x86 boot protocol's setup header.
 const HDRS_OFFSET: u64 = 0x202;
@@ -66,7 +66,7 @@ fn release_from_version(text: &[u8]) -> Option<String> {
 /// `kernel build -o FILE` writes), beside the image as `config` (krepro's
 /// build cache) or `config-<release>` (a distro's /boot), or at the top of
 /// the tree for `arch/x86/boot/bzImage`.
-pub fn config_of(kernel: &Kernel) -> Option<std::collections::BTreeMap<String, crate::kconfig::Value>> {
+pub fn config_of(kernel: &Kernel) -> Option<std::collections::BTreeMap<String, crate::build::kconfig::Value>> {
     let dir = kernel.path.parent()?;
     let mut own = kernel.path.clone().into_os_string();
     own.push(".config");
@@ -79,96 +79,12 @@ pub fn config_of(kernel: &Kernel) -> Option<std::collections::BTreeMap<String, c
     if let Some(rel) = &kernel.release {
         candidates.push(dir.join(format!("config-{rel}")));
     }
-    candidates.iter().find_map(|c| std::fs::read_to_string(c).ok()).map(|t| crate::kconfig::parse_config(&t))
+    candidates.iter().find_map(|c| std::fs::read_to_string(c).ok()).map(|t| crate::build::kconfig::parse_config(&t))
 }
 
 /// Whether the kernel has ACPI; unknown (no config found) counts as yes.
 pub fn has_acpi(kernel: &Kernel) -> bool {
-    config_of(kernel).is_none_or(|c| c.get("ACPI") == Some(&crate::kconfig::Value::Y))
-}
-
-/// Where a kernel came from, for the message that says which one is used.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KernelSource {
-    Flag,
-    Env,
-    Cache,
-    Boot,
-    Fetched,
-}
-
-/// Finds the kernel to boot: `explicit` (`--kernel`), else `$KREPRO_KERNEL`,
-/// else the newest kernel in the cache, else /boot/vmlinuz-$(uname -r) if
-/// readable, else fetches the newest distro kernel into the cache.
-pub fn resolve(explicit: Option<&Path>, say: &mut dyn FnMut(&str)) -> Result<(Kernel, KernelSource), RunError> {
-    if let Some(path) = explicit {
-        return Ok((check_bzimage(path)?, KernelSource::Flag));
-    }
-    if let Some(path) = std::env::var_os("KREPRO_KERNEL").filter(|v| !v.is_empty()) {
-        return Ok((check_bzimage(Path::new(&path))?, KernelSource::Env));
-    }
-    if let Some(path) = newest_cached(&cache::kernels_dir(), None) {
-        return Ok((check_bzimage(&path)?, KernelSource::Cache));
-    }
-    let release = rustix::system::uname().release().to_string_lossy().into_owned();
-    let boot = PathBuf::from(format!("/boot/vmlinuz-{release}"));
-    if File::open(&boot).is_ok() {
-        if let Ok(k) = check_bzimage(&boot) {
-            return Ok((k, KernelSource::Boot));
-        }
-    }
-    say(
-        "no kernel given (--kernel), none in the cache and no readable /boot kernel: fetching the newest distro kernel",
-    );
-    match fetch::fetch(None, say) {
-        Ok(path) => Ok((check_bzimage(&path)?, KernelSource::Fetched)),
-        Err(e) => Err(RunError::NoKernel(e.to_string())),
-    }
-}
-
-/// The newest bzImage under the kernel cache whose release starts with
-/// `prefix` (all when None), by version order of the release.
-pub fn newest_cached(dir: &Path, prefix: Option<&str>) -> Option<PathBuf> {
-    let mut found: Vec<(String, PathBuf)> = Vec::new();
-    for pkg in std::fs::read_dir(dir).ok()?.flatten() {
-        let Ok(boot) = std::fs::read_dir(pkg.path().join("boot")) else { continue };
-        for f in boot.flatten() {
-            let name = f.file_name().to_string_lossy().into_owned();
-            if let Some(release) = name.strip_prefix("vmlinuz-") {
-                if prefix.is_none_or(|p| release_matches(release, p)) {
-                    found.push((release.to_owned(), f.path()));
-                }
-            }
-        }
-    }
-    found.into_iter().max_by(|a, b| version_cmp(&a.0, &b.0)).map(|(_, p)| p)
-}
-
-/// "6.1" matches 6.1.0-56-cloud-amd64 but not 6.12.117.
-pub fn release_matches(release: &str, prefix: &str) -> bool {
-    release.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || !rest.starts_with(|c: char| c.is_ascii_digit()))
-}
-
-/// Compares version strings piecewise: runs of digits as numbers, the rest
-/// as text ("6.12.9" < "6.12.117", "6.1.0-9" < "6.1.0-56").
-pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    fn parts(s: &str) -> Vec<Result<u64, &str>> {
-        let mut out = Vec::new();
-        let mut rest = s;
-        while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-            if digits > 0 {
-                out.push(Ok(rest[..digits].parse().unwrap_or(u64::MAX)));
-                rest = &rest[digits..];
-            } else {
-                let text = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-                out.push(Err(&rest[..text]));
-                rest = &rest[text..];
-            }
-        }
-        out
-    }
-    parts(a).cmp(&parts(b))
+    config_of(kernel).is_none_or(|c| c.get("ACPI") == Some(&crate::build::kconfig::Value::Y))
 }
 
 #[cfg(test)]
@@ -220,34 +136,5 @@ mod tests {
         assert!(has_acpi(&built));
         std::fs::write(d.path().join("bzImage.config"), "# CONFIG_ACPI is not set\n").unwrap();
         assert!(!has_acpi(&built), "<image>.config comes first");
-    }
-
-    #[test]
-    fn versions_sort_numerically() {
-        use std::cmp::Ordering::*;
-        assert_eq!(version_cmp("6.12.9", "6.12.117"), Less);
-        assert_eq!(version_cmp("6.1.0-56-cloud-amd64", "6.1.0-9-cloud-amd64"), Greater);
-        assert_eq!(version_cmp("6.12.1", "6.1.0-56"), Greater);
-        assert_eq!(version_cmp("6.1", "6.1"), Equal);
-        assert!(release_matches("6.1.0-56-cloud-amd64", "6.1"));
-        assert!(!release_matches("6.12.117+deb12-cloud-amd64", "6.1"));
-        assert!(release_matches("6.12.117+deb12-cloud-amd64", "6.12"));
-    }
-
-    #[test]
-    fn newest_cached_picks_by_version_and_prefix() {
-        let dir = tempfile::tempdir().unwrap();
-        for rel in ["6.1.0-9-cloud-amd64", "6.1.0-56-cloud-amd64", "6.12.117+deb12-cloud-amd64"] {
-            let boot = dir.path().join(format!("pkg-{rel}/boot"));
-            std::fs::create_dir_all(&boot).unwrap();
-            std::fs::write(boot.join(format!("vmlinuz-{rel}")), b"x").unwrap();
-            std::fs::write(boot.join(format!("config-{rel}")), b"x").unwrap();
-        }
-        let newest = newest_cached(dir.path(), None).unwrap();
-        assert!(newest.ends_with("vmlinuz-6.12.117+deb12-cloud-amd64"), "{newest:?}");
-        let newest_61 = newest_cached(dir.path(), Some("6.1")).unwrap();
-        assert!(newest_61.ends_with("vmlinuz-6.1.0-56-cloud-amd64"), "{newest_61:?}");
-        assert_eq!(newest_cached(dir.path(), Some("5.10")), None);
-        assert_eq!(newest_cached(&dir.path().join("missing"), None), None);
     }
 }

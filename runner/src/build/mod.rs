@@ -2,6 +2,9 @@
 //! tree in krepro's cache, never writing into the source tree, and cached
 //! by what went into it.
 
+pub mod kconfig;
+pub mod treehash;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -9,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cmd::{Cmd, CmdError};
-use crate::kconfig::{self, Request};
-use crate::{cache, treehash};
+use crate::host::cache;
+use crate::host::spawn::{Cmd, CmdError};
+use kconfig::Request;
 
 /// The base config.
 #[derive(Clone, Debug, PartialEq, Eq)]

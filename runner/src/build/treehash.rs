@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::cmd::Cmd;
+use crate::host::spawn::Cmd;
 
 /// Why a tree could not be identified.
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +19,7 @@ pub enum TreeError {
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
     #[error(transparent)]
-    Git(#[from] crate::cmd::CmdError),
+    Git(#[from] crate::host::spawn::CmdError),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TreeError {

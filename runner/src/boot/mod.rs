@@ -1,0 +1,8 @@
+//! Booting: qemu's argument lists, one boot under a guard, reading the
+//! console, deciding the outcome, and Ctrl-C.
+
+pub mod classify;
+pub mod interrupt;
+pub mod outcome;
+pub mod qemu;
+pub mod run;

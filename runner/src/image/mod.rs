@@ -1,0 +1,7 @@
+//! Kernel images and other binaries read from disk: bzImage headers, the
+//! PVH vmlinux inside them, ELF files, and version strings.
+
+pub mod elf;
+pub mod kernel;
+pub mod version;
+pub mod vmlinux;
