@@ -51,6 +51,8 @@ pub enum RunError {
     Modules(#[from] modules::ModuleError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    #[error(transparent)]
+    Cmd(#[from] host::spawn::CmdError),
     #[error("interrupted")]
     Interrupted,
 }

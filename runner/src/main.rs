@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use krepro_runner::cli::{self, RunArgs};
+use krepro_runner::host::cache::Cache;
 
 /// Boot a kernel in qemu with krepro's initrd and exit with the repro's
 /// verdict: 0 pass, 1 fail, 2 crash, 3 hang, 125 skip or no verdict, 128
@@ -25,7 +26,7 @@ enum Krepro {
 
 fn main() -> std::process::ExitCode {
     match cli::parse_or_exit::<Krepro>() {
-        Krepro::Run { initrd, args } => cli::execute(&args, &initrd).into(),
+        Krepro::Run { initrd, args } => cli::execute(&args, &initrd, &Cache::from_env()).into(),
         Krepro::Repros => {
             for r in repros::REPROS {
                 println!("{:<22} {}", r.name, r.description);

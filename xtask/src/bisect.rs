@@ -3,18 +3,21 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use krepro_runner::bisect::{self, BisectError, BisectOptions, Boot, Built, Event, Tester};
-use krepro_runner::boot::outcome::{Decision, Remap};
-use krepro_runner::boot::qemu::{AccelChoice, Machine, MachineChoice};
-use krepro_runner::boot::run::{self, BootImage, EntryChoice, RunConfig};
-use krepro_runner::cli;
-use krepro_runner::{boot::interrupt, boot::qemu, build, host::cache, image::kernel, RunError};
+use krepro_runner::bisect::{
+    self, BisectError, BisectEvent, BisectOptions, BootSummary, BuildResult, TestKind, Tester,
+};
+use krepro_runner::boot::run::{self, Plan};
+use krepro_runner::build;
+use krepro_runner::cli::progress::{mmss, Progress};
+use krepro_runner::cli::{self, BootArgs, ExecArgs, VerdictArgs};
+use krepro_runner::host::cache::Cache;
+use krepro_runner::host::spawn::Cmd;
+use krepro_runner::RunError;
 
-use crate::progress::{mmss, Progress};
 use crate::ConfigArgs;
 
 #[derive(clap::Args, Debug)]
@@ -33,31 +36,13 @@ pub struct BisectArgs {
     pub repro: Option<String>,
     /// --exec FILE, --file, --modules: as for `run`
     #[command(flatten)]
-    pub exec: cli::ExecArgs,
-    /// Boots per commit: good only if every run passes, bad if any fails
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    runs: u32,
-    /// Seconds without a verdict before a boot counts as a hang
-    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    timeout: u64,
-    /// Accelerator: kvm, tcg, or auto
-    #[arg(long, value_enum, value_name = "ACCEL", default_value_t = AccelChoice::Auto)]
-    accel: AccelChoice,
-    /// Machine: auto (microvm), microvm, pc or q35
-    #[arg(long, value_enum, value_name = "MACHINE", default_value_t = MachineChoice::Auto)]
-    machine: MachineChoice,
-    /// Kernel entry: auto (PVH when the kernel has it), pvh or bzimage
-    #[arg(long, value_enum, value_name = "ENTRY", default_value_t = EntryChoice::Auto)]
-    entry: EntryChoice,
-    /// A crash is [default: bad]
-    #[arg(long, value_enum, value_name = "DECISION")]
-    on_crash: Option<Decision>,
-    /// A hang is [default: bad]
-    #[arg(long, value_enum, value_name = "DECISION")]
-    on_hang: Option<Decision>,
-    /// A boot without verdict is [default: skip]
-    #[arg(long, value_enum, value_name = "DECISION")]
-    on_no_verdict: Option<Decision>,
+    pub exec: ExecArgs,
+    /// How every commit boots: as for `run`
+    #[command(flatten)]
+    boot: BootArgs,
+    /// --runs and how outcomes count: as for `run`, with crash and hang bad
+    #[command(flatten)]
+    verdict: VerdictArgs,
     /// A fix to apply to every tested commit before building (old trees
     /// that need a build or boot fix); repeatable
     #[arg(long = "cherry-pick", value_name = "REV")]
@@ -71,15 +56,15 @@ pub struct BisectArgs {
     /// the bug, --good a newer one without it
     #[arg(long)]
     find_fix: bool,
-    /// Extra kernel command line words for every boot
-    #[arg(long, value_name = "WORD")]
-    append: Vec<String>,
     /// Do not test --good and --bad before bisecting
     #[arg(long)]
     no_check_ends: bool,
     /// Also write the report as JSON to FILE
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Stream every boot's console (and qemu command) to stderr
+    #[arg(short, long)]
+    verbose: bool,
     #[command(flatten)]
     config: ConfigArgs,
 }
@@ -88,47 +73,43 @@ pub struct BisectArgs {
 /// with the runner.
 struct Real<'a> {
     args: &'a BisectArgs,
-    run: RunConfig,
+    plan: Plan,
+    cache: &'a Cache,
     out: tempfile::TempDir,
 }
 
 impl Tester for Real<'_> {
-    fn build(&mut self, wt: &Path, commit: &str, on: &mut dyn FnMut(Event<'_>)) -> Result<Built, String> {
+    fn build(&mut self, wt: &Path, commit: &str, on: &mut dyn FnMut(BisectEvent<'_>)) -> Result<BuildResult, String> {
         match &self.args.build_cmd {
             Some(cmd) => {
                 let bz = self.out.path().join(format!("bzImage-{commit}"));
-                let log = cache::dir().join("bisect-logs").join(format!("{commit}.log"));
+                let log = self.cache.bisect().join("build-logs").join(format!("{commit}.log"));
                 let _ = std::fs::create_dir_all(log.parent().expect("in the cache"));
                 let logf = std::fs::File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
-                let errf = logf.try_clone().map_err(|e| e.to_string())?;
                 // The user's own command line, run as they wrote it.
-                let status = Command::new("sh")
-                    .args(["-c", cmd])
-                    .current_dir(wt)
+                let status = Cmd::shell(cmd, wt)
+                    .quiet()
                     .env("KREPRO_WORKTREE", wt)
                     .env("KREPRO_BZIMAGE", &bz)
-                    .stdin(Stdio::null())
-                    .stdout(logf)
-                    .stderr(errf)
-                    .status()
-                    .map_err(|e| format!("could not run sh -c {cmd:?}: {e}"))?;
+                    .status_to_log(logf)
+                    .map_err(|e| e.to_string())?;
                 if !status.success() {
-                    return Ok(Built::Failed(format!("--build-cmd {status} (log {})", log.display())));
+                    return Ok(BuildResult::Failed(format!("--build-cmd {status} (log {})", log.display())));
                 }
                 if !bz.is_file() {
-                    return Ok(Built::Failed(format!(
+                    return Ok(BuildResult::Failed(format!(
                         "--build-cmd left no bzImage at $KREPRO_BZIMAGE (log {})",
                         log.display()
                     )));
                 }
-                Ok(Built::Kernel(bz))
+                Ok(BuildResult::Kernel(bz))
             }
             None => {
                 let opts = self.args.config.options(wt.to_owned(), self.args.repro.clone());
-                match build::build(&opts, &mut |ev| on(Event::Build(ev))) {
-                    Ok(b) => Ok(Built::Kernel(b.bzimage)),
+                match build::build(&opts, self.cache, &mut |ev| on(BisectEvent::Build(ev))) {
+                    Ok(b) => Ok(BuildResult::Kernel(b.bzimage)),
                     Err(e) if e.is_tree_failure() => {
-                        Ok(Built::Failed(e.to_string().lines().next().unwrap_or("").to_owned()))
+                        Ok(BuildResult::Failed(e.to_string().lines().next().unwrap_or("").to_owned()))
                     }
                     Err(e) => Err(e.to_string()),
                 }
@@ -136,24 +117,21 @@ impl Tester for Real<'_> {
         }
     }
 
-    fn boot(&mut self, kernel_path: &Path, run_index: u32) -> Result<Boot, RunError> {
-        self.run.kernel = kernel::check_bzimage(kernel_path)?;
-        self.run.boot_image = run::choose_entry(&self.run.kernel, self.args.entry, &mut |m| eprintln!("krepro: {m}"))?;
-        // Modules depend on the kernel: the extra initrd is made per boot.
-        let extra = self.args.exec.entries(&self.run.kernel, self.run.machine)?;
-        self.run.extra_initrd = if extra.is_empty() {
-            Vec::new()
-        } else {
-            krepro_runner::initrd::pack(&extra).map_err(|e| RunError::io("pack the extra initrd", e))?
-        };
-        self.run.run_index = run_index;
-        let r = run::run(&self.run, &mut |_| {})?;
-        Ok(Boot { outcome: r.outcome, message: r.message, console_log: r.console_log })
+    fn boot(
+        &mut self,
+        kernel: &Path,
+        run_index: u32,
+        on: &mut dyn FnMut(BisectEvent<'_>),
+    ) -> Result<BootSummary, RunError> {
+        // Modules and the PVH image depend on the kernel: one target per commit.
+        let target = self.plan.target(kernel, &mut |m| on(BisectEvent::Say(m)))?;
+        let r = run::run(&self.plan, &target, run_index, &mut |ev| on(BisectEvent::Run(ev)))?;
+        Ok(BootSummary { outcome: r.outcome, message: r.message, console_log: r.console_log })
     }
 }
 
-pub fn run(args: &BisectArgs, initrd: &Path) -> ExitCode {
-    match run_inner(args, initrd) {
+pub fn run(args: &BisectArgs, initrd: &Path, cache: &Cache) -> ExitCode {
+    match run_inner(args, initrd, cache) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -167,60 +145,37 @@ pub fn run(args: &BisectArgs, initrd: &Path) -> ExitCode {
     }
 }
 
-fn run_inner(args: &BisectArgs, initrd: &Path) -> Result<ExitCode, BisectError> {
-    let say = &mut |m: &str| eprintln!("krepro: {m}");
-    let qemu = qemu::find_or_install(say).map_err(|e| BisectError::BadInput(e.to_string()))?;
-    let flag = interrupt::install();
-    let remap = Remap { on_crash: args.on_crash, on_hang: args.on_hang, on_no_verdict: args.on_no_verdict };
-    let placeholder = kernel::Kernel { path: PathBuf::new(), release: None };
-    let repro = args.exec.repro(args.repro.as_deref().unwrap_or_default()).to_owned();
-    let mut append = args.exec.append();
-    append.extend(args.append.iter().cloned());
-    let run_cfg = RunConfig {
-        kernel: placeholder,
-        boot_image: BootImage::BzImage,
-        machine: Machine::from_choice(args.machine),
-        initrd: initrd.to_owned(),
-        repro: repro.clone(),
-        run_index: 1,
-        append,
-        timeout: Duration::from_secs(args.timeout),
-        accel: args.accel,
-        memory_mib: 256,
-        warn_is_crash: false,
-        qemu,
-        extra_initrd: Vec::new(),
-        log_dir: cache::logs_dir(),
-        interrupt: flag.clone(),
-    };
+fn run_inner(args: &BisectArgs, initrd: &Path, cache: &Cache) -> Result<ExitCode, BisectError> {
+    let mut ui =
+        Ui { progress: Progress::new(), verbose: args.verbose, started: Instant::now(), tested: 0, tested_secs: 0.0 };
+    let repro = args.repro.as_deref().unwrap_or_default();
+    let plan = cli::plan(&args.boot, &args.exec, repro, initrd, cache, &mut |m| ui.progress.say(m))
+        .map_err(|e| BisectError::BadInput(e.to_string()))?;
+    let flag = plan.interrupt.clone();
+    let remap = args.verdict.remap();
     let opts = BisectOptions {
         linux: args.linux.clone(),
         good: args.good.clone(),
         bad: args.bad.clone(),
-        repro: repro.clone(),
-        runs: args.runs,
+        repro: plan.repro.clone(),
+        runs: args.verdict.runs,
         remap,
         find_fix: args.find_fix,
         cherry_picks: args.cherry_picks.clone(),
+        // What else changes the answer, so a changed flag starts afresh.
         key_extra: format!(
-            "{:?} {:?} {:?} {:?} {:?} {:?} {}",
-            args.build_cmd,
-            args.config.base,
-            args.config.fragments,
-            args.config.make_args,
-            args.append,
-            remap,
-            args.timeout
+            "{:?} {:?} {:?} {:?} {:?} {:?}",
+            args.build_cmd, args.config, args.boot, args.exec, remap, args.verdict.runs
         ),
         check_endpoints: !args.no_check_ends,
     };
     let mut tester = Real {
         args,
-        run: run_cfg,
+        plan,
+        cache,
         out: tempfile::tempdir().map_err(|e| BisectError::Io { context: "temp dir".into(), source: e })?,
     };
-    let mut ui = Ui { progress: Progress::new(), started: Instant::now(), tested: 0, tested_secs: 0.0 };
-    let report = bisect::bisect(&opts, &mut tester, &|| flag.load(Ordering::SeqCst), &mut |ev| ui.event(ev))?;
+    let report = bisect::bisect(&opts, cache, &mut tester, &|| flag.load(Ordering::SeqCst), &mut |ev| ui.event(ev))?;
     ui.progress.clear();
 
     let fragment = match &args.build_cmd {
@@ -268,22 +223,21 @@ fn run_inner(args: &BisectArgs, initrd: &Path) -> Result<ExitCode, BisectError> 
 
 struct Ui {
     progress: Progress,
+    verbose: bool,
     started: Instant,
     tested: usize,
     tested_secs: f64,
 }
 
 impl Ui {
-    fn event(&mut self, ev: Event<'_>) {
+    fn event(&mut self, ev: BisectEvent<'_>) {
         match ev {
-            Event::Say(s) => {
-                self.progress.clear();
-                eprintln!("krepro: {s}");
-            }
-            Event::Testing { commit, subject, step, steps_left, revs_left, kind } => {
+            BisectEvent::Say(s) => self.progress.say(s),
+            BisectEvent::Run(ev) => cli::show_run_event(&mut self.progress, self.verbose, &ev),
+            BisectEvent::Testing { commit, subject, step, steps_left, revs_left, kind } => {
                 self.progress.clear();
                 let elapsed = mmss(self.started.elapsed().as_secs_f64());
-                let head = if kind == "endpoint" {
+                let head = if kind == TestKind::Endpoint {
                     "checking an end".to_owned()
                 } else {
                     let total = steps_left.map(|l| format!(" of ~{}", step as u32 + l)).unwrap_or_default();
@@ -298,9 +252,9 @@ impl Ui {
                 };
                 eprintln!("krepro: {head}: {} {subject} [{elapsed}{eta}]", &commit[..12.min(commit.len())]);
             }
-            Event::Phase(p) => self.progress.status(p),
-            Event::Build(b) => self.progress.build_event(b),
-            Event::Tested(s) => {
+            BisectEvent::Phase(p) => self.progress.status(p),
+            BisectEvent::Build(b) => self.progress.build_event(b),
+            BisectEvent::Tested(s) => {
                 self.tested += 1;
                 self.tested_secs += s.build_secs + s.boot_secs;
                 self.progress.clear();

@@ -1,20 +1,24 @@
 //! `cargo xtask`: krepro's commands for users and developers.
 //!
-//! Everything external goes through `krepro_runner::host::spawn::Cmd`; cargo is
-//! taken from `$CARGO`; outputs go under `target/`.
+//! Everything external goes through `krepro_runner::host::spawn::Cmd`;
+//! cargo is taken from `$CARGO`; outputs go under `target/`; the cache is
+//! `Cache::from_env()`, made once here and handed down.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use krepro_runner::boot::qemu::{self, Machine};
+use krepro_runner::cli::progress::{mmss, Progress};
 use krepro_runner::cli::{self, RunArgs};
+use krepro_runner::host::cache::Cache;
 use krepro_runner::host::spawn::Cmd;
-use krepro_runner::{boot::qemu, build, host::fetch, host::install, image::kernel, initrd};
+use krepro_runner::host::{fetch, install};
+use krepro_runner::{build, image::kernel, initrd};
 
 mod bench;
 mod bisect;
-mod progress;
 
 /// krepro: turn a kernel bug into a boot test that runs in seconds.
 ///
@@ -151,6 +155,7 @@ enum KernelCommand {
 
 fn main() -> ExitCode {
     let xtask = cli::parse_or_exit::<Xtask>();
+    let cache = Cache::from_env();
     match xtask.command {
         Command::Run { mut args, build } => {
             // Cheap checks first: a bad repro name should not wait for a build.
@@ -163,7 +168,7 @@ fn main() -> ExitCode {
                     eprintln!("error: --kernel and --source exclude each other");
                     return krepro_runner::ExitCode::Error.into();
                 }
-                match build_kernel(&build.options(source, Some(args.repro.clone()))) {
+                match build_kernel(&build.options(source, Some(args.repro.clone())), &cache) {
                     Ok(built) => args.kernel = Some(built.bzimage),
                     Err(code) => return code,
                 }
@@ -171,13 +176,13 @@ fn main() -> ExitCode {
             // The runner names the repro on the kernel command line, so the
             // compiled-in default does not matter here.
             match build_initrd(DEFAULT_REPRO, &default_initrd()) {
-                Ok(path) => cli::execute(&args, &path).into(),
+                Ok(path) => cli::execute(&args, &path, &cache).into(),
                 Err(e) => fail(e),
             }
         }
         Command::Initrd { repro, output, exec } => {
             let out = output.unwrap_or_else(default_initrd);
-            let built = if exec.exec.is_some() || !exec.files.is_empty() || exec.modules.is_some() {
+            let built = if exec.any() {
                 build_exec_initrd(&repro, &exec, &out)
             } else {
                 cli::check_repro(&repro).map_err(anyhow::Error::from).and_then(|()| build_initrd(&repro, &out))
@@ -199,7 +204,7 @@ fn main() -> ExitCode {
                 eprintln!("error: kernel build needs --source DIR");
                 return krepro_runner::ExitCode::Error.into();
             };
-            match build_kernel(&build.options(source, repro)) {
+            match build_kernel(&build.options(source, repro), &cache) {
                 Ok(built) => {
                     let path = match output {
                         Some(out) => {
@@ -221,7 +226,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Kernel { command: KernelCommand::Fetch { series } } => {
-            match fetch::fetch(series.as_deref(), &mut |m| eprintln!("krepro: {m}")) {
+            match fetch::fetch(&cache, series.as_deref(), &mut |m| eprintln!("krepro: {m}")) {
                 Ok(path) => {
                     println!("{}", path.display());
                     ExitCode::SUCCESS
@@ -237,17 +242,17 @@ fn main() -> ExitCode {
                 }
             }
             match build_initrd(DEFAULT_REPRO, &default_initrd()) {
-                Ok(initrd) => bisect::run(&args, &initrd),
+                Ok(initrd) => bisect::run(&args, &initrd, &cache),
                 Err(e) => fail(e),
             }
         }
         Command::Bench(args) => {
-            match build_initrd(DEFAULT_REPRO, &default_initrd()).and_then(|i| bench::bench(&args, &i)) {
+            match build_initrd(DEFAULT_REPRO, &default_initrd()).and_then(|i| bench::bench(&args, &i, &cache)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e),
             }
         }
-        Command::Ci => match ci() {
+        Command::Ci => match ci(&cache) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -259,9 +264,9 @@ fn main() -> ExitCode {
 
 /// Builds a kernel with progress on stderr. A tree that does not build
 /// exits 125 (bisect: skip); any other failure 128.
-fn build_kernel(opts: &build::BuildOptions) -> Result<build::Built, ExitCode> {
-    let mut progress = progress::Progress::new();
-    let result = build::build(opts, &mut |ev| progress.build_event(ev));
+fn build_kernel(opts: &build::BuildOptions, cache: &Cache) -> Result<build::Built, ExitCode> {
+    let mut progress = Progress::new();
+    let result = build::build(opts, cache, &mut |ev| progress.build_event(ev));
     progress.clear();
     match result {
         Ok(built) => {
@@ -278,7 +283,7 @@ fn build_kernel(opts: &build::BuildOptions) -> Result<build::Built, ExitCode> {
                 eprintln!(
                     "krepro: built {} in {} (log {})",
                     built.bzimage.display(),
-                    progress::mmss(built.build_secs),
+                    mmss(built.build_secs),
                     built.log.display()
                 );
             }
@@ -360,10 +365,7 @@ fn build_exec_initrd(repro: &str, exec: &cli::ExecArgs, out: &Path) -> Result<Pa
     }
     // No kernel here: modules come from --modules-from.
     let kernel = kernel::Kernel { path: PathBuf::new(), release: None };
-    let extra = exec.entries(
-        &kernel,
-        krepro_runner::boot::qemu::Machine::from_choice(krepro_runner::boot::qemu::MachineChoice::Auto),
-    )?;
+    let extra = exec.extras()?.entries_for(&kernel, Machine::Microvm)?;
     let mut entries = initrd::standard_entries(build_init(exec.repro(repro))?);
     entries.extend(extra);
     initrd::write_file(&initrd::dedup_dirs(entries), out).with_context(|| format!("write {}", out.display()))?;
@@ -392,7 +394,7 @@ fn slow_tier() -> bool {
 /// The kernels the boot tests use: one per Debian cloud series.
 const TEST_SERIES: &[&str] = &["6.12", "6.1"];
 
-fn ci() -> Result<()> {
+fn ci(cache: &Cache) -> Result<()> {
     let root = root();
     let say = &mut |m: &str| eprintln!("krepro: {m}");
     qemu::find_or_install(say)?;
@@ -401,9 +403,8 @@ fn ci() -> Result<()> {
     install::find_or_install("cpio", "cpio", say)?;
     install::find_or_install("busybox", "busybox-static", say)?;
     for series in TEST_SERIES {
-        if krepro_runner::host::fetch::newest_cached(&krepro_runner::host::cache::kernels_dir(), Some(series)).is_none()
-        {
-            fetch::fetch(Some(series), say)?;
+        if fetch::newest_cached(&cache.kernels(), Some(series)).is_none() {
+            fetch::fetch(cache, Some(series), say)?;
         }
     }
     if slow_tier() {

@@ -2,6 +2,10 @@
 //! --build-cmd picks one of two real Debian kernels per commit, and a repro
 //! that tells them apart. Real git bisect, real worktree, real boots.
 
+// Tests drive the binaries and tools directly; the rule that every child
+// goes through krepro's spawner is for krepro itself.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

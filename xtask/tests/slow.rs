@@ -1,6 +1,10 @@
 //! The slow tier (KREPRO_SLOW=1): real kernel builds from Debian's
 //! linux-source-6.1. `KREPRO_SLOW=1 cargo xtask ci` installs what it needs.
 
+// Tests drive the binaries and tools directly; the rule that every child
+// goes through krepro's spawner is for krepro itself.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -24,7 +28,7 @@ const TARBALL: &str = "/usr/src/linux-source-6.1.tar.xz";
 
 /// A linux-source-6.1 tree of the tests' own (extracted once into the cache).
 fn linux_tree() -> PathBuf {
-    let dir = cache::dir().join("test-src");
+    let dir = cache::Cache::from_env().root().join("test-src");
     let tree = dir.join("linux-source-6.1");
     if !tree.join("Makefile").is_file() {
         assert!(
@@ -202,7 +206,7 @@ fn git_in(dir: &Path, args: &[&str]) -> String {
 /// eight small commits, the fifth of which plants the regression. Tags
 /// krepro-test-good (the base) and krepro-test-bad (the last commit).
 fn linux_history() -> PathBuf {
-    let repo = cache::dir().join("test-src/linux-git");
+    let repo = cache::Cache::from_env().root().join("test-src/linux-git");
     if repo.join(".git").is_dir() && git_in(&repo, &["tag", "-l", "krepro-test-bad-v2"]).trim() == "krepro-test-bad-v2"
     {
         return repo;

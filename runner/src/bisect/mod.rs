@@ -11,13 +11,14 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::boot::outcome::{Outcome, Remap};
+use crate::host::cache::Cache;
 use crate::host::spawn::{Cmd, CmdError};
-use crate::{host::cache, RunError};
+use crate::RunError;
 
 /// What a commit is, once tested.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Verdict {
+pub enum Mark {
     /// The repro passed (every run).
     Good,
     /// The bug showed (in at least one run).
@@ -26,12 +27,12 @@ pub enum Verdict {
     Skip,
 }
 
-impl Verdict {
+impl Mark {
     pub fn name(self) -> &'static str {
         match self {
-            Verdict::Good => "good",
-            Verdict::Bad => "bad",
-            Verdict::Skip => "skip",
+            Mark::Good => "good",
+            Mark::Bad => "bad",
+            Mark::Skip => "skip",
         }
     }
 }
@@ -40,20 +41,20 @@ impl Verdict {
 /// `run`: good only if every run passed, bad if any run was bad. An outcome
 /// whose exit code is above 127 (`error`) is not a verdict on the commit but
 /// on the setup: the bisect must stop (Err with the reason).
-pub fn decide(outcomes: &[Outcome], remap: &Remap) -> Result<Verdict, String> {
-    let mut verdict = Verdict::Good;
+pub fn decide(outcomes: &[Outcome], remap: &Remap) -> Result<Mark, String> {
+    let mut verdict = Mark::Good;
     for o in outcomes {
         match remap.exit_code(*o).code() {
             0 => {}
             125 => {
-                if verdict == Verdict::Good {
-                    verdict = Verdict::Skip;
+                if verdict == Mark::Good {
+                    verdict = Mark::Skip;
                 }
             }
             c if c > 127 => {
                 return Err(format!("a run ended in '{o}' (exit {c}): that is a setup problem, not a verdict"))
             }
-            _ => verdict = Verdict::Bad,
+            _ => verdict = Mark::Bad,
         }
     }
     if outcomes.is_empty() {
@@ -64,15 +65,15 @@ pub fn decide(outcomes: &[Outcome], remap: &Remap) -> Result<Verdict, String> {
 
 /// Whether more runs could change the verdict: after a bad run, no.
 pub fn needs_more_runs(outcomes: &[Outcome], remap: &Remap) -> bool {
-    !matches!(decide(outcomes, remap), Ok(Verdict::Bad))
+    !matches!(decide(outcomes, remap), Ok(Mark::Bad))
 }
 
 /// One tested commit.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Step {
+pub struct TestedCommit {
     pub commit: String,
     pub subject: String,
-    pub verdict: Verdict,
+    pub verdict: Mark,
     /// One per boot (empty when it did not build).
     pub outcomes: Vec<Outcome>,
     /// Why skipped, or the message of the deciding run.
@@ -82,19 +83,28 @@ pub struct Step {
     pub build_secs: f64,
     pub boot_secs: f64,
     pub console_log: Option<PathBuf>,
-    /// "endpoint" for the --good/--bad checks, "bisect" otherwise.
-    pub kind: String,
+    pub kind: TestKind,
+}
+
+/// Why a commit was tested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TestKind {
+    /// The --good/--bad check before bisecting.
+    Endpoint,
+    /// A step of git's bisect.
+    Bisect,
 }
 
 /// What building one commit gave.
-pub enum Built {
+pub enum BuildResult {
     Kernel(PathBuf),
     /// The tree does not build (or cannot give the repro its config): skip.
     Failed(String),
 }
 
 /// One boot's result, as the bisect needs it.
-pub struct Boot {
+pub struct BootSummary {
     pub outcome: Outcome,
     pub message: String,
     pub console_log: PathBuf,
@@ -104,14 +114,19 @@ pub struct Boot {
 /// user's --build-cmd) and qemu; tests use a fake.
 pub trait Tester {
     /// Builds the worktree as it is checked out now.
-    fn build(&mut self, worktree: &Path, commit: &str, on: &mut dyn FnMut(Event<'_>)) -> Result<Built, String>;
+    fn build(
+        &mut self,
+        worktree: &Path,
+        commit: &str,
+        on: &mut dyn FnMut(BisectEvent<'_>),
+    ) -> Result<BuildResult, String>;
     /// Boots `kernel`, run `run` of N.
-    fn boot(&mut self, kernel: &Path, run: u32) -> Result<Boot, RunError>;
+    fn boot(&mut self, kernel: &Path, run: u32, on: &mut dyn FnMut(BisectEvent<'_>)) -> Result<BootSummary, RunError>;
 }
 
 /// The bisect's progress.
 #[derive(Debug)]
-pub enum Event<'a> {
+pub enum BisectEvent<'a> {
     Say(&'a str),
     /// A commit is about to be tested.
     Testing {
@@ -120,11 +135,13 @@ pub enum Event<'a> {
         step: usize,
         steps_left: Option<u32>,
         revs_left: Option<u32>,
-        kind: &'a str,
+        kind: TestKind,
     },
     Phase(&'a str),
     Build(crate::build::BuildEvent<'a>),
-    Tested(&'a Step),
+    /// What a boot shows as it happens (fallbacks, the console).
+    Run(crate::boot::run::RunEvent<'a>),
+    Tested(&'a TestedCommit),
 }
 
 /// What to bisect.
@@ -169,7 +186,7 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BisectError 
 
 /// The answer.
 #[derive(Clone, Debug, Serialize)]
-pub struct Report {
+pub struct BisectReport {
     /// "first bad commit" or "first fixed commit".
     pub found: String,
     /// The commit, when git narrowed it to one.
@@ -179,7 +196,7 @@ pub struct Report {
     pub repro: String,
     pub good: String,
     pub bad: String,
-    pub steps: Vec<Step>,
+    pub steps: Vec<TestedCommit>,
     pub flaky: bool,
     pub bisect_log: String,
     pub wall_secs: f64,
@@ -195,7 +212,7 @@ pub struct CommitInfo {
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
-    steps: Vec<Step>,
+    steps: Vec<TestedCommit>,
     started_bisect: bool,
     wall_secs: f64,
 }
@@ -224,22 +241,23 @@ fn terms(find_fix: bool) -> (&'static str, &'static str) {
     }
 }
 
-fn term_for(verdict: Verdict, find_fix: bool) -> &'static str {
+fn term_for(verdict: Mark, find_fix: bool) -> &'static str {
     let (old, new) = terms(find_fix);
     match (verdict, find_fix) {
-        (Verdict::Skip, _) => "skip",
-        (Verdict::Good, false) | (Verdict::Bad, true) => old,
-        (Verdict::Bad, false) | (Verdict::Good, true) => new,
+        (Mark::Skip, _) => "skip",
+        (Mark::Good, false) | (Mark::Bad, true) => old,
+        (Mark::Bad, false) | (Mark::Good, true) => new,
     }
 }
 
 /// Runs the bisect to its end. `interrupted` is polled between phases.
 pub fn bisect(
     opts: &BisectOptions,
+    cache: &Cache,
     tester: &mut dyn Tester,
     interrupted: &dyn Fn() -> bool,
-    on: &mut dyn FnMut(Event<'_>),
-) -> Result<Report, BisectError> {
+    on: &mut dyn FnMut(BisectEvent<'_>),
+) -> Result<BisectReport, BisectError> {
     let started = Instant::now();
     let top = git(&opts.linux, &["rev-parse", "--show-toplevel"])
         .map_err(|_| BisectError::BadInput(format!("--linux {}: not a git repository", opts.linux.display())))?;
@@ -278,13 +296,13 @@ pub fn bisect(
     )
     .to_hex()[..16]
         .to_owned();
-    let state_dir = cache::dir().join("bisect").join(&key);
+    let state_dir = cache.bisect().join(&key);
     let worktree = state_dir.join("worktree");
     let state_path = state_dir.join("state.json");
     let mut state: State = match std::fs::read_to_string(&state_path) {
         Ok(text) => {
             let s: State = serde_json::from_str(&text).unwrap_or_default();
-            on(Event::Say(&format!(
+            on(BisectEvent::Say(&format!(
                 "resuming the bisect in {} ({} commits tested so far)",
                 state_dir.display(),
                 s.steps.len()
@@ -312,20 +330,19 @@ pub fn bisect(
 
     let wt = worktree.as_path();
     let mut test = |commit: &str,
-                    kind: &str,
+                    kind: TestKind,
                     step: usize,
                     left: (Option<u32>, Option<u32>),
                     state: &mut State,
-                    on: &mut dyn FnMut(Event<'_>)|
-     -> Result<Step, BisectError> {
+                    on: &mut dyn FnMut(BisectEvent<'_>)|
+     -> Result<TestedCommit, BisectError> {
         if let Some(done) = state.steps.iter().find(|s| s.commit == commit) {
             return Ok(done.clone());
         }
         let subject = git(wt, &["show", "-s", "--format=%s", commit])?.trim().to_owned();
-        on(Event::Testing { commit, subject: &subject, step, steps_left: left.0, revs_left: left.1, kind });
-        let s = test_commit(wt, commit, &subject, &picks, opts, tester, interrupted, on)?;
-        let s = Step { kind: kind.to_owned(), ..s };
-        on(Event::Tested(&s));
+        on(BisectEvent::Testing { commit, subject: &subject, step, steps_left: left.0, revs_left: left.1, kind });
+        let s = test_commit(wt, commit, &subject, kind, &picks, opts, tester, interrupted, on)?;
+        on(BisectEvent::Tested(&s));
         state.steps.push(s.clone());
         Ok(s)
     };
@@ -335,9 +352,9 @@ pub fn bisect(
         // --bad must fail and --good pass (with --find-fix too). The failing
         // end first: a repro that does not reproduce at all is the most
         // common wrong setup.
-        for (rev, want, flag) in [(&bad, Verdict::Bad, "--bad"), (&good, Verdict::Good, "--good")] {
+        for (rev, want, flag) in [(&bad, Mark::Bad, "--bad"), (&good, Mark::Good, "--good")] {
             git(wt, &["checkout", "-q", "--detach", rev])?;
-            let s = test(rev, "endpoint", 0, (None, None), &mut state, on)?;
+            let s = test(rev, TestKind::Endpoint, 0, (None, None), &mut state, on)?;
             save(&state)?;
             if s.verdict != want {
                 let seen = if s.outcomes.is_empty() {
@@ -366,14 +383,14 @@ pub fn bisect(
         }
     }
 
-    let mut step = state.steps.iter().filter(|s| s.kind == "bisect").count();
+    let mut step = state.steps.iter().filter(|s| s.kind == TestKind::Bisect).count();
     loop {
         if interrupted() {
             return Err(BisectError::Interrupted);
         }
         let head = git(wt, &["rev-parse", "HEAD"])?.trim().to_owned();
         step += 1;
-        let s = test(&head, "bisect", step, revisions_left(&last_out), &mut state, on)?;
+        let s = test(&head, TestKind::Bisect, step, revisions_left(&last_out), &mut state, on)?;
         save(&state)?;
         last_out = mark(wt, term_for(s.verdict, opts.find_fix), &head)?;
         if let Some(done) = finished(&last_out, new_term) {
@@ -434,23 +451,24 @@ fn test_commit(
     wt: &Path,
     commit: &str,
     subject: &str,
+    kind: TestKind,
     picks: &[String],
     opts: &BisectOptions,
     tester: &mut dyn Tester,
     interrupted: &dyn Fn() -> bool,
-    on: &mut dyn FnMut(Event<'_>),
-) -> Result<Step, BisectError> {
-    let skip = |message: String, build_secs: f64| Step {
+    on: &mut dyn FnMut(BisectEvent<'_>),
+) -> Result<TestedCommit, BisectError> {
+    let skip = |message: String, build_secs: f64| TestedCommit {
         commit: commit.to_owned(),
         subject: subject.to_owned(),
-        verdict: Verdict::Skip,
+        verdict: Mark::Skip,
         outcomes: Vec::new(),
         message,
         flaky: false,
         build_secs,
         boot_secs: 0.0,
         console_log: None,
-        kind: String::new(),
+        kind,
     };
     // Fixes an old tree needs to build or boot, applied for this build only.
     for p in picks {
@@ -460,7 +478,7 @@ fn test_commit(
             return Ok(skip(format!("--cherry-pick {} does not apply", short(p)), 0.0));
         }
     }
-    on(Event::Phase("build"));
+    on(BisectEvent::Phase("build"));
     let build_started = Instant::now();
     let built = tester.build(wt, commit, on);
     if !picks.is_empty() {
@@ -471,8 +489,8 @@ fn test_commit(
         return Err(BisectError::Interrupted);
     }
     let kernel = match built {
-        Ok(Built::Kernel(k)) => k,
-        Ok(Built::Failed(why)) => return Ok(skip(why, build_secs)),
+        Ok(BuildResult::Kernel(k)) => k,
+        Ok(BuildResult::Failed(why)) => return Ok(skip(why, build_secs)),
         Err(message) => return Err(BisectError::Infrastructure { commit: short(commit).to_owned(), message }),
     };
     let boot_started = Instant::now();
@@ -480,8 +498,8 @@ fn test_commit(
     let mut message = String::new();
     let mut console_log = None;
     for run in 1..=opts.runs.max(1) {
-        on(Event::Phase(&format!("boot {run}/{}", opts.runs.max(1))));
-        let boot = match tester.boot(&kernel, run) {
+        on(BisectEvent::Phase(&format!("boot {run}/{}", opts.runs.max(1))));
+        let boot = match tester.boot(&kernel, run, on) {
             Ok(b) => b,
             Err(RunError::Interrupted) => return Err(BisectError::Interrupted),
             Err(e) => {
@@ -500,7 +518,7 @@ fn test_commit(
     let verdict = decide(&outcomes, &opts.remap)
         .map_err(|message| BisectError::Infrastructure { commit: short(commit).to_owned(), message })?;
     let flaky = outcomes.iter().any(|o| *o != outcomes[0]);
-    Ok(Step {
+    Ok(TestedCommit {
         commit: commit.to_owned(),
         subject: subject.to_owned(),
         verdict,
@@ -510,7 +528,7 @@ fn test_commit(
         build_secs,
         boot_secs: boot_started.elapsed().as_secs_f64(),
         console_log,
-        kind: String::new(),
+        kind,
     })
 }
 
@@ -526,7 +544,7 @@ fn finish(
     mut state: State,
     done: Done,
     started: Instant,
-) -> Result<Report, BisectError> {
+) -> Result<BisectReport, BisectError> {
     let bisect_log = git(wt, &["bisect", "log"]).unwrap_or_default();
     let (commit, candidates) = match done {
         Done::One(hash) => {
@@ -543,7 +561,7 @@ fn finish(
         Done::OnlySkipped(c) => (None, c),
     };
     state.wall_secs += started.elapsed().as_secs_f64();
-    let report = Report {
+    let report = BisectReport {
         found: if opts.find_fix { "first fixed commit".into() } else { "first bad commit".into() },
         commit,
         candidates,
@@ -563,7 +581,7 @@ fn finish(
     Ok(report)
 }
 
-impl Report {
+impl BisectReport {
     /// The ready-to-paste Markdown report; `config` is (what it is on top
     /// of, the fragment), when krepro built the kernels.
     pub fn markdown(&self, config: Option<(&str, &str)>) -> String {
@@ -612,10 +630,8 @@ impl Report {
         if let Some((base, fragment)) = config {
             push(&mut md, &format!("\nKernel config: {base} plus\n\n```\n{fragment}```"));
         }
-        let first_bad = self
-            .commit
-            .as_ref()
-            .and_then(|c| self.steps.iter().find(|s| s.commit == c.hash && s.verdict == Verdict::Bad));
+        let first_bad =
+            self.commit.as_ref().and_then(|c| self.steps.iter().find(|s| s.commit == c.hash && s.verdict == Mark::Bad));
         if let Some(log) = first_bad.and_then(|s| s.console_log.as_ref()).and_then(|p| std::fs::read_to_string(p).ok())
         {
             let lines: Vec<&str> = log.lines().collect();
@@ -646,28 +662,28 @@ mod tests {
     #[test]
     fn decisions() {
         let r = Remap::default();
-        assert_eq!(decide(&[Pass, Pass, Pass], &r), Ok(Verdict::Good));
-        assert_eq!(decide(&[Pass, Pass, Fail], &r), Ok(Verdict::Bad));
-        assert_eq!(decide(&[Crash], &r), Ok(Verdict::Bad));
-        assert_eq!(decide(&[Hang], &r), Ok(Verdict::Bad));
-        assert_eq!(decide(&[Pass, Skip], &r), Ok(Verdict::Skip));
-        assert_eq!(decide(&[NoVerdict], &r), Ok(Verdict::Skip));
-        assert_eq!(decide(&[Skip, Fail], &r), Ok(Verdict::Bad));
+        assert_eq!(decide(&[Pass, Pass, Pass], &r), Ok(Mark::Good));
+        assert_eq!(decide(&[Pass, Pass, Fail], &r), Ok(Mark::Bad));
+        assert_eq!(decide(&[Crash], &r), Ok(Mark::Bad));
+        assert_eq!(decide(&[Hang], &r), Ok(Mark::Bad));
+        assert_eq!(decide(&[Pass, Skip], &r), Ok(Mark::Skip));
+        assert_eq!(decide(&[NoVerdict], &r), Ok(Mark::Skip));
+        assert_eq!(decide(&[Skip, Fail], &r), Ok(Mark::Bad));
         assert!(decide(&[Pass, Error], &r).unwrap_err().contains("'error'"));
         assert!(decide(&[], &r).is_err());
         let r = Remap { on_hang: Some(crate::boot::outcome::Decision::Skip), ..Remap::default() };
-        assert_eq!(decide(&[Hang], &r), Ok(Verdict::Skip));
+        assert_eq!(decide(&[Hang], &r), Ok(Mark::Skip));
         assert!(needs_more_runs(&[Pass], &Remap::default()));
         assert!(!needs_more_runs(&[Pass, Fail], &Remap::default()));
     }
 
     #[test]
     fn terms_map_verdicts() {
-        assert_eq!(term_for(Verdict::Good, false), "good");
-        assert_eq!(term_for(Verdict::Bad, false), "bad");
-        assert_eq!(term_for(Verdict::Good, true), "fixed");
-        assert_eq!(term_for(Verdict::Bad, true), "broken");
-        assert_eq!(term_for(Verdict::Skip, true), "skip");
+        assert_eq!(term_for(Mark::Good, false), "good");
+        assert_eq!(term_for(Mark::Bad, false), "bad");
+        assert_eq!(term_for(Mark::Good, true), "fixed");
+        assert_eq!(term_for(Mark::Bad, true), "broken");
+        assert_eq!(term_for(Mark::Skip, true), "skip");
         let (steps, revs) =
             revisions_left("Bisecting: 6 revisions left to test after this (roughly 3 steps)\n[abc] x\n");
         assert_eq!((steps, revs), (Some(3), Some(6)));
@@ -696,6 +712,13 @@ mod tests {
         std::fs::write(d.join("n"), "uncommitted work").unwrap();
         std::fs::write(d.join("untracked"), "mine").unwrap();
         (dir, commits)
+    }
+
+    /// A cache of the test's own: no test writes into the user's.
+    fn temp_cache() -> (tempfile::TempDir, Cache) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path().join("krepro"));
+        (dir, cache)
     }
 
     /// Everything of the user's that a bisect must not touch.
@@ -736,18 +759,28 @@ mod tests {
     }
 
     impl Tester for Fake {
-        fn build(&mut self, wt: &Path, commit: &str, _: &mut dyn FnMut(Event<'_>)) -> Result<Built, String> {
+        fn build(
+            &mut self,
+            wt: &Path,
+            commit: &str,
+            _: &mut dyn FnMut(BisectEvent<'_>),
+        ) -> Result<BuildResult, String> {
             self.builds.set(self.builds.get() + 1);
             let state = std::fs::read_to_string(wt.join("state")).unwrap();
             if state == "broken" {
-                return Ok(Built::Failed("does not build".into()));
+                return Ok(BuildResult::Failed("does not build".into()));
             }
             let k = self.out.path().join(commit);
             let word = if self.infra_error_at.as_deref() == Some(commit) { "infra".to_owned() } else { state };
             std::fs::write(&k, word).unwrap();
-            Ok(Built::Kernel(k))
+            Ok(BuildResult::Kernel(k))
         }
-        fn boot(&mut self, kernel: &Path, run: u32) -> Result<Boot, RunError> {
+        fn boot(
+            &mut self,
+            kernel: &Path,
+            run: u32,
+            _: &mut dyn FnMut(BisectEvent<'_>),
+        ) -> Result<BootSummary, RunError> {
             self.boots.set(self.boots.get() + 1);
             let word = std::fs::read_to_string(kernel).unwrap();
             let outcome = match word.as_str() {
@@ -755,7 +788,7 @@ mod tests {
                 "bad" if self.fail_on_run.is_none_or(|r| r == run) => Fail,
                 _ => Pass,
             };
-            Ok(Boot { outcome, message: String::new(), console_log: kernel.to_owned() })
+            Ok(BootSummary { outcome, message: String::new(), console_log: kernel.to_owned() })
         }
     }
 
@@ -776,14 +809,15 @@ mod tests {
 
     #[test]
     fn finds_the_first_bad_commit_skipping_broken_ones_without_touching_the_user() {
+        let (_cache_dir, cache) = temp_cache();
         let (dir, c) = repo(&["good", "good", "broken", "good", "bad", "bad", "broken", "bad"]);
         let before = user_state(dir.path());
         let mut fake = Fake::new();
-        let report = bisect(&opts(dir.path(), &c[0], &c[7]), &mut fake, &|| false, &mut |_| {}).unwrap();
+        let report = bisect(&opts(dir.path(), &c[0], &c[7]), &cache, &mut fake, &|| false, &mut |_| {}).unwrap();
         assert_eq!(report.commit.as_ref().unwrap().hash, c[4]);
         assert_eq!(report.commit.as_ref().unwrap().subject, "commit 4: bad");
         assert!(report.bisect_log.contains("# first bad commit:"), "{}", report.bisect_log);
-        assert_eq!(report.steps[0].kind, "endpoint");
+        assert_eq!(report.steps[0].kind, TestKind::Endpoint);
         assert_eq!(user_state(dir.path()), before);
         // Our worktree is gone, from disk and from git.
         assert_eq!(git(dir.path(), &["worktree", "list"]).unwrap().lines().count(), 1);
@@ -794,8 +828,9 @@ mod tests {
 
     #[test]
     fn only_skipped_commits_left_gives_the_candidates() {
+        let (_cache_dir, cache) = temp_cache();
         let (dir, c) = repo(&["good", "broken", "broken", "bad"]);
-        let report = bisect(&opts(dir.path(), &c[0], &c[3]), &mut Fake::new(), &|| false, &mut |_| {}).unwrap();
+        let report = bisect(&opts(dir.path(), &c[0], &c[3]), &cache, &mut Fake::new(), &|| false, &mut |_| {}).unwrap();
         assert!(report.commit.is_none());
         let mut cands = report.candidates.clone();
         cands.sort();
@@ -806,12 +841,13 @@ mod tests {
 
     #[test]
     fn infrastructure_errors_stop_and_the_same_call_resumes() {
+        let (_cache_dir, cache) = temp_cache();
         let (dir, c) = repo(&["good", "good", "good", "good", "bad", "bad", "bad", "bad"]);
         let o = opts(dir.path(), &c[0], &c[7]);
         let mut fake = Fake::new();
         // The first bisect step (the middle commit) hits an infrastructure error.
         fake.infra_error_at = Some(c[3].clone());
-        let err = bisect(&o, &mut fake, &|| false, &mut |_| {}).unwrap_err();
+        let err = bisect(&o, &cache, &mut fake, &|| false, &mut |_| {}).unwrap_err();
         assert!(
             matches!(&err, BisectError::Infrastructure { message, .. } if message.contains("qemu failed")),
             "{err}"
@@ -821,8 +857,8 @@ mod tests {
         // Fixed: the same call goes on; the endpoints are not tested again.
         let mut fixed = Fake::new();
         let mut said = Vec::new();
-        let report = bisect(&o, &mut fixed, &|| false, &mut |e| {
-            if let Event::Say(s) = e {
+        let report = bisect(&o, &cache, &mut fixed, &|| false, &mut |e| {
+            if let BisectEvent::Say(s) = e {
                 said.push(s.to_owned())
             }
         })
@@ -834,45 +870,49 @@ mod tests {
 
     #[test]
     fn flaky_repro_needs_runs() {
+        let (_cache_dir, cache) = temp_cache();
         let (dir, c) = repo(&["good", "good", "good", "bad", "bad", "bad", "bad", "bad"]);
         let mut o = opts(dir.path(), &c[0], &c[7]);
         o.runs = 3;
         let mut fake = Fake::new();
         fake.fail_on_run = Some(3); // the bug shows one run in three
-        let report = bisect(&o, &mut fake, &|| false, &mut |_| {}).unwrap();
+        let report = bisect(&o, &cache, &mut fake, &|| false, &mut |_| {}).unwrap();
         assert_eq!(report.commit.unwrap().hash, c[3]);
         assert!(report.flaky);
         // With one run, the bad end already looks good: the endpoint check says so.
         let (dir, c) = repo(&["good", "bad", "bad"]);
         let mut fake = Fake::new();
         fake.fail_on_run = Some(3);
-        let err = bisect(&opts(dir.path(), &c[0], &c[2]), &mut fake, &|| false, &mut |_| {}).unwrap_err();
+        let err = bisect(&opts(dir.path(), &c[0], &c[2]), &cache, &mut fake, &|| false, &mut |_| {}).unwrap_err();
         assert_eq!(err.to_string(), format!("--bad {} tests good instead of bad: pass", &c[2][..12]));
     }
 
     #[test]
     fn find_fix_finds_the_first_good_commit() {
+        let (_cache_dir, cache) = temp_cache();
         let (dir, c) = repo(&["bad", "bad", "bad", "good", "good"]);
         let mut o = opts(dir.path(), &c[4], &c[0]);
         o.find_fix = true;
-        let report = bisect(&o, &mut Fake::new(), &|| false, &mut |_| {}).unwrap();
+        let report = bisect(&o, &cache, &mut Fake::new(), &|| false, &mut |_| {}).unwrap();
         assert_eq!(report.found, "first fixed commit");
         assert_eq!(report.commit.unwrap().hash, c[3]);
     }
 
     #[test]
     fn bad_refs_are_one_line_errors() {
+        let (_cache_dir, cache) = temp_cache();
         let (dir, c) = repo(&["good", "bad"]);
-        let e = bisect(&opts(dir.path(), "nope", &c[1]), &mut Fake::new(), &|| false, &mut |_| {}).unwrap_err();
+        let e = bisect(&opts(dir.path(), "nope", &c[1]), &cache, &mut Fake::new(), &|| false, &mut |_| {}).unwrap_err();
         assert!(e.to_string().starts_with("--good nope: not a commit in "), "{e}");
-        let e = bisect(&opts(dir.path(), &c[1], &c[0]), &mut Fake::new(), &|| false, &mut |_| {}).unwrap_err();
+        let e = bisect(&opts(dir.path(), &c[1], &c[0]), &cache, &mut Fake::new(), &|| false, &mut |_| {}).unwrap_err();
         assert!(e.to_string().contains("is not an ancestor of --bad"), "{e}");
-        let e = bisect(&opts(Path::new("/"), "a", "b"), &mut Fake::new(), &|| false, &mut |_| {}).unwrap_err();
+        let e = bisect(&opts(Path::new("/"), "a", "b"), &cache, &mut Fake::new(), &|| false, &mut |_| {}).unwrap_err();
         assert_eq!(e.to_string(), "--linux /: not a git repository");
     }
 
     #[test]
     fn interrupt_stops_between_phases_and_keeps_state() {
+        let (_cache_dir, cache) = temp_cache();
         let (dir, c) = repo(&["good", "good", "good", "bad", "bad"]);
         let o = opts(dir.path(), &c[0], &c[4]);
         let mut fake = Fake::new();
@@ -880,6 +920,7 @@ mod tests {
         // Interrupt once the endpoints are done.
         let err = bisect(
             &o,
+            &cache,
             &mut fake,
             &|| {
                 calls.set(calls.get() + 1);
@@ -889,7 +930,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, BisectError::Interrupted), "{err}");
-        let report = bisect(&o, &mut Fake::new(), &|| false, &mut |_| {}).unwrap();
+        let report = bisect(&o, &cache, &mut Fake::new(), &|| false, &mut |_| {}).unwrap();
         assert_eq!(report.commit.unwrap().hash, c[3]);
     }
 }

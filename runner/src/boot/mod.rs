@@ -3,6 +3,7 @@
 
 pub mod classify;
 pub mod interrupt;
+pub mod log;
 pub mod outcome;
 pub mod qemu;
 pub mod run;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use repros::protocol;
 use serde::Serialize;
 
+use crate::host::cache::Cache;
 use crate::RunError;
 
 /// The qemu binary krepro runs.
@@ -132,34 +133,39 @@ impl Accel {
     }
 }
 
-/// Whether /dev/kvm can be opened for reading and writing.
-pub fn kvm_usable() -> Result<(), String> {
-    std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map(drop).map_err(|e| format!("/dev/kvm: {e}"))
-}
+/// The device `--accel kvm|auto` opens.
+pub const KVM_DEVICE: &str = "/dev/kvm";
 
-/// Where `--accel auto` remembers that KVM failed at run time, with the boot
-/// it failed in: a KVM that fails stays broken until the host reboots, so
-/// later runs go straight to TCG instead of paying for the failed attempt.
-fn kvm_broken_marker() -> PathBuf {
-    crate::host::cache::dir().join("kvm-broken")
+/// Whether the KVM device (`/dev/kvm`; tests pass another path) can be
+/// opened for reading and writing.
+pub fn kvm_usable(device: &Path) -> Result<(), String> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device)
+        .map(drop)
+        .map_err(|e| format!("{}: {e}", device.display()))
 }
 
 fn host_boot_id() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_owned())
 }
 
-/// Records that KVM failed at run time during this host boot.
-pub fn remember_kvm_broken(why: &str) {
+/// Records in the cache that KVM failed at run time during this host
+/// boot: a KVM that fails stays broken until the host reboots, so later
+/// runs under `--accel auto` go straight to TCG instead of paying for the
+/// failed attempt.
+pub fn remember_kvm_broken(cache: &Cache, why: &str) {
     if let Some(boot) = host_boot_id() {
-        let marker = kvm_broken_marker();
-        let _ = std::fs::create_dir_all(marker.parent().expect("in the cache"));
+        let marker = cache.kvm_broken();
+        let _ = std::fs::create_dir_all(cache.root());
         let _ = std::fs::write(&marker, format!("{boot}\n{why}\n"));
     }
 }
 
 /// Why KVM is taken as broken, if it failed at run time earlier in this host boot.
-pub fn kvm_known_broken() -> Option<String> {
-    let marker = kvm_broken_marker();
+pub fn kvm_known_broken(cache: &Cache) -> Option<String> {
+    let marker = cache.kvm_broken();
     let text = std::fs::read_to_string(&marker).ok()?;
     let (boot, why) = text.split_once('\n')?;
     (Some(boot) == host_boot_id().as_deref()).then(|| {

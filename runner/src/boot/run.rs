@@ -1,67 +1,139 @@
 //! One boot: qemu under a guard, the console read live, the verdict taken
 //! from every channel, and the outcome decided.
+//!
+//! A command makes one [`Plan`] from its flags (what every boot shares),
+//! one [`Target`] per kernel (the checked image, its entry, the initrd
+//! with that kernel's modules), then calls [`run`] once per boot.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use repros::protocol::{Kind, Report};
 use serde::Serialize;
 
-use crate::boot::classify::{ConsoleScan, Crash, CrashKind, LineKind};
-use crate::boot::outcome::Outcome;
-use crate::boot::qemu::{self, Accel, AccelChoice, Machine, QemuParams};
+use super::classify::{ConsoleScan, Crash, CrashKind, LineKind};
+use super::log::{ConsoleLog, LogDir};
+use super::outcome::Outcome;
+use super::qemu::{self, Accel, AccelChoice, Machine, QemuParams};
+use crate::host::cache::Cache;
+use crate::host::spawn::{Cmd, Line, Stream};
 use crate::image::kernel::{self, Kernel};
+use crate::image::vmlinux;
+use crate::initrd::extras::Extras;
 use crate::RunError;
 
 /// Under KVM, a guest that prints nothing this long is taken as a KVM that
 /// does not work (a real KVM prints the first kernel line in well under 1 s).
-const KVM_SILENCE: Duration = Duration::from_secs(10);
+pub const KVM_SILENCE: Duration = Duration::from_secs(10);
 /// After the verdict, how long qemu gets to exit by itself.
 const VERDICT_GRACE: Duration = Duration::from_secs(5);
+/// After qemu exits, how long the console reader gets to hand over the
+/// last lines (the verdict, the panic).
+const DRAIN: Duration = Duration::from_secs(2);
 /// How often the run loop wakes up to check the clock and Ctrl-C.
 const TICK: Duration = Duration::from_millis(50);
-/// How many console logs the log directory keeps.
-const KEEP_LOGS: usize = 200;
 
-/// Everything a boot needs.
+/// What every boot of one command shares, whatever the kernel.
 #[derive(Clone, Debug)]
-pub struct RunConfig {
-    pub kernel: Kernel,
-    /// What `-kernel` gets: the cached PVH vmlinux, or the bzImage.
-    pub boot_image: BootImage,
-    pub machine: Machine,
+pub struct Plan {
+    pub qemu: PathBuf,
+    /// krepro's initrd (init and nothing else).
     pub initrd: PathBuf,
     pub repro: String,
-    /// Which boot of `--runs N` this is (1-based); the guest sees `krepro.run=`.
-    pub run_index: u32,
+    /// Kernel command line words after krepro's own.
     pub append: Vec<String>,
     pub timeout: Duration,
     pub accel: AccelChoice,
+    /// The KVM device to try (`/dev/kvm`).
+    pub kvm_device: PathBuf,
+    pub machine: Machine,
+    pub entry: EntryChoice,
     pub memory_mib: u32,
     pub warn_is_crash: bool,
-    pub qemu: PathBuf,
-    /// A gzip'd cpio appended to the initrd (--exec, --file, --modules);
-    /// empty for none. The kernel unpacks concatenated archives in order.
-    pub extra_initrd: Vec<u8>,
-    pub log_dir: PathBuf,
-    /// Set by the signal handler ([`crate::interrupt`]); the run stops and
+    /// --exec, --file and --modules.
+    pub extras: Extras,
+    pub logs: LogDir,
+    pub cache: Cache,
+    /// Set by the signal handler ([`super::interrupt`]); the run stops and
     /// cleans up when it becomes true.
     pub interrupt: Arc<AtomicBool>,
 }
 
+impl Plan {
+    /// A plan with krepro's defaults: microvm, PVH when possible, accel
+    /// auto, 256 MiB, 60 s, console logs in the cache.
+    pub fn new(qemu: PathBuf, initrd: PathBuf, repro: &str, cache: Cache) -> Plan {
+        Plan {
+            qemu,
+            initrd,
+            repro: repro.to_owned(),
+            append: Vec::new(),
+            timeout: Duration::from_secs(60),
+            accel: AccelChoice::Auto,
+            kvm_device: qemu::KVM_DEVICE.into(),
+            machine: Machine::Microvm,
+            entry: EntryChoice::Auto,
+            memory_mib: 256,
+            warn_is_crash: false,
+            extras: Extras::default(),
+            logs: LogDir::new(cache.logs()),
+            cache,
+            interrupt: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Makes `kernel` ready to boot: checks it is a bzImage, picks its
+    /// entry (taking the vmlinux out once, cached), and packs the initrd
+    /// additions with its modules. `say` gets any fallback.
+    pub fn target(&self, kernel: &Path, say: &mut dyn FnMut(&str)) -> Result<Target, RunError> {
+        let kernel = kernel::check_bzimage(kernel)?;
+        let boot_image = choose_entry(&kernel, self.entry, &self.cache, say)?;
+        let extra_initrd = self.extras.pack_for(&kernel, self.machine)?;
+        let acpi = kernel::has_acpi(&kernel);
+        Ok(Target { kernel, boot_image, acpi, extra_initrd })
+    }
+}
+
+/// One kernel, ready to boot.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub kernel: Kernel,
+    /// What `-kernel` gets: the PVH vmlinux, or the bzImage.
+    pub boot_image: BootImage,
+    /// Whether the kernel has ACPI (unknown: yes).
+    pub acpi: bool,
+    /// A gzip'd cpio appended to the initrd (--exec, --file, --modules);
+    /// empty for none.
+    pub extra_initrd: Vec<u8>,
+}
+
 /// The image a boot starts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BootImage {
-    /// The vmlinux taken out of the bzImage, entered through PVH.
+    /// The vmlinux taken out of the bzImage (or built beside it), entered through PVH.
     Pvh(PathBuf),
     /// The bzImage itself (emulated decompression first).
     BzImage,
+}
+
+impl BootImage {
+    pub fn entry(&self) -> Entry {
+        match self {
+            BootImage::Pvh(_) => Entry::Pvh,
+            BootImage::BzImage => Entry::Bzimage,
+        }
+    }
+}
+
+/// How a boot entered the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Entry {
+    Pvh,
+    Bzimage,
 }
 
 /// `--entry`: how the kernel is entered.
@@ -77,13 +149,18 @@ pub enum EntryChoice {
 
 /// Picks the boot image for `kernel`; with `auto`, a kernel without the
 /// PVH path boots its bzImage and `say` gets why.
-pub fn choose_entry(kernel: &Kernel, choice: EntryChoice, say: &mut dyn FnMut(&str)) -> Result<BootImage, RunError> {
+pub fn choose_entry(
+    kernel: &Kernel,
+    choice: EntryChoice,
+    cache: &Cache,
+    say: &mut dyn FnMut(&str),
+) -> Result<BootImage, RunError> {
     match choice {
         EntryChoice::Bzimage => Ok(BootImage::BzImage),
-        EntryChoice::Pvh => crate::image::vmlinux::pvh_vmlinux(&kernel.path)
+        EntryChoice::Pvh => vmlinux::pvh_vmlinux(cache, &kernel.path)
             .map(BootImage::Pvh)
             .map_err(|e| RunError::BadFlag(format!("--entry pvh: {}: {e}", kernel.path.display()))),
-        EntryChoice::Auto => match crate::image::vmlinux::pvh_vmlinux(&kernel.path) {
+        EntryChoice::Auto => match vmlinux::pvh_vmlinux(cache, &kernel.path) {
             Ok(p) => Ok(BootImage::Pvh(p)),
             Err(e) => {
                 say(&format!("booting the bzImage (no PVH fast path: {e})"));
@@ -93,10 +170,10 @@ pub fn choose_entry(kernel: &Kernel, choice: EntryChoice, say: &mut dyn FnMut(&s
     }
 }
 
-/// What happens during a boot, in order. The terminal UI, the JSON writer
-/// and the tests all read this stream.
+/// What happens during a boot, in order. The terminal UI, the JSON writer,
+/// bisect and the tests all read this stream.
 #[derive(Debug)]
-pub enum Event<'a> {
+pub enum RunEvent<'a> {
     /// A faster path is not used (the accelerator, the PVH entry); why.
     Fallback { reason: &'a str },
     /// qemu started.
@@ -131,8 +208,7 @@ pub struct RunResult {
     pub kernel_release: Option<String>,
     pub accel: Accel,
     pub machine: Machine,
-    /// "pvh" or "bzimage".
-    pub entry: &'static str,
+    pub entry: Entry,
     /// qemu's own lifetime: spawn to exit (wall_ms minus this is krepro's overhead).
     pub qemu_ms: u64,
     /// Host time from qemu's start to the kernel's entry (PID 1's start
@@ -150,217 +226,197 @@ pub struct RunResult {
     pub crash: Option<Crash>,
 }
 
-/// Boots once and decides the outcome. Under `--accel auto`, a KVM that
+/// Boots `target` once (run `run_index` of `--runs N`; the guest sees
+/// `krepro.run=`) and decides the outcome. Under `--accel auto`, a KVM that
 /// fails at run time is noticed (qemu's stderr, or a silent guest) and the
-/// boot is retried under TCG.
-pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(Event<'_>)) -> Result<RunResult, RunError> {
+/// boot is retried under TCG; a PVH image qemu refuses is taken out of
+/// the bzImage again once (a damaged cache entry), then the bzImage is
+/// booted instead.
+pub fn run(
+    plan: &Plan,
+    target: &Target,
+    run_index: u32,
+    on_event: &mut dyn FnMut(RunEvent<'_>),
+) -> Result<RunResult, RunError> {
     let started = Instant::now();
-    let mut accel = match cfg.accel {
+    let mut accel = match plan.accel {
         AccelChoice::Tcg => Accel::Tcg,
         AccelChoice::Kvm => {
-            qemu::kvm_usable().map_err(RunError::KvmUnavailable)?;
+            qemu::kvm_usable(&plan.kvm_device).map_err(RunError::KvmUnavailable)?;
             Accel::Kvm
         }
-        AccelChoice::Auto => match qemu::kvm_usable().and_then(|()| qemu::kvm_known_broken().map_or(Ok(()), Err)) {
-            Ok(()) => Accel::Kvm,
-            Err(why) => {
-                on_event(Event::Fallback { reason: &format!("{why}; using TCG") });
-                Accel::Tcg
+        AccelChoice::Auto => {
+            match qemu::kvm_usable(&plan.kvm_device)
+                .and_then(|()| qemu::kvm_known_broken(&plan.cache).map_or(Ok(()), Err))
+            {
+                Ok(()) => Accel::Kvm,
+                Err(why) => {
+                    on_event(RunEvent::Fallback { reason: &format!("{why}; using TCG") });
+                    Accel::Tcg
+                }
             }
-        },
+        }
     };
-    let mut cfg = std::borrow::Cow::Borrowed(cfg);
+    let mut target = std::borrow::Cow::Borrowed(target);
+    let mut pvh_retried = false;
     loop {
-        let attempt = match boot(&cfg, accel, started, on_event) {
-            // A PVH entry qemu refuses: fall back to the bzImage, once.
-            Err(RunError::QemuFailed { status, stderr }) if matches!(cfg.boot_image, BootImage::Pvh(_)) => {
-                on_event(Event::Fallback {
+        let attempt = match boot(plan, &target, run_index, accel, started, on_event) {
+            Err(RunError::QemuFailed { status, stderr }) if matches!(target.boot_image, BootImage::Pvh(_)) => {
+                let BootImage::Pvh(image) = &target.boot_image else { unreachable!("matched above") };
+                if !pvh_retried && image.starts_with(plan.cache.vmlinux()) {
+                    // A cached image qemu cannot load is damaged: make it again, once.
+                    pvh_retried = true;
+                    let _ = std::fs::remove_file(image);
+                    on_event(RunEvent::Fallback {
+                        reason: &format!(
+                            "qemu could not boot the cached vmlinux {} ({status}: {stderr}); removed it, taking it out of the bzImage again",
+                            image.display()
+                        ),
+                    });
+                    if let Ok(fresh) = vmlinux::pvh_vmlinux(&plan.cache, &target.kernel.path) {
+                        target.to_mut().boot_image = BootImage::Pvh(fresh);
+                        continue;
+                    }
+                }
+                on_event(RunEvent::Fallback {
                     reason: &format!("the PVH boot failed (qemu {status}: {stderr}); booting the bzImage"),
                 });
-                cfg.to_mut().boot_image = BootImage::BzImage;
+                target.to_mut().boot_image = BootImage::BzImage;
                 continue;
             }
             other => other?,
         };
         match attempt {
-            Boot::Done(result) => return Ok(*result),
-            Boot::KvmBroken(why) if cfg.accel == AccelChoice::Auto => {
-                qemu::remember_kvm_broken(&why);
-                on_event(Event::Fallback { reason: &format!("KVM failed at run time ({why}); retrying under TCG") });
+            Attempt::Done(result) => return Ok(*result),
+            Attempt::KvmBroken(why) if plan.accel == AccelChoice::Auto => {
+                qemu::remember_kvm_broken(&plan.cache, &why);
+                on_event(RunEvent::Fallback { reason: &format!("KVM failed at run time ({why}); retrying under TCG") });
                 accel = Accel::Tcg;
             }
-            Boot::KvmBroken(why) => return Err(RunError::KvmFailed(why)),
+            Attempt::KvmBroken(why) => return Err(RunError::KvmFailed(why)),
         }
     }
 }
 
-enum Boot {
+enum Attempt {
     Done(Box<RunResult>),
     KvmBroken(String),
 }
 
-enum Msg {
-    Console(String),
-    ConsoleEof,
-    Stderr(String),
-}
-
-/// Owns the qemu child: killed and reaped on every path out of [`boot`],
-/// errors, panics and Ctrl-C included.
-struct QemuGuard(Child);
-
-impl Drop for QemuGuard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
 fn boot(
-    cfg: &RunConfig,
+    plan: &Plan,
+    target: &Target,
+    run_index: u32,
     accel: Accel,
     started: Instant,
-    on_event: &mut dyn FnMut(Event<'_>),
-) -> Result<Boot, RunError> {
+    on_event: &mut dyn FnMut(RunEvent<'_>),
+) -> Result<Attempt, RunError> {
     let scratch =
         tempfile::Builder::new().prefix("krepro-").tempdir().map_err(|e| RunError::io("create a temp dir", e))?;
     let verdict_file = scratch.path().join("verdict");
-    let log_path = new_log_path(&cfg.log_dir, &cfg.repro, accel)?;
-    let mut log =
-        std::fs::File::create(&log_path).map_err(|e| RunError::io(format!("create {}", log_path.display()), e))?;
+    let log = plan
+        .logs
+        .create(&format!("{}-{}", plan.repro, accel.name()))
+        .map_err(|e| RunError::io(format!("create a console log in {}", plan.logs.dir.display()), e))?;
 
-    let initrd = if cfg.extra_initrd.is_empty() {
-        cfg.initrd.clone()
+    let initrd = if target.extra_initrd.is_empty() {
+        plan.initrd.clone()
     } else {
         let combined = scratch.path().join("initrd.cpio.gz");
         let mut bytes =
-            std::fs::read(&cfg.initrd).map_err(|e| RunError::io(format!("read {}", cfg.initrd.display()), e))?;
-        bytes.extend_from_slice(&cfg.extra_initrd);
+            std::fs::read(&plan.initrd).map_err(|e| RunError::io(format!("read {}", plan.initrd.display()), e))?;
+        bytes.extend_from_slice(&target.extra_initrd);
         std::fs::write(&combined, bytes).map_err(|e| RunError::io(format!("write {}", combined.display()), e))?;
         combined
     };
-    let mut cmdline = qemu::kernel_cmdline(&cfg.repro, cfg.run_index, &cfg.append);
-    if cfg.machine == Machine::Microvm && accel == Accel::Tcg {
+    let mut cmdline = qemu::kernel_cmdline(&plan.repro, run_index, &plan.append);
+    if plan.machine == Machine::Microvm && accel == Accel::Tcg {
         if let Some(khz) = qemu::host_tsc_khz() {
             cmdline.push_str(&format!(" tsc_early_khz={khz}"));
         }
     }
-    let image = match &cfg.boot_image {
+    let image = match &target.boot_image {
         BootImage::Pvh(p) => p.as_path(),
-        BootImage::BzImage => cfg.kernel.path.as_path(),
+        BootImage::BzImage => target.kernel.path.as_path(),
     };
     let params = QemuParams {
         kernel: image,
         initrd: &initrd,
         cmdline: &cmdline,
         accel,
-        machine: cfg.machine,
-        acpi: kernel::has_acpi(&cfg.kernel),
-        memory_mib: cfg.memory_mib,
+        machine: plan.machine,
+        acpi: target.acpi,
+        memory_mib: plan.memory_mib,
         verdict_file: &verdict_file,
     };
-    let args = qemu::qemu_args(&params);
-    let mut command = Command::new(&cfg.qemu);
-    command.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    crate::host::sys::own_process_group_and_die_with_parent(&mut command);
-    let mut child = command.spawn().map_err(|e| RunError::io(format!("start {}", cfg.qemu.display()), e))?;
-    let (tx, rx) = mpsc::channel();
-    spawn_reader(child.stdout.take().expect("piped"), tx.clone(), Msg::Console, Some(Msg::ConsoleEof));
-    spawn_reader(child.stderr.take().expect("piped"), tx, Msg::Stderr, None);
+    let cmd = Cmd::new(&plan.qemu, qemu::qemu_args(&params), scratch.path()).quiet().contained();
+    let command_line = cmd.line().to_owned();
+    // Dropping `qemu` kills and reaps it: on every path out of here.
+    let mut qemu = cmd.spawn_lines()?;
     let qemu_started = Instant::now();
-    let mut guard = QemuGuard(child);
-    let line = std::iter::once(cfg.qemu.to_string_lossy().into_owned())
-        .chain(args.iter().map(|a| a.to_string_lossy().into_owned()))
-        .collect::<Vec<_>>()
-        .join(" ");
-    on_event(Event::QemuStarted { accel, command: &line });
+    on_event(RunEvent::QemuStarted { accel, command: &command_line });
 
-    let boot_started = Instant::now();
-    let mut scan = ConsoleScan::default();
+    let mut watch = Watch { log, scan: ConsoleScan::default(), init_at: None, verdict_at: None };
     let mut stderr = String::new();
-    let mut verdict_at: Option<Instant> = None;
-    let mut init_at: Option<Instant> = None;
     let mut timed_out = false;
-    let mut console_eof = false;
+    let mut console_open = true;
     let status = loop {
-        match rx.recv_timeout(TICK) {
-            Ok(Msg::Console(text)) => {
-                let _ = writeln!(log, "{text}");
-                on_event(Event::Console(&text));
-                match scan.feed(&text) {
-                    LineKind::InitStarted(boot_ms) => {
-                        init_at.get_or_insert_with(Instant::now);
-                        on_event(Event::InitStarted { boot_ms })
-                    }
-                    LineKind::Verdict => {
-                        verdict_at.get_or_insert_with(Instant::now);
-                        if let Some(v) = &scan.verdict {
-                            on_event(Event::Verdict(v));
-                        }
-                    }
-                    LineKind::Crash(kind) => on_event(Event::Crash(kind)),
-                    LineKind::Plain => {}
-                }
-            }
-            Ok(Msg::ConsoleEof) => console_eof = true,
-            Ok(Msg::Stderr(text)) => {
-                on_event(Event::QemuStderr(&text));
+        match qemu.recv_timeout(TICK) {
+            Ok(Line::Text(Stream::Stdout, text)) => watch.console(&text, on_event),
+            Ok(Line::End(Stream::Stdout)) => console_open = false,
+            Ok(Line::Text(Stream::Stderr, text)) => {
+                on_event(RunEvent::QemuStderr(&text));
                 stderr.push_str(&text);
                 stderr.push('\n');
                 if accel == Accel::Kvm && qemu::is_kvm_failure(&text) {
-                    return Ok(Boot::KvmBroken(text.trim().to_owned()));
+                    return Ok(Attempt::KvmBroken(text.trim().to_owned()));
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {}
+            Ok(Line::End(Stream::Stderr)) | Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
         }
-        if cfg.interrupt.load(Ordering::SeqCst) {
+        if plan.interrupt.load(Ordering::SeqCst) {
             return Err(RunError::Interrupted);
         }
-        if let Some(status) = guard.0.try_wait().map_err(|e| RunError::io("wait for qemu", e))? {
-            // Take what the readers still hold: the console's last lines
+        if let Some(status) = qemu.try_wait().map_err(|e| RunError::io("wait for qemu", e))? {
+            // Take what the reader still holds: the console's last lines
             // matter most (the verdict, the panic).
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while !console_eof && Instant::now() < deadline {
-                match rx.recv_timeout(TICK) {
-                    Ok(Msg::Console(text)) => {
-                        let _ = writeln!(log, "{text}");
-                        on_event(Event::Console(&text));
-                        scan.feed(&text);
-                    }
-                    Ok(Msg::ConsoleEof) | Err(mpsc::RecvTimeoutError::Disconnected) => console_eof = true,
-                    Ok(Msg::Stderr(text)) => {
+            let deadline = Instant::now() + DRAIN;
+            while console_open && Instant::now() < deadline {
+                match qemu.recv_timeout(TICK) {
+                    Ok(Line::Text(Stream::Stdout, text)) => watch.console(&text, on_event),
+                    Ok(Line::End(Stream::Stdout)) | Err(RecvTimeoutError::Disconnected) => console_open = false,
+                    Ok(Line::Text(Stream::Stderr, text)) => {
                         stderr.push_str(&text);
                         stderr.push('\n');
                     }
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(Line::End(Stream::Stderr)) | Err(RecvTimeoutError::Timeout) => {}
                 }
             }
             break Some(status);
         }
-        let elapsed = boot_started.elapsed();
-        if accel == Accel::Kvm && scan.lines == 0 && elapsed > KVM_SILENCE {
-            return Ok(Boot::KvmBroken(format!("no console output within {} s", KVM_SILENCE.as_secs())));
+        let elapsed = qemu_started.elapsed();
+        if accel == Accel::Kvm && watch.scan.lines == 0 && elapsed > KVM_SILENCE {
+            return Ok(Attempt::KvmBroken(format!("no console output within {} s", KVM_SILENCE.as_secs())));
         }
-        if verdict_at.is_some_and(|t| t.elapsed() > VERDICT_GRACE) {
+        if watch.verdict_at.is_some_and(|t| t.elapsed() > VERDICT_GRACE) {
             break None; // the verdict stands; qemu did not power off
         }
-        if elapsed > cfg.timeout {
+        if elapsed > plan.timeout {
             timed_out = true;
             break None;
         }
     };
-    drop(guard); // kills qemu if it is still running
+    drop(qemu); // kills qemu if it is still running
     let qemu_ended = Instant::now();
-    let _ = log.flush();
+    let Watch { log, scan, init_at, verdict_at } = watch;
+    let console_log = log.finish();
 
     let qemu_status = status.and_then(|s| s.code());
     let virtio = std::fs::read_to_string(&verdict_file).ok();
     let virtio = virtio.as_deref().and_then(Report::parse_key_values);
     let exit_kind = qemu_status.and_then(Kind::from_qemu_status);
 
-    if scan.lines == 0 && !timed_out && exit_kind.is_none() {
+    if scan.lines == 0 && !timed_out && exit_kind.is_none() && qemu_status != Some(0) {
         // qemu never got a kernel to print anything: its own failure.
         let status = status.map_or_else(|| "killed".to_owned(), |s| s.to_string());
         return Err(RunError::QemuFailed { status, stderr: last_lines(&stderr, 3) });
@@ -370,28 +426,28 @@ fn boot(
         console: scan.verdict.as_ref().map(|r| (r.kind, r.repro.as_str(), r.message.as_str())),
         virtio: virtio.as_ref().map(|r| (r.kind, r.repro, r.message)),
         debug_exit: exit_kind,
-        crash: scan.crash.as_ref().or(if cfg.warn_is_crash { scan.warning.as_ref() } else { None }),
+        crash: scan.crash.as_ref().or(if plan.warn_is_crash { scan.warning.as_ref() } else { None }),
         timed_out,
-        timeout: cfg.timeout,
+        timeout: plan.timeout,
+        init_started: scan.boot_to_init_ms.is_some(),
+        console_lines: scan.lines,
+        memory_mib: plan.memory_mib,
     };
     let (outcome, message) = decide(&obs);
     let channels =
         Channels { console: obs.console.is_some(), virtio: obs.virtio.is_some(), debug_exit: obs.debug_exit.is_some() };
-    let repro = obs.console.or(obs.virtio).map_or(cfg.repro.as_str(), |v| v.1).to_owned();
+    let repro = obs.console.or(obs.virtio).map_or(plan.repro.as_str(), |v| v.1).to_owned();
     let crash = obs.crash.cloned();
     drop(scratch);
-    Ok(Boot::Done(Box::new(RunResult {
+    Ok(Attempt::Done(Box::new(RunResult {
         outcome,
         repro,
         message,
-        kernel: cfg.kernel.path.clone(),
-        kernel_release: cfg.kernel.release.clone(),
+        kernel: target.kernel.path.clone(),
+        kernel_release: target.kernel.release.clone(),
         accel,
-        machine: cfg.machine,
-        entry: match cfg.boot_image {
-            BootImage::Pvh(_) => "pvh",
-            BootImage::BzImage => "bzimage",
-        },
+        machine: plan.machine,
+        entry: target.boot_image.entry(),
         qemu_ms: qemu_ended.duration_since(qemu_started).as_millis() as u64,
         qemu_to_kernel_ms: init_at.zip(scan.boot_to_init_ms).and_then(|(at, boot_ms)| {
             at.duration_since(qemu_started).checked_sub(Duration::from_millis(boot_ms)).map(|d| d.as_millis() as u64)
@@ -400,11 +456,41 @@ fn boot(
         wall_ms: started.elapsed().as_millis() as u64,
         boot_to_init_ms: scan.boot_to_init_ms,
         init_to_verdict_ms: init_at.zip(verdict_at).map(|(i, v)| v.saturating_duration_since(i).as_millis() as u64),
-        console_log: log_path,
+        console_log,
         channels,
         qemu_status,
         crash,
     })))
+}
+
+/// Reads the console as it comes: the log, the scan, and when PID 1 and
+/// the verdict showed up.
+struct Watch {
+    log: ConsoleLog,
+    scan: ConsoleScan,
+    init_at: Option<Instant>,
+    verdict_at: Option<Instant>,
+}
+
+impl Watch {
+    fn console(&mut self, text: &str, on_event: &mut dyn FnMut(RunEvent<'_>)) {
+        self.log.line(text);
+        on_event(RunEvent::Console(text));
+        match self.scan.feed(text) {
+            LineKind::InitStarted(boot_ms) => {
+                self.init_at.get_or_insert_with(Instant::now);
+                on_event(RunEvent::InitStarted { boot_ms })
+            }
+            LineKind::Verdict => {
+                self.verdict_at.get_or_insert_with(Instant::now);
+                if let Some(v) = &self.scan.verdict {
+                    on_event(RunEvent::Verdict(v));
+                }
+            }
+            LineKind::Crash(kind) => on_event(RunEvent::Crash(kind)),
+            LineKind::Plain => {}
+        }
+    }
 }
 
 /// What the channels said, for [`decide`].
@@ -416,6 +502,10 @@ pub struct Observations<'a> {
     pub crash: Option<&'a Crash>,
     pub timed_out: bool,
     pub timeout: Duration,
+    /// Whether PID 1 printed its start line.
+    pub init_started: bool,
+    pub console_lines: usize,
+    pub memory_mib: u32,
 }
 
 /// The outcome and its message. A `fail` verdict wins over a crash (the
@@ -447,51 +537,23 @@ pub fn decide(o: &Observations<'_>) -> (Outcome, String) {
         (Some(Kind::Skip), None) => (Outcome::Skip, message),
         (Some(Kind::Error), None) => (Outcome::Error, message),
         (None, None) if o.timed_out => (Outcome::Hang, format!("no verdict within {} s", o.timeout.as_secs())),
+        (None, None) if !o.init_started => (Outcome::NoVerdict, early_reset(o)),
         (None, None) => (Outcome::NoVerdict, "the kernel stopped without a verdict or a crash".to_owned()),
     }
 }
 
-fn spawn_reader<R: Read + Send + 'static>(from: R, tx: mpsc::Sender<Msg>, wrap: fn(String) -> Msg, eof: Option<Msg>) {
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(from);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&buf);
-                    let text = text.trim_end_matches(['\n', '\r']).to_owned();
-                    if tx.send(wrap(text)).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-        if let Some(eof) = eof {
-            let _ = tx.send(eof);
-        }
-    });
-}
-
-fn new_log_path(dir: &Path, repro: &str, accel: Accel) -> Result<PathBuf, RunError> {
-    std::fs::create_dir_all(dir).map_err(|e| RunError::io(format!("create {}", dir.display()), e))?;
-    prune_logs(dir);
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
-    Ok(dir.join(format!("{stamp}-{}-{repro}-{}.log", std::process::id(), accel.name())))
-}
-
-/// Keeps the newest [`KEEP_LOGS`] logs (names start with a timestamp).
-fn prune_logs(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut logs: Vec<PathBuf> =
-        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "log")).collect();
-    if logs.len() >= KEEP_LOGS {
-        logs.sort();
-        for old in &logs[..logs.len() + 1 - KEEP_LOGS] {
-            let _ = std::fs::remove_file(old);
-        }
-    }
+/// The message for a guest that reset or powered off before PID 1 started.
+fn early_reset(o: &Observations<'_>) -> String {
+    let printed = match o.console_lines {
+        0 => "before printing anything".to_owned(),
+        n => format!("after {n} console lines"),
+    };
+    format!(
+        "the guest reset before init started ({printed}); likely causes: too little memory for this kernel and \
+         initrd (--memory {} MiB; try --memory 512), a kernel that cannot boot on this machine (try --machine pc \
+         --entry bzimage), or a fault early in boot (see the console log)",
+        o.memory_mib
+    )
 }
 
 fn last_lines(text: &str, n: usize) -> String {
@@ -511,6 +573,9 @@ mod tests {
             crash: None,
             timed_out: false,
             timeout: Duration::from_secs(20),
+            init_started: true,
+            console_lines: 40,
+            memory_mib: 256,
         }
     }
 
@@ -550,6 +615,18 @@ mod tests {
     }
 
     #[test]
+    fn a_reset_before_init_names_the_likely_causes() {
+        let mut o = obs();
+        o.init_started = false;
+        o.console_lines = 0;
+        let (outcome, message) = decide(&o);
+        assert_eq!(outcome, Outcome::NoVerdict);
+        assert!(message.starts_with("the guest reset before init started (before printing anything); likely causes: too little memory for this kernel and initrd (--memory 256 MiB"), "{message}");
+        o.timed_out = true;
+        assert_eq!(decide(&o).0, Outcome::Hang, "a silent guest until the timeout hangs");
+    }
+
+    #[test]
     fn disagreeing_channels_are_an_error() {
         let mut o = obs();
         o.console = Some((Kind::Pass, "x", ""));
@@ -558,19 +635,5 @@ mod tests {
             decide(&o),
             (Outcome::Error, "verdict channels disagree: console=pass virtio=- debug-exit=fail".into())
         );
-    }
-
-    #[test]
-    fn logs_are_pruned_to_the_newest() {
-        let dir = tempfile::tempdir().unwrap();
-        for i in 0..KEEP_LOGS + 5 {
-            std::fs::write(dir.path().join(format!("{i:05}-x.log")), b"").unwrap();
-        }
-        let p = new_log_path(dir.path(), "smoke", Accel::Tcg).unwrap();
-        assert!(p.to_string_lossy().ends_with("-smoke-tcg.log"));
-        let left = std::fs::read_dir(dir.path()).unwrap().count();
-        assert_eq!(left, KEEP_LOGS - 1);
-        assert!(!dir.path().join("00000-x.log").exists());
-        assert!(dir.path().join(format!("{:05}-x.log", KEEP_LOGS + 4)).exists());
     }
 }

@@ -5,15 +5,14 @@
 pub mod kconfig;
 pub mod treehash;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::cache;
-use crate::host::spawn::{Cmd, CmdError};
+use crate::host::cache::Cache;
+use crate::host::spawn::{Cmd, CmdError, Line};
 use kconfig::Request;
 
 /// The base config.
@@ -137,8 +136,8 @@ fn compiler(make_args: &[String]) -> (Vec<String>, String, Option<String>) {
     let llvm = make_args.iter().any(|a| a.starts_with("LLVM=") && a != "LLVM=0" && a != "LLVM=");
     let cc = user_cc.clone().unwrap_or_else(|| if llvm { "clang".into() } else { "gcc".into() });
     let program = cc.split_whitespace().last().unwrap_or("gcc").to_owned();
-    let id = Command::new(&program)
-        .arg("--version")
+    let id = Cmd::new(&program, ["--version"], Path::new("/"))
+        .quiet()
         .output()
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned))
@@ -153,7 +152,7 @@ fn compiler(make_args: &[String]) -> (Vec<String>, String, Option<String>) {
 }
 
 /// Builds (or finds in the cache) the kernel `opts` describes.
-pub fn build(opts: &BuildOptions, on: &mut dyn FnMut(BuildEvent<'_>)) -> Result<Built, BuildError> {
+pub fn build(opts: &BuildOptions, cache: &Cache, on: &mut dyn FnMut(BuildEvent<'_>)) -> Result<Built, BuildError> {
     let source = opts.source.canonicalize().map_err(io(format!("source tree {}", opts.source.display())))?;
     if !(source.join("Makefile").is_file() && source.join("Kconfig").is_file() && source.join("arch/x86").is_dir()) {
         return Err(BuildError::NotAKernelTree(opts.source.clone()));
@@ -170,7 +169,7 @@ pub fn build(opts: &BuildOptions, on: &mut dyn FnMut(BuildEvent<'_>)) -> Result<
 
     on(BuildEvent::Phase("identify source"));
     let tree_key = short_hash(&[source.as_os_str().as_encoded_bytes()]);
-    let identity = treehash::identity(&source, &cache::dir().join("treehash").join(&tree_key))?;
+    let identity = treehash::identity(&source, &cache.treehash().join(&tree_key))?;
     let (cc_args, cc_id, ccache_note) = compiler(&opts.make_args);
     let req_text: Vec<String> = reqs.iter().map(|r| format!("{}={}", r.name, r.value)).collect();
     let key = short_hash(&[
@@ -180,7 +179,7 @@ pub fn build(opts: &BuildOptions, on: &mut dyn FnMut(BuildEvent<'_>)) -> Result<
         cc_id.as_bytes(),
         opts.make_args.join("\0").as_bytes(),
     ]);
-    let done = cache::dir().join("built").join(&key);
+    let done = cache.built().join(&key);
     if let Ok(info) = std::fs::read_to_string(done.join("info.json")) {
         if let Ok(mut built) = serde_json::from_str::<Built>(&info) {
             if built.bzimage.is_file() {
@@ -191,7 +190,7 @@ pub fn build(opts: &BuildOptions, on: &mut dyn FnMut(BuildEvent<'_>)) -> Result<
     }
 
     // One build dir per (tree, base, make args): incremental rebuilds reuse it.
-    let build_dir = cache::dir().join("build").join(short_hash(&[
+    let build_dir = cache.build_dirs().join(short_hash(&[
         source.as_os_str().as_encoded_bytes(),
         base_id.as_bytes(),
         opts.make_args.join("\0").as_bytes(),
@@ -303,35 +302,15 @@ fn run_make(
     on: &mut dyn FnMut(BuildEvent<'_>),
 ) -> Result<(), BuildError> {
     let mut logf = std::fs::File::create(log).map_err(io(format!("create {}", log.display())))?;
-    let mut cmd = Command::new("make");
-    cmd.current_dir(source)
-        .args(make_args)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let line = format!("make {} {}", make_args.join(" "), extra.join(" "));
-    let _ = writeln!(logf, "$ {line}");
-    let mut child = cmd.spawn().map_err(|source| CmdError::Spawn { line: line.clone(), source })?;
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let stderr = child.stderr.take().expect("piped");
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx2.send(l);
-        }
-    });
-    let stdout = child.stdout.take().expect("piped");
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
+    let cmd = Cmd::new("make", make_args.iter().map(String::as_str).chain(extra.iter().copied()), source).quiet();
+    let _ = writeln!(logf, "$ {}", cmd.line());
+    let mut child = cmd.spawn_lines()?;
     let started = Instant::now();
     let mut compiled = 0;
     let mut last_tick = Instant::now();
     let mut errors: Vec<String> = Vec::new();
-    for l in rx {
+    for line in child.lines() {
+        let Line::Text(_, l) = line else { continue };
         let _ = writeln!(logf, "{l}");
         let word = l.split_whitespace().next().unwrap_or("");
         if matches!(word, "CC" | "AS" | "LD" | "AR" | "HOSTCC" | "OBJCOPY" | "CC [M]") {
@@ -402,9 +381,10 @@ mod tests {
         assert!(requests(&bad).unwrap_err().to_string().starts_with("unknown repro 'nope'"));
         bad.source = "/nonexistent".into();
         bad.repro = None;
-        assert!(matches!(build(&bad, &mut |_| {}), Err(BuildError::Io { .. })));
+        let cache = Cache::at(dir.path().join("cache"));
+        assert!(matches!(build(&bad, &cache, &mut |_| {}), Err(BuildError::Io { .. })));
         let not_kernel = BuildOptions { source: dir.path().into(), repro: None, ..opts };
-        assert!(matches!(build(&not_kernel, &mut |_| {}), Err(BuildError::NotAKernelTree(_))));
+        assert!(matches!(build(&not_kernel, &cache, &mut |_| {}), Err(BuildError::NotAKernelTree(_))));
     }
 
     #[test]

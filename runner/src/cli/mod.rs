@@ -1,35 +1,29 @@
-//! The `run` command shared by `krepro run` and `cargo xtask run`: flags,
-//! progress on the terminal, the summary, `--json`, and the exit code.
+//! The command line shared by `krepro run`, `cargo xtask run`, `bisect`
+//! and `bench`: one set of boot flags ([`BootArgs`]), the initrd additions
+//! ([`ExecArgs`]), how outcomes count ([`VerdictArgs`]); progress on the
+//! terminal, the summary, `--json`, and the exit code.
 
-use std::io::{IsTerminal, Write};
+pub mod progress;
+
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::boot::interrupt;
+use crate::boot::log::LogDir;
 use crate::boot::outcome::{self, Decision, ExitCode, Outcome, Remap};
 use crate::boot::qemu::{self, AccelChoice, Machine, MachineChoice};
-use crate::boot::run::{self, EntryChoice, Event, RunConfig, RunResult};
-use crate::image::kernel::Kernel;
-use crate::{boot::interrupt, host::cache, initrd, RunError};
+use crate::boot::run::{self, EntryChoice, Plan, RunEvent, RunResult, Target};
+use crate::host::cache::Cache;
+use crate::initrd::extras::{ExecSpec, Extras, ModuleSpec};
+use crate::RunError;
+use progress::Progress;
 
-/// Flags of `run`.
+/// How every boot is made: the flags `run`, `bisect` and `bench` share.
 #[derive(clap::Args, Clone, Debug)]
-pub struct RunArgs {
-    /// Kernel to boot (an x86 bzImage). Default: $KREPRO_KERNEL, else the
-    /// newest kernel in the cache, else /boot/vmlinuz-$(uname -r), else the
-    /// newest distro kernel, fetched into the cache
-    #[arg(long, value_name = "FILE")]
-    pub kernel: Option<PathBuf>,
-
-    /// The repro to run (`cargo xtask repros` lists them)
-    #[arg(long, value_name = "NAME", default_value = "smoke", conflicts_with = "exec")]
-    pub repro: String,
-
-    #[command(flatten)]
-    pub exec: ExecArgs,
-
-    /// Seconds without a verdict before the run counts as a hang
+pub struct BootArgs {
+    /// Seconds without a verdict before a boot counts as a hang
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
 
@@ -47,10 +41,6 @@ pub struct RunArgs {
     /// decompression), pvh, or bzimage
     #[arg(long, value_enum, value_name = "ENTRY", default_value_t = EntryChoice::Auto)]
     pub entry: EntryChoice,
-
-    /// Boot N times: pass only if every run passes (flaky repros)
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub runs: u32,
 
     /// Extra kernel command line words, e.g. --append krepro.max_uptime_ms=3000
     #[arg(long, value_name = "WORD")]
@@ -70,29 +60,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub warn_is_crash: bool,
 
-    /// Exit status for a crash [default: 2]
-    #[arg(long, value_enum, value_name = "DECISION")]
-    pub on_crash: Option<Decision>,
-
-    /// Exit status for a hang [default: 3]
-    #[arg(long, value_enum, value_name = "DECISION")]
-    pub on_hang: Option<Decision>,
-
-    /// Exit status when the kernel stops without a verdict [default: skip, 125]
-    #[arg(long, value_enum, value_name = "DECISION")]
-    pub on_no_verdict: Option<Decision>,
-
-    /// Where console logs go [default: ~/.cache/krepro/logs]
+    /// Where console logs go [default: ~/.cache/krepro/logs, which keeps
+    /// the newest 200 logs and 64 MiB; each log keeps the first and last
+    /// MiB of the console]
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
-
-    /// Print one JSON object on stdout instead of the summary
-    #[arg(long)]
-    pub json: bool,
-
-    /// Stream the console (and the qemu command) to stderr
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
 /// Running something that is not a compiled-in repro, and what else goes
@@ -135,10 +107,6 @@ pub struct ExecArgs {
     pub modules_from: Option<PathBuf>,
 }
 
-/// What a dynamically linked --exec FILE needs instead.
-const STATIC_HINT: &str = "link it statically: `cc -static ...`, or for Rust \
-     `RUSTFLAGS='-C target-feature=+crt-static' cargo build --target x86_64-unknown-linux-gnu`";
-
 impl ExecArgs {
     /// The repro name the guest runs: `exec` with --exec FILE.
     pub fn repro<'a>(&self, repro: &'a str) -> &'a str {
@@ -157,91 +125,49 @@ impl ExecArgs {
             .collect()
     }
 
-    /// The extra initrd entries, checked (a dynamic --exec FILE is refused
-    /// here, before qemu starts).
-    pub fn entries(&self, kernel: &Kernel, machine: Machine) -> Result<Vec<initrd::Entry>, RunError> {
-        use repros::protocol;
-        let mut out = Vec::new();
-        if let Some(path) = &self.exec {
-            let bad = |why: String| RunError::BadExec { path: path.clone(), why };
-            let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-            crate::image::elf::check_static(&bytes, false).map_err(|e| match e {
-                crate::image::elf::ElfError::Dynamic(_) => bad(format!("{e}; {STATIC_HINT}")),
-                e => bad(e.to_string()),
-            })?;
-            let nul_list = |items: &[String]| items.iter().flat_map(|a| a.bytes().chain([0])).collect::<Vec<u8>>();
-            for kv in &self.env {
-                if !kv.contains('=') || kv.contains('\0') {
-                    return Err(RunError::BadFlag(format!("--env {kv}: expected K=V")));
-                }
-            }
-            if self.args.iter().any(|a| a.contains('\0')) {
-                return Err(RunError::BadFlag("--arg: an argument cannot hold a NUL byte".into()));
-            }
-            out.push(initrd::Entry::dir("krepro"));
-            out.push(initrd::Entry::file(protocol::EXEC_PATH.trim_start_matches('/'), 0o755, bytes));
-            out.push(initrd::Entry::file(protocol::EXEC_ARGS.trim_start_matches('/'), 0o644, nul_list(&self.args)));
-            out.push(initrd::Entry::file(protocol::EXEC_ENV.trim_start_matches('/'), 0o644, nul_list(&self.env)));
-        }
-        for spec in &self.files {
-            out.extend(file_entries(spec)?);
-        }
-        if let Some(want) = &self.modules {
-            let dir = crate::initrd::modules::modules_dir(kernel, self.modules_from.as_deref()).ok_or_else(|| {
-                crate::initrd::modules::ModuleError::NoDir(
-                    kernel.release.clone().unwrap_or_else(|| kernel.path.display().to_string()),
-                )
-            })?;
-            let mods = crate::initrd::modules::resolve(&dir, want, machine.channel_modules())?;
-            out.extend(crate::initrd::modules::entries(mods));
-        }
-        // Each piece brings its parent directories; two --file DESTs may share one.
-        Ok(initrd::dedup_dirs(out))
+    /// Whether anything goes into the initrd besides init.
+    pub fn any(&self) -> bool {
+        self.exec.is_some() || !self.files.is_empty() || self.modules.is_some()
+    }
+
+    /// The initrd additions, read and checked once (a --exec FILE that is
+    /// not a complete static executable is refused here, before qemu).
+    pub fn extras(&self) -> Result<Extras, RunError> {
+        let exec = self.exec.as_ref().map(|path| ExecSpec {
+            path: path.clone(),
+            args: self.args.clone(),
+            env: self.env.clone(),
+        });
+        let modules = self.modules.clone().map(|want| ModuleSpec { want, from: self.modules_from.clone() });
+        Extras::new(exec.as_ref(), &self.files, modules)
     }
 }
 
-/// `--file SRC[:DEST]`: a file, or a directory and everything below it.
-fn file_entries(spec: &str) -> Result<Vec<initrd::Entry>, RunError> {
-    let (src, dest) = match spec.split_once(':') {
-        Some((s, d)) => (PathBuf::from(s), d.trim_start_matches('/').to_owned()),
-        None => {
-            let p = PathBuf::from(spec);
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            (p, name)
-        }
-    };
-    if dest.is_empty() || dest.split('/').any(|c| c == "..") {
-        return Err(RunError::BadFlag(format!("--file {spec}: DEST must be a path inside the initrd")));
+/// How outcomes count, for `run` and `bisect`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct VerdictArgs {
+    /// Boots per kernel: it passes only if every boot passes, and fails if
+    /// any fails (flaky repros)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+
+    /// How a crash counts: good, bad or skip [default: crash, exit 2; bad in a bisect]
+    #[arg(long, value_enum, value_name = "DECISION")]
+    pub on_crash: Option<Decision>,
+
+    /// How a hang counts [default: hang, exit 3; bad in a bisect]
+    #[arg(long, value_enum, value_name = "DECISION")]
+    pub on_hang: Option<Decision>,
+
+    /// How a boot without verdict counts [default: skip, exit 125]
+    #[arg(long, value_enum, value_name = "DECISION")]
+    pub on_no_verdict: Option<Decision>,
+}
+
+impl VerdictArgs {
+    pub fn remap(&self) -> Remap {
+        Remap { on_crash: self.on_crash, on_hang: self.on_hang, on_no_verdict: self.on_no_verdict }
     }
-    let mut out = Vec::new();
-    // Parent directories of DEST.
-    let mut parent = String::new();
-    for part in dest.split('/').collect::<Vec<_>>().split_last().map(|(_, p)| p.to_vec()).unwrap_or_default() {
-        parent = if parent.is_empty() { part.to_owned() } else { format!("{parent}/{part}") };
-        out.push(initrd::Entry::dir(&parent));
-    }
-    fn add(src: &Path, dest: &str, out: &mut Vec<initrd::Entry>) -> Result<(), RunError> {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(src).map_err(|e| RunError::BadFlag(format!("--file {}: {e}", src.display())))?;
-        if meta.is_dir() {
-            out.push(initrd::Entry::dir(dest));
-            let mut names: Vec<_> = std::fs::read_dir(src)
-                .map_err(|e| RunError::io(format!("list {}", src.display()), e))?
-                .flatten()
-                .map(|e| e.file_name())
-                .collect();
-            names.sort();
-            for n in names {
-                add(&src.join(&n), &format!("{dest}/{}", n.to_string_lossy()), out)?;
-            }
-        } else {
-            let data = std::fs::read(src).map_err(|e| RunError::io(format!("read {}", src.display()), e))?;
-            out.push(initrd::Entry::file(dest, meta.permissions().mode() & 0o777, data));
-        }
-        Ok(())
-    }
-    add(&src, &dest, &mut out)?;
-    Ok(out)
 }
 
 /// `--console`.
@@ -251,10 +177,35 @@ pub enum ConsoleMode {
     Quiet,
 }
 
-impl RunArgs {
-    fn remap(&self) -> Remap {
-        Remap { on_crash: self.on_crash, on_hang: self.on_hang, on_no_verdict: self.on_no_verdict }
-    }
+/// Flags of `run`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Kernel to boot (an x86 bzImage). Default: $KREPRO_KERNEL, else the
+    /// newest kernel in the cache, else /boot/vmlinuz-$(uname -r), else the
+    /// newest distro kernel, fetched into the cache
+    #[arg(long, value_name = "FILE")]
+    pub kernel: Option<PathBuf>,
+
+    /// The repro to run (`cargo xtask repros` lists them)
+    #[arg(long, value_name = "NAME", default_value = "smoke", conflicts_with = "exec")]
+    pub repro: String,
+
+    #[command(flatten)]
+    pub exec: ExecArgs,
+
+    #[command(flatten)]
+    pub boot: BootArgs,
+
+    #[command(flatten)]
+    pub verdict: VerdictArgs,
+
+    /// Print one JSON object on stdout instead of the summary
+    #[arg(long)]
+    pub json: bool,
+
+    /// Stream the console (and the qemu command) to stderr
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// Checks a repro name against the registry before anything is built.
@@ -262,11 +213,54 @@ pub fn check_repro(name: &str) -> Result<(), RunError> {
     repros::find(name).map(drop).ok_or_else(|| RunError::unknown_repro(name))
 }
 
+/// The [`Plan`] for one command: the repro (or --exec FILE) checked, the
+/// initrd additions read, qemu found (or installed), krepro's initrd
+/// present. Cheapest checks first.
+pub fn plan(
+    boot: &BootArgs,
+    exec: &ExecArgs,
+    repro: &str,
+    initrd: &Path,
+    cache: &Cache,
+    say: &mut dyn FnMut(&str),
+) -> Result<Plan, RunError> {
+    if exec.exec.is_none() {
+        check_repro(repro)?;
+    }
+    let mut append = exec.append();
+    if boot.console == ConsoleMode::Quiet {
+        if boot.warn_is_crash {
+            // quiet hides KERN_WARNING lines from the console.
+            return Err(RunError::BadFlag("--warn-is-crash needs --console full: quiet hides WARNINGs".into()));
+        }
+        append.push("quiet".into());
+    }
+    append.extend(boot.append.iter().cloned());
+    let extras = exec.extras()?;
+    let qemu = qemu::find_or_install(say)?;
+    if !initrd.is_file() {
+        return Err(RunError::InitrdNotFound(initrd.to_owned()));
+    }
+    Ok(Plan {
+        append,
+        timeout: Duration::from_secs(boot.timeout),
+        accel: boot.accel,
+        machine: Machine::from_choice(boot.machine),
+        entry: boot.entry,
+        memory_mib: boot.memory,
+        warn_is_crash: boot.warn_is_crash,
+        extras,
+        logs: LogDir::new(boot.log_dir.clone().unwrap_or_else(|| cache.logs())),
+        interrupt: interrupt::install(),
+        ..Plan::new(qemu, initrd.to_owned(), exec.repro(repro), cache.clone())
+    })
+}
+
 /// Runs the whole command: checks, kernel, qemu, N boots, report. Returns
 /// the exit code; every failure has been printed as one line.
-pub fn execute(args: &RunArgs, initrd: &Path) -> ExitCode {
+pub fn execute(args: &RunArgs, initrd: &Path, cache: &Cache) -> ExitCode {
     let mut ui = Ui::new(args);
-    match execute_inner(args, initrd, &mut ui) {
+    match execute_inner(args, initrd, cache, &mut ui) {
         Ok(code) => code,
         Err(e) => ui.error(&e),
     }
@@ -274,63 +268,32 @@ pub fn execute(args: &RunArgs, initrd: &Path) -> ExitCode {
 
 /// Prepares a run: the repro, the kernel, qemu and the initrd are checked
 /// (in that order, cheapest first) before anything boots.
-pub fn prepare(args: &RunArgs, initrd: &Path, say: &mut dyn FnMut(&str)) -> Result<RunConfig, RunError> {
+pub fn prepare(
+    args: &RunArgs,
+    initrd: &Path,
+    cache: &Cache,
+    say: &mut dyn FnMut(&str),
+) -> Result<(Plan, Target), RunError> {
     if args.exec.exec.is_none() {
         check_repro(&args.repro)?;
     }
-    let (kernel, _) = crate::host::fetch::resolve(args.kernel.as_deref(), say)?;
-    let machine = Machine::from_choice(args.machine);
-    let extra = args.exec.entries(&kernel, machine)?;
-    let boot_image = run::choose_entry(&kernel, args.entry, say)?;
-    let qemu = qemu::find_or_install(say)?;
-    if !initrd.is_file() {
-        return Err(RunError::InitrdNotFound(initrd.to_owned()));
-    }
-    let extra_initrd = if extra.is_empty() {
-        Vec::new()
-    } else {
-        initrd::pack(&extra).map_err(|e| RunError::io("pack the extra initrd", e))?
-    };
-    let mut append = args.exec.append();
-    if args.console == ConsoleMode::Quiet {
-        if args.warn_is_crash {
-            // quiet hides KERN_WARNING lines from the console.
-            return Err(RunError::BadFlag("--warn-is-crash needs --console full: quiet hides WARNINGs".into()));
-        }
-        append.push("quiet".into());
-    }
-    append.extend(args.append.iter().cloned());
-    Ok(RunConfig {
-        kernel,
-        boot_image,
-        machine,
-        initrd: initrd.to_owned(),
-        repro: args.exec.repro(&args.repro).to_owned(),
-        run_index: 1,
-        append,
-        timeout: Duration::from_secs(args.timeout),
-        accel: args.accel,
-        memory_mib: args.memory,
-        warn_is_crash: args.warn_is_crash,
-        qemu,
-        extra_initrd,
-        log_dir: args.log_dir.clone().unwrap_or_else(cache::logs_dir),
-        interrupt: interrupt::install(),
-    })
+    let (kernel, _) = crate::host::fetch::resolve(args.kernel.as_deref(), cache, say)?;
+    let plan = plan(&args.boot, &args.exec, &args.repro, initrd, cache, say)?;
+    let target = plan.target(&kernel.path, say)?;
+    Ok((plan, target))
 }
 
-fn execute_inner(args: &RunArgs, initrd: &Path, ui: &mut Ui) -> Result<ExitCode, RunError> {
-    let mut cfg = prepare(args, initrd, &mut |m| ui.say(m))?;
+fn execute_inner(args: &RunArgs, initrd: &Path, cache: &Cache, ui: &mut Ui) -> Result<ExitCode, RunError> {
+    let (plan, target) = prepare(args, initrd, cache, &mut |m| ui.progress.say(m))?;
     let mut results = Vec::new();
-    for i in 0..args.runs {
-        cfg.run_index = i + 1;
-        ui.start_run(i, args.runs, &cfg.kernel);
-        let result = run::run(&cfg, &mut |ev| ui.event(ev))?;
+    for i in 1..=args.verdict.runs {
+        ui.start_run(i, args.verdict.runs, &target);
+        let result = run::run(&plan, &target, i, &mut |ev| ui.event(ev))?;
         ui.finish_run(&result);
         results.push(result);
     }
     let outcome = outcome::combine(results.iter().map(|r| r.outcome)).expect("at least one run");
-    let code = args.remap().exit_code(outcome);
+    let code = args.verdict.remap().exit_code(outcome);
     ui.report(&results, outcome, code);
     Ok(code)
 }
@@ -359,70 +322,43 @@ struct JsonError {
 struct Ui {
     json: bool,
     verbose: bool,
-    progress: bool,
-    started: Instant,
-    last_draw: Option<Instant>,
+    progress: Progress,
     label: String,
     init_ms: Option<u64>,
 }
 
 impl Ui {
     fn new(args: &RunArgs) -> Ui {
+        let progress = Progress::new();
         Ui {
             json: args.json,
             verbose: args.verbose,
-            progress: !args.verbose && std::io::stderr().is_terminal(),
-            started: Instant::now(),
-            last_draw: None,
+            progress: if args.verbose { progress.without_live_line() } else { progress },
             label: String::new(),
             init_ms: None,
         }
     }
 
-    fn say(&mut self, message: &str) {
-        self.clear();
-        eprintln!("krepro: {message}");
-    }
-
-    fn start_run(&mut self, i: u32, n: u32, kernel: &Kernel) {
-        let name = kernel.release.clone().unwrap_or_else(|| kernel.path.display().to_string());
-        self.label = if n > 1 { format!("run {}/{n}: booting {name}", i + 1) } else { format!("booting {name}") };
-        self.started = Instant::now();
+    fn start_run(&mut self, i: u32, n: u32, target: &Target) {
+        let k = &target.kernel;
+        let name = k.release.clone().unwrap_or_else(|| k.path.display().to_string());
+        self.label = if n > 1 { format!("run {i}/{n}: booting {name}") } else { format!("booting {name}") };
         self.init_ms = None;
-        self.draw(true);
+        self.progress.restart();
+        self.progress.status(&self.label.clone());
     }
 
-    fn event(&mut self, ev: Event<'_>) {
-        match ev {
-            Event::Fallback { reason } => self.say(reason),
-            Event::QemuStarted { command, .. } if self.verbose => eprintln!("$ {command}"),
-            Event::Console(line) if self.verbose => eprintln!("{line}"),
-            Event::QemuStderr(line) if self.verbose => eprintln!("qemu: {line}"),
-            Event::InitStarted { boot_ms } => self.init_ms = Some(boot_ms),
-            _ => {}
+    fn event(&mut self, ev: RunEvent<'_>) {
+        show_run_event(&mut self.progress, self.verbose, &ev);
+        if let RunEvent::InitStarted { boot_ms } = ev {
+            self.init_ms = Some(boot_ms);
         }
-        self.draw(false);
-    }
-
-    fn draw(&mut self, force: bool) {
-        if !self.progress || (!force && self.last_draw.is_some_and(|t| t.elapsed() < Duration::from_millis(100))) {
-            return;
-        }
-        self.last_draw = Some(Instant::now());
         let init = self.init_ms.map(|ms| format!(", init at {:.1} s", ms as f64 / 1000.0)).unwrap_or_default();
-        eprint!("\r\x1b[K{} ... {:.1} s{init}", self.label, self.started.elapsed().as_secs_f64());
-        let _ = std::io::stderr().flush();
-    }
-
-    fn clear(&mut self) {
-        if self.progress && self.last_draw.is_some() {
-            eprint!("\r\x1b[K");
-            self.last_draw = None;
-        }
+        self.progress.tick(&format!("{}{init}", self.label));
     }
 
     fn finish_run(&mut self, r: &RunResult) {
-        self.clear();
+        self.progress.clear();
         if self.json {
             return;
         }
@@ -453,7 +389,7 @@ impl Ui {
     }
 
     fn error(&mut self, e: &RunError) -> ExitCode {
-        self.clear();
+        self.progress.clear();
         let code = e.exit_code();
         if self.json {
             let report = JsonError { outcome: "error", exit_code: code.code(), message: e.to_string() };
@@ -461,6 +397,19 @@ impl Ui {
         }
         eprintln!("error: {e}");
         code
+    }
+}
+
+/// What every command shows of a boot as it happens: fallbacks always
+/// (they explain a slower boot), with `verbose` the qemu command line, the
+/// console and qemu's stderr.
+pub fn show_run_event(progress: &mut Progress, verbose: bool, ev: &RunEvent<'_>) {
+    match ev {
+        RunEvent::Fallback { reason } => progress.say(reason),
+        RunEvent::QemuStarted { command, .. } if verbose => eprintln!("$ {command}"),
+        RunEvent::Console(line) if verbose => eprintln!("{line}"),
+        RunEvent::QemuStderr(line) if verbose => eprintln!("qemu: {line}"),
+        _ => {}
     }
 }
 

@@ -1,23 +1,92 @@
 //! krepro's cache: $XDG_CACHE_HOME/krepro (default ~/.cache/krepro). Never
 //! inside a kernel tree.
+//!
+//! A [`Cache`] is a value handed to whatever reads or writes there (fetch,
+//! build, bisect, the PVH vmlinux, the KVM marker, console logs), so tests
+//! point it at a temp dir and never touch the user's.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// The cache root.
-pub fn dir() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(x).join("krepro");
+/// Where krepro keeps what outlives one command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    /// The user's cache: `$XDG_CACHE_HOME/krepro`, else `$HOME/.cache/krepro`.
+    pub fn from_env() -> Cache {
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        let root = match (var("XDG_CACHE_HOME"), var("HOME")) {
+            (Some(xdg), _) => PathBuf::from(xdg).join("krepro"),
+            (None, Some(home)) => PathBuf::from(home).join(".cache/krepro"),
+            (None, None) => std::env::temp_dir().join("krepro-cache"),
+        };
+        Cache { root }
     }
-    let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).unwrap_or_else(|| "/tmp".into());
-    PathBuf::from(home).join(".cache/krepro")
+
+    /// A cache rooted at `root` (tests: a temp dir).
+    pub fn at(root: impl Into<PathBuf>) -> Cache {
+        Cache { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Unpacked distro kernel packages: `kernels/<package>/boot/vmlinuz-*`.
+    pub fn kernels(&self) -> PathBuf {
+        self.root.join("kernels")
+    }
+
+    /// Console logs of past runs (rotated, see [`crate::boot::log`]).
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    /// vmlinux images taken out of bzImages, for the PVH entry.
+    pub fn vmlinux(&self) -> PathBuf {
+        self.root.join("vmlinux")
+    }
+
+    /// Out-of-tree build dirs of the kernel builder.
+    pub fn build_dirs(&self) -> PathBuf {
+        self.root.join("build")
+    }
+
+    /// Finished kernels of the builder, by key.
+    pub fn built(&self) -> PathBuf {
+        self.root.join("built")
+    }
+
+    /// The source-identity stat caches of the builder.
+    pub fn treehash(&self) -> PathBuf {
+        self.root.join("treehash")
+    }
+
+    /// Bisect state: worktrees, git's bisect state, `state.json`, and the
+    /// logs of `--build-cmd`.
+    pub fn bisect(&self) -> PathBuf {
+        self.root.join("bisect")
+    }
+
+    /// Where `--accel auto` remembers that KVM failed at run time.
+    pub fn kvm_broken(&self) -> PathBuf {
+        self.root.join("kvm-broken")
+    }
 }
 
-/// Unpacked distro kernel packages: `kernels/<package>/boot/vmlinuz-*`.
-pub fn kernels_dir() -> PathBuf {
-    dir().join("kernels")
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Console logs of past runs.
-pub fn logs_dir() -> PathBuf {
-    dir().join("logs")
+    #[test]
+    fn everything_is_below_the_root() {
+        let c = Cache::at("/t/krepro");
+        for p in
+            [c.kernels(), c.logs(), c.vmlinux(), c.build_dirs(), c.built(), c.treehash(), c.bisect(), c.kvm_broken()]
+        {
+            assert!(p.starts_with("/t/krepro") && p != Path::new("/t/krepro"), "{}", p.display());
+        }
+    }
 }

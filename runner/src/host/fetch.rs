@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::host::cache;
+use crate::host::cache::Cache;
 use crate::host::spawn::Cmd;
 use crate::image::kernel::{check_bzimage, Kernel};
 use crate::image::version::{release_matches, version_cmp};
@@ -20,7 +20,7 @@ const PACKAGE_PATTERN: &str = "^linux-image-.*-cloud-amd64-unsigned$";
 pub enum FetchError {
     #[error("kernel fetch needs {0} (a Debian-family system); otherwise pass --kernel")]
     NoTool(&'static str),
-    #[error("apt knows no package matching {PACKAGE_PATTERN}{0}: run `apt-get update` as root first")]
+    #[error("apt knows no package matching {PACKAGE_PATTERN}{0} (as root, krepro runs `apt-get update` itself)")]
     NoPackage(String),
     #[error(transparent)]
     Cmd(#[from] crate::host::spawn::CmdError),
@@ -35,30 +35,53 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> FetchError {
     move |source| FetchError::Io { context, source }
 }
 
+/// Package lists older than this are refreshed (as root) before a kernel
+/// is chosen: a machine whose lists are months old knows neither the newest
+/// kernels nor whole series.
+const LISTS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// Where apt keeps its package lists.
+const APT_LISTS: &str = "/var/lib/apt/lists";
+
 /// Fetches the newest cloud kernel whose release starts with `series`
-/// ("6.1", "6.12"; None: any) into the cache, unless it is there already,
-/// and returns the path of its bzImage.
-pub fn fetch(series: Option<&str>, say: &mut dyn FnMut(&str)) -> Result<PathBuf, FetchError> {
+/// ("6.1", "6.12"; None: any) the archive offers into the cache, unless it
+/// is there already, and returns the path of its bzImage. As root, apt's
+/// package lists are refreshed first when they are older than a day, and
+/// when they know no matching kernel.
+pub fn fetch(cache: &Cache, series: Option<&str>, say: &mut dyn FnMut(&str)) -> Result<PathBuf, FetchError> {
     for tool in ["apt-cache", "apt-get", "dpkg-deb"] {
         which::which(tool).map_err(|_| FetchError::NoTool(tool))?;
     }
+    let root = rustix::process::geteuid().is_root();
+    let mut updated = false;
+    if root {
+        if let Some(age) = lists_age(Path::new(APT_LISTS)).filter(|a| *a > LISTS_MAX_AGE) {
+            let days = age.as_secs() / 86400;
+            let age = if days > 10_000 { "missing".to_owned() } else { format!("{days} days old") };
+            say(&format!("apt's package lists are {age}: running apt-get update"));
+            match apt_update() {
+                Ok(()) => updated = true,
+                Err(e) => say(&format!("{e}; going on with the lists as they are")),
+            }
+        }
+    }
     let mut packages = search()?;
-    if packages.is_empty() && rustix::process::geteuid().is_root() {
-        say("apt's package lists are empty: running apt-get update");
-        Cmd::new("apt-get", ["update", "-qq"], Path::new("/")).output()?;
+    if newest_package(&packages, series).is_none() && root && !updated {
+        let what = series.map_or_else(|| "cloud kernel".to_owned(), |s| format!("{s} cloud kernel"));
+        say(&format!("apt knows no {what}: running apt-get update"));
+        apt_update()?;
         packages = search()?;
     }
     let (package, release) = newest_package(&packages, series)
         .ok_or_else(|| FetchError::NoPackage(series.map(|s| format!(" for {s}")).unwrap_or_default()))?;
 
-    let dest = cache::kernels_dir().join(&package);
+    let kernels = cache.kernels();
+    let dest = kernels.join(&package);
     let image = dest.join(format!("boot/vmlinuz-{release}"));
     if image.is_file() {
         say(&format!("{package} is already in the cache"));
         return Ok(image);
     }
     say(&format!("fetching {package} into {}", dest.display()));
-    let kernels = cache::kernels_dir();
     std::fs::create_dir_all(&kernels).map_err(io(format!("create {}", kernels.display())))?;
     let work = tempfile::Builder::new()
         .prefix(".fetch-")
@@ -84,6 +107,26 @@ pub fn fetch(series: Option<&str>, say: &mut dyn FnMut(&str)) -> Result<PathBuf,
         }
     }
     Ok(image)
+}
+
+fn apt_update() -> Result<(), FetchError> {
+    Cmd::new("apt-get", ["update", "-qq"], Path::new("/")).output()?;
+    Ok(())
+}
+
+/// How old the newest package list under `dir` is: `Duration::MAX` when
+/// there is none (never updated), None when `dir` cannot be read.
+fn lists_age(dir: &Path) -> Option<std::time::Duration> {
+    let newest = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
+        .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .max();
+    match newest {
+        Some(t) => Some(t.elapsed().unwrap_or_default()),
+        None => Some(std::time::Duration::MAX),
+    }
 }
 
 fn search() -> Result<Vec<String>, FetchError> {
@@ -124,14 +167,18 @@ pub enum KernelSource {
 /// Finds the kernel to boot: `explicit` (`--kernel`), else `$KREPRO_KERNEL`,
 /// else the newest kernel in the cache, else /boot/vmlinuz-$(uname -r) if
 /// readable, else fetches the newest distro kernel into the cache.
-pub fn resolve(explicit: Option<&Path>, say: &mut dyn FnMut(&str)) -> Result<(Kernel, KernelSource), RunError> {
+pub fn resolve(
+    explicit: Option<&Path>,
+    cache: &Cache,
+    say: &mut dyn FnMut(&str),
+) -> Result<(Kernel, KernelSource), RunError> {
     if let Some(path) = explicit {
         return Ok((check_bzimage(path)?, KernelSource::Flag));
     }
     if let Some(path) = std::env::var_os("KREPRO_KERNEL").filter(|v| !v.is_empty()) {
         return Ok((check_bzimage(Path::new(&path))?, KernelSource::Env));
     }
-    if let Some(path) = newest_cached(&cache::kernels_dir(), None) {
+    if let Some(path) = newest_cached(&cache.kernels(), None) {
         return Ok((check_bzimage(&path)?, KernelSource::Cache));
     }
     let release = rustix::system::uname().release().to_string_lossy().into_owned();
@@ -144,7 +191,7 @@ pub fn resolve(explicit: Option<&Path>, say: &mut dyn FnMut(&str)) -> Result<(Ke
     say(
         "no kernel given (--kernel), none in the cache and no readable /boot kernel: fetching the newest distro kernel",
     );
-    match fetch(None, say) {
+    match fetch(cache, None, say) {
         Ok(path) => Ok((check_bzimage(&path)?, KernelSource::Fetched)),
         Err(e) => Err(RunError::NoKernel(e.to_string())),
     }
@@ -188,6 +235,16 @@ mod tests {
         assert_eq!(rel, "6.12.117+deb12-cloud-amd64");
         assert_eq!(newest_package(&names, Some("6.1")).unwrap().1, "6.1.0-56-cloud-amd64");
         assert_eq!(newest_package(&names, Some("5.10")), None);
+    }
+
+    #[test]
+    fn list_age_comes_from_the_newest_packages_file() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(lists_age(d.path()), Some(std::time::Duration::MAX), "no lists: never updated");
+        std::fs::write(d.path().join("deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"), "").unwrap();
+        std::fs::write(d.path().join("lock"), "").unwrap();
+        assert!(lists_age(d.path()).unwrap() < std::time::Duration::from_secs(60));
+        assert_eq!(lists_age(Path::new("/nonexistent")), None);
     }
 
     #[test]

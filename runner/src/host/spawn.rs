@@ -4,8 +4,11 @@
 
 use std::ffi::OsStr;
 use std::fmt;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
 
 /// A command that could not be run or did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -13,7 +16,7 @@ pub enum CmdError {
     #[error("could not run `{line}`: {source}")]
     Spawn { line: String, source: std::io::Error },
     #[error("`{line}` failed ({status}){}", tail(.stderr))]
-    Failed { line: String, status: std::process::ExitStatus, stderr: String },
+    Failed { line: String, status: ExitStatus, stderr: String },
 }
 
 fn tail(stderr: &str) -> String {
@@ -22,6 +25,11 @@ fn tail(stderr: &str) -> String {
         None => String::new(),
     }
 }
+
+/// The longest line [`Cmd::spawn_lines`] hands on in one piece: a guest
+/// that prints megabytes without a newline must not grow the runner's
+/// memory without bound.
+pub const MAX_LINE: usize = 64 * 1024;
 
 /// A command about to run.
 pub struct Cmd {
@@ -37,15 +45,31 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        #[allow(clippy::disallowed_methods)] // this is the one place
         let mut inner = Command::new(program.as_ref());
         inner.current_dir(cwd);
-        let mut line = program.as_ref().to_string_lossy().into_owned();
+        let line = program.as_ref().to_string_lossy().into_owned();
+        Cmd { inner, line, echo: true }.args(args)
+    }
+
+    /// The user's own shell command line (`--build-cmd`), run by `sh -c`
+    /// exactly as they wrote it. krepro never builds such a line itself.
+    pub fn shell(script: &str, cwd: &Path) -> Cmd {
+        Cmd::new("sh", ["-c", script], cwd)
+    }
+
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         for a in args {
-            line.push(' ');
-            line.push_str(&quote(&a.as_ref().to_string_lossy()));
-            inner.arg(a);
+            self.line.push(' ');
+            self.line.push_str(&quote(&a.as_ref().to_string_lossy()));
+            self.inner.arg(a);
         }
-        Cmd { inner, line, echo: true }
+        self
     }
 
     /// Sets an environment variable for the command.
@@ -60,17 +84,26 @@ impl Cmd {
         self
     }
 
+    /// Starts it in a process group of its own (a Ctrl-C in the terminal
+    /// reaches krepro, which then stops it and cleans up) and has the
+    /// kernel SIGKILL it if krepro dies without cleaning up. For qemu.
+    pub fn contained(mut self) -> Cmd {
+        super::sys::own_process_group_and_die_with_parent(&mut self.inner);
+        self
+    }
+
+    /// The command line as a shell user would type it.
+    pub fn line(&self) -> &str {
+        &self.line
+    }
+
     /// Runs it with stdout and stderr captured; fails unless it exits 0.
-    pub fn output(mut self) -> Result<Output, CmdError> {
-        self.announce();
-        let out = self
-            .inner
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| CmdError::Spawn { line: self.line.clone(), source })?;
+    pub fn output(self) -> Result<Output, CmdError> {
+        let line = self.line.clone();
+        let out = self.output_any_status()?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-            return Err(CmdError::Failed { line: self.line, status: out.status, stderr });
+            return Err(CmdError::Failed { line, status: out.status, stderr });
         }
         Ok(out)
     }
@@ -96,11 +129,129 @@ impl Cmd {
         Ok(())
     }
 
+    /// Runs it with stdout and stderr both written to `log`; returns its
+    /// exit status, whatever it is.
+    pub fn status_to_log(mut self, log: std::fs::File) -> Result<ExitStatus, CmdError> {
+        self.announce();
+        let spawn_err = |source| CmdError::Spawn { line: self.line.clone(), source };
+        let err = log.try_clone().map_err(spawn_err)?;
+        self.inner.stdin(Stdio::null()).stdout(log).stderr(err).status().map_err(spawn_err)
+    }
+
+    /// Starts it with stdout and stderr read line by line on two threads;
+    /// the lines arrive, in order per stream, through [`Running`], which
+    /// kills and reaps the child when it is dropped (errors, panics and
+    /// Ctrl-C included).
+    pub fn spawn_lines(mut self) -> Result<Running, CmdError> {
+        self.announce();
+        let mut child = self
+            .inner
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| CmdError::Spawn { line: self.line.clone(), source })?;
+        let (tx, rx) = mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            read_lines(out, tx.clone(), Stream::Stdout);
+        }
+        if let Some(err) = child.stderr.take() {
+            read_lines(err, tx, Stream::Stderr);
+        }
+        Ok(Running { child, lines: rx, line: self.line })
+    }
+
     fn announce(&self) {
         if self.echo {
             eprintln!("$ {}", self.line);
         }
     }
+}
+
+/// Which output of a child a [`Line`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// What a running child's reader threads report.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// One line, without its line ending, invalid UTF-8 replaced; a line
+    /// longer than [`MAX_LINE`] bytes comes in pieces.
+    Text(Stream, String),
+    /// The stream ended (the child closed it, usually by exiting).
+    End(Stream),
+}
+
+/// A child started by [`Cmd::spawn_lines`].
+pub struct Running {
+    child: Child,
+    lines: Receiver<Line>,
+    line: String,
+}
+
+impl Running {
+    /// The next line, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Line, RecvTimeoutError> {
+        self.lines.recv_timeout(timeout)
+    }
+
+    /// Every line until both streams end.
+    pub fn lines(&self) -> impl Iterator<Item = Line> + '_ {
+        self.lines.iter()
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+
+    /// Waits for it to exit.
+    pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        self.child.wait()
+    }
+
+    /// Kills it (if it still runs) and reaps it.
+    pub fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+
+    /// The command line it was started with.
+    pub fn line(&self) -> &str {
+        &self.line
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn read_lines<R: Read + Send + 'static>(from: R, tx: Sender<Line>, stream: Stream) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(from);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&buf);
+                    let text = text.trim_end_matches(['\n', '\r']).to_owned();
+                    if tx.send(Line::Text(stream, text)).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = tx.send(Line::End(stream));
+    });
 }
 
 impl fmt::Display for Cmd {
@@ -129,6 +280,46 @@ mod tests {
         assert_eq!(err.to_string(), "`sh -c 'echo oops >&2; exit 3'` failed (exit status: 3): oops");
         let err = Cmd::new("/nonexistent/tool", ["x"], Path::new("/")).quiet().output().unwrap_err();
         assert!(err.to_string().starts_with("could not run `/nonexistent/tool x`: "), "{err}");
+    }
+
+    #[test]
+    fn lines_arrive_per_stream_and_long_lines_are_cut() {
+        let script = format!("printf 'a\\r\\nb\\n'; echo e >&2; head -c {} /dev/zero | tr '\\0' x", MAX_LINE + 10);
+        let run = Cmd::shell(&script, Path::new("/")).quiet().spawn_lines().unwrap();
+        let lines: Vec<Line> = run.lines().collect();
+        let out: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| match l {
+                Line::Text(Stream::Stdout, t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(out.len(), 4, "{:?}", &out[..2]);
+        assert_eq!(&out[..2], ["a", "b"]);
+        assert_eq!(out[2].len(), MAX_LINE);
+        assert_eq!(out[3].len(), 10);
+        assert!(lines.contains(&Line::Text(Stream::Stderr, "e".into())));
+        assert!(lines.contains(&Line::End(Stream::Stdout)) && lines.contains(&Line::End(Stream::Stderr)));
+    }
+
+    #[test]
+    fn a_dropped_child_is_killed_and_reaped() {
+        let run = Cmd::new("sleep", ["30"], Path::new("/")).quiet().contained().spawn_lines().unwrap();
+        let pid = run.child.id();
+        drop(run);
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "sleep {pid} still exists");
+    }
+
+    #[test]
+    fn shell_and_log_capture() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let status = Cmd::shell("echo out; echo err >&2; exit 3", dir.path())
+            .quiet()
+            .status_to_log(std::fs::File::create(&log).unwrap())
+            .unwrap();
+        assert_eq!(status.code(), Some(3));
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "out\nerr\n");
     }
 
     #[test]

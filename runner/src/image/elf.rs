@@ -102,6 +102,7 @@ pub fn modinfo(ko: &[u8]) -> Result<Vec<String>, ElfError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests run tools directly
 mod tests {
     use super::*;
 

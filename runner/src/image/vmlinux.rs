@@ -12,7 +12,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::host::cache;
+use crate::host::cache::Cache;
 
 /// Bumped when extraction changes what it can do.
 const EXTRACT_VERSION: u32 = 2;
@@ -156,7 +156,7 @@ fn vmlinux_beside(bzimage: &Path) -> Option<PathBuf> {
 
 /// The PVH-bootable vmlinux for a bzImage: one built beside it, else the
 /// one taken out of it (cached, made on first use).
-pub fn pvh_vmlinux(bzimage: &Path) -> Result<PathBuf, PvhError> {
+pub fn pvh_vmlinux(cache: &Cache, bzimage: &Path) -> Result<PathBuf, PvhError> {
     if let Some(v) = vmlinux_beside(bzimage) {
         return Ok(v);
     }
@@ -164,7 +164,7 @@ pub fn pvh_vmlinux(bzimage: &Path) -> Result<PathBuf, PvhError> {
     // The extractor's version is part of the key: a "no PVH" verdict from an
     // older extractor is not trusted.
     let key = format!("{}-v{EXTRACT_VERSION}", &blake3::hash(&bz).to_hex()[..24]);
-    let dir = cache::dir().join("vmlinux");
+    let dir = cache.vmlinux();
     let path = dir.join(format!("{key}.elf"));
     let no_pvh = dir.join(format!("{key}.no-pvh"));
     if path.is_file() {
@@ -192,6 +192,7 @@ pub fn pvh_vmlinux(bzimage: &Path) -> Result<PathBuf, PvhError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests run tools directly
 mod tests {
     use super::*;
 

@@ -5,6 +5,7 @@
 //! cpio-archive only reads newc, so the writer is here; tests read its
 //! output back with cpio-archive and GNU cpio.
 
+pub mod extras;
 pub mod modules;
 
 use std::io::{self, Write};
@@ -146,6 +147,7 @@ pub fn write_file(entries: &[Entry], path: &Path) -> io::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests run tools directly
 mod tests {
     use super::*;
     use std::io::Read;

@@ -9,16 +9,18 @@
 
 mod svg;
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
-use krepro_runner::boot::run::{self, RunResult};
-use krepro_runner::cli::RunArgs;
-use krepro_runner::{boot::qemu, cli, host::install, image::kernel, initrd};
+use krepro_runner::boot::qemu::{Accel, MachineChoice};
+use krepro_runner::boot::run::{self, EntryChoice, RunResult};
+use krepro_runner::cli::{self, BootArgs, ConsoleMode, ExecArgs};
+use krepro_runner::host::cache::Cache;
+use krepro_runner::host::install;
+use krepro_runner::host::spawn::{Cmd, Line, Stream};
+use krepro_runner::initrd;
 use serde::Serialize;
 
 #[derive(clap::Args, Debug)]
@@ -29,9 +31,10 @@ pub struct BenchArgs {
     /// Rounds per kernel (every tool once per round)
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
-    /// Accelerator for every tool: tcg or kvm
-    #[arg(long, value_name = "ACCEL", default_value = "tcg")]
-    accel: String,
+    /// How krepro boots, as for `run`; the variants below change one
+    /// choice each, and the baselines use the accelerator krepro ends up with
+    #[command(flatten)]
+    boot: BootArgs,
     /// Also write the results as JSON
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -40,15 +43,20 @@ pub struct BenchArgs {
     plot: Option<PathBuf>,
 }
 
-/// The krepro variants measured: the default path and the choices it
-/// made against (machine, entry).
-const KREPRO_VARIANTS: &[(&str, &[&str])] = &[
-    ("krepro", &[]),
-    ("krepro --machine pc --entry bzimage", &["--machine", "pc", "--entry", "bzimage"]),
-    ("krepro --machine pc", &["--machine", "pc"]),
-    ("krepro --entry bzimage", &["--entry", "bzimage"]),
-    ("krepro --console quiet", &["--console", "quiet"]),
-    ("krepro --memory 1024", &["--memory", "1024"]),
+/// The krepro variants measured: the boot flags given (by default,
+/// krepro's default path) and the choices it made against, each a change
+/// to those flags.
+type Variant = (&'static str, fn(&mut BootArgs));
+const KREPRO_VARIANTS: &[Variant] = &[
+    ("krepro", |_| {}),
+    ("krepro --machine pc --entry bzimage", |b| {
+        b.machine = MachineChoice::Pc;
+        b.entry = EntryChoice::Bzimage;
+    }),
+    ("krepro --machine pc", |b| b.machine = MachineChoice::Pc),
+    ("krepro --entry bzimage", |b| b.entry = EntryChoice::Bzimage),
+    ("krepro --console quiet", |b| b.console = ConsoleMode::Quiet),
+    ("krepro --memory 1024", |b| b.memory = 1024),
 ];
 
 const BASELINE: &str = "c-init (plain qemu)";
@@ -102,48 +110,38 @@ fn median(v: &[f64]) -> Option<f64> {
 /// A boot with a plain qemu command line, as people write it: the default
 /// machine and devices, -nographic, -no-reboot so the guest's restart ends
 /// qemu. Passes when the console shows `expect`.
-fn plain_qemu(qemu: &Path, accel: &str, kernel: &Path, initrd: &Path, expect: &str) -> Result<f64> {
-    let out = tempfile::NamedTempFile::new()?;
-    let started = Instant::now();
-    let mut child = Command::new(qemu)
-        .args(["-accel", accel, "-m", "256", "-nographic", "-no-reboot", "-kernel"])
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(initrd)
+fn plain_qemu(qemu: &Path, accel: Accel, kernel: &Path, initrd: &Path, expect: &str) -> Result<f64> {
+    let cmd = Cmd::new(qemu, ["-accel", accel.name(), "-m", "256", "-nographic", "-no-reboot"], Path::new("/"))
+        .args(["-kernel".as_ref(), kernel.as_os_str(), "-initrd".as_ref(), initrd.as_os_str()])
         .args(["-append", "console=ttyS0 panic=-1"])
-        .stdin(Stdio::null())
-        .stdout(out.reopen()?)
-        .stderr(Stdio::null())
-        .spawn()
-        .context("start qemu")?;
+        .quiet()
+        .contained();
+    let started = Instant::now();
+    let mut child = cmd.spawn_lines()?;
     let deadline = started + Duration::from_secs(180);
+    let mut seen = false;
     loop {
-        if child.try_wait()?.is_some() {
-            break;
+        match child.recv_timeout(Duration::from_millis(5)) {
+            Ok(Line::Text(Stream::Stdout, l)) => seen |= l.contains(expect),
+            Ok(Line::End(Stream::Stdout)) | Err(RecvTimeoutError::Disconnected) => break,
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
             bail!("a plain qemu boot did not finish in 180 s");
         }
-        std::thread::sleep(Duration::from_millis(5));
     }
+    child.wait()?;
     let secs = started.elapsed().as_secs_f64();
-    let mut text = String::new();
-    std::fs::File::open(out.path())?.read_to_string(&mut text)?;
-    if !text.contains(expect) {
+    if !seen {
         bail!("the plain qemu boot did not print {expect:?}");
     }
     Ok(secs)
 }
 
 /// An installed command's wall time (vng, vmtest); fails unless it exits 0.
-fn timed(cmd: &mut Command) -> Result<f64> {
+fn timed(cmd: Cmd) -> Result<f64> {
     let started = Instant::now();
-    let st = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status()?;
-    if !st.success() {
-        bail!("{cmd:?} failed: {st}");
-    }
+    cmd.quiet().output()?;
     Ok(started.elapsed().as_secs_f64())
 }
 
@@ -152,15 +150,10 @@ fn baseline_initrd(dir: &Path) -> Result<PathBuf> {
     let src = dir.join("baseline_init.c");
     std::fs::write(&src, include_str!("baseline_init.c"))?;
     let exe = dir.join("init");
-    let st = Command::new("cc")
-        .args(["-static", "-Os", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .status()
-        .context("cc (apt-get install -y build-essential)")?;
-    if !st.success() {
-        bail!("cc -static failed for the C-init baseline");
-    }
+    Cmd::new("cc", ["-static".as_ref(), "-Os".as_ref(), "-o".as_ref(), exe.as_os_str(), src.as_os_str()], dir)
+        .quiet()
+        .output()
+        .context("cc -static for the C-init baseline (apt-get install -y build-essential)")?;
     let entries = vec![
         initrd::Entry::dir("dev"),
         initrd::Entry::char_dev("dev/console", 0o600, 5, 1),
@@ -192,24 +185,19 @@ fn busybox_initrd(dir: &Path, busybox: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Parses `run` flags the way the command line does, so a krepro variant
-/// is exactly what a user gets with those flags.
-#[derive(Parser)]
-struct Flags {
-    #[command(flatten)]
-    run: RunArgs,
-}
-
-pub fn bench(args: &BenchArgs, krepro_initrd: &Path) -> Result<()> {
+pub fn bench(args: &BenchArgs, krepro_initrd: &Path, cache: &Cache) -> Result<()> {
     let say = &mut |m: &str| eprintln!("krepro: {m}");
-    let qemu_bin = qemu::find_or_install(say)?;
-    let accel = match args.accel.as_str() {
-        a @ ("tcg" | "kvm") => a,
-        other => bail!("--accel {other}: tcg or kvm"),
-    };
+    // Each krepro variant planned once, as `run` would with those flags.
+    let mut plans = Vec::new();
+    for (label, change) in KREPRO_VARIANTS {
+        let mut boot = args.boot.clone();
+        change(&mut boot);
+        plans.push((*label, cli::plan(&boot, &ExecArgs::default(), "smoke", krepro_initrd, cache, say)?));
+    }
+    let qemu_bin = plans[0].1.qemu.clone();
     let busybox = install::find_or_install("busybox", "busybox-static", say).ok();
     let kernels: Vec<PathBuf> = if args.kernel.is_empty() {
-        vec![krepro_runner::host::fetch::resolve(None, say)?.0.path]
+        vec![krepro_runner::host::fetch::resolve(None, cache, say)?.0.path]
     } else {
         args.kernel.clone()
     };
@@ -220,18 +208,17 @@ pub fn bench(args: &BenchArgs, krepro_initrd: &Path) -> Result<()> {
 
     let mut results = Vec::new();
     for k in &kernels {
-        let kernel = kernel::check_bzimage(k)?;
-        let name = kernel.release.clone().unwrap_or_else(|| k.display().to_string());
-        // Each krepro variant prepared once, as `run` would.
         let mut configs = Vec::new();
-        for (label, flags) in KREPRO_VARIANTS {
-            let mut argv =
-                vec!["bench", "--kernel", k.to_str().unwrap_or_default(), "--accel", accel, "--repro", "smoke"];
-            argv.extend_from_slice(flags);
-            let f = Flags::try_parse_from(&argv)?;
-            let cfg = cli::prepare(&f.run, krepro_initrd, &mut |_| {})?;
-            configs.push((*label, cfg));
+        for (label, plan) in &plans {
+            configs.push((*label, plan, plan.target(k, say)?));
         }
+        let kernel = configs[0].2.kernel.clone();
+        let name = kernel.release.clone().unwrap_or_else(|| k.display().to_string());
+        // One boot first: it warms the caches and tells the accelerator
+        // krepro ends up with (auto: KVM where it works), which the
+        // baselines then use too.
+        let warm = run::run(configs[0].1, &configs[0].2, 1, &mut |_| {})?;
+        let accel = warm.accel;
         let mut walls: Vec<Vec<f64>> = vec![Vec::new(); configs.len() + 4];
         let mut krepro_runs: Vec<RunResult> = Vec::new();
         let vng = which::which("vng").ok();
@@ -243,7 +230,7 @@ pub fn bench(args: &BenchArgs, krepro_initrd: &Path) -> Result<()> {
             for step in 0..n {
                 let t = (step + round as usize) % n;
                 if t < configs.len() {
-                    let r = run::run(&configs[t].1, &mut |_| {})?;
+                    let r = run::run(configs[t].1, &configs[t].2, round + 1, &mut |_| {})?;
                     if r.outcome != krepro_runner::Outcome::Pass {
                         bail!("{} did not pass on {name}: {} {}", configs[t].0, r.outcome, r.message);
                     }
@@ -261,12 +248,16 @@ pub fn bench(args: &BenchArgs, krepro_initrd: &Path) -> Result<()> {
                         2 => vng
                             .as_ref()
                             .map(|v| {
-                                timed(Command::new(v).args(["--disable-kvm", "-r"]).arg(k).args(["--exec", "true"]))
+                                let r = ["--disable-kvm".as_ref(), "-r".as_ref(), k.as_os_str(), "--exec".as_ref()];
+                                timed(Cmd::new(v, r, Path::new("/")).args(["true"]))
                             })
                             .transpose()?,
-                        _ => {
-                            vmtest.as_ref().map(|v| timed(Command::new(v).arg("-k").arg(k).arg("true"))).transpose()?
-                        }
+                        _ => vmtest
+                            .as_ref()
+                            .map(|v| {
+                                timed(Cmd::new(v, ["-k".as_ref(), k.as_os_str(), "true".as_ref()], Path::new("/")))
+                            })
+                            .transpose()?,
                     };
                     if let Some(s) = secs {
                         walls[t].push(s);
@@ -278,7 +269,7 @@ pub fn bench(args: &BenchArgs, krepro_initrd: &Path) -> Result<()> {
         let mut tools = Vec::new();
         let labels: Vec<String> = configs
             .iter()
-            .map(|(l, _)| l.to_string())
+            .map(|(l, _, _)| l.to_string())
             .chain([BASELINE, BUSYBOX, "virtme-ng (vng --exec true)", "vmtest"].map(String::from))
             .collect();
         for (t, label) in labels.iter().enumerate() {
@@ -321,7 +312,7 @@ pub fn bench(args: &BenchArgs, krepro_initrd: &Path) -> Result<()> {
         results.push(KernelResult {
             kernel: k.clone(),
             release: kernel.release,
-            accel: accel.to_owned(),
+            accel: accel.name().to_owned(),
             rounds: args.runs,
             tools,
             krepro_split: split,

@@ -12,10 +12,10 @@ use serde_json::Value;
 /// The newest cached Debian cloud kernel of a series, or a failure that
 /// says how to get one.
 pub fn kernel_of(series: &str) -> PathBuf {
-    krepro_runner::host::fetch::newest_cached(&cache::kernels_dir(), Some(series)).unwrap_or_else(|| {
+    krepro_runner::host::fetch::newest_cached(&cache::Cache::from_env().kernels(), Some(series)).unwrap_or_else(|| {
         panic!(
             "no Debian {series} cloud kernel in {}: run `cargo xtask kernel fetch {series}` (or `cargo xtask ci`)",
-            cache::kernels_dir().display()
+            cache::Cache::from_env().kernels().display()
         )
     })
 }

@@ -1,13 +1,17 @@
-//! Progress on stderr for long jobs: a live line on a terminal, a line
-//! every 30 s otherwise (CI logs), and notes always.
+//! The one progress printer: a live status line on a terminal (redrawn in
+//! place), a line every 30 s otherwise (CI logs), and messages that clear
+//! the live line first. `run`, `kernel build`, `bisect` and `bench` all
+//! print through it.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use krepro_runner::build::BuildEvent;
+use crate::build::BuildEvent;
 
 pub struct Progress {
     tty: bool,
+    /// Whether a live line is shown at all (off for `--json` or `-v`).
+    live: bool,
     started: Instant,
     phase: String,
     last: Option<Instant>,
@@ -24,15 +28,33 @@ pub fn mmss(secs: f64) -> String {
     }
 }
 
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress::new()
+    }
+}
+
 impl Progress {
     pub fn new() -> Progress {
-        Progress {
-            tty: std::io::stderr().is_terminal(),
-            started: Instant::now(),
-            phase: String::new(),
-            last: None,
-            drawn: false,
-        }
+        let tty = std::io::stderr().is_terminal();
+        Progress { tty, live: true, started: Instant::now(), phase: String::new(), last: None, drawn: false }
+    }
+
+    /// No live line (`-v` streams the console instead); messages still print.
+    pub fn without_live_line(mut self) -> Progress {
+        self.live = false;
+        self
+    }
+
+    /// Restarts the elapsed-time clock.
+    pub fn restart(&mut self) {
+        self.started = Instant::now();
+    }
+
+    /// A message: `krepro: {text}` on its own line.
+    pub fn say(&mut self, text: &str) {
+        self.clear();
+        eprintln!("krepro: {text}");
     }
 
     pub fn build_event(&mut self, ev: BuildEvent<'_>) {
@@ -41,10 +63,7 @@ impl Progress {
                 self.phase = p.to_owned();
                 self.line(&format!("{p} ..."), true);
             }
-            BuildEvent::Note(n) => {
-                self.clear();
-                eprintln!("krepro: {n}");
-            }
+            BuildEvent::Note(n) => self.say(n),
             BuildEvent::Progress { compiled, elapsed } => {
                 let text = format!("{}: {compiled} objects, {}", self.phase, mmss(elapsed.as_secs_f64()));
                 self.line(&text, false);
@@ -55,6 +74,9 @@ impl Progress {
     /// A status line: redrawn in place on a terminal, else printed at most
     /// every 30 s (always when `force`).
     pub fn line(&mut self, text: &str, force: bool) {
+        if !self.live {
+            return;
+        }
         let every = if self.tty { Duration::from_millis(200) } else { Duration::from_secs(30) };
         if !force && self.last.is_some_and(|t| t.elapsed() < every) {
             return;
@@ -77,10 +99,31 @@ impl Progress {
         }
     }
 
+    /// A status line shown on a terminal only, redrawn at most every
+    /// 100 ms (for events that come fast, like console lines).
+    pub fn tick(&mut self, text: &str) {
+        if self.tty && self.last.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
+            self.line(text, true);
+        }
+    }
+
     pub fn clear(&mut self) {
         if self.drawn {
             eprint!("\r\x1b[K");
             self.drawn = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(mmss(0.44), "0.4s");
+        assert_eq!(mmss(59.4), "59.4s");
+        assert_eq!(mmss(60.0), "1m00s");
+        assert_eq!(mmss(452.3), "7m32s");
     }
 }

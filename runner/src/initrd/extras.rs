@@ -1,0 +1,195 @@
+//! What `--exec`, `--file` and `--modules` add to the initrd: checked and
+//! read once per command ([`Extras::new`]), then packed per kernel
+//! ([`Extras::pack_for`]), since the modules come from the kernel's own
+//! package.
+
+use std::path::{Path, PathBuf};
+
+use repros::protocol;
+
+use super::modules::{self, ModuleError, Modules};
+use super::Entry;
+use crate::boot::qemu::Machine;
+use crate::image::elf::{self, ElfError};
+use crate::image::kernel::Kernel;
+use crate::RunError;
+
+/// What a dynamically linked --exec FILE needs instead.
+const STATIC_HINT: &str = "link it statically: `cc -static ...`, or for Rust \
+     `RUSTFLAGS='-C target-feature=+crt-static' cargo build --target x86_64-unknown-linux-gnu`";
+
+/// A program to run instead of a compiled-in repro.
+#[derive(Clone, Debug, Default)]
+pub struct ExecSpec {
+    pub path: PathBuf,
+    pub args: Vec<String>,
+    /// `K=V` words.
+    pub env: Vec<String>,
+}
+
+/// Kernel modules to load before the repro.
+#[derive(Clone, Debug)]
+pub struct ModuleSpec {
+    pub want: Modules,
+    /// Where they are [default: beside a packaged kernel].
+    pub from: Option<PathBuf>,
+}
+
+/// The initrd additions of one command.
+#[derive(Clone, Debug, Default)]
+pub struct Extras {
+    /// --exec and --file entries, the same for every kernel.
+    fixed: Vec<Entry>,
+    modules: Option<ModuleSpec>,
+}
+
+impl Extras {
+    /// Reads and checks everything that does not depend on the kernel. A
+    /// --exec FILE that is not a complete static executable is refused
+    /// here, before qemu starts.
+    pub fn new(exec: Option<&ExecSpec>, files: &[String], modules: Option<ModuleSpec>) -> Result<Extras, RunError> {
+        let mut fixed = Vec::new();
+        if let Some(spec) = exec {
+            fixed.extend(exec_entries(spec)?);
+        }
+        for spec in files {
+            fixed.extend(file_entries(spec)?);
+        }
+        Ok(Extras { fixed, modules })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fixed.is_empty() && self.modules.is_none()
+    }
+
+    /// The entries for `kernel` booted on `machine`: the fixed ones and
+    /// the modules from the kernel's package, with their dependencies.
+    pub fn entries_for(&self, kernel: &Kernel, machine: Machine) -> Result<Vec<Entry>, RunError> {
+        let mut out = self.fixed.clone();
+        if let Some(spec) = &self.modules {
+            let dir = modules::modules_dir(kernel, spec.from.as_deref()).ok_or_else(|| {
+                ModuleError::NoDir(kernel.release.clone().unwrap_or_else(|| kernel.path.display().to_string()))
+            })?;
+            let mods = modules::resolve(&dir, &spec.want, machine.channel_modules())?;
+            out.extend(modules::entries(mods));
+        }
+        // Each piece brings its parent directories; two --file DESTs may share one.
+        Ok(super::dedup_dirs(out))
+    }
+
+    /// [`Extras::entries_for`] as a gzip'd cpio to append to the initrd
+    /// (the kernel unpacks concatenated archives in order); empty for none.
+    pub fn pack_for(&self, kernel: &Kernel, machine: Machine) -> Result<Vec<u8>, RunError> {
+        if self.is_empty() {
+            return Ok(Vec::new());
+        }
+        super::pack(&self.entries_for(kernel, machine)?).map_err(|e| RunError::io("pack the extra initrd", e))
+    }
+}
+
+fn exec_entries(spec: &ExecSpec) -> Result<Vec<Entry>, RunError> {
+    let bad = |why: String| RunError::BadExec { path: spec.path.clone(), why };
+    let bytes = std::fs::read(&spec.path).map_err(|e| bad(e.to_string()))?;
+    elf::check_static(&bytes, false).map_err(|e| match e {
+        ElfError::Dynamic(_) => bad(format!("{e}; {STATIC_HINT}")),
+        e => bad(e.to_string()),
+    })?;
+    for kv in &spec.env {
+        if !kv.contains('=') || kv.contains('\0') {
+            return Err(RunError::BadFlag(format!("--env {kv}: expected K=V")));
+        }
+    }
+    if spec.args.iter().any(|a| a.contains('\0')) {
+        return Err(RunError::BadFlag("--arg: an argument cannot hold a NUL byte".into()));
+    }
+    let nul_list = |items: &[String]| items.iter().flat_map(|a| a.bytes().chain([0])).collect::<Vec<u8>>();
+    let at = |p: &str| p.trim_start_matches('/').to_owned();
+    Ok(vec![
+        Entry::dir("krepro"),
+        Entry::file(&at(protocol::EXEC_PATH), 0o755, bytes),
+        Entry::file(&at(protocol::EXEC_ARGS), 0o644, nul_list(&spec.args)),
+        Entry::file(&at(protocol::EXEC_ENV), 0o644, nul_list(&spec.env)),
+    ])
+}
+
+/// `--file SRC[:DEST]`: a file, or a directory and everything below it.
+fn file_entries(spec: &str) -> Result<Vec<Entry>, RunError> {
+    let (src, dest) = match spec.split_once(':') {
+        Some((s, d)) => (PathBuf::from(s), d.trim_start_matches('/').to_owned()),
+        None => {
+            let p = PathBuf::from(spec);
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            (p, name)
+        }
+    };
+    if dest.is_empty() || dest.split('/').any(|c| c == "..") {
+        return Err(RunError::BadFlag(format!("--file {spec}: DEST must be a path inside the initrd")));
+    }
+    let mut out = Vec::new();
+    // Parent directories of DEST.
+    let mut parent = String::new();
+    for part in dest.split('/').collect::<Vec<_>>().split_last().map(|(_, p)| p.to_vec()).unwrap_or_default() {
+        parent = if parent.is_empty() { part.to_owned() } else { format!("{parent}/{part}") };
+        out.push(Entry::dir(&parent));
+    }
+    add_tree(&src, &dest, &mut out)?;
+    Ok(out)
+}
+
+fn add_tree(src: &Path, dest: &str, out: &mut Vec<Entry>) -> Result<(), RunError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(src).map_err(|e| RunError::BadFlag(format!("--file {}: {e}", src.display())))?;
+    if meta.is_dir() {
+        out.push(Entry::dir(dest));
+        let mut names: Vec<_> = std::fs::read_dir(src)
+            .map_err(|e| RunError::io(format!("list {}", src.display()), e))?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        names.sort();
+        for n in names {
+            add_tree(&src.join(&n), &format!("{dest}/{}", n.to_string_lossy()), out)?;
+        }
+    } else {
+        let data = std::fs::read(src).map_err(|e| RunError::io(format!("read {}", src.display()), e))?;
+        out.push(Entry::file(dest, meta.permissions().mode() & 0o777, data));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(e: &[Entry]) -> Vec<&str> {
+        e.iter().map(|e| e.path.as_str()).collect()
+    }
+
+    #[test]
+    fn files_land_at_their_dest_with_parents_once() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("data")).unwrap();
+        std::fs::write(d.path().join("data/a"), b"A").unwrap();
+        std::fs::write(d.path().join("b"), b"B").unwrap();
+        let specs = [
+            format!("{}:srv/data", d.path().join("data").display()),
+            format!("{}:srv/b", d.path().join("b").display()),
+        ];
+        let x = Extras::new(None, &specs, None).unwrap();
+        let k = Kernel { path: "/k".into(), release: None };
+        assert_eq!(paths(&x.entries_for(&k, Machine::Microvm).unwrap()), ["srv", "srv/data", "srv/data/a", "srv/b"]);
+    }
+
+    #[test]
+    fn bad_specs_are_one_line_errors() {
+        let e = Extras::new(None, &["/etc/passwd:../x".into()], None).unwrap_err();
+        assert_eq!(e.to_string(), "--file /etc/passwd:../x: DEST must be a path inside the initrd");
+        let e = Extras::new(None, &["/nonexistent".into()], None).unwrap_err();
+        assert!(e.to_string().starts_with("--file /nonexistent: "), "{e}");
+        let script = ExecSpec { path: "/bin/sh".into(), ..ExecSpec::default() };
+        let e = Extras::new(Some(&script), &[], None).unwrap_err();
+        assert!(matches!(&e, RunError::BadExec { why, .. } if why.contains("cc -static")), "{e}");
+        let missing = ExecSpec { path: "/nonexistent/x".into(), ..ExecSpec::default() };
+        assert!(matches!(Extras::new(Some(&missing), &[], None).unwrap_err(), RunError::BadExec { .. }));
+    }
+}
