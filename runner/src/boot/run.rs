@@ -49,6 +49,9 @@ pub struct Plan {
     pub accel: AccelChoice,
     /// The KVM device to try (`/dev/kvm`).
     pub kvm_device: PathBuf,
+    /// Under KVM, how long a silent guest may take before KVM is taken as
+    /// broken ([`KVM_SILENCE`]).
+    pub kvm_silence: Duration,
     pub machine: Machine,
     pub entry: EntryChoice,
     pub memory_mib: u32,
@@ -74,6 +77,7 @@ impl Plan {
             timeout: Duration::from_secs(60),
             accel: AccelChoice::Auto,
             kvm_device: qemu::KVM_DEVICE.into(),
+            kvm_silence: KVM_SILENCE,
             machine: Machine::Microvm,
             entry: EntryChoice::Auto,
             memory_mib: 256,
@@ -359,7 +363,7 @@ fn boot(
     let mut watch = Watch { log, scan: ConsoleScan::default(), init_at: None, verdict_at: None };
     let mut stderr = String::new();
     let mut timed_out = false;
-    let mut console_open = true;
+    let (mut console_open, mut stderr_open) = (true, true);
     let status = loop {
         match qemu.recv_timeout(TICK) {
             Ok(Line::Text(Stream::Stdout, text)) => watch.console(&text, on_event),
@@ -372,31 +376,35 @@ fn boot(
                     return Ok(Attempt::KvmBroken(text.trim().to_owned()));
                 }
             }
-            Ok(Line::End(Stream::Stderr)) | Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+            Ok(Line::End(Stream::Stderr)) => stderr_open = false,
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
         }
         if plan.interrupt.load(Ordering::SeqCst) {
             return Err(RunError::Interrupted);
         }
         if let Some(status) = qemu.try_wait().map_err(|e| RunError::io("wait for qemu", e))? {
-            // Take what the reader still holds: the console's last lines
-            // matter most (the verdict, the panic).
+            // Take what the readers still hold: the console's last lines
+            // matter most (the verdict, the panic), then why qemu failed.
             let deadline = Instant::now() + DRAIN;
-            while console_open && Instant::now() < deadline {
+            while (console_open || stderr_open) && Instant::now() < deadline {
                 match qemu.recv_timeout(TICK) {
                     Ok(Line::Text(Stream::Stdout, text)) => watch.console(&text, on_event),
-                    Ok(Line::End(Stream::Stdout)) | Err(RecvTimeoutError::Disconnected) => console_open = false,
+                    Ok(Line::End(Stream::Stdout)) => console_open = false,
                     Ok(Line::Text(Stream::Stderr, text)) => {
+                        on_event(RunEvent::QemuStderr(&text));
                         stderr.push_str(&text);
                         stderr.push('\n');
                     }
-                    Ok(Line::End(Stream::Stderr)) | Err(RecvTimeoutError::Timeout) => {}
+                    Ok(Line::End(Stream::Stderr)) => stderr_open = false,
+                    Err(RecvTimeoutError::Disconnected) => (console_open, stderr_open) = (false, false),
+                    Err(RecvTimeoutError::Timeout) => {}
                 }
             }
             break Some(status);
         }
         let elapsed = qemu_started.elapsed();
-        if accel == Accel::Kvm && watch.scan.lines == 0 && elapsed > KVM_SILENCE {
-            return Ok(Attempt::KvmBroken(format!("no console output within {} s", KVM_SILENCE.as_secs())));
+        if accel == Accel::Kvm && watch.scan.lines == 0 && elapsed > plan.kvm_silence {
+            return Ok(Attempt::KvmBroken(format!("no console output within {} s", plan.kvm_silence.as_secs_f64())));
         }
         if watch.verdict_at.is_some_and(|t| t.elapsed() > VERDICT_GRACE) {
             break None; // the verdict stands; qemu did not power off

@@ -425,3 +425,101 @@ pub fn parse_or_exit<T: clap::Parser>() -> T {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Run {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    fn parse(words: &[&str]) -> Result<RunArgs, clap::Error> {
+        Run::try_parse_from(std::iter::once("run").chain(words.iter().copied())).map(|r| r.args)
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let a = parse(&[]).unwrap();
+        assert_eq!((a.repro.as_str(), a.boot.timeout, a.boot.memory, a.verdict.runs), ("smoke", 60, 256, 1));
+        assert_eq!(
+            (a.boot.accel, a.boot.machine, a.boot.entry),
+            (AccelChoice::Auto, MachineChoice::Auto, EntryChoice::Auto)
+        );
+        assert_eq!(a.boot.console, ConsoleMode::Full);
+        assert_eq!(a.verdict.remap(), Remap::default());
+        assert!(!a.exec.any() && !a.json && !a.verbose);
+    }
+
+    #[test]
+    fn flags_land_in_their_groups() {
+        let a = parse(&[
+            "--exec",
+            "/bin/true",
+            "--arg",
+            "-v",
+            "--env",
+            "A=1",
+            "--guest-timeout",
+            "9",
+            "--file",
+            "d:/srv",
+            "--machine",
+            "pc",
+            "--entry",
+            "bzimage",
+            "--console",
+            "quiet",
+            "--memory",
+            "512",
+            "--append",
+            "x=1",
+            "--runs",
+            "3",
+            "--on-hang",
+            "skip",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!(a.exec.args, ["-v"]);
+        assert_eq!(a.exec.repro("smoke"), repros::protocol::EXEC_REPRO);
+        assert_eq!(a.exec.append(), ["krepro.guest_timeout=9"]);
+        assert!(a.exec.any());
+        assert_eq!((a.boot.machine, a.boot.entry, a.boot.memory), (MachineChoice::Pc, EntryChoice::Bzimage, 512));
+        assert_eq!(a.boot.append, ["x=1"]);
+        assert_eq!(a.verdict.runs, 3);
+        assert_eq!(a.verdict.remap().exit_code(Outcome::Hang), ExitCode::Skip);
+        assert!(a.json);
+    }
+
+    #[test]
+    fn contradictions_and_out_of_range_values_are_refused() {
+        use clap::error::ErrorKind;
+        let kind = |w: &[&str]| parse(w).unwrap_err().kind();
+        assert_eq!(kind(&["--repro", "smoke", "--exec", "/bin/true"]), ErrorKind::ArgumentConflict);
+        assert_eq!(kind(&["--arg", "x"]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(kind(&["--timeout", "0"]), ErrorKind::ValueValidation);
+        assert_eq!(kind(&["--runs", "0"]), ErrorKind::ValueValidation);
+        assert_eq!(kind(&["--memory", "32"]), ErrorKind::ValueValidation);
+        assert_eq!(kind(&["--accel", "xen"]), ErrorKind::InvalidValue);
+    }
+
+    #[test]
+    fn plans_refuse_bad_combinations_before_qemu() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::at(d.path());
+        let initrd = d.path().join("initrd");
+        let a = parse(&["--console", "quiet", "--warn-is-crash"]).unwrap();
+        let e = plan(&a.boot, &a.exec, &a.repro, &initrd, &cache, &mut |_| {}).unwrap_err();
+        assert_eq!(e.to_string(), "--warn-is-crash needs --console full: quiet hides WARNINGs");
+        let a = parse(&["--repro", "no_such_repro"]).unwrap();
+        let e = plan(&a.boot, &a.exec, &a.repro, &initrd, &cache, &mut |_| {}).unwrap_err();
+        assert!(matches!(e, RunError::UnknownRepro { .. }), "{e}");
+        let a = parse(&["--exec", "/nonexistent/prog"]).unwrap();
+        let e = plan(&a.boot, &a.exec, &a.repro, &initrd, &cache, &mut |_| {}).unwrap_err();
+        assert!(matches!(e, RunError::BadExec { .. }), "{e}");
+    }
+}
