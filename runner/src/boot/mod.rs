@@ -2,7 +2,7 @@
 //! console, deciding the outcome, and Ctrl-C.
 
 pub mod classify;
-pub mod interrupt;
+pub(crate) mod interrupt;
 pub mod log;
 pub mod outcome;
 pub mod qemu;

@@ -3,7 +3,7 @@
 //! by what went into it.
 
 pub mod kconfig;
-pub mod treehash;
+pub(crate) mod treehash;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

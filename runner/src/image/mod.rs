@@ -3,5 +3,5 @@
 
 pub mod elf;
 pub mod kernel;
-pub mod version;
+pub(crate) mod version;
 pub mod vmlinux;
