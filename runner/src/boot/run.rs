@@ -60,7 +60,7 @@ pub struct Plan {
     pub extras: Extras,
     pub logs: LogDir,
     pub cache: Cache,
-    /// Set by the signal handler ([`super::interrupt`]); the run stops and
+    /// Set by the signal handler (`cli::plan` installs it); the run stops and
     /// cleans up when it becomes true.
     pub interrupt: Arc<AtomicBool>,
 }
