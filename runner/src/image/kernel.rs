@@ -38,6 +38,18 @@ pub fn check_bzimage(path: &Path) -> Result<Kernel, RunError> {
     if &header[HDRS_OFFSET as usize..HDRS_OFFSET as usize + 4] != b"HdrS" {
         return Err(not_bz("no \"HdrS\" boot header magic at 0x202"));
     }
+    // The setup sectors (0 means 4) and the protected-mode part (`syssize`,
+    // 16-byte paragraphs) must all be there: a cut-off download or copy.
+    let setup_sects = match header[0x1f1] {
+        0 => 4,
+        n => u64::from(n),
+    };
+    let syssize = u64::from(u32::from_le_bytes([header[0x1f4], header[0x1f5], header[0x1f6], header[0x1f7]]));
+    let want = (setup_sects + 1) * 512 + syssize * 16;
+    let have = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if have < want {
+        return Err(not_bz(&format!("truncated: its boot header says {want} bytes, the file has {have}")));
+    }
     let ptr = u16::from_le_bytes([header[KERNEL_VERSION_OFFSET as usize], header[KERNEL_VERSION_OFFSET as usize + 1]]);
     let release = if ptr == 0 {
         None
@@ -93,7 +105,9 @@ mod tests {
     use std::io::Write;
 
     fn fake_bzimage(version: &str) -> tempfile::NamedTempFile {
+        // One setup sector and no protected-mode part: 0x400 bytes in all.
         let mut img = vec![0u8; 0x400];
+        img[0x1f1] = 1;
         img[0x202..0x206].copy_from_slice(b"HdrS");
         let ptr: u16 = 0x100; // string at 0x300
         img[0x20e..0x210].copy_from_slice(&ptr.to_le_bytes());
@@ -108,6 +122,18 @@ mod tests {
         let f = fake_bzimage("6.12.117+deb12-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP");
         let k = check_bzimage(f.path()).unwrap();
         assert_eq!(k.release.as_deref(), Some("6.12.117+deb12-cloud-amd64"));
+    }
+
+    #[test]
+    fn refuses_a_truncated_bzimage() {
+        let real = crate::image::elf::testing::cached_kernel("6.1");
+        let bytes = std::fs::read(&real).unwrap();
+        assert!(check_bzimage(&real).is_ok());
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&bytes[..bytes.len() - 1]).unwrap();
+        let err = check_bzimage(f.path()).unwrap_err();
+        let want = format!("truncated: its boot header says {} bytes, the file has {}", bytes.len(), bytes.len() - 1);
+        assert!(matches!(&err, RunError::NotABzImage { why, .. } if *why == want), "{err}");
     }
 
     #[test]

@@ -5,29 +5,51 @@
 //! The x86 boot header gives the compressed payload's place
 //! (`payload_offset`/`payload_length`); but for gzip (whose trailer has
 //! it) the kernel appends the uncompressed size as 4 more bytes. gzip, xz,
-//! zstd and LZ4 (legacy frames) are handled;
-//! the result is an ELF, usable only if it carries the PVH entry note
-//! (`XEN_ELFNOTE_PHYS32_ENTRY`, CONFIG_PVH=y).
+//! zstd and LZ4 (legacy frames) are handled. A bzImage shorter than its
+//! header says is refused before anything is decompressed. The result is
+//! read with [`crate::image::elf`]: usable only if it is a complete ELF
+//! and carries the PVH entry note (`XEN_ELFNOTE_PHYS32_ENTRY`,
+//! CONFIG_PVH=y).
+
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects, clippy::as_conversions)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::host::cache::Cache;
+use crate::image::elf::{Elf, ElfError, PT_NOTE};
 
-/// Bumped when extraction changes what it can do.
-const EXTRACT_VERSION: u32 = 2;
+/// Bumped when extraction changes what it can do. 3: the vmlinux must be a
+/// complete ELF (a cached one from 2 may not be).
+const EXTRACT_VERSION: u32 = 3;
+
+/// Where the setup header's fields are (Documentation/arch/x86/boot.rst).
+const SETUP_SECTS: usize = 0x1f1;
+const SYSSIZE: usize = 0x1f4;
+const VERSION: usize = 0x206;
+const PAYLOAD_OFFSET: usize = 0x248;
+const PAYLOAD_LENGTH: usize = 0x24c;
+/// Where the last field read here ends.
+const HEADER_END: u64 = 0x250;
+
+/// The PVH entry note: `ELF note "Xen"` of type XEN_ELFNOTE_PHYS32_ENTRY.
+const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 
 /// Why the fast path is not available for a kernel.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PvhError {
     #[error("boot protocol older than 2.08 (no payload fields)")]
     OldProtocol,
+    #[error("truncated bzImage: its boot header says it ends at byte {end} but the file has {len} bytes")]
+    Truncated { end: u64, len: usize },
+    #[error("the payload (bytes {offset}..+{length} of the protected-mode code) is outside its {size} bytes")]
+    PayloadOutside { offset: u32, length: u32, size: usize },
     #[error("payload compressed with {0}, which krepro does not decompress")]
     Unsupported(&'static str),
     #[error("decompressing the payload: {0}")]
     Decompress(String),
-    #[error("the payload is not an ELF vmlinux")]
-    NotElf,
+    #[error("the payload is not a usable vmlinux: {0}")]
+    BadVmlinux(ElfError),
     #[error("no PVH entry note (the kernel lacks CONFIG_PVH)")]
     NoPvhNote,
     #[error("{0}")]
@@ -35,34 +57,43 @@ pub enum PvhError {
 }
 
 fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
 }
 fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
 }
 
-/// The compressed payload of a bzImage, as the header delimits it.
+/// The compressed payload of a bzImage, as the header delimits it. The
+/// protected-mode code follows the setup sectors and has `syssize` 16-byte
+/// paragraphs (the kernel's build pads the file to exactly that): a file
+/// shorter than this is cut short.
 fn payload(bz: &[u8]) -> Result<&[u8], PvhError> {
-    let version = le16(bz, 0x206).ok_or(PvhError::OldProtocol)?;
+    let version = le16(bz, VERSION).ok_or(PvhError::OldProtocol)?;
     if version < 0x0208 {
         return Err(PvhError::OldProtocol);
     }
-    let setup_sects = match bz.get(0x1f1).copied().ok_or(PvhError::OldProtocol)? {
+    let short_header = || PvhError::Truncated { end: HEADER_END, len: bz.len() };
+    let field = |at: usize| le32(bz, at).ok_or_else(short_header);
+    let (syssize, offset, length) = (field(SYSSIZE)?, field(PAYLOAD_OFFSET)?, field(PAYLOAD_LENGTH)?);
+    let setup_sects = match bz.get(SETUP_SECTS).copied().ok_or_else(short_header)? {
         0 => 4,
-        n => usize::from(n),
+        n => u64::from(n),
     };
-    let pm_start = (setup_sects + 1) * 512;
-    let offset = le32(bz, 0x248).ok_or(PvhError::OldProtocol)? as usize;
-    let length = le32(bz, 0x24c).ok_or(PvhError::OldProtocol)? as usize;
-    let start = pm_start + offset;
-    bz.get(start..start + length).ok_or(PvhError::Decompress("payload outside the file".into()))
+    // At most 256 * 512 and 2^32 * 16: no overflow.
+    let pm_start = setup_sects.saturating_add(1).saturating_mul(512);
+    let pm_end = pm_start.saturating_add(u64::from(syssize).saturating_mul(16));
+    let range = usize::try_from(pm_start).ok().zip(usize::try_from(pm_end).ok());
+    let pm =
+        range.and_then(|(start, end)| bz.get(start..end)).ok_or(PvhError::Truncated { end: pm_end, len: bz.len() })?;
+    let range = usize::try_from(offset).ok().zip(usize::try_from(u64::from(offset).saturating_add(length.into())).ok());
+    range.and_then(|(start, end)| pm.get(start..end)).ok_or(PvhError::PayloadOutside { offset, length, size: pm.len() })
 }
 
-/// Takes the vmlinux ELF out of a bzImage.
+/// Takes the vmlinux ELF out of a bzImage and checks that it is complete.
 pub fn extract(bz: &[u8]) -> Result<Vec<u8>, PvhError> {
     let full = payload(bz)?;
     // Without the size word the kernel's Makefile appends (not to gzip).
-    let p = &full[..full.len().saturating_sub(4)];
+    let p = full.get(..full.len().saturating_sub(4)).unwrap_or_default();
     let dec = |e: String| PvhError::Decompress(e);
     let mut out = Vec::new();
     match full {
@@ -77,15 +108,13 @@ pub fn extract(bz: &[u8]) -> Result<Vec<u8>, PvhError> {
             let mut d = ruzstd::decoding::StreamingDecoder::new(p).map_err(|e| dec(e.to_string()))?;
             d.read_to_end(&mut out).map_err(|e| dec(e.to_string()))?;
         }
-        [0x02, 0x21, 0x4c, 0x18, ..] => out = lz4_legacy(&p[4..])?,
+        [0x02, 0x21, 0x4c, 0x18, ..] => out = lz4_legacy(p.get(4..).unwrap_or_default())?,
         [0x5d, 0, 0, ..] => return Err(PvhError::Unsupported("lzma")),
         [b'B', b'Z', b'h', ..] => return Err(PvhError::Unsupported("bzip2")),
         [0x89, b'L', b'Z', b'O', ..] => return Err(PvhError::Unsupported("lzo")),
         _ => return Err(PvhError::Unsupported("an unknown format")),
     }
-    if out.get(..4) != Some(b"\x7fELF") {
-        return Err(PvhError::NotElf);
-    }
+    Elf::parse(&out).and_then(|elf| elf.check_complete()).map_err(PvhError::BadVmlinux)?;
     Ok(out)
 }
 
@@ -96,49 +125,40 @@ fn lz4_legacy(mut data: &[u8]) -> Result<Vec<u8>, PvhError> {
     const MAGIC: u32 = 0x184c_2102;
     let mut out = Vec::new();
     let mut buf = vec![0u8; BLOCK];
-    while data.len() >= 4 {
-        let size = le32(data, 0).expect("4 bytes") as usize;
-        if size == MAGIC as usize {
-            data = &data[4..]; // a concatenated frame
+    while let Some(size) = le32(data, 0) {
+        let rest = data.get(4..).unwrap_or_default();
+        if size == MAGIC {
+            data = rest; // a concatenated frame
             continue;
         }
-        let Some(block) = data.get(4..4 + size) else { break };
+        let Some(block) = usize::try_from(size).ok().and_then(|size| rest.get(..size)) else { break };
         let n =
             lz4_flex::block::decompress_into(block, &mut buf).map_err(|e| PvhError::Decompress(format!("lz4: {e}")))?;
-        out.extend_from_slice(&buf[..n]);
-        data = &data[4 + size..];
+        out.extend_from_slice(buf.get(..n).unwrap_or_default());
+        data = rest.get(block.len()..).unwrap_or_default();
     }
     Ok(out)
 }
 
-/// Whether an ELF carries the PVH entry note: an `ELF note "Xen"` of type
-/// 18 (XEN_ELFNOTE_PHYS32_ENTRY) in a PT_NOTE segment.
-pub fn has_pvh_note(elf: &[u8]) -> bool {
-    let (Some(phoff), Some(phentsize), Some(phnum)) =
-        (elf.get(32..40).map(|b| u64::from_le_bytes(b.try_into().expect("8"))), le16(elf, 54), le16(elf, 56))
-    else {
-        return false;
-    };
-    for i in 0..usize::from(phnum) {
-        let at = phoff as usize + i * usize::from(phentsize);
-        if le32(elf, at) != Some(4) {
-            continue; // not PT_NOTE
-        }
-        let off = elf.get(at + 8..at + 16).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8")) as usize);
-        let size = elf.get(at + 32..at + 40).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8")) as usize);
-        let Some(mut notes) = elf.get(off..off + size) else { continue };
-        while notes.len() >= 12 {
-            let (namesz, descsz, kind) =
-                (le32(notes, 0).unwrap_or(0) as usize, le32(notes, 4).unwrap_or(0) as usize, le32(notes, 8));
-            let name = notes.get(12..12 + namesz).unwrap_or(&[]);
-            if name.starts_with(b"Xen") && kind == Some(18) {
-                return true;
-            }
-            let next = 12 + namesz.next_multiple_of(4) + descsz.next_multiple_of(4);
-            notes = notes.get(next..).unwrap_or(&[]);
+/// Checks that a vmlinux is a complete ELF that carries the PVH entry
+/// note (`ELF note "Xen"` of type XEN_ELFNOTE_PHYS32_ENTRY in a PT_NOTE
+/// segment, CONFIG_PVH=y).
+pub fn check_pvh(vmlinux: &[u8]) -> Result<(), PvhError> {
+    let elf = Elf::parse(vmlinux).map_err(PvhError::BadVmlinux)?;
+    elf.check_complete().map_err(PvhError::BadVmlinux)?;
+    for s in elf.segments().iter().filter(|s| s.kind == PT_NOTE) {
+        let notes = elf.notes(s).map_err(PvhError::BadVmlinux)?;
+        if notes.iter().any(|n| n.name == b"Xen" && n.kind == XEN_ELFNOTE_PHYS32_ENTRY) {
+            return Ok(());
         }
     }
-    false
+    Err(PvhError::NoPvhNote)
+}
+
+/// Whether a vmlinux is complete and carries the PVH entry note
+/// ([`check_pvh`] without the reason).
+pub fn has_pvh_note(vmlinux: &[u8]) -> bool {
+    check_pvh(vmlinux).is_ok()
 }
 
 /// A vmlinux built with the bzImage, where a kernel tree leaves it
@@ -175,7 +195,7 @@ pub fn pvh_vmlinux(cache: &Cache, bzimage: &Path) -> Result<PathBuf, PvhError> {
     }
     let io = |e: std::io::Error| PvhError::Io(format!("write {}: {e}", dir.display()));
     std::fs::create_dir_all(&dir).map_err(io)?;
-    let result = extract(&bz).and_then(|elf| if has_pvh_note(&elf) { Ok(elf) } else { Err(PvhError::NoPvhNote) });
+    let result = extract(&bz).and_then(|elf| check_pvh(&elf).map(|()| elf));
     match result {
         Ok(elf) => {
             let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
@@ -192,9 +212,10 @@ pub fn pvh_vmlinux(cache: &Cache, bzimage: &Path) -> Result<PathBuf, PvhError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // tests run tools directly
+#[allow(clippy::disallowed_methods, clippy::indexing_slicing, clippy::arithmetic_side_effects, clippy::as_conversions)]
 mod tests {
     use super::*;
+    use crate::image::elf::testing::{cached_kernel, cuts, extent, flips, header_ranges};
 
     #[test]
     fn refuses_what_is_not_a_modern_bzimage() {
@@ -202,26 +223,33 @@ mod tests {
         assert_eq!(extract(b"short").unwrap_err(), PvhError::OldProtocol);
     }
 
-    /// A bzImage as the kernel's Makefile lays it out: boot header, then the
-    /// payload at (setup_sects + 1) * 512.
+    /// A bzImage as the kernel's Makefile lays it out: boot header, then
+    /// the protected-mode code at (setup_sects + 1) * 512, here only the
+    /// payload, padded to the 16-byte paragraphs `syssize` counts.
     fn fake_bzimage(payload: &[u8]) -> Vec<u8> {
         let mut bz = vec![0u8; 5 * 512];
         bz[0x1f1] = 4; // setup_sects
+        bz[0x1f4..0x1f8].copy_from_slice(&(payload.len().div_ceil(16) as u32).to_le_bytes());
         bz[0x202..0x206].copy_from_slice(b"HdrS");
         bz[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
         bz[0x248..0x24c].copy_from_slice(&0u32.to_le_bytes());
         bz[0x24c..0x250].copy_from_slice(&(payload.len() as u32).to_le_bytes());
         bz.extend_from_slice(payload);
+        bz.resize(bz.len().next_multiple_of(16), 0);
         bz
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, data).unwrap();
+        gz.finish().unwrap()
     }
 
     #[test]
     fn extracts_gzip_and_xz_with_the_x86_filter() {
         let elf = std::fs::read("/bin/ls").unwrap();
         // gzip: no size word (the trailer has it).
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, &elf).unwrap();
-        assert_eq!(extract(&fake_bzimage(&gz.finish().unwrap())).unwrap(), elf);
+        assert_eq!(extract(&fake_bzimage(&gzip(&elf))).unwrap(), elf);
         // xz with the x86 BCJ filter, as scripts/xz_wrap.sh makes it, plus the size word.
         let out = std::process::Command::new("xz")
             .args(["--format=xz", "--check=crc32", "--x86", "--lzma2=dict=1MiB", "-c", "/bin/ls"])
@@ -246,6 +274,48 @@ mod tests {
     }
 
     #[test]
+    fn every_cut_of_a_bzimage_is_refused_before_decompressing() {
+        let bz = fake_bzimage(&gzip(&std::fs::read("/bin/ls").unwrap()));
+        for cut in cuts(bz.len()) {
+            let want = match cut {
+                0..0x208 => PvhError::OldProtocol,
+                0x208..0x250 => PvhError::Truncated { end: 0x250, len: cut },
+                _ => PvhError::Truncated { end: bz.len() as u64, len: cut },
+            };
+            assert_eq!(extract(&bz[..cut]), Err(want), "cut at {cut}");
+        }
+        assert_eq!(
+            extract(&bz[..3000]).unwrap_err().to_string(),
+            format!("truncated bzImage: its boot header says it ends at byte {} but the file has 3000 bytes", bz.len())
+        );
+    }
+
+    #[test]
+    fn flipped_bits_in_a_bzimage_header_never_panic() {
+        // A small payload: the flips are for the header, not the decompressors.
+        let mut bz = fake_bzimage(&gzip(b"\x7fELF and not much more"));
+        let header = 0x1f0..0x260;
+        flips(&mut bz, std::slice::from_ref(&header), 3000, |b| {
+            let _ = extract(b);
+        });
+        let lz4_magic_only = fake_bzimage(&[0x02, 0x21, 0x4c, 0x18]);
+        assert_eq!(extract(&lz4_magic_only), Err(PvhError::BadVmlinux(ElfError::NotElf)));
+        let outside = {
+            let mut bz = fake_bzimage(b"payload");
+            bz[0x248..0x24c].copy_from_slice(&u32::MAX.to_le_bytes());
+            bz
+        };
+        assert_eq!(extract(&outside), Err(PvhError::PayloadOutside { offset: u32::MAX, length: 7, size: 16 }));
+    }
+
+    #[test]
+    fn an_incomplete_vmlinux_is_refused() {
+        let elf = std::fs::read("/bin/ls").unwrap();
+        let err = extract(&fake_bzimage(&gzip(&elf[..elf.len() / 2]))).unwrap_err();
+        assert!(matches!(err, PvhError::BadVmlinux(ElfError::Truncated { .. })), "{err}");
+    }
+
+    #[test]
     fn a_vmlinux_beside_is_used_only_with_the_pvh_note() {
         let d = tempfile::tempdir().unwrap();
         let boot = d.path().join("arch/x86/boot");
@@ -257,7 +327,40 @@ mod tests {
 
     #[test]
     fn host_binaries_have_no_pvh_note() {
-        assert!(!has_pvh_note(&std::fs::read("/bin/ls").unwrap()));
+        assert_eq!(check_pvh(&std::fs::read("/bin/ls").unwrap()), Err(PvhError::NoPvhNote));
         assert!(!has_pvh_note(b"\x7fELF"));
+    }
+
+    /// The Debian 6.1 kernel (LZ4, the quickest to decompress): its
+    /// vmlinux has the note; cutting the bzImage or the vmlinux anywhere
+    /// is refused; flipped header bits never panic.
+    #[test]
+    fn a_real_vmlinux_and_every_cut_of_it() {
+        let path = cached_kernel("6.1");
+        let bz = std::fs::read(&path).unwrap();
+        let mut elf = extract(&bz).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(check_pvh(&elf), Ok(()));
+        for cut in [0x250, 0x1000, bz.len() / 2, bz.len() - 1] {
+            assert_eq!(extract(&bz[..cut]), Err(PvhError::Truncated { end: bz.len() as u64, len: cut }));
+        }
+        let end = extent(&elf);
+        for cut in cuts(end) {
+            assert!(matches!(check_pvh(&elf[..cut]), Err(PvhError::BadVmlinux(_))), "cut at {cut}");
+        }
+        let mut ranges = header_ranges(&elf);
+        let notes = {
+            let parsed = Elf::parse(&elf).unwrap();
+            parsed
+                .segments()
+                .iter()
+                .filter(|s| s.kind == PT_NOTE)
+                .map(|s| s.offset..s.offset + s.filesz)
+                .collect::<Vec<_>>()
+        };
+        ranges.extend(notes.into_iter().map(|r| r.start as usize..r.end as usize));
+        flips(&mut elf, &ranges, 3000, |b| {
+            let _ = check_pvh(b);
+        });
+        assert_eq!(check_pvh(&elf), Ok(()), "restored");
     }
 }

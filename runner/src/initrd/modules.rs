@@ -176,6 +176,14 @@ pub fn entries(mods: Vec<(String, Vec<u8>)>) -> Vec<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::elf::testing::{cached_kernel, cuts, extent, flips, header_ranges};
+
+    /// The modules of a cached Debian cloud kernel: `.ko` files for 6.1,
+    /// `.ko.xz` for 6.12.
+    fn real_modules_dir(series: &str) -> PathBuf {
+        let kernel = Kernel { path: cached_kernel(series), release: None };
+        modules_dir(&kernel, None).unwrap_or_else(|| panic!("no modules beside {}", kernel.path.display()))
+    }
 
     #[test]
     fn parses_the_flag() {
@@ -197,5 +205,35 @@ mod tests {
         assert_eq!(modules_dir(&k, Some(d.path())), Some(d.path().join("lib/modules/6.1.0-9-cloud-amd64")));
         let other = Kernel { path: "/nonexistent/bzImage".into(), release: Some("6.1".into()) };
         assert_eq!(modules_dir(&other, None), None);
+    }
+
+    #[test]
+    fn real_modules_come_after_their_dependencies() {
+        for series in ["6.1", "6.12"] {
+            let dir = real_modules_dir(series);
+            let mods = resolve(&dir, &Modules::List(vec!["vsock_loopback".into()]), &[]).unwrap();
+            let names: Vec<&str> = mods.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["vsock", "vmw_vsock_virtio_transport_common", "vsock_loopback"], "{series}");
+        }
+    }
+
+    #[test]
+    fn every_cut_of_a_real_module_is_refused_and_flipped_bits_never_panic() {
+        let path = index(&real_modules_dir("6.12")).remove("vsock_loopback").expect("vsock_loopback.ko.xz");
+        let mut ko = read_module(&path).unwrap();
+        assert_eq!(depends(&ko, &path).unwrap(), ["vmw_vsock_virtio_transport_common", "vsock"]);
+        for cut in cuts(extent(&ko)) {
+            assert!(depends(&ko[..cut], &path).is_err(), "cut at {cut}");
+        }
+        let mut ranges = header_ranges(&ko);
+        let elf = crate::image::elf::Elf::parse(&ko).unwrap();
+        for name in [&b".shstrtab"[..], b".modinfo"] {
+            let s = elf.section_by_name(name).unwrap().unwrap();
+            ranges.push(usize::try_from(s.offset).unwrap()..usize::try_from(s.offset + s.size).unwrap());
+        }
+        flips(&mut ko, &ranges, 3000, |b| {
+            let _ = depends(b, &path);
+        });
+        assert_eq!(depends(&ko, &path).unwrap().len(), 2, "restored");
     }
 }
