@@ -10,7 +10,7 @@ use std::time::Instant;
 use krepro_runner::bisect::{
     self, BisectError, BisectEvent, BisectOptions, BootSummary, BuildResult, TestKind, Tester,
 };
-use krepro_runner::boot::run::{self, Plan};
+use krepro_runner::boot::run::{self, Plan, Target};
 use krepro_runner::build;
 use krepro_runner::cli::progress::{mmss, Progress};
 use krepro_runner::cli::{self, BootArgs, ExecArgs, VerdictArgs};
@@ -74,6 +74,8 @@ pub struct BisectArgs {
 struct Real<'a> {
     args: &'a BisectArgs,
     plan: Plan,
+    /// The last kernel made ready, reused for the commit's other runs.
+    target: Option<Target>,
     cache: &'a Cache,
     out: tempfile::TempDir,
 }
@@ -123,9 +125,15 @@ impl Tester for Real<'_> {
         run_index: u32,
         on: &mut dyn FnMut(BisectEvent<'_>),
     ) -> Result<BootSummary, RunError> {
-        // Modules and the PVH image depend on the kernel: one target per commit.
-        let target = self.plan.target(kernel, &mut |m| on(BisectEvent::Say(m)))?;
-        let r = run::run(&self.plan, &target, run_index, &mut |ev| on(BisectEvent::Run(ev)))?;
+        // Modules and the PVH image depend on the kernel: one target per
+        // commit, made at its first run.
+        let target = match self.target.take() {
+            Some(t) if t.kernel.path == kernel => t,
+            _ => self.plan.target(kernel, &mut |m| on(BisectEvent::Say(m)))?,
+        };
+        let r = run::run(&self.plan, &target, run_index, &mut |ev| on(BisectEvent::Run(ev)));
+        self.target = Some(target);
+        let r = r?;
         Ok(BootSummary { outcome: r.outcome, message: r.message, console_log: r.console_log })
     }
 }
@@ -172,6 +180,7 @@ fn run_inner(args: &BisectArgs, initrd: &Path, cache: &Cache) -> Result<ExitCode
     let mut tester = Real {
         args,
         plan,
+        target: None,
         cache,
         out: tempfile::tempdir().map_err(|e| BisectError::Io { context: "temp dir".into(), source: e })?,
     };

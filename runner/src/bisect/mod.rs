@@ -779,9 +779,10 @@ mod tests {
             &mut self,
             kernel: &Path,
             run: u32,
-            _: &mut dyn FnMut(BisectEvent<'_>),
+            on: &mut dyn FnMut(BisectEvent<'_>),
         ) -> Result<BootSummary, RunError> {
             self.boots.set(self.boots.get() + 1);
+            on(BisectEvent::Run(crate::boot::run::RunEvent::Fallback { reason: "fake: no KVM" }));
             let word = std::fs::read_to_string(kernel).unwrap();
             let outcome = match word.as_str() {
                 "infra" => return Err(RunError::QemuFailed { status: "exit status: 1".into(), stderr: "boom".into() }),
@@ -813,7 +814,14 @@ mod tests {
         let (dir, c) = repo(&["good", "good", "broken", "good", "bad", "bad", "broken", "bad"]);
         let before = user_state(dir.path());
         let mut fake = Fake::new();
-        let report = bisect(&opts(dir.path(), &c[0], &c[7]), &cache, &mut fake, &|| false, &mut |_| {}).unwrap();
+        let mut fallbacks = 0;
+        let report = bisect(&opts(dir.path(), &c[0], &c[7]), &cache, &mut fake, &|| false, &mut |ev| {
+            if let BisectEvent::Run(crate::boot::run::RunEvent::Fallback { reason: "fake: no KVM" }) = ev {
+                fallbacks += 1;
+            }
+        })
+        .unwrap();
+        assert_eq!(fallbacks, fake.boots.get(), "every boot's events reach the bisect's stream");
         assert_eq!(report.commit.as_ref().unwrap().hash, c[4]);
         assert_eq!(report.commit.as_ref().unwrap().subject, "commit 4: bad");
         assert!(report.bisect_log.contains("# first bad commit:"), "{}", report.bisect_log);
