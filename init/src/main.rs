@@ -97,9 +97,9 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     if PANICKING.swap(true, Ordering::SeqCst) {
         // Panicked while reporting a panic: just stop.
-        report::power_off();
+        sys::power_off();
     }
-    let mut msg = report::FixedBuf::<512>::new();
+    let mut msg = repros::guest::FixedBuf::<512>::new();
     let _ = write!(msg, "panic: {}", info.message());
     if let Some(loc) = info.location() {
         let _ = write!(msg, " at {}:{}", loc.file(), loc.line());

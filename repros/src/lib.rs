@@ -29,6 +29,7 @@
 
 extern crate alloc;
 
+pub mod guest;
 pub mod protocol;
 mod registry;
 mod sdk;

@@ -12,6 +12,12 @@
 //!
 //! Every `unsafe` block here carries a `// SAFETY:` comment; the rest of init
 //! and every repro use safe rustix APIs (`unsafe_code = "deny"` elsewhere).
+//!
+//! This is the bottom layer of init: it uses rustix, linux-raw-sys and the
+//! pure helpers of [`repros::guest`], and of init itself only `crate::main`,
+//! which `_start` calls. Reporting (`report`) is built on it, never the
+//! other way round; so [`power_off`], the way every path of PID 1 ends,
+//! lives here.
 
 #![allow(unsafe_code)]
 
@@ -30,6 +36,19 @@ pub fn stdout() -> BorrowedFd<'static> {
     // process; if the kernel could not open a console, calls on it fail
     // with EBADF, which every caller ignores or reports.
     unsafe { BorrowedFd::borrow_raw(1) }
+}
+
+/// Powers off; if that fails, restarts (qemu runs with -no-reboot, so either
+/// ends it). Never returns: how PID 1 ends, whatever happened.
+///
+/// <https://man7.org/linux/man-pages/man2/reboot.2.html>
+pub fn power_off() -> ! {
+    use rustix::system::{reboot, RebootCommand};
+    let _ = reboot(RebootCommand::PowerOff);
+    let _ = reboot(RebootCommand::Restart);
+    loop {
+        let _ = rustix::thread::nanosleep(&rustix::time::Timespec { tv_sec: 1, tv_nsec: 0 });
+    }
 }
 
 /// `IFF_UP` as the `ifr_flags` field holds it.
@@ -129,7 +148,7 @@ pub fn spawn(
                 envp.as_ptr() as usize,
             )
         };
-        let mut msg = crate::report::FixedBuf::<200>::new();
+        let mut msg = repros::guest::FixedBuf::<200>::new();
         let _ = core::fmt::Write::write_fmt(
             &mut msg,
             format_args!("krepro: execve {}: errno {}", path.to_string_lossy(), -err),
