@@ -10,13 +10,14 @@ use core::ffi::CStr;
 use core::time::Duration;
 
 use repros::protocol::{self, Kind};
+use repros::Step as _;
 use rustix::io::Errno;
 use rustix::process::{kill_process, waitpid, Signal, WaitOptions};
 
 use crate::{report, sys};
 
 /// The NUL-terminated strings of a file of the initrd (absent: none).
-fn nul_list(path: &str) -> Result<Vec<u8>, (&'static str, Errno)> {
+fn nul_list(path: &str, step: &'static str) -> repros::Result<Vec<u8>> {
     match repros::read_file(path) {
         Ok(mut b) => {
             if b.last().is_some_and(|&c| c != 0) {
@@ -25,7 +26,7 @@ fn nul_list(path: &str) -> Result<Vec<u8>, (&'static str, Errno)> {
             Ok(b)
         }
         Err(Errno::NOENT) => Ok(Vec::new()),
-        Err(e) => Err(("read the --exec arguments", e)),
+        Err(errno) => Err(repros::Error::Errno { step, errno }),
     }
 }
 
@@ -38,30 +39,33 @@ fn c_strs(buf: &[u8]) -> Vec<&CStr> {
 pub fn run(cmdline: &str) -> (Kind, String) {
     match run_inner(cmdline) {
         Ok(v) => v,
-        Err((step, errno)) => (Kind::Error, format!("{}", repros::Error { step, errno })),
+        Err(e) => (Kind::Error, format!("{e}")),
     }
 }
 
-fn run_inner(cmdline: &str) -> Result<(Kind, String), (&'static str, Errno)> {
+fn run_inner(cmdline: &str) -> repros::Result<(Kind, String)> {
     let path = c"/krepro/exec";
     debug_assert_eq!(path.to_bytes(), protocol::EXEC_PATH.as_bytes());
-    let args = nul_list(protocol::EXEC_ARGS)?;
-    let env = nul_list(protocol::EXEC_ENV)?;
+    let args = nul_list(protocol::EXEC_ARGS, "read the --exec arguments")?;
+    let env = nul_list(protocol::EXEC_ENV, "read the --exec environment")?;
     let timeout = match protocol::cmdline_param(cmdline, protocol::CMDLINE_GUEST_TIMEOUT) {
-        Some(s) => Some(s.parse::<u64>().map_err(|_| ("parse krepro.guest_timeout", Errno::INVAL))?),
+        Some(s) => Some(s.parse::<u64>().map_err(|_| repros::Error::Reason {
+            step: "parse krepro.guest_timeout",
+            reason: "not a whole number of seconds",
+        })?),
         None => None,
     };
 
     let mut argv = alloc::vec![path];
     argv.extend(c_strs(&args));
     let started = repros::since_boot();
-    let pid = sys::spawn(path, &argv, &c_strs(&env)).map_err(|e| ("fork", e))?;
+    let pid = sys::spawn(path, &argv, &c_strs(&env)).step("fork")?;
     let status = loop {
         match waitpid(Some(pid), WaitOptions::NOHANG) {
             Ok(Some((_, status))) => break status,
             Ok(None) => {}
             Err(Errno::INTR) => continue,
-            Err(e) => return Err(("waitpid", e)),
+            Err(errno) => return Err(repros::Error::Errno { step: "waitpid", errno }),
         }
         if let Some(limit) = timeout {
             if repros::since_boot() - started > Duration::from_secs(limit) {

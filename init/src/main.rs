@@ -23,7 +23,7 @@ use core::fmt::Write as _;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use repros::protocol::{self, Kind, StartLine};
-use repros::Cx;
+use repros::{Cx, Step as _};
 
 /// The repro run when the command line names none: `KREPRO_DEFAULT_REPRO`
 /// at build time (`cargo xtask initrd --repro NAME` sets it), else `smoke`.
@@ -47,10 +47,10 @@ fn main() -> ! {
     report::console(format_args!("{}", StartLine { boot_ms }));
 
     setup::mount_all();
-    let cmdline = match repros::read_to_string("/proc/cmdline") {
+    let cmdline = match repros::read_to_string("/proc/cmdline").step("read /proc/cmdline") {
         Ok(text) => text,
-        Err(errno) => {
-            report::warn(format_args!("read /proc/cmdline: {}", repros::Error { step: "open", errno }));
+        Err(e) => {
+            report::warn(format_args!("{e}"));
             String::new()
         }
     };

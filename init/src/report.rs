@@ -5,6 +5,7 @@ use core::fmt::{self, Write as _};
 use alloc::string::String;
 use repros::guest::FixedBuf;
 use repros::protocol::{self, Kind, Report};
+use repros::Step as _;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -76,12 +77,12 @@ pub fn verdict(kind: Kind, repro: &str, message: &str) -> ! {
         Ok(Some(path)) => {
             let mut text = String::new();
             let _ = write!(text, "{}", report.key_values());
-            if let Err(errno) = write_port(&path, text.as_bytes()) {
-                warn(format_args!("write {path}: {}", repros::Error { step: "virtio-serial", errno }));
+            if let Err(e) = write_port(&path, text.as_bytes()) {
+                warn(format_args!("verdict to {path}: {e}"));
             }
         }
         Ok(None) => {}
-        Err(errno) => warn(format_args!("{}", repros::Error { step: "scan /sys/class/virtio-ports", errno })),
+        Err(errno) => warn(format_args!("{}", repros::Error::Errno { step: "scan /sys/class/virtio-ports", errno })),
     }
 
     // 3. isa-debug-exit: qemu exits with status (value << 1) | 1.
@@ -123,8 +124,8 @@ fn virtio_port() -> Result<Option<String>, Errno> {
     Ok(None)
 }
 
-fn write_port(path: &str, data: &[u8]) -> Result<(), Errno> {
-    let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty())?;
+fn write_port(path: &str, data: &[u8]) -> repros::Result<()> {
+    let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty()).step("open")?;
     repros::write_all(&fd, data)
 }
 
