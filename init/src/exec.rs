@@ -44,8 +44,7 @@ pub fn run(cmdline: &str) -> (Kind, String) {
 }
 
 fn run_inner(cmdline: &str) -> repros::Result<(Kind, String)> {
-    let path = c"/krepro/exec";
-    debug_assert_eq!(path.to_bytes(), protocol::EXEC_PATH.as_bytes());
+    let path = protocol::EXEC_PATH_C;
     let args = nul_list(protocol::EXEC_ARGS, "read the --exec arguments")?;
     let env = nul_list(protocol::EXEC_ENV, "read the --exec environment")?;
     let timeout = match protocol::cmdline_param(cmdline, protocol::CMDLINE_GUEST_TIMEOUT) {
