@@ -10,7 +10,6 @@ use core::ffi::CStr;
 use core::time::Duration;
 
 use repros::protocol::{self, Kind};
-use repros::Step as _;
 use rustix::io::Errno;
 use rustix::process::{kill_process, waitpid, Signal, WaitOptions};
 
@@ -39,7 +38,7 @@ fn c_strs(buf: &[u8]) -> Vec<&CStr> {
 pub fn run(cmdline: &str) -> (Kind, String) {
     match run_inner(cmdline) {
         Ok(v) => v,
-        Err(e) => (Kind::Error, format!("{e}")),
+        Err(e) => (Kind::Error, format!("{}: {e}", protocol::EXEC_PATH)),
     }
 }
 
@@ -58,7 +57,7 @@ fn run_inner(cmdline: &str) -> repros::Result<(Kind, String)> {
     let mut argv = alloc::vec![path];
     argv.extend(c_strs(&args));
     let started = repros::since_boot();
-    let pid = sys::spawn(path, &argv, &c_strs(&env)).step("fork")?;
+    let pid = sys::spawn(path, &argv, &c_strs(&env))?;
     let status = loop {
         match waitpid(Some(pid), WaitOptions::NOHANG) {
             Ok(Some((_, status))) => break status,

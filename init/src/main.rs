@@ -95,14 +95,24 @@ fn main() -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    // A forked child (not expected: the child's code cannot panic) must
+    // neither report PID 1's verdict nor power the machine off.
+    let child = !rustix::process::getpid().is_init();
     if PANICKING.swap(true, Ordering::SeqCst) {
         // Panicked while reporting a panic: just stop.
+        if child {
+            sys::exit_child(repros::guest::EXEC_FAILED);
+        }
         sys::power_off();
     }
     let mut msg = repros::guest::FixedBuf::<512>::new();
     let _ = write!(msg, "panic: {}", info.message());
     if let Some(loc) = info.location() {
         let _ = write!(msg, " at {}:{}", loc.file(), loc.line());
+    }
+    if child {
+        report::console(format_args!("{}{}", protocol::CONSOLE_PREFIX, msg.as_str()));
+        sys::exit_child(repros::guest::EXEC_FAILED);
     }
     report::verdict(Kind::Error, current_repro(), msg.as_str())
 }

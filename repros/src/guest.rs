@@ -4,6 +4,12 @@
 
 use core::fmt;
 
+/// The exit status of an `--exec` child whose execve(2) failed, as a
+/// shell's "cannot execute": it prints why and exits with this, and PID 1,
+/// told the errno through a close-on-exec pipe, reports `error` instead of
+/// a verdict on the program.
+pub const EXEC_FAILED: i32 = 127;
+
 /// A `fmt::Write` into a fixed array: formatting that never allocates
 /// (the panic path may run with the allocator exhausted). Output past the
 /// end is dropped, whole characters at a time; the last byte is kept for
