@@ -82,7 +82,10 @@ pub fn debug_exit_ioport(port: u16, value: u8) -> Result<(), Errno> {
 }
 
 fn ifreq_for(name: &[u8]) -> ifreq {
-    debug_assert!(name.len() < IFNAMSIZ as usize, "interface name too long");
+    // A real check, not a debug_assert (init is only built optimised): a
+    // longer name would lose its NUL and name another interface. Callers
+    // pass literals, so it costs nothing once inlined.
+    assert!(name.len() < IFNAMSIZ as usize, "interface name too long for ifr_name");
     // SAFETY: ifreq is a C struct of integers, arrays and unions of those,
     // for which all-zero bytes are a valid value.
     let mut req: ifreq = unsafe { core::mem::zeroed() };
