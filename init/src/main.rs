@@ -56,7 +56,7 @@ fn main() -> ! {
             String::new()
         }
     };
-    report::QUIET.store(cmdline.split_ascii_whitespace().any(|w| w == "quiet"), Ordering::Relaxed);
+    report::QUIET.store(repros::guest::cmdline_has(&cmdline, "quiet"), Ordering::Relaxed);
     setup::load_modules(&cmdline);
     if let Err(e) = setup::loopback_up() {
         report::warn(format_args!("bring up lo: {e}"));
@@ -68,15 +68,7 @@ fn main() -> ! {
         report::verdict(kind, name, &message);
     }
     let Some(index) = repros::REPROS.iter().position(|r| r.name == name) else {
-        let mut known = String::new();
-        for (i, n) in repros::names().enumerate() {
-            let _ = write!(known, "{}{n}", if i == 0 { "" } else { ", " });
-        }
-        report::verdict(
-            Kind::Error,
-            name,
-            &alloc::format!("unknown repro '{name}'; known repros: {known}, {}", protocol::EXEC_REPRO),
-        );
+        report::verdict(Kind::Error, name, &repros::guest::unknown_repro(name));
     };
     CURRENT.store(index, Ordering::Relaxed);
     let repro = &repros::REPROS[index];

@@ -3,7 +3,7 @@
 use core::fmt::{self, Write as _};
 
 use alloc::string::String;
-use repros::guest::FixedBuf;
+use repros::guest::{self, FixedBuf};
 use repros::protocol::{self, Kind, Report};
 use repros::Step as _;
 use rustix::fs::{Mode, OFlags};
@@ -43,9 +43,7 @@ pub fn kmsg(tail: Option<usize>) {
         match rustix::io::read(&fd, &mut buf) {
             Ok(0) | Err(Errno::AGAIN) => break,
             Ok(k) => {
-                let text = String::from_utf8_lossy(&buf[..k]);
-                // "prio,seq,usec,flags;message\n continuation..."
-                let msg = text.split_once(';').map_or(&*text, |(_, m)| m).lines().next().unwrap_or("").into();
+                let msg = guest::kmsg_message(&String::from_utf8_lossy(&buf[..k])).into();
                 if tail.is_some_and(|n| lines.len() == n) {
                     lines.pop_front();
                 }

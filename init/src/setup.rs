@@ -1,6 +1,6 @@
 //! What PID 1 sets up before the repro: file systems and the loopback device.
 
-use repros::{Error, Step as _};
+use repros::{guest, Error, Step as _};
 use rustix::fs::Mode;
 use rustix::io::Errno;
 use rustix::mount::{mount, MountFlags};
@@ -31,10 +31,11 @@ fn mount_one(fstype: &str, target: &str) -> repros::Result<()> {
 }
 
 /// Loads the kernel modules the runner put into the initrd (`--modules`),
-/// in file-name order (dependencies first), each with its `name.param=`
-/// words from the kernel command line, as modprobe does (microvm passes
-/// `virtio_mmio.device=` that way). A module the kernel already has is
-/// fine; any other failure is reported and setup goes on.
+/// in the order of their `NN-` prefixes (dependencies first), each with its
+/// `name.param=` words from the kernel command line, as modprobe does
+/// (microvm passes `virtio_mmio.device=` that way); see
+/// [`guest::module_file`] and [`guest::module_params`]. A module the kernel
+/// already has is fine; any other failure is reported and setup goes on.
 pub fn load_modules(cmdline: &str) {
     use rustix::fs::{Dir, OFlags};
     let Ok(dir) = rustix::fs::open(
@@ -48,33 +49,17 @@ pub fn load_modules(cmdline: &str) {
     if let Ok(mut entries) = Dir::read_from(&dir) {
         while let Some(Ok(e)) = entries.read() {
             if let Ok(n) = e.file_name().to_str() {
-                if n.ends_with(".ko") {
+                if guest::module_file(n).is_some() {
                     names.push(n.into());
                 }
             }
         }
     }
-    // Insertion sort: a handful of names, and a fraction of the code size of
-    // the library sorts (which cost 1.2 KiB of the 64 KiB budget).
-    for i in 1..names.len() {
-        let mut j = i;
-        while j > 0 && names[j - 1] > names[j] {
-            names.swap(j - 1, j);
-            j -= 1;
-        }
-    }
+    guest::sort_modules(&mut names);
     for n in names {
+        let Some((_, module)) = guest::module_file(&n) else { continue };
         let path = alloc::format!("{}/{n}", repros::protocol::MODULES_DIR);
-        // "NN-name.ko" -> its parameters "a=1 b=2\0".
-        let module = n.trim_end_matches(".ko").split_once('-').map_or(n.as_str(), |(_, m)| m);
-        let mut params = alloc::vec::Vec::new();
-        for word in cmdline.split_ascii_whitespace() {
-            if let Some(param) = word.strip_prefix(module).and_then(|w| w.strip_prefix('.')) {
-                params.extend_from_slice(param.as_bytes());
-                params.push(b' ');
-            }
-        }
-        params.push(0);
+        let params = guest::module_params(cmdline, module);
         let params = core::ffi::CStr::from_bytes_until_nul(&params).unwrap_or(c"");
         let loaded = rustix::fs::open(path.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
             .and_then(|fd| rustix::system::finit_module(&fd, params, 0));

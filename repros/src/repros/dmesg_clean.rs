@@ -40,8 +40,7 @@ fn run(_cx: &mut Cx) -> Result {
 /// The message of a /dev/kmsg record if it is a splat.
 fn splat(record: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(record);
-    let message = text.split_once(';').map_or(&*text, |(_, m)| m);
-    let first = message.lines().next().unwrap_or("");
+    let first = crate::guest::kmsg_message(&text);
     MARKERS.iter().any(|m| first.contains(m)).then(|| first.to_string())
 }
 
