@@ -97,7 +97,7 @@ pub const EXEC_PATH: &str = match EXEC_PATH_C.to_str() {
 /// [`EXEC_PATH`] as the C string PID 1 passes to execve(2): the one
 /// spelling of the path, which [`EXEC_PATH`] is derived from at compile time.
 pub const EXEC_PATH_C: &core::ffi::CStr = c"/krepro/exec";
-/// Its arguments after argv[0], each followed by a NUL byte.
+/// Its arguments after `argv[0]`, each followed by a NUL byte.
 pub const EXEC_ARGS: &str = "/krepro/exec.args";
 /// Its environment, `K=V` each followed by a NUL byte.
 pub const EXEC_ENV: &str = "/krepro/exec.env";

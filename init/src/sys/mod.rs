@@ -9,6 +9,9 @@
 //!   port, and only to qemu's isa-debug-exit port.
 //! - The interface ioctls pass a properly sized, zero-initialised `ifreq`
 //!   with a NUL-terminated name.
+//! - [`spawn`] forks a single-threaded process; the child only makes system
+//!   calls on memory prepared before the fork and never returns into the
+//!   rest of init (no panic, no verdict): it execs or [`exit_child`]s.
 //!
 //! Every `unsafe` block here carries a `// SAFETY:` comment; the rest of init
 //! and every repro use safe rustix APIs (`unsafe_code = "deny"` elsewhere).
