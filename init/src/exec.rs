@@ -6,9 +6,9 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::ffi::CStr;
 use core::time::Duration;
 
+use repros::guest;
 use repros::protocol::{self, Kind};
 use rustix::io::Errno;
 use rustix::process::{kill_process, waitpid, Signal, WaitOptions};
@@ -16,52 +16,41 @@ use rustix::process::{kill_process, waitpid, Signal, WaitOptions};
 use crate::{report, sys};
 
 /// The NUL-terminated strings of a file of the initrd (absent: none).
-fn nul_list(path: &str) -> Result<Vec<u8>, (&'static str, Errno)> {
+fn read_nul_list(path: &str, step: &'static str) -> repros::Result<Vec<u8>> {
     match repros::read_file(path) {
-        Ok(mut b) => {
-            if b.last().is_some_and(|&c| c != 0) {
-                b.push(0);
-            }
-            Ok(b)
+        Ok(mut list) => {
+            guest::end_nul_list(&mut list);
+            Ok(list)
         }
         Err(Errno::NOENT) => Ok(Vec::new()),
-        Err(e) => Err(("read the --exec arguments", e)),
+        Err(errno) => Err(repros::Error::Errno { step, errno }),
     }
-}
-
-/// The C strings in a buffer of NUL-terminated strings.
-fn c_strs(buf: &[u8]) -> Vec<&CStr> {
-    buf.split_inclusive(|&b| b == 0).filter(|s| s.len() > 1).filter_map(|s| CStr::from_bytes_with_nul(s).ok()).collect()
 }
 
 /// Runs the child; the verdict and its message.
 pub fn run(cmdline: &str) -> (Kind, String) {
     match run_inner(cmdline) {
         Ok(v) => v,
-        Err((step, errno)) => (Kind::Error, format!("{}", repros::Error { step, errno })),
+        Err(e) => (Kind::Error, format!("{}: {e}", protocol::EXEC_PATH)),
     }
 }
 
-fn run_inner(cmdline: &str) -> Result<(Kind, String), (&'static str, Errno)> {
-    let path = c"/krepro/exec";
-    debug_assert_eq!(path.to_bytes(), protocol::EXEC_PATH.as_bytes());
-    let args = nul_list(protocol::EXEC_ARGS)?;
-    let env = nul_list(protocol::EXEC_ENV)?;
-    let timeout = match protocol::cmdline_param(cmdline, protocol::CMDLINE_GUEST_TIMEOUT) {
-        Some(s) => Some(s.parse::<u64>().map_err(|_| ("parse krepro.guest_timeout", Errno::INVAL))?),
-        None => None,
-    };
+fn run_inner(cmdline: &str) -> repros::Result<(Kind, String)> {
+    let path = protocol::EXEC_PATH_C;
+    let args = read_nul_list(protocol::EXEC_ARGS, "read the --exec arguments")?;
+    let env = read_nul_list(protocol::EXEC_ENV, "read the --exec environment")?;
+    let timeout = guest::guest_timeout(cmdline)?;
 
     let mut argv = alloc::vec![path];
-    argv.extend(c_strs(&args));
+    argv.extend(guest::nul_list(&args));
     let started = repros::since_boot();
-    let pid = sys::spawn(path, &argv, &c_strs(&env)).map_err(|e| ("fork", e))?;
+    let pid = sys::spawn(path, &argv, &guest::nul_list(&env))?;
     let status = loop {
         match waitpid(Some(pid), WaitOptions::NOHANG) {
             Ok(Some((_, status))) => break status,
             Ok(None) => {}
             Err(Errno::INTR) => continue,
-            Err(e) => return Err(("waitpid", e)),
+            Err(errno) => return Err(repros::Error::Errno { step: "waitpid", errno }),
         }
         if let Some(limit) = timeout {
             if repros::since_boot() - started > Duration::from_secs(limit) {
@@ -76,24 +65,5 @@ fn run_inner(cmdline: &str) -> Result<(Kind, String), (&'static str, Errno)> {
         }
         let _ = rustix::thread::nanosleep(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 10_000_000 });
     };
-    Ok(match (status.exit_status(), status.terminating_signal()) {
-        (Some(0), _) => (Kind::Pass, String::new()),
-        (Some(protocol::EXIT_SKIP), _) => (Kind::Skip, format!("exit status {} (KSFT_SKIP)", protocol::EXIT_SKIP)),
-        (Some(code), _) => (Kind::Fail, format!("exit status {code}")),
-        (None, Some(sig)) => (Kind::Fail, format!("killed by signal {sig}{}", signal_name(sig))),
-        (None, None) => (Kind::Error, "child stopped without exiting".into()),
-    })
-}
-
-fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        4 => " (SIGILL)",
-        6 => " (SIGABRT)",
-        7 => " (SIGBUS)",
-        8 => " (SIGFPE)",
-        9 => " (SIGKILL)",
-        11 => " (SIGSEGV)",
-        15 => " (SIGTERM)",
-        _ => "",
-    }
+    Ok(guest::exec_verdict(status.exit_status(), status.terminating_signal()))
 }

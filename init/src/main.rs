@@ -7,6 +7,8 @@
 
 #![no_std]
 #![no_main]
+// PID 1 handles whatever can fail: an unwrap would turn it into an `error`.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 compile_error!("krepro-init supports x86_64 Linux only (isa-debug-exit and _start are x86_64-specific)");
@@ -23,7 +25,7 @@ use core::fmt::Write as _;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use repros::protocol::{self, Kind, StartLine};
-use repros::Cx;
+use repros::{Cx, Step as _};
 
 /// The repro run when the command line names none: `KREPRO_DEFAULT_REPRO`
 /// at build time (`cargo xtask initrd --repro NAME` sets it), else `smoke`.
@@ -47,14 +49,14 @@ fn main() -> ! {
     report::console(format_args!("{}", StartLine { boot_ms }));
 
     setup::mount_all();
-    let cmdline = match repros::read_to_string("/proc/cmdline") {
+    let cmdline = match repros::read_to_string("/proc/cmdline").step("read /proc/cmdline") {
         Ok(text) => text,
-        Err(errno) => {
-            report::warn(format_args!("read /proc/cmdline: {}", repros::Error { step: "open", errno }));
+        Err(e) => {
+            report::warn(format_args!("{e}"));
             String::new()
         }
     };
-    report::QUIET.store(cmdline.split_ascii_whitespace().any(|w| w == "quiet"), Ordering::Relaxed);
+    report::QUIET.store(repros::guest::cmdline_has(&cmdline, "quiet"), Ordering::Relaxed);
     setup::load_modules(&cmdline);
     if let Err(e) = setup::loopback_up() {
         report::warn(format_args!("bring up lo: {e}"));
@@ -66,15 +68,7 @@ fn main() -> ! {
         report::verdict(kind, name, &message);
     }
     let Some(index) = repros::REPROS.iter().position(|r| r.name == name) else {
-        let mut known = String::new();
-        for (i, n) in repros::names().enumerate() {
-            let _ = write!(known, "{}{n}", if i == 0 { "" } else { ", " });
-        }
-        report::verdict(
-            Kind::Error,
-            name,
-            &alloc::format!("unknown repro '{name}'; known repros: {known}, {}", protocol::EXEC_REPRO),
-        );
+        report::verdict(Kind::Error, name, &repros::guest::unknown_repro(name));
     };
     CURRENT.store(index, Ordering::Relaxed);
     let repro = &repros::REPROS[index];
@@ -95,14 +89,24 @@ fn main() -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    // A forked child (not expected: the child's code cannot panic) must
+    // neither report PID 1's verdict nor power the machine off.
+    let child = !rustix::process::getpid().is_init();
     if PANICKING.swap(true, Ordering::SeqCst) {
         // Panicked while reporting a panic: just stop.
-        report::power_off();
+        if child {
+            sys::exit_child(repros::guest::EXEC_FAILED);
+        }
+        sys::power_off();
     }
-    let mut msg = report::FixedBuf::<512>::new();
+    let mut msg = repros::guest::FixedBuf::<512>::new();
     let _ = write!(msg, "panic: {}", info.message());
     if let Some(loc) = info.location() {
         let _ = write!(msg, " at {}:{}", loc.file(), loc.line());
+    }
+    if child {
+        report::console(format_args!("{}{}", protocol::CONSOLE_PREFIX, msg.as_str()));
+        sys::exit_child(repros::guest::EXEC_FAILED);
     }
     report::verdict(Kind::Error, current_repro(), msg.as_str())
 }

@@ -3,7 +3,9 @@
 use core::fmt::{self, Write as _};
 
 use alloc::string::String;
+use repros::guest::{self, FixedBuf};
 use repros::protocol::{self, Kind, Report};
+use repros::Step as _;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -41,9 +43,7 @@ pub fn kmsg(tail: Option<usize>) {
         match rustix::io::read(&fd, &mut buf) {
             Ok(0) | Err(Errno::AGAIN) => break,
             Ok(k) => {
-                let text = String::from_utf8_lossy(&buf[..k]);
-                // "prio,seq,usec,flags;message\n continuation..."
-                let msg = text.split_once(';').map_or(&*text, |(_, m)| m).lines().next().unwrap_or("").into();
+                let msg = guest::kmsg_message(&String::from_utf8_lossy(&buf[..k])).into();
                 if tail.is_some_and(|n| lines.len() == n) {
                     lines.pop_front();
                 }
@@ -75,12 +75,12 @@ pub fn verdict(kind: Kind, repro: &str, message: &str) -> ! {
         Ok(Some(path)) => {
             let mut text = String::new();
             let _ = write!(text, "{}", report.key_values());
-            if let Err(errno) = write_port(&path, text.as_bytes()) {
-                warn(format_args!("write {path}: {}", repros::Error { step: "virtio-serial", errno }));
+            if let Err(e) = write_port(&path, text.as_bytes()) {
+                warn(format_args!("verdict to {path}: {e}"));
             }
         }
         Ok(None) => {}
-        Err(errno) => warn(format_args!("{}", repros::Error { step: "scan /sys/class/virtio-ports", errno })),
+        Err(errno) => warn(format_args!("{}", repros::Error::Errno { step: "scan /sys/class/virtio-ports", errno })),
     }
 
     // 3. isa-debug-exit: qemu exits with status (value << 1) | 1.
@@ -91,18 +91,7 @@ pub fn verdict(kind: Kind, repro: &str, message: &str) -> ! {
     }
 
     // 4. Still here: no isa-debug-exit device. Power off.
-    power_off()
-}
-
-/// Powers off; if that fails, restarts (qemu runs with -no-reboot, so either
-/// ends it). Never returns.
-pub fn power_off() -> ! {
-    use rustix::system::{reboot, RebootCommand};
-    let _ = reboot(RebootCommand::PowerOff);
-    let _ = reboot(RebootCommand::Restart);
-    loop {
-        let _ = rustix::thread::nanosleep(&rustix::time::Timespec { tv_sec: 1, tv_nsec: 0 });
-    }
+    sys::power_off()
 }
 
 /// Finds the /dev node of the virtio-serial port named
@@ -133,8 +122,8 @@ fn virtio_port() -> Result<Option<String>, Errno> {
     Ok(None)
 }
 
-fn write_port(path: &str, data: &[u8]) -> Result<(), Errno> {
-    let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty())?;
+fn write_port(path: &str, data: &[u8]) -> repros::Result<()> {
+    let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty()).step("open")?;
     repros::write_all(&fd, data)
 }
 
@@ -142,46 +131,4 @@ fn write_port(path: &str, data: &[u8]) -> Result<(), Errno> {
 fn write_dev_port(port: u16, value: u8) -> Result<(), Errno> {
     let fd = rustix::fs::open("/dev/port", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
     rustix::io::pwrite(&fd, &[value], u64::from(port)).map(drop)
-}
-
-/// A `fmt::Write` into a fixed array: formatting that never allocates
-/// (the panic path may run with the allocator exhausted). Output past the
-/// end is dropped; the last byte is kept for [`FixedBuf::end_line`].
-pub struct FixedBuf<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> FixedBuf<N> {
-    pub const fn new() -> Self {
-        FixedBuf { buf: [0; N], len: 0 }
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-
-    /// Ends the text with a newline, even when it was cut.
-    pub fn end_line(&mut self) {
-        self.buf[self.len] = b'\n';
-        self.len += 1;
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Only whole UTF-8 sequences are ever copied in (see write_str).
-        core::str::from_utf8(self.as_bytes()).unwrap_or("")
-    }
-}
-
-impl<const N: usize> fmt::Write for FixedBuf<N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = (N - 1).saturating_sub(self.len);
-        let mut take = s.len().min(room);
-        while !s.is_char_boundary(take) {
-            take -= 1;
-        }
-        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
-        self.len += take;
-        Ok(())
-    }
 }

@@ -6,7 +6,9 @@
 //! the host-side runner uses the same registry to list and check names.
 //!
 //! The crate is `no_std` with `alloc`: PID 1 provides the allocator, so
-//! repros may use `Vec`, `String` and `format!`.
+//! repros may use `Vec`, `String` and `format!`. [`protocol`] holds every
+//! name and number the guest and the host share; [`guest`] holds PID 1's
+//! logic that needs no system call, so that it is tested on the host.
 //!
 //! ```no_run
 //! use repros::prelude::*;
@@ -29,6 +31,7 @@
 
 extern crate alloc;
 
+pub mod guest;
 pub mod protocol;
 mod registry;
 mod sdk;

@@ -90,8 +90,14 @@ pub const CMDLINE_GUEST_TIMEOUT: &str = "guest_timeout";
 /// instead of a compiled-in repro. No compiled-in repro has this name.
 pub const EXEC_REPRO: &str = "exec";
 /// Where `--exec FILE` is in the initrd.
-pub const EXEC_PATH: &str = "/krepro/exec";
-/// Its arguments after argv[0], each followed by a NUL byte.
+pub const EXEC_PATH: &str = match EXEC_PATH_C.to_str() {
+    Ok(path) => path,
+    Err(_) => panic!("EXEC_PATH_C is ASCII"),
+};
+/// [`EXEC_PATH`] as the C string PID 1 passes to execve(2): the one
+/// spelling of the path, which [`EXEC_PATH`] is derived from at compile time.
+pub const EXEC_PATH_C: &core::ffi::CStr = c"/krepro/exec";
+/// Its arguments after `argv[0]`, each followed by a NUL byte.
 pub const EXEC_ARGS: &str = "/krepro/exec.args";
 /// Its environment, `K=V` each followed by a NUL byte.
 pub const EXEC_ENV: &str = "/krepro/exec.env";
@@ -283,6 +289,12 @@ mod tests {
         assert_eq!(line, "krepro: start boot_ms=1234");
         assert_eq!(StartLine::parse(&line).unwrap().boot_ms, 1234);
         assert!(StartLine::parse("krepro: start boot_ms=x").is_none());
+    }
+
+    #[test]
+    fn exec_path_has_one_spelling() {
+        assert_eq!(EXEC_PATH, "/krepro/exec");
+        assert_eq!(EXEC_PATH_C.to_bytes_with_nul(), b"/krepro/exec\0");
     }
 
     #[test]

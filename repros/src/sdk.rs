@@ -34,21 +34,61 @@ impl Verdict {
 }
 
 /// A failed step that kept the repro from reaching a verdict: the guest
-/// reports it as `error`. It does not allocate.
+/// reports it as `error`. It carries the errno the kernel returned, or,
+/// where the kernel returned none, the reason in words: never an errno made
+/// up to fit (krepro reports what the kernel did). It does not allocate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Error {
-    /// What was being done, e.g. `"bind 127.0.0.1"`.
-    pub step: &'static str,
-    /// What the kernel answered.
-    pub errno: Errno,
+pub enum Error {
+    /// A system call failed.
+    Errno {
+        /// What was being done, e.g. `"bind 127.0.0.1"`.
+        step: &'static str,
+        /// What the kernel answered.
+        errno: Errno,
+    },
+    /// Something other than a failed system call: a value that does not
+    /// parse, a result that makes no sense, ...
+    Reason {
+        /// What was being done, e.g. `"parse krepro.max_uptime_ms"`.
+        step: &'static str,
+        /// Why it could not go on, e.g. `"not a whole number"`.
+        reason: &'static str,
+    },
+}
+
+impl Error {
+    /// What was being done.
+    pub fn step(&self) -> &'static str {
+        match *self {
+            Error::Errno { step, .. } | Error::Reason { step, .. } => step,
+        }
+    }
+
+    /// The errno the kernel returned, if a system call failed.
+    pub fn errno(&self) -> Option<Errno> {
+        match *self {
+            Error::Errno { errno, .. } => Some(errno),
+            Error::Reason { .. } => None,
+        }
+    }
+
+    /// The same failure, described as part of `step`.
+    pub fn in_step(self, step: &'static str) -> Error {
+        match self {
+            Error::Errno { errno, .. } => Error::Errno { step, errno },
+            Error::Reason { reason, .. } => Error::Reason { step, reason },
+        }
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.step)?;
-        match errno_name(self.errno) {
-            Some(name) => write!(f, "{name} (errno {})", self.errno.raw_os_error()),
-            None => write!(f, "errno {}", self.errno.raw_os_error()),
+        match *self {
+            Error::Errno { step, errno } => match errno_name(errno) {
+                Some(name) => write!(f, "{step}: {name} (errno {})", errno.raw_os_error()),
+                None => write!(f, "{step}: errno {}", errno.raw_os_error()),
+            },
+            Error::Reason { step, reason } => write!(f, "{step}: {reason}"),
         }
     }
 }
@@ -64,7 +104,15 @@ pub trait Step<T> {
 
 impl<T> Step<T> for core::result::Result<T, Errno> {
     fn step(self, step: &'static str) -> Result<T> {
-        self.map_err(|errno| Error { step, errno })
+        self.map_err(|errno| Error::Errno { step, errno })
+    }
+}
+
+/// For calls that already return an [`Error`] (e.g. [`Cx::write_file`]):
+/// the step they name is replaced by the caller's, the errno or reason kept.
+impl<T> Step<T> for core::result::Result<T, Error> {
+    fn step(self, step: &'static str) -> Result<T> {
+        self.map_err(|e| e.in_step(step))
     }
 }
 
@@ -132,9 +180,10 @@ impl Cx {
     }
 
     /// Writes `data` to an existing file (no create, no truncate: the way
-    /// /proc and /sys files are written).
-    pub fn write_file(&self, path: &str, data: &[u8]) -> core::result::Result<(), Errno> {
-        let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+    /// /proc and /sys files are written). The error names `open` or
+    /// `write`; [`Step::step`] renames it.
+    pub fn write_file(&self, path: &str, data: &[u8]) -> Result<()> {
+        let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).step("open")?;
         write_all(&fd, data)
     }
 
@@ -145,8 +194,9 @@ impl Cx {
         Ok(value)
     }
 
-    /// Writes a sysctl by its dotted name.
-    pub fn set_sysctl(&self, name: &str, value: &str) -> core::result::Result<(), Errno> {
+    /// Writes a sysctl by its dotted name. A sysctl the kernel lacks fails
+    /// with `open` and `ENOENT`.
+    pub fn set_sysctl(&self, name: &str, value: &str) -> Result<()> {
         self.write_file(&sysctl_path(name), value.as_bytes())
     }
 
@@ -172,7 +222,7 @@ pub fn listen_loopback(backlog: i32) -> Result<(OwnedFd, rustix::net::SocketAddr
     net::bind(&listener, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).step("bind 127.0.0.1:0")?;
     net::listen(&listener, backlog).step("listen")?;
     let addr = SocketAddrV4::try_from(net::getsockname(&listener).step("getsockname")?)
-        .map_err(|_| Error { step: "getsockname is not IPv4", errno: Errno::AFNOSUPPORT })?;
+        .map_err(|_| Error::Reason { step: "getsockname", reason: "not an IPv4 address" })?;
     Ok((listener, addr))
 }
 
@@ -232,14 +282,16 @@ pub fn since_boot() -> Duration {
     }
 }
 
-/// Writes all of `data`, retrying short writes and `EINTR`.
-pub fn write_all(fd: impl AsFd, mut data: &[u8]) -> core::result::Result<(), Errno> {
+/// Writes all of `data`, retrying short writes and `EINTR`. A write(2)
+/// that takes nothing and returns no error ends it: retrying could spin
+/// forever, and there is no errno to report.
+pub fn write_all(fd: impl AsFd, mut data: &[u8]) -> Result<()> {
     while !data.is_empty() {
         match rustix::io::write(&fd, data) {
-            Ok(0) => return Err(Errno::IO),
+            Ok(0) => return Err(Error::Reason { step: "write", reason: "wrote 0 bytes" }),
             Ok(n) => data = &data[n..],
             Err(Errno::INTR) => {}
-            Err(e) => return Err(e),
+            Err(errno) => return Err(Error::Errno { step: "write", errno }),
         }
     }
     Ok(())
@@ -256,10 +308,14 @@ pub fn errno_name(errno: Errno) -> Option<&'static str> {
     const NAMES: &[(Errno, &str)] = &[
         (Errno::PERM, "EPERM"),
         (Errno::NOENT, "ENOENT"),
+        (Errno::SRCH, "ESRCH"),
         (Errno::INTR, "EINTR"),
         (Errno::IO, "EIO"),
         (Errno::NXIO, "ENXIO"),
+        (Errno::TOOBIG, "E2BIG"),
+        (Errno::NOEXEC, "ENOEXEC"),
         (Errno::BADF, "EBADF"),
+        (Errno::CHILD, "ECHILD"),
         (Errno::AGAIN, "EAGAIN"),
         (Errno::NOMEM, "ENOMEM"),
         (Errno::ACCESS, "EACCES"),
@@ -269,6 +325,8 @@ pub fn errno_name(errno: Errno) -> Option<&'static str> {
         (Errno::NODEV, "ENODEV"),
         (Errno::NOTDIR, "ENOTDIR"),
         (Errno::INVAL, "EINVAL"),
+        (Errno::MFILE, "EMFILE"),
+        (Errno::TXTBSY, "ETXTBSY"),
         (Errno::NOSPC, "ENOSPC"),
         (Errno::ROFS, "EROFS"),
         (Errno::PIPE, "EPIPE"),
@@ -312,8 +370,37 @@ mod tests {
     fn error_names_the_step_and_errno() {
         let e: Result<()> = Err(Errno::CONNREFUSED).step("connect 127.0.0.1:80");
         assert_eq!(e.unwrap_err().to_string(), "connect 127.0.0.1:80: ECONNREFUSED (errno 111)");
-        let e = Error { step: "x", errno: Errno::from_raw_os_error(200) };
+        let e = Error::Errno { step: "x", errno: Errno::from_raw_os_error(200) };
         assert_eq!(e.to_string(), "x: errno 200");
+        assert_eq!((e.step(), e.errno()), ("x", Some(Errno::from_raw_os_error(200))));
+    }
+
+    #[test]
+    fn a_reason_is_no_errno() {
+        let e = Error::Reason { step: "parse krepro.x", reason: "not a whole number" };
+        assert_eq!(e.to_string(), "parse krepro.x: not a whole number");
+        assert_eq!((e.step(), e.errno()), ("parse krepro.x", None));
+    }
+
+    #[test]
+    fn step_renames_an_error_and_keeps_its_cause() {
+        let e: Result<()> = Err(Error::Errno { step: "open", errno: Errno::NOENT }).step("sysctl a.b=0");
+        assert_eq!(e, Err(Error::Errno { step: "sysctl a.b=0", errno: Errno::NOENT }));
+        let e: Result<()> = Err(Error::Reason { step: "write", reason: "wrote 0 bytes" }).step("sysctl a.b=0");
+        assert_eq!(e.unwrap_err().to_string(), "sysctl a.b=0: wrote 0 bytes");
+    }
+
+    #[test]
+    fn writes_name_the_failing_call() {
+        let cx = Cx::new(String::new(), None);
+        let e = cx.write_file("/nonexistent/krepro", b"1").unwrap_err();
+        assert_eq!(e, Error::Errno { step: "open", errno: Errno::NOENT });
+        let e = cx.set_sysctl("no.such.sysctl", "1").unwrap_err();
+        assert_eq!(e.errno(), Some(Errno::NOENT));
+        // A read-only fd fails in write(2) itself.
+        let fd = rustix::fs::open("/proc/self/stat", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        assert_eq!(write_all(&fd, b"x"), Err(Error::Errno { step: "write", errno: Errno::BADF }));
+        assert_eq!(write_all(&fd, b""), Ok(()));
     }
 
     #[test]

@@ -1,8 +1,30 @@
 //! The mem* functions the compiler emits calls to. There is no libc to
-//! provide them. `rep movsb`/`rep stosb` are fast on every x86_64 made since
-//! Ivy Bridge (ERMSB) and cannot be turned back into calls by the optimiser.
+//! provide them.
+//!
+//! A mem* function written as a plain loop can be compiled into a call to
+//! itself: LLVM's loop-idiom pass turns a byte-copy loop into `memcpy`, a
+//! fill loop into `memset`, and since llvm-project#132572 (2025) a NUL-scan
+//! loop into `strlen`; a compare loop into `bcmp` has been proposed too.
+//! LLVM's own guard only skips functions *named* memset, memcpy or strlen, a
+//! heuristic that says nothing of memcmp and does not survive inlining.
+//! compiler_builtins and rlibc get out of it with `#![no_builtins]`, which is
+//! crate-wide (here it would take a crate of its own for five functions);
+//! others write the functions in assembly, which the optimiser cannot see into.
+//!
+//! Here: `memcpy`, `memmove` and `memset` are `rep movsb`/`rep stosb`, fast on
+//! every x86_64 made since Ivy Bridge (ERMSB). `memcmp` and `strlen` are byte
+//! loops that read through [`read_volatile`]: loop idioms only match plain
+//! loads, and a volatile load can be neither dropped, merged nor turned into
+//! a call. (`repe cmpsb`/`repne scasb` would do too, but they are slow
+//! microcode on current CPUs, which is why compiler_builtins does not use
+//! them either.) PID 1 compares and measures a few short strings, so a byte
+//! at a time is plenty.
+//!
+//! None of these may compare or copy through slices: `[u8] == [u8]` is itself
+//! lowered to `memcmp`/`bcmp`.
 
 use core::arch::asm;
+use core::ptr::read_volatile;
 
 /// `memcpy(3)`. <https://man7.org/linux/man-pages/man3/memcpy.3.html>
 ///
@@ -25,13 +47,14 @@ pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut
 #[no_mangle]
 pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     if (dest as usize).wrapping_sub(src as usize) >= n {
-        // dest is before src or past its end: a forward copy is safe.
+        // dest is before src or past its end (or n is 0): a forward copy is
+        // safe.
         // SAFETY: the caller guarantees both ranges; forward copy never reads
         // a byte it already overwrote in this case.
         return unsafe { memcpy(dest, src, n) };
     }
     // SAFETY: copy backwards (direction flag set, then cleared again as the
-    // ABI requires), starting at the last byte of each range.
+    // ABI requires), starting at the last byte of each range (n > 0 here).
     unsafe {
         asm!(
             "std",
@@ -66,8 +89,9 @@ pub unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
 #[no_mangle]
 pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     for i in 0..n {
-        // SAFETY: i < n and the caller guarantees n readable bytes in each.
-        let (x, y) = unsafe { (*a.add(i), *b.add(i)) };
+        // SAFETY: i < n and the caller guarantees n readable bytes in each;
+        // volatile so that the loop stays a loop (see the module doc).
+        let (x, y) = unsafe { (read_volatile(a.add(i)), read_volatile(b.add(i))) };
         if x != y {
             return i32::from(x) - i32::from(y);
         }
@@ -93,8 +117,9 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 #[no_mangle]
 pub unsafe extern "C" fn strlen(s: *const u8) -> usize {
     let mut n = 0;
-    // SAFETY: the caller guarantees a NUL before the end of the allocation.
-    while unsafe { *s.add(n) } != 0 {
+    // SAFETY: the caller guarantees a NUL before the end of the allocation;
+    // volatile so that the loop stays a loop (see the module doc).
+    while unsafe { read_volatile(s.add(n)) } != 0 {
         n += 1;
     }
     n

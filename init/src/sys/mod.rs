@@ -9,9 +9,18 @@
 //!   port, and only to qemu's isa-debug-exit port.
 //! - The interface ioctls pass a properly sized, zero-initialised `ifreq`
 //!   with a NUL-terminated name.
+//! - [`spawn`] forks a single-threaded process; the child only makes system
+//!   calls on memory prepared before the fork and never returns into the
+//!   rest of init (no panic, no verdict): it execs or [`exit_child`]s.
 //!
 //! Every `unsafe` block here carries a `// SAFETY:` comment; the rest of init
 //! and every repro use safe rustix APIs (`unsafe_code = "deny"` elsewhere).
+//!
+//! This is the bottom layer of init: it uses rustix, linux-raw-sys and the
+//! pure helpers of [`repros::guest`], and of init itself only `crate::main`,
+//! which `_start` calls. Reporting (`report`) is built on it, never the
+//! other way round; so [`power_off`], the way every path of PID 1 ends,
+//! lives here.
 
 #![allow(unsafe_code)]
 
@@ -19,9 +28,18 @@ mod heap;
 mod mem;
 mod start;
 
+use alloc::vec::Vec;
+use core::ffi::CStr;
+use core::fmt::Write as _;
+use core::{iter, ptr};
+
 use linux_raw_sys::net::{ifreq, IFNAMSIZ};
-use rustix::fd::{AsFd, BorrowedFd};
+use repros::guest::{FixedBuf, EXEC_FAILED};
+use repros::{Error, Step as _};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
+use rustix::pipe::PipeFlags;
+use rustix::process::{Pid, WaitOptions};
 
 /// fd 1: /dev/console, opened by the kernel for PID 1 (from the initrd's
 /// /dev/console node) and never closed by init.
@@ -30,6 +48,19 @@ pub fn stdout() -> BorrowedFd<'static> {
     // process; if the kernel could not open a console, calls on it fail
     // with EBADF, which every caller ignores or reports.
     unsafe { BorrowedFd::borrow_raw(1) }
+}
+
+/// Powers off; if that fails, restarts (qemu runs with -no-reboot, so either
+/// ends it). Never returns: how PID 1 ends, whatever happened.
+///
+/// <https://man7.org/linux/man-pages/man2/reboot.2.html>
+pub fn power_off() -> ! {
+    use rustix::system::{reboot, RebootCommand};
+    let _ = reboot(RebootCommand::PowerOff);
+    let _ = reboot(RebootCommand::Restart);
+    loop {
+        let _ = rustix::thread::nanosleep(&rustix::time::Timespec { tv_sec: 1, tv_nsec: 0 });
+    }
 }
 
 /// `IFF_UP` as the `ifr_flags` field holds it.
@@ -54,7 +85,10 @@ pub fn debug_exit_ioport(port: u16, value: u8) -> Result<(), Errno> {
 }
 
 fn ifreq_for(name: &[u8]) -> ifreq {
-    debug_assert!(name.len() < IFNAMSIZ as usize, "interface name too long");
+    // A real check, not a debug_assert (init is only built optimised): a
+    // longer name would lose its NUL and name another interface. Callers
+    // pass literals, so it costs nothing once inlined.
+    assert!(name.len() < IFNAMSIZ as usize, "interface name too long for ifr_name");
     // SAFETY: ifreq is a C struct of integers, arrays and unions of those,
     // for which all-zero bytes are a valid value.
     let mut req: ifreq = unsafe { core::mem::zeroed() };
@@ -97,31 +131,32 @@ pub fn set_if_flags(sock: impl AsFd, name: &[u8], flags: i16) -> Result<(), Errn
 }
 
 /// `fork(2)` then, in the child, `execve(2)`: starts `path` with `argv` and
-/// `envp` (NUL-terminated strings) and returns the child's pid. If execve
-/// fails, the child prints why and exits with status 127.
+/// `envp` (NUL-terminated strings) and returns the child's pid once execve
+/// has succeeded.
+///
+/// If execve fails, the child prints why on the console, sends its errno
+/// through a close-on-exec pipe (the way `posix_spawn` and Rust's std learn
+/// it) and exits with [`EXEC_FAILED`]; spawn reaps it and returns that
+/// errno, so a program that could not start is an error, not a verdict.
+/// The child never returns into PID 1's code: no panic handler, no verdict.
 ///
 /// <https://man7.org/linux/man-pages/man2/fork.2.html>,
 /// <https://man7.org/linux/man-pages/man2/execve.2.html>
-pub fn spawn(
-    path: &core::ffi::CStr,
-    argv: &[&core::ffi::CStr],
-    envp: &[&core::ffi::CStr],
-) -> Result<rustix::process::Pid, Errno> {
+pub fn spawn(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> repros::Result<Pid> {
     // Pointer arrays built before the fork: the child only makes syscalls.
-    let argv: alloc::vec::Vec<*const u8> =
-        argv.iter().map(|a| a.as_ptr().cast()).chain(core::iter::once(core::ptr::null())).collect();
-    let envp: alloc::vec::Vec<*const u8> =
-        envp.iter().map(|e| e.as_ptr().cast()).chain(core::iter::once(core::ptr::null())).collect();
+    let argv: Vec<*const u8> = argv.iter().map(|a| a.as_ptr().cast()).chain(iter::once(ptr::null())).collect();
+    let envp: Vec<*const u8> = envp.iter().map(|e| e.as_ptr().cast()).chain(iter::once(ptr::null())).collect();
+    let (status_r, status_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).step("pipe2")?;
     // SAFETY: fork takes no arguments; PID 1 is single-threaded, so the
     // child is a full copy with nothing half-done in another thread.
     let pid = unsafe { syscall0(linux_raw_sys::general::__NR_fork) };
     if pid < 0 {
-        return Err(Errno::from_raw_os_error(-pid as i32));
+        return Err(Error::Errno { step: "fork", errno: Errno::from_raw_os_error(-pid as i32) });
     }
     if pid == 0 {
         // SAFETY: path, argv and envp point to NUL-terminated strings and
         // NULL-terminated pointer arrays that live until execve replaces us.
-        let err = unsafe {
+        let ret = unsafe {
             syscall3(
                 linux_raw_sys::general::__NR_execve,
                 path.as_ptr() as usize,
@@ -129,19 +164,58 @@ pub fn spawn(
                 envp.as_ptr() as usize,
             )
         };
-        let mut msg = crate::report::FixedBuf::<200>::new();
-        let _ = core::fmt::Write::write_fmt(
-            &mut msg,
-            format_args!("krepro: execve {}: errno {}", path.to_string_lossy(), -err),
-        );
-        msg.end_line();
-        let _ = repros::write_all(stdout(), msg.as_bytes());
-        // SAFETY: exit_group ends this (child) process; it takes a plain int.
-        unsafe { syscall1(linux_raw_sys::general::__NR_exit_group, 127) };
-        unreachable!("exit_group returned");
+        exec_failed(path, Errno::from_raw_os_error(-ret as i32), &status_w);
     }
     // SAFETY: a positive pid from fork is a valid pid.
-    Ok(unsafe { rustix::process::Pid::from_raw_unchecked(pid as i32) })
+    let pid = unsafe { Pid::from_raw_unchecked(pid as i32) };
+    // Our copy of the write end goes, so that execve (close-on-exec) or the
+    // child's exit leaves the read end at end of file.
+    drop(status_w);
+    let mut errno = [0u8; 4];
+    let read = loop {
+        match rustix::io::read(&status_r, &mut errno) {
+            Err(Errno::INTR) => {}
+            other => break other,
+        }
+    };
+    match read {
+        // End of file: the program runs.
+        Ok(0) => Ok(pid),
+        Ok(_) => {
+            let errno = Errno::from_raw_os_error(i32::from_ne_bytes(errno));
+            while let Err(Errno::INTR) = rustix::process::waitpid(Some(pid), WaitOptions::empty()) {}
+            Err(Error::Errno { step: "execve", errno })
+        }
+        Err(errno) => Err(Error::Errno { step: "read the execve status pipe", errno }),
+    }
+}
+
+/// The forked child's end when execve failed: one console line, the errno
+/// to the parent, exit. Nothing here can panic or allocate.
+fn exec_failed(path: &CStr, errno: Errno, status: &OwnedFd) -> ! {
+    let _ = rustix::io::write(status, &errno.raw_os_error().to_ne_bytes());
+    let mut line = FixedBuf::<200>::new();
+    let path = path.to_str().unwrap_or("the --exec program");
+    let _ = write!(line, "{}{path}: {}", repros::protocol::CONSOLE_PREFIX, Error::Errno { step: "execve", errno });
+    line.end_line();
+    let _ = rustix::io::write(stdout(), line.as_bytes());
+    exit_child(EXEC_FAILED)
+}
+
+/// `_exit(2)` (exit_group): ends a forked child at once, running nothing of
+/// PID 1's. PID 1 itself must never exit (the kernel panics): there it
+/// powers off instead.
+///
+/// <https://man7.org/linux/man-pages/man2/exit_group.2.html>
+pub fn exit_child(status: i32) -> ! {
+    if rustix::process::getpid().is_init() {
+        power_off();
+    }
+    loop {
+        // SAFETY: exit_group takes a plain int and ends this process, which
+        // is not PID 1 (checked above); it does not return.
+        unsafe { syscall1(linux_raw_sys::general::__NR_exit_group, status as usize) };
+    }
 }
 
 /// A system call with no arguments.

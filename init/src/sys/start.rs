@@ -29,7 +29,7 @@ extern "C" fn entry(_stack: *const usize) -> ! {
 /// linker. Should it run anyway, stop like a second panic would.
 #[no_mangle]
 extern "C" fn _Unwind_Resume() -> ! {
-    crate::report::power_off()
+    super::power_off()
 }
 
 /// The unwinder's personality routine, referenced from the same precompiled

@@ -14,10 +14,13 @@ const DEFAULT_MAX_MS: u64 = 5000;
 fn run(cx: &mut Cx) -> Result {
     let max_ms = match cx.param("max_uptime_ms") {
         None => DEFAULT_MAX_MS,
-        Some(v) => v.parse().map_err(|_| Error { step: "parse krepro.max_uptime_ms", errno: Errno::INVAL })?,
+        Some(v) => {
+            v.parse().map_err(|_| Error::Reason { step: "parse krepro.max_uptime_ms", reason: "not a whole number" })?
+        }
     };
     let text = cx.read_to_string("/proc/uptime").step("read /proc/uptime")?;
-    let uptime_ms = parse_uptime_ms(&text).ok_or(Error { step: "parse /proc/uptime", errno: Errno::INVAL })?;
+    let uptime_ms = parse_uptime_ms(&text)
+        .ok_or(Error::Reason { step: "parse /proc/uptime", reason: "not \"<seconds>.<hundredths> <idle>\"" })?;
     println!(cx, "boot_time: uptime {uptime_ms} ms, limit {max_ms} ms");
     Ok(if uptime_ms > max_ms {
         Verdict::Fail(format!("uptime {uptime_ms} ms exceeds krepro.max_uptime_ms={max_ms}"))
@@ -54,6 +57,9 @@ mod tests {
         let mut cx = Cx::new("krepro.max_uptime_ms=18446744073709551615".into(), None);
         assert_eq!(run(&mut cx), Ok(Verdict::Pass));
         let mut cx = Cx::new("krepro.max_uptime_ms=soon".into(), None);
-        assert_eq!(run(&mut cx).unwrap_err().step, "parse krepro.max_uptime_ms");
+        assert_eq!(
+            run(&mut cx),
+            Err(Error::Reason { step: "parse krepro.max_uptime_ms", reason: "not a whole number" })
+        );
     }
 }

@@ -16,7 +16,9 @@ const MARKERS: &[&str] = &["WARNING:", "BUG:", "Oops", "cut here"];
 fn run(_cx: &mut Cx) -> Result {
     let kmsg = match rustix::fs::open("/dev/kmsg", OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty()) {
         Ok(fd) => fd,
-        Err(e) => return Ok(Verdict::Skip(format!("no kernel log: {}", Error { step: "open /dev/kmsg", errno: e }))),
+        Err(errno) => {
+            return Ok(Verdict::Skip(format!("no kernel log: {}", Error::Errno { step: "open /dev/kmsg", errno })))
+        }
     };
     // Each read returns one record: "prio,seq,usec,flags;text\n".
     let mut buf = [0u8; 8192];
@@ -30,7 +32,7 @@ fn run(_cx: &mut Cx) -> Result {
             }
             // EPIPE: the record was overwritten while we read; go on.
             Err(Errno::PIPE | Errno::INTR) => {}
-            Err(e) => return Err(Error { step: "read /dev/kmsg", errno: e }),
+            Err(errno) => return Err(Error::Errno { step: "read /dev/kmsg", errno }),
         }
     }
 }
@@ -38,8 +40,7 @@ fn run(_cx: &mut Cx) -> Result {
 /// The message of a /dev/kmsg record if it is a splat.
 fn splat(record: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(record);
-    let message = text.split_once(';').map_or(&*text, |(_, m)| m);
-    let first = message.lines().next().unwrap_or("");
+    let first = crate::guest::kmsg_message(&text);
     MARKERS.iter().any(|m| first.contains(m)).then(|| first.to_string())
 }
 

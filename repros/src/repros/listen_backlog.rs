@@ -14,18 +14,18 @@ pub const REPRO: Repro = Repro {
 fn run(cx: &mut Cx) -> Result {
     // Without CONFIG_SYN_COOKIES the sysctl does not exist: cookies are off.
     match cx.set_sysctl("net.ipv4.tcp_syncookies", "0") {
-        Ok(()) | Err(Errno::NOENT) => {}
-        Err(e) => return Err(Error { step: "sysctl net.ipv4.tcp_syncookies=0", errno: e }),
+        Err(e) if e.errno() != Some(Errno::NOENT) => return Err(e.in_step("sysctl net.ipv4.tcp_syncookies=0")),
+        _ => {}
     }
     let (_listener, addr) = listen_loopback(0)?;
     let client = tcp_client(Duration::from_secs(3))?;
     let started = cx.uptime();
     Ok(match net::connect(&client, &addr) {
         Ok(()) => Verdict::Pass,
-        Err(e) => Verdict::Fail(format!(
+        Err(errno) => Verdict::Fail(format!(
             "connect to a listen(fd, 0) socket was not established after {} ms: {}",
             (cx.uptime() - started).as_millis() as u64,
-            Error { step: "connect", errno: e }
+            Error::Errno { step: "connect", errno }
         )),
     })
 }

@@ -60,17 +60,22 @@ pub const VERSION: Repro = Repro {
 /// Tells two kernels apart, so a bisect over commits that pick one of two
 /// real kernels has a known answer; `fail_every` makes it flaky on purpose.
 fn version(cx: &mut Cx) -> Result {
-    let invalid = |step| Error { step, errno: Errno::INVAL };
-    let from = cx.param("fail_from").ok_or(invalid("krepro.fail_from= is required"))?;
+    let not_a_number = |step| Error::Reason { step, reason: "not a whole number" };
+    let from =
+        cx.param("fail_from").ok_or(Error::Reason { step: "krepro.fail_from=", reason: "required, not given" })?;
     let uname = rustix::system::uname();
-    let release = uname.release().to_str().map_err(|_| invalid("uname release is not UTF-8"))?;
+    let release =
+        uname.release().to_str().map_err(|_| Error::Reason { step: "uname", reason: "release is not UTF-8" })?;
     if release_numbers(release) < release_numbers(from) {
         return Ok(Verdict::Pass);
     }
     if let Some(every) = cx.param("fail_every") {
-        let every: u32 = every.parse().map_err(|_| invalid("parse krepro.fail_every"))?;
-        let run: u32 =
-            cx.param(crate::protocol::CMDLINE_RUN).unwrap_or("1").parse().map_err(|_| invalid("parse krepro.run"))?;
+        let every: u32 = every.parse().map_err(|_| not_a_number("parse krepro.fail_every"))?;
+        let run: u32 = cx
+            .param(crate::protocol::CMDLINE_RUN)
+            .unwrap_or("1")
+            .parse()
+            .map_err(|_| not_a_number("parse krepro.run"))?;
         if every == 0 || !run.is_multiple_of(every) {
             return Ok(Verdict::Pass);
         }
@@ -85,15 +90,12 @@ fn release_numbers(release: &str) -> Vec<u64> {
 }
 
 fn panic_kernel(cx: &mut Cx) -> Result {
-    if let Err(e) = cx.write_file("/proc/sysrq-trigger", b"c") {
-        return Ok(Verdict::Skip(format!(
-            "cannot panic the kernel: {}",
-            Error { step: "write /proc/sysrq-trigger", errno: e }
-        )));
+    if let Err(e) = cx.write_file("/proc/sysrq-trigger", b"c").step("write /proc/sysrq-trigger") {
+        return Ok(Verdict::Skip(format!("cannot panic the kernel: {e}")));
     }
     // The write does not return on a kernel with sysrq; give it a moment anyway.
     cx.sleep(Duration::from_secs(5));
-    Err(Error { step: "sysrq-trigger c returned without a panic", errno: Errno::NOSYS })
+    Err(Error::Reason { step: "write c to /proc/sysrq-trigger", reason: "returned, and no panic followed within 5 s" })
 }
 
 #[cfg(test)]

@@ -11,11 +11,8 @@ pub const REPRO: Repro = Repro {
 };
 
 fn run(cx: &mut Cx) -> Result {
-    if let Err(e) = cx.read_to_string("/proc/self/stat") {
-        return Ok(Verdict::Fail(format!(
-            "/proc is not mounted: read /proc/self/stat: {}",
-            Error { step: "open", errno: e }
-        )));
+    if let Err(e) = cx.read_to_string("/proc/self/stat").step("read /proc/self/stat") {
+        return Ok(Verdict::Fail(format!("/proc is not mounted: {e}")));
     }
     Ok(match tcp_round_trip() {
         Ok(()) => Verdict::Pass,
@@ -34,7 +31,7 @@ fn tcp_round_trip() -> Result<()> {
     let mut buf = [0u8; HELLO.len()];
     let (got, _) = net::recv(&server, &mut buf, RecvFlags::WAITALL).step("recv")?;
     if &buf[..got] != HELLO {
-        return Err(Error { step: "recv returned other bytes than were sent", errno: Errno::IO });
+        return Err(Error::Reason { step: "recv", reason: "got other bytes than were sent" });
     }
     Ok(())
 }
