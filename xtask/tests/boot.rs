@@ -83,11 +83,19 @@ fn the_default_path_is_microvm_and_pvh_and_each_choice_still_boots() {
         let j = assert_outcome(&boot(&k61(), "smoke", &["--machine", machine, "--entry", entry]), "pass", 0);
         assert_eq!((j["machine"].as_str(), j["entry"].as_str()), (Some(machine), Some(entry)), "{j}");
     }
-    // The split adds up: qemu start to kernel, kernel to init, init to verdict, verdict to exit.
-    let parts = ["qemu_to_kernel_ms", "boot_to_init_ms", "init_to_verdict_ms", "verdict_to_exit_ms"];
-    let sum: u64 = parts.iter().map(|p| j[p].as_u64().unwrap_or_else(|| panic!("{p} in {j}"))).sum();
-    let qemu = j["qemu_ms"].as_u64().unwrap();
-    assert!(sum <= qemu + 50 && sum + 500 >= qemu, "{sum} vs qemu {qemu}: {j}");
+    // The split is measured, not made up. The parts sum to qemu_ms by
+    // construction, so check what can go wrong instead: the guest's own
+    // clock (boot_to_init_ms) fits inside the host's span from qemu's start
+    // to the init line (else qemu_to_kernel_ms would be missing), every
+    // part is there, the debug-exit power-off ends qemu promptly, and
+    // krepro's own time comes on top of qemu's.
+    let ms = |p: &str| j[p].as_u64().unwrap_or_else(|| panic!("{p} in {j}"));
+    let (qemu, boot) = (ms("qemu_ms"), ms("boot_to_init_ms"));
+    assert!(boot > 0 && boot < qemu, "guest boot {boot} ms vs qemu {qemu} ms: {j}");
+    assert!(ms("qemu_to_kernel_ms") > 0, "{j}");
+    assert!(ms("init_to_verdict_ms") < qemu, "{j}");
+    assert!(ms("verdict_to_exit_ms") < 1000, "power-off took {} ms: {j}", ms("verdict_to_exit_ms"));
+    assert!(ms("wall_ms") >= qemu, "{j}");
 }
 
 #[test]
@@ -263,6 +271,7 @@ fn ctrl_c_stops_qemu_and_cleans_up() {
             &marker,
         ])
         .env("TMPDIR", tmp.path())
+        .env("XDG_CACHE_HOME", common::test_cache())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -313,11 +322,14 @@ fn initrd_is_byte_identical_and_init_is_small_and_static() {
     }
     let init_file = dir.path().join("init");
     std::fs::write(&init_file, &init).unwrap();
-    let out = Command::new("readelf").args(["-l", "-d"]).arg(&init_file).output();
-    if let Ok(out) = out {
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(!text.contains("INTERP") && text.contains("There is no dynamic section"), "{text}");
-    }
+    let out = Command::new("readelf")
+        .args(["-l", "-d"])
+        .arg(&init_file)
+        .output()
+        .expect("readelf is needed: apt-get install -y binutils (cargo xtask ci installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "readelf failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("INTERP") && text.contains("There is no dynamic section"), "{text}");
 }
 
 /// A file's data from a newc archive, read with cpio-archive.

@@ -129,9 +129,10 @@ pub fn requests(opts: &BuildOptions) -> Result<Vec<Request>, BuildError> {
     Ok(reqs)
 }
 
-/// The compiler the build uses and whether ccache wraps it: (make args to
-/// add, compiler identity for the cache key, ccache note).
-fn compiler(make_args: &[String]) -> (Vec<String>, String, Option<String>) {
+/// The compiler the build uses and whether `ccache` (where installed)
+/// wraps it: (make args to add, compiler identity for the cache key,
+/// ccache note). A compiler the user chose (CC=) is left as it is.
+fn compiler(make_args: &[String], ccache: Option<&Path>) -> (Vec<String>, String, Option<String>) {
     let user_cc = make_args.iter().rev().find_map(|a| a.strip_prefix("CC=")).map(str::to_owned);
     let llvm = make_args.iter().any(|a| a.starts_with("LLVM=") && a != "LLVM=0" && a != "LLVM=");
     let cc = user_cc.clone().unwrap_or_else(|| if llvm { "clang".into() } else { "gcc".into() });
@@ -143,7 +144,7 @@ fn compiler(make_args: &[String]) -> (Vec<String>, String, Option<String>) {
         .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned))
         .unwrap_or_else(|| program.clone());
     if user_cc.is_none() {
-        if let Ok(ccache) = which::which("ccache") {
+        if let Some(ccache) = ccache {
             let note = format!("ccache found ({}): compiling with CC=\"ccache {cc}\"", ccache.display());
             return (vec![format!("CC=ccache {cc}")], id, Some(note));
         }
@@ -170,7 +171,7 @@ pub fn build(opts: &BuildOptions, cache: &Cache, on: &mut dyn FnMut(BuildEvent<'
     on(BuildEvent::Phase("identify source"));
     let tree_key = short_hash(&[source.as_os_str().as_encoded_bytes()]);
     let identity = treehash::identity(&source, &cache.treehash().join(&tree_key))?;
-    let (cc_args, cc_id, ccache_note) = compiler(&opts.make_args);
+    let (cc_args, cc_id, ccache_note) = compiler(&opts.make_args, which::which("ccache").ok().as_deref());
     let req_text: Vec<String> = reqs.iter().map(|r| format!("{}={}", r.name, r.value)).collect();
     let key = short_hash(&[
         identity.as_bytes(),
@@ -388,8 +389,17 @@ mod tests {
     }
 
     #[test]
-    fn ccache_is_not_forced_on_a_user_cc() {
-        let (args, _, note) = compiler(&["CC=clang".into()]);
-        assert!(args.is_empty() && note.is_none());
+    fn ccache_wraps_the_default_compiler_only() {
+        let ccache = Path::new("/usr/bin/ccache");
+        let (args, id, note) = compiler(&[], Some(ccache));
+        assert_eq!(args, ["CC=ccache gcc"]);
+        assert!(id.starts_with("gcc"), "the key names the compiler, not ccache: {id}");
+        assert_eq!(note.as_deref(), Some("ccache found (/usr/bin/ccache): compiling with CC=\"ccache gcc\""));
+        let (args, _, _) = compiler(&["LLVM=1".into()], Some(ccache));
+        assert_eq!(args, ["CC=ccache clang"]);
+        let (args, _, note) = compiler(&["CC=clang".into()], Some(ccache));
+        assert!(args.is_empty() && note.is_none(), "a user's CC= is left alone");
+        let (args, id, note) = compiler(&[], None);
+        assert!(args.is_empty() && note.is_none() && id.starts_with("gcc"), "{id}");
     }
 }

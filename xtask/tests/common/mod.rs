@@ -50,11 +50,20 @@ impl Run {
     }
 }
 
+/// The cache every xtask child uses unless a test gives its own: under
+/// cargo's temp dir for this target, never the user's. Kernels come from
+/// the user's cache (what `cargo xtask ci` fetched), passed with --kernel;
+/// what the children write (console logs, the PVH vmlinux, the KVM
+/// marker, builds) stays here.
+pub fn test_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("krepro-cache")
+}
+
 /// Runs the xtask binary with `args` and extra environment.
 pub fn xtask_env(args: &[&str], env: &[(&str, &Path)]) -> Run {
     let started = Instant::now();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.args(args).stdin(Stdio::null());
+    cmd.args(args).stdin(Stdio::null()).env("XDG_CACHE_HOME", test_cache());
     for (k, v) in env {
         cmd.env(k, v);
     }
