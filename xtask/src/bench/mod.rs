@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use krepro_runner::boot::qemu::{Accel, MachineChoice};
 use krepro_runner::boot::run::{self, EntryChoice, RunResult};
+use krepro_runner::cli::progress::Progress;
 use krepro_runner::cli::{self, BootArgs, ConsoleMode, ExecArgs};
 use krepro_runner::host::cache::Cache;
 use krepro_runner::host::install;
@@ -186,18 +187,21 @@ fn busybox_initrd(dir: &Path, busybox: &Path) -> Result<PathBuf> {
 }
 
 pub fn bench(args: &BenchArgs, krepro_initrd: &Path, cache: &Cache) -> Result<()> {
-    let say = &mut |m: &str| eprintln!("krepro: {m}");
+    let mut progress = Progress::new();
     // Each krepro variant planned once, as `run` would with those flags.
     let mut plans = Vec::new();
     for (label, change) in KREPRO_VARIANTS {
         let mut boot = args.boot.clone();
         change(&mut boot);
-        plans.push((*label, cli::plan(&boot, &ExecArgs::default(), "smoke", krepro_initrd, cache, say)?));
+        plans.push((
+            *label,
+            cli::plan(&boot, &ExecArgs::default(), "smoke", krepro_initrd, cache, &mut |m: &str| progress.say(m))?,
+        ));
     }
     let qemu_bin = plans[0].1.qemu.clone();
-    let busybox = install::find_or_install("busybox", "busybox-static", say).ok();
+    let busybox = install::find_or_install("busybox", "busybox-static", &mut |m: &str| progress.say(m)).ok();
     let kernels: Vec<PathBuf> = if args.kernel.is_empty() {
-        vec![krepro_runner::host::fetch::resolve(None, cache, say)?.0.path]
+        vec![krepro_runner::host::fetch::resolve(None, cache, &mut |m: &str| progress.say(m))?.0.path]
     } else {
         args.kernel.clone()
     };
@@ -210,7 +214,7 @@ pub fn bench(args: &BenchArgs, krepro_initrd: &Path, cache: &Cache) -> Result<()
     for k in &kernels {
         let mut configs = Vec::new();
         for (label, plan) in &plans {
-            configs.push((*label, plan, plan.target(k, say)?));
+            configs.push((*label, plan, plan.target(k, &mut |m: &str| progress.say(m))?));
         }
         let kernel = configs[0].2.kernel.clone();
         let name = kernel.release.clone().unwrap_or_else(|| k.display().to_string());
@@ -224,7 +228,7 @@ pub fn bench(args: &BenchArgs, krepro_initrd: &Path, cache: &Cache) -> Result<()
         let vng = which::which("vng").ok();
         let vmtest = which::which("vmtest").ok();
         for round in 0..args.runs {
-            eprintln!("krepro: bench {name}: round {}/{}", round + 1, args.runs);
+            progress.line(&format!("bench {name}: round {}/{}", round + 1, args.runs), true);
             // Alternate the order so no tool always goes first.
             let n = configs.len() + 4;
             for step in 0..n {
@@ -319,6 +323,7 @@ pub fn bench(args: &BenchArgs, krepro_initrd: &Path, cache: &Cache) -> Result<()
         });
     }
 
+    progress.clear();
     print_table(&results);
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&results)?)
