@@ -114,13 +114,19 @@ fn apt_update() -> Result<(), FetchError> {
     Ok(())
 }
 
-/// How old the newest package list under `dir` is: `Duration::MAX` when
-/// there is none (never updated), None when `dir` cannot be read.
+/// How long ago apt last updated its lists in `dir`: the newest mtime of
+/// what an update writes there (`*_Packages*`, often compressed, and
+/// `*Release` files; an unchanged list keeps its old mtime, but the release
+/// files and `partial/` are written every time). `Duration::MAX` when there
+/// are no lists (never updated), None when `dir` cannot be read.
 fn lists_age(dir: &Path) -> Option<std::time::Duration> {
     let newest = std::fs::read_dir(dir)
         .ok()?
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.contains("_Packages") || name.ends_with("Release") || name == "partial"
+        })
         .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
         .max();
     match newest {
@@ -241,9 +247,15 @@ mod tests {
     fn list_age_comes_from_the_newest_packages_file() {
         let d = tempfile::tempdir().unwrap();
         assert_eq!(lists_age(d.path()), Some(std::time::Duration::MAX), "no lists: never updated");
-        std::fs::write(d.path().join("deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"), "").unwrap();
         std::fs::write(d.path().join("lock"), "").unwrap();
+        assert_eq!(lists_age(d.path()), Some(std::time::Duration::MAX), "a lock is no list");
+        let list = d.path().join("deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4");
+        std::fs::write(&list, "").unwrap();
         assert!(lists_age(d.path()).unwrap() < std::time::Duration::from_secs(60));
+        let three_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86400);
+        std::fs::File::options().write(true).open(&list).unwrap().set_modified(three_days_ago).unwrap();
+        let age = lists_age(d.path()).unwrap();
+        assert!(age > LISTS_MAX_AGE && age < std::time::Duration::from_secs(4 * 86400), "{age:?}");
         assert_eq!(lists_age(Path::new("/nonexistent")), None);
     }
 
