@@ -18,7 +18,7 @@ use krepro_runner::host::cache::Cache;
 use krepro_runner::host::spawn::Cmd;
 use krepro_runner::RunError;
 
-use crate::ConfigArgs;
+use crate::{ConfigArgs, Guest};
 
 #[derive(clap::Args, Debug)]
 pub struct BisectArgs {
@@ -107,7 +107,7 @@ impl Tester for Real<'_> {
                 Ok(BuildResult::Kernel(bz))
             }
             None => {
-                let opts = self.args.config.options(wt.to_owned(), self.args.repro.clone());
+                let opts = self.args.config.options(wt.to_owned(), self.args.repro.clone(), Guest::of(&self.args.boot));
                 match build::build(&opts, self.cache, &mut |ev| on(BisectEvent::Build(ev))) {
                     Ok(b) => Ok(BuildResult::Kernel(b.bzimage)),
                     Err(e) if e.is_tree_failure() => {
@@ -190,7 +190,7 @@ fn run_inner(args: &BisectArgs, initrd: &Path, cache: &Cache) -> Result<ExitCode
     let fragment = match &args.build_cmd {
         Some(_) => None,
         None => {
-            let opts = args.config.options(args.linux.clone(), args.repro.clone());
+            let opts = args.config.options(args.linux.clone(), args.repro.clone(), Guest::of(&args.boot));
             let reqs = build::requests(&opts).map_err(|e| BisectError::BadInput(e.to_string()))?;
             Some(reqs.iter().map(|r| format!("CONFIG_{}={}\n", r.name, r.value)).collect::<String>())
         }

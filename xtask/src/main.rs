@@ -9,9 +9,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use krepro_runner::boot::disk::DiskSpec;
 use krepro_runner::boot::qemu::{self, Machine};
 use krepro_runner::cli::progress::{mmss, Progress};
-use krepro_runner::cli::{self, RunArgs};
+use krepro_runner::cli::{self, BootArgs, RunArgs};
 use krepro_runner::host::cache::Cache;
 use krepro_runner::host::spawn::Cmd;
 use krepro_runner::host::{fetch, install};
@@ -108,15 +109,30 @@ struct ConfigArgs {
     jobs: Option<usize>,
 }
 
+/// What the guest will have, as far as the kernel's config is concerned.
+#[derive(Clone, Copy, Debug)]
+struct Guest<'a> {
+    cpus: u32,
+    disks: &'a [DiskSpec],
+}
+
+impl<'a> Guest<'a> {
+    fn of(boot: &'a BootArgs) -> Guest<'a> {
+        Guest { cpus: boot.cpus.unwrap_or(1), disks: &boot.disks }
+    }
+}
+
 impl BuildArgs {
-    fn options(&self, source: PathBuf, repro: Option<String>) -> build::BuildOptions {
-        self.config.options(source, repro)
+    fn options(&self, source: PathBuf, repro: Option<String>, guest: Guest<'_>) -> build::BuildOptions {
+        self.config.options(source, repro, guest)
     }
 }
 
 impl ConfigArgs {
-    fn options(&self, source: PathBuf, repro: Option<String>) -> build::BuildOptions {
+    fn options(&self, source: PathBuf, repro: Option<String>, guest: Guest<'_>) -> build::BuildOptions {
         build::BuildOptions {
+            cpus: guest.cpus,
+            disks: guest.disks.to_vec(),
             source,
             repro,
             base: self.base.clone(),
@@ -142,6 +158,13 @@ enum KernelCommand {
         /// runner reads it, e.g. to know whether the kernel has ACPI)
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// The guest will have N CPUs: N > 1 adds SMP
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+        cpus: u32,
+        /// The guest will have this disk (as for `run`): adds the block
+        /// layer, virtio-blk and the disk's filesystem; repeatable
+        #[arg(long = "disk", value_name = "SPEC")]
+        disks: Vec<DiskSpec>,
         #[command(flatten)]
         build: BuildArgs,
     },
@@ -168,7 +191,7 @@ fn main() -> ExitCode {
                     eprintln!("error: --kernel and --source exclude each other");
                     return krepro_runner::ExitCode::Error.into();
                 }
-                match build_kernel(&build.options(source, Some(args.repro.clone())), &cache) {
+                match build_kernel(&build.options(source, Some(args.repro.clone()), Guest::of(&args.boot)), &cache) {
                     Ok(built) => args.kernel = Some(built.bzimage),
                     Err(code) => return code,
                 }
@@ -199,12 +222,13 @@ fn main() -> ExitCode {
             list_repros();
             ExitCode::SUCCESS
         }
-        Command::Kernel { command: KernelCommand::Build { repro, output, build } } => {
+        Command::Kernel { command: KernelCommand::Build { repro, output, cpus, disks, build } } => {
             let Some(source) = build.source.clone() else {
                 eprintln!("error: kernel build needs --source DIR");
                 return krepro_runner::ExitCode::Error.into();
             };
-            match build_kernel(&build.options(source, repro), &cache) {
+            let guest = Guest { cpus, disks: &disks };
+            match build_kernel(&build.options(source, repro, guest), &cache) {
                 Ok(built) => {
                     let path = match output {
                         Some(out) => {
@@ -365,7 +389,7 @@ fn build_exec_initrd(repro: &str, exec: &cli::ExecArgs, out: &Path) -> Result<Pa
     }
     // No kernel here: modules come from --modules-from.
     let kernel = kernel::Kernel { path: PathBuf::new(), release: None };
-    let extra = exec.extras()?.entries_for(&kernel, Machine::Microvm)?;
+    let extra = exec.extras()?.entries_for(&kernel, Machine::Microvm, &[])?;
     let mut entries = initrd::standard_entries(build_init(exec.repro(repro))?);
     entries.extend(extra);
     initrd::write_file(&initrd::dedup_dirs(entries), out).with_context(|| format!("write {}", out.display()))?;

@@ -2,6 +2,7 @@
 //! console, deciding the outcome, and Ctrl-C.
 
 pub mod classify;
+pub mod disk;
 pub(crate) mod interrupt;
 pub mod log;
 pub mod outcome;

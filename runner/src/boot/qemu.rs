@@ -17,7 +17,7 @@ pub const QEMU_PACKAGE: &str = "qemu-system-x86";
 
 /// Flags every boot gets: no devices but the ones asked for, no display, no
 /// user config, and a guest reboot (panic=-1) ends qemu instead of rebooting.
-pub const FIXED_FLAGS: &[&str] = &["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-smp", "1"];
+pub const FIXED_FLAGS: &[&str] = &["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"];
 
 /// What `--machine` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -82,6 +82,16 @@ impl Machine {
             Machine::Pc | Machine::Q35 => &["virtio_pci", "virtio_console"],
             Machine::Microvm => &["virtio_mmio", "virtio_console"],
         }
+    }
+
+    /// The virtio transport module on this machine.
+    pub fn bus_module(self) -> &'static str {
+        self.channel_modules()[0]
+    }
+
+    /// Whether virtio devices sit on PCI (else virtio-mmio).
+    pub fn has_pci(self) -> bool {
+        self != Machine::Microvm
     }
 }
 
@@ -217,8 +227,11 @@ pub struct QemuParams<'a> {
     /// Whether the kernel has ACPI (unknown: assume it does).
     pub acpi: bool,
     pub memory_mib: u32,
+    pub cpus: u32,
     /// Where the virtio-serial verdict port is written.
     pub verdict_file: &'a Path,
+    /// Disk drives and devices, then the user's `--qemu-arg`s, last.
+    pub extra: &'a [OsString],
 }
 
 /// The full qemu argument list (without the program).
@@ -229,7 +242,7 @@ pub fn qemu_args(p: &QemuParams<'_>) -> Vec<OsString> {
     let [m, machine, d, controller] = p.machine.flags(p.acpi);
     push(&[m, machine]);
     push(p.accel.flags());
-    push(&["-m", &p.memory_mib.to_string()]);
+    push(&["-m", &p.memory_mib.to_string(), "-smp", &p.cpus.to_string()]);
     push(CONSOLE_FLAGS);
     push(&[
         "-device",
@@ -245,6 +258,7 @@ pub fn qemu_args(p: &QemuParams<'_>) -> Vec<OsString> {
     ]);
     args.extend(["-kernel".into(), p.kernel.into(), "-initrd".into(), p.initrd.into()]);
     args.extend(["-append".into(), p.cmdline.into()]);
+    args.extend(p.extra.iter().cloned());
     args
 }
 
@@ -279,7 +293,9 @@ mod tests {
             machine: Machine::Pc,
             acpi: true,
             memory_mib: 256,
+            cpus: 2,
             verdict_file: Path::new("/tmp/x/verdict"),
+            extra: &["-cpu".into(), "max".into()],
         };
         let args: Vec<String> = qemu_args(&p).into_iter().map(|a| a.into_string().unwrap()).collect();
         let want = [
@@ -288,14 +304,14 @@ mod tests {
             "-display",
             "none",
             "-no-reboot",
-            "-smp",
-            "1",
             "-machine",
             "pc",
             "-accel",
             "tcg",
             "-m",
             "256",
+            "-smp",
+            "2",
             "-chardev",
             "stdio,id=console,signal=off",
             "-serial",
@@ -314,6 +330,8 @@ mod tests {
             "/t/initrd.gz",
             "-append",
             "console=ttyS0 panic=-1 krepro.repro=smoke",
+            "-cpu",
+            "max",
         ];
         assert_eq!(args, want);
     }
@@ -328,7 +346,9 @@ mod tests {
             machine: Machine::Microvm,
             acpi: true,
             memory_mib: 128,
+            cpus: 1,
             verdict_file: Path::new("v"),
+            extra: &[],
         };
         let args = qemu_args(&p);
         let at = args.iter().position(|a| a == "-machine").unwrap();

@@ -15,6 +15,7 @@ use repros::protocol::{Kind, Report};
 use serde::Serialize;
 
 use super::classify::{ConsoleScan, Crash, CrashKind, LineKind};
+use super::disk::{self, DiskSpec};
 use super::log::{ConsoleLog, LogDir};
 use super::outcome::Outcome;
 use super::qemu::{self, Accel, AccelChoice, Machine, QemuParams};
@@ -55,6 +56,11 @@ pub struct Plan {
     pub machine: Machine,
     pub entry: EntryChoice,
     pub memory_mib: u32,
+    pub cpus: u32,
+    /// Block devices, /dev/vda first.
+    pub disks: Vec<DiskSpec>,
+    /// The user's `--qemu-arg`s, passed after krepro's own.
+    pub qemu_args: Vec<String>,
     pub warn_is_crash: bool,
     /// --exec, --file and --modules.
     pub extras: Extras,
@@ -81,6 +87,9 @@ impl Plan {
             machine: Machine::Microvm,
             entry: EntryChoice::Auto,
             memory_mib: 256,
+            cpus: 1,
+            disks: Vec::new(),
+            qemu_args: Vec::new(),
             warn_is_crash: false,
             extras: Extras::default(),
             logs: LogDir::new(cache.logs()),
@@ -95,9 +104,26 @@ impl Plan {
     pub fn target(&self, kernel: &Path, say: &mut dyn FnMut(&str)) -> Result<Target, RunError> {
         let kernel = kernel::check_bzimage(kernel)?;
         let boot_image = choose_entry(&kernel, self.entry, &self.cache, say)?;
-        let extra_initrd = self.extras.pack_for(&kernel, self.machine)?;
+        let extra_initrd = self.extras.pack_for(&kernel, self.machine, &self.device_modules())?;
         let acpi = kernel::has_acpi(&kernel);
         Ok(Target { kernel, boot_image, acpi, extra_initrd })
+    }
+}
+
+impl Plan {
+    /// The modules the devices need where the kernel has them as modules:
+    /// the virtio transport, virtio_blk and the filesystems of new disks.
+    fn device_modules(&self) -> Vec<&str> {
+        if self.disks.is_empty() {
+            return Vec::new();
+        }
+        let mut needs = vec![self.machine.bus_module(), "virtio_blk"];
+        for d in &self.disks {
+            if let DiskSpec::New { fs: Some(fs), .. } = d {
+                needs.push(fs.as_str());
+            }
+        }
+        needs
     }
 }
 
@@ -228,6 +254,13 @@ pub struct RunResult {
     pub channels: Channels,
     pub qemu_status: Option<i32>,
     pub crash: Option<Crash>,
+    pub cpus: u32,
+    /// The `--disk`s, in order (/dev/vda first).
+    pub disks: Vec<String>,
+    /// The user's `--qemu-arg`s: when not empty, the run was customised
+    /// beyond what krepro knows (`customised` says so).
+    pub qemu_args: Vec<String>,
+    pub customised: bool,
 }
 
 /// Boots `target` once (run `run_index` of `--runs N`; the guest sees
@@ -334,11 +367,20 @@ fn boot(
         combined
     };
     let mut cmdline = qemu::kernel_cmdline(&plan.repro, run_index, &plan.append);
+    // The guest's own deadline: racing repros stop before the hang timer.
+    cmdline.push_str(&format!(
+        " {}{}={}",
+        repros::protocol::CMDLINE_PREFIX,
+        repros::protocol::CMDLINE_DEADLINE,
+        plan.timeout.as_millis()
+    ));
     if plan.machine == Machine::Microvm && accel == Accel::Tcg {
         if let Some(khz) = qemu::host_tsc_khz() {
             cmdline.push_str(&format!(" tsc_early_khz={khz}"));
         }
     }
+    let mut extra = disk::qemu_args(&plan.disks, scratch.path(), plan.machine.has_pci())?;
+    extra.extend(plan.qemu_args.iter().map(Into::into));
     let image = match &target.boot_image {
         BootImage::Pvh(p) => p.as_path(),
         BootImage::BzImage => target.kernel.path.as_path(),
@@ -351,7 +393,9 @@ fn boot(
         machine: plan.machine,
         acpi: target.acpi,
         memory_mib: plan.memory_mib,
+        cpus: plan.cpus,
         verdict_file: &verdict_file,
+        extra: &extra,
     };
     let cmd = Cmd::new(&plan.qemu, qemu::qemu_args(&params), scratch.path()).quiet().contained();
     let command_line = cmd.line().to_owned();
@@ -468,6 +512,10 @@ fn boot(
         channels,
         qemu_status,
         crash,
+        cpus: plan.cpus,
+        disks: plan.disks.iter().map(ToString::to_string).collect(),
+        qemu_args: plan.qemu_args.clone(),
+        customised: !plan.qemu_args.is_empty(),
     })))
 }
 

@@ -39,12 +39,15 @@ pub enum Origin {
     Repro(String),
     /// A user fragment.
     Fragment(String),
+    /// A boot flag (`--cpus 2`, `--disk new:64M:ext4`): the guest needs it
+    /// to have what the flag gives it.
+    BootFlag(String),
 }
 
 impl Origin {
     /// Whether the build must stop when this option is lost.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Origin::KreproEssential | Origin::Repro(_))
+        matches!(self, Origin::KreproEssential | Origin::Repro(_) | Origin::BootFlag(_))
     }
 }
 
@@ -55,6 +58,7 @@ impl fmt::Display for Origin {
             Origin::Krepro => f.write_str("krepro uses it"),
             Origin::Repro(name) => write!(f, "repro {name} needs it"),
             Origin::Fragment(file) => write!(f, "asked for in {file}"),
+            Origin::BootFlag(flag) => write!(f, "{flag} needs it"),
         }
     }
 }
@@ -117,6 +121,35 @@ pub fn krepro_fragment() -> Vec<Request> {
         .map(req(Origin::KreproEssential))
         .chain(KREPRO_OPTIONAL.iter().map(req(Origin::Krepro)))
         .collect()
+}
+
+/// What the boot flags need from the kernel: SMP (and the MP table,
+/// which is how microvm without ACPI announces its CPUs) for more than one
+/// CPU; the block layer, virtio-blk and the filesystems of new disks.
+pub fn boot_fragment(cpus: u32, disks: &[crate::boot::disk::DiskSpec]) -> Vec<Request> {
+    let mut out = Vec::new();
+    let mut add = |names: &[&str], flag: String| {
+        for name in names {
+            out.push(Request { name: (*name).to_owned(), value: Value::Y, origin: Origin::BootFlag(flag.clone()) });
+        }
+    };
+    if cpus > 1 {
+        add(&["SMP", "X86_MPPARSE"], format!("--cpus {cpus}"));
+    }
+    for d in disks {
+        add(&["BLK_DEV", "VIRTIO_BLK"], format!("--disk {d}"));
+        if let crate::boot::disk::DiskSpec::New { fs: Some(fs), .. } = d {
+            let fs_opts: &[&str] = match fs.as_str() {
+                "ext2" | "ext3" | "ext4" => &["EXT4_FS"],
+                "xfs" => &["XFS_FS"],
+                "btrfs" => &["BTRFS_FS"],
+                "vfat" => &["VFAT_FS", "NLS_CODEPAGE_437", "NLS_ISO8859_1"],
+                _ => &[],
+            };
+            add(fs_opts, format!("--disk {d}"));
+        }
+    }
+    out
 }
 
 /// A repro's declared options (all `=y`).
@@ -409,6 +442,27 @@ mod tests {
             "depends on HYPERVISOR_GUEST && PARAVIRT (not set: HYPERVISOR_GUEST)"
         );
         assert_eq!(explain(dir.path(), "NOPE", &cfg), "this tree has no such option");
+    }
+
+    #[test]
+    fn boot_flags_ask_for_smp_and_block_devices() {
+        assert!(boot_fragment(1, &[]).is_empty());
+        let disks = ["new:64M:ext4".parse().unwrap(), "/tmp/x.img".parse().unwrap()];
+        let f = boot_fragment(2, &disks);
+        let names: Vec<(&str, String)> = f.iter().map(|r| (r.name.as_str(), r.origin.to_string())).collect();
+        assert_eq!(
+            names,
+            [
+                ("SMP", "--cpus 2 needs it".to_owned()),
+                ("X86_MPPARSE", "--cpus 2 needs it".into()),
+                ("BLK_DEV", "--disk new:64M:ext4 needs it".into()),
+                ("VIRTIO_BLK", "--disk new:64M:ext4 needs it".into()),
+                ("EXT4_FS", "--disk new:64M:ext4 needs it".into()),
+                ("BLK_DEV", "--disk /tmp/x.img needs it".into()),
+                ("VIRTIO_BLK", "--disk /tmp/x.img needs it".into()),
+            ]
+        );
+        assert!(f.iter().all(|r| r.origin.is_fatal()));
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub struct BuildOptions {
     pub fragments: Vec<PathBuf>,
     pub make_args: Vec<String>,
     pub jobs: usize,
+    /// The guest's CPUs and disks: what the boot flags need goes in too.
+    pub cpus: u32,
+    pub disks: Vec<crate::boot::disk::DiskSpec>,
 }
 
 /// What the builder is doing, for progress output.
@@ -122,6 +125,7 @@ pub fn requests(opts: &BuildOptions) -> Result<Vec<Request>, BuildError> {
             repros::find(name).ok_or_else(|| BuildError::BadInput(crate::RunError::unknown_repro(name).to_string()))?;
         reqs.extend(kconfig::repro_fragment(repro));
     }
+    reqs.extend(kconfig::boot_fragment(opts.cpus, &opts.disks));
     for f in &opts.fragments {
         let text = std::fs::read_to_string(f).map_err(io(format!("read fragment {}", f.display())))?;
         reqs.extend(kconfig::parse_fragment(&text, &f.display().to_string()).map_err(BuildError::BadInput)?);
@@ -372,6 +376,8 @@ mod tests {
             fragments: vec![frag],
             make_args: vec![],
             jobs: 1,
+            cpus: 1,
+            disks: vec![],
         };
         let reqs = requests(&opts).unwrap();
         let inet: Vec<_> = reqs.iter().filter(|r| r.name == "INET").collect();

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::boot::disk::{self, DiskSpec};
 use crate::boot::interrupt;
 use crate::boot::log::LogDir;
 use crate::boot::outcome::{self, Decision, ExitCode, Outcome, Remap};
@@ -55,6 +56,25 @@ pub struct BootArgs {
     /// Guest memory in MiB
     #[arg(long, value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u32).range(64..))]
     pub memory: u32,
+
+    /// Guest CPUs [default: what the repro declares, else 1]; the kernel
+    /// builder adds SMP when N > 1
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub cpus: Option<u32>,
+
+    /// A block device, as virtio-blk (/dev/vda, /dev/vdb, ... in order):
+    /// FILE (the guest's writes are discarded: FILE is never written),
+    /// FILE:rw (writes go to FILE), or new:SIZE[:FS] (a fresh sparse
+    /// scratch disk, made with mkfs.FS on the host, e.g. new:64M:ext4);
+    /// repeatable [default: what the repro declares]
+    #[arg(long = "disk", value_name = "SPEC")]
+    pub disks: Vec<DiskSpec>,
+
+    /// Passed to qemu unchanged, after krepro's own arguments (a device or
+    /// CPU feature krepro does not model: --qemu-arg=-cpu --qemu-arg=max);
+    /// repeatable; --json marks such a run as customised
+    #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub qemu_args: Vec<String>,
 
     /// Count a kernel WARNING on the console as a crash
     #[arg(long)]
@@ -237,6 +257,9 @@ pub fn plan(
     }
     append.extend(boot.append.iter().cloned());
     let extras = exec.extras()?;
+    for d in &boot.disks {
+        disk::check(d)?;
+    }
     let qemu = qemu::find_or_install(say)?;
     if !initrd.is_file() {
         return Err(RunError::InitrdNotFound(initrd.to_owned()));
@@ -248,6 +271,9 @@ pub fn plan(
         machine: Machine::from_choice(boot.machine),
         entry: boot.entry,
         memory_mib: boot.memory,
+        cpus: boot.cpus.unwrap_or(1),
+        disks: boot.disks.clone(),
+        qemu_args: boot.qemu_args.clone(),
         warn_is_crash: boot.warn_is_crash,
         extras,
         logs: LogDir::new(boot.log_dir.clone().unwrap_or_else(|| cache.logs())),

@@ -64,14 +64,41 @@ impl Extras {
 
     /// The entries for `kernel` booted on `machine`: the fixed ones and
     /// the modules from the kernel's package, with their dependencies.
-    pub fn entries_for(&self, kernel: &Kernel, machine: Machine) -> Result<Vec<Entry>, RunError> {
+    /// `needs` are modules the devices need (virtio_blk for disks), loaded
+    /// where the kernel has them as modules, like `--modules auto`'s.
+    pub fn entries_for(&self, kernel: &Kernel, machine: Machine, needs: &[&str]) -> Result<Vec<Entry>, RunError> {
         let mut out = self.fixed.clone();
-        if let Some(spec) = &self.modules {
-            let dir = modules::modules_dir(kernel, spec.from.as_deref()).ok_or_else(|| {
-                ModuleError::NoDir(kernel.release.clone().unwrap_or_else(|| kernel.path.display().to_string()))
-            })?;
-            let mods = modules::resolve(&dir, &spec.want, machine.channel_modules())?;
-            out.extend(modules::entries(mods));
+        let from = self.modules.as_ref().and_then(|s| s.from.as_deref());
+        let mut auto: Vec<&str> = needs.to_vec();
+        if let Some(ModuleSpec { want: Modules::Auto, .. }) = &self.modules {
+            auto.extend(machine.channel_modules());
+        }
+        let explicit = match &self.modules {
+            Some(ModuleSpec { want: list @ Modules::List(_), .. }) => Some(list),
+            _ => None,
+        };
+        if explicit.is_some() || !auto.is_empty() {
+            let no_dir =
+                || ModuleError::NoDir(kernel.release.clone().unwrap_or_else(|| kernel.path.display().to_string()));
+            match modules::modules_dir(kernel, from) {
+                Some(dir) => {
+                    let mut mods = match explicit {
+                        Some(list) => modules::resolve(&dir, list, &[])?,
+                        None => Vec::new(),
+                    };
+                    for m in modules::resolve(&dir, &Modules::Auto, &auto)? {
+                        if !mods.iter().any(|(name, _)| *name == m.0) {
+                            mods.push(m);
+                        }
+                    }
+                    out.extend(modules::entries(mods));
+                }
+                // A kernel without a module tree has its drivers built in
+                // (krepro's builder) or cannot be helped: only an explicit
+                // --modules is an error.
+                None if self.modules.is_some() => return Err(no_dir().into()),
+                None => {}
+            }
         }
         // Each piece brings its parent directories; two --file DESTs may share one.
         Ok(super::dedup_dirs(out))
@@ -79,11 +106,12 @@ impl Extras {
 
     /// [`Extras::entries_for`] as a gzip'd cpio to append to the initrd
     /// (the kernel unpacks concatenated archives in order); empty for none.
-    pub fn pack_for(&self, kernel: &Kernel, machine: Machine) -> Result<Vec<u8>, RunError> {
-        if self.is_empty() {
+    pub fn pack_for(&self, kernel: &Kernel, machine: Machine, needs: &[&str]) -> Result<Vec<u8>, RunError> {
+        let entries = self.entries_for(kernel, machine, needs)?;
+        if entries.is_empty() {
             return Ok(Vec::new());
         }
-        super::pack(&self.entries_for(kernel, machine)?).map_err(|e| RunError::io("pack the extra initrd", e))
+        super::pack(&entries).map_err(|e| RunError::io("pack the extra initrd", e))
     }
 }
 
@@ -177,7 +205,12 @@ mod tests {
         ];
         let x = Extras::new(None, &specs, None).unwrap();
         let k = Kernel { path: "/k".into(), release: None };
-        assert_eq!(paths(&x.entries_for(&k, Machine::Microvm).unwrap()), ["srv", "srv/data", "srv/data/a", "srv/b"]);
+        assert_eq!(
+            paths(&x.entries_for(&k, Machine::Microvm, &[]).unwrap()),
+            ["srv", "srv/data", "srv/data/a", "srv/b"]
+        );
+        // A kernel without a module tree: device needs are left to it.
+        assert_eq!(x.entries_for(&k, Machine::Microvm, &["virtio_blk"]).unwrap().len(), 4);
     }
 
     #[test]
