@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_empty, k61, k612, qemus_with, require_qemu, xtask, xtask_env, Run};
+use common::{assert_empty, console_log, k61, k612, qemus_with, require_qemu, temp, xtask, xtask_env, Run};
 use serde_json::Value;
 
 fn xtask_in(args: &[&str], tmp: &Path) -> Run {
@@ -64,7 +64,7 @@ fn smoke_passes_on_612_with_every_channel_and_the_contract_json() {
     assert!(j["wall_ms"].as_u64().unwrap() >= j["boot_to_init_ms"].as_u64().unwrap(), "{j}");
     assert_eq!(j["channels"], serde_json::json!({"console": true, "virtio": true, "debug_exit": true}));
     assert_eq!(j["qemu_status"], 33);
-    let log = std::fs::read_to_string(j["console_log"].as_str().unwrap()).unwrap();
+    let log = console_log(&run, &j);
     assert!(log.contains("krepro: verdict=pass repro=smoke"), "{log}");
     assert!(log.contains("Run /init as init process"), "{log}");
 }
@@ -123,7 +123,7 @@ fn crash_can_be_remapped_for_bisect() {
 #[test]
 fn selftest_hang_is_a_hang_exit_3_and_leaves_no_qemu() {
     let marker = format!("krepro.test_marker=hang{}", std::process::id());
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = temp("tmpdir");
     let run = boot_in(&k612(), "selftest_hang", &["--timeout", "20", "--append", &marker], tmp.path());
     let j = assert_outcome(&run, "hang", 3);
     assert_eq!(j["message"], "no verdict within 20 s");
@@ -187,7 +187,7 @@ fn accel_auto_never_hangs_on_a_broken_kvm() {
     // absent. In every case auto must end in a pass, quickly. A cache of its
     // own, so that no earlier run's "KVM is broken" marker skips the attempt.
     let k = k61();
-    let cache = tempfile::tempdir().unwrap();
+    let cache = temp("cache");
     let run = xtask_env(&["run", "--kernel", k.to_str().unwrap(), "--json"], &[("XDG_CACHE_HOME", cache.path())]);
     let j = assert_outcome(&run, "pass", 0);
     let kvm_opens = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
@@ -245,7 +245,7 @@ fn ctrl_c_stops_qemu_and_cleans_up() {
     require_qemu();
     let marker = format!("krepro.test_marker=sigint{}", std::process::id());
     let k = k61();
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, logs) = (temp("tmpdir"), temp("logs"));
     let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args([
             "run",
@@ -257,6 +257,8 @@ fn ctrl_c_stops_qemu_and_cleans_up() {
             "tcg",
             "--append",
             &marker,
+            "--log-dir",
+            logs.path().to_str().unwrap(),
         ])
         .env("TMPDIR", tmp.path())
         .stdin(Stdio::null())
@@ -279,6 +281,9 @@ fn ctrl_c_stops_qemu_and_cleans_up() {
     assert!(stopped.elapsed() < Duration::from_secs(5), "took {:?} to stop", stopped.elapsed());
     assert!(qemus_with(&marker).is_empty(), "qemu left running");
     assert_empty(tmp.path());
+    // The console log of the interrupted run is kept, in --log-dir.
+    let logs: Vec<_> = std::fs::read_dir(logs.path()).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
 }
 
 #[test]
@@ -347,10 +352,12 @@ fn the_vmlinux_comes_out_of_real_bzimages_with_its_pvh_note() {
 #[test]
 fn bench_reports_ratios_against_the_baselines() {
     require_qemu();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp("bench");
     let (json, plot) = (dir.path().join("bench.json"), dir.path().join("bench.svg"));
     let k = k61();
-    let run = xtask(&[
+    // bench has no --log-dir: its krepro runs log into a cache of the test's.
+    let cache = temp("cache");
+    let args = [
         "bench",
         "--kernel",
         k.to_str().unwrap(),
@@ -360,7 +367,8 @@ fn bench_reports_ratios_against_the_baselines() {
         json.to_str().unwrap(),
         "--plot",
         plot.to_str().unwrap(),
-    ]);
+    ];
+    let run = xtask_env(&args, &[("XDG_CACHE_HOME", cache.path())]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let tools = j[0]["tools"].as_array().unwrap();
@@ -385,11 +393,12 @@ fn bench_reports_ratios_against_the_baselines() {
 #[test]
 fn a_quiet_console_still_logs_everything_when_it_matters() {
     let k = k61();
-    let pass = assert_outcome(&boot(&k, "smoke", &["--console", "quiet"]), "pass", 0);
-    let log = std::fs::read_to_string(pass["console_log"].as_str().unwrap()).unwrap();
+    // Each Run keeps its --log-dir: read the log while it lives.
+    let run = boot(&k, "smoke", &["--console", "quiet"]);
+    let log = console_log(&run, &assert_outcome(&run, "pass", 0));
     assert!(!log.contains("Run /init as init process"), "quiet boots print errors only:\n{log}");
-    let fail = assert_outcome(&boot(&k, "selftest_fail", &["--console", "quiet"]), "fail", 1);
-    let log = std::fs::read_to_string(fail["console_log"].as_str().unwrap()).unwrap();
+    let run = boot(&k, "selftest_fail", &["--console", "quiet"]);
+    let log = console_log(&run, &assert_outcome(&run, "fail", 1));
     assert!(log.contains("krepro: kmsg: Run /init as init process"), "the kernel log comes before a fail:\n{log}");
     let refused = xtask(&["run", "--kernel", k.to_str().unwrap(), "--console", "quiet", "--warn-is-crash"]);
     assert_eq!(refused.code, 128, "{}", refused.stderr);
