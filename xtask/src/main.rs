@@ -411,6 +411,8 @@ fn ci() -> Result<()> {
     // test boots a busybox initramfs.
     install::find_or_install("cpio", "cpio", say)?;
     install::find_or_install("busybox", "busybox-static", say)?;
+    // The initrd test checks init with readelf.
+    install::find_or_install("readelf", "binutils", say)?;
     for series in TEST_SERIES {
         if krepro_runner::host::fetch::newest_cached(&krepro_runner::host::cache::kernels_dir(), Some(series)).is_none()
         {
