@@ -1,6 +1,9 @@
 //! `cargo xtask bisect` end to end, fast: a git repo made here whose
 //! --build-cmd picks one of two real Debian kernels per commit, and a repro
 //! that tells them apart. Real git bisect, real worktree, real boots.
+//! Each bisect runs with `XDG_CACHE_HOME` in a temp dir of the test's: its
+//! state, worktree and logs never land in the user's cache (the kernels
+//! are read from there, by path).
 
 // Tests drive the binaries and tools directly; the rule that every child
 // goes through krepro's spawner is for krepro itself.
@@ -11,7 +14,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{k61, k612, require_qemu, xtask_env, Run};
+use common::{k61, k612, require_qemu, temp, xtask_env, Run};
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
@@ -26,7 +29,7 @@ const BUILD_CMD: &str = r#"k=$(cat kernel); [ "$k" != broken ] && cp "$k" "$KREP
 /// A repo whose commit i uses kernels[i] (a path, or "broken"), with the
 /// user's own uncommitted work, untracked file and stash in it.
 fn repo(kernels: &[String]) -> (tempfile::TempDir, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp("repo");
     let d = dir.path();
     git(d, &["init", "-q", "-b", "main"]);
     git(d, &["config", "user.name", "Krepro Test"]);
@@ -100,13 +103,18 @@ fn paths(spec: &str) -> Vec<String> {
 fn finds_the_culprit_skips_what_does_not_build_and_leaves_the_user_alone() {
     // 0 good ... 4 is the first bad; 2 and 6 do not build.
     let (dir, c) = repo(&paths("ggxgbbxb"));
-    let cache = tempfile::tempdir().unwrap();
+    let cache = temp("cache");
     let before = snapshot(dir.path());
     let json = cache.path().join("report.json");
     let run = bisect(dir.path(), &c[0], &c[7], &["--json", json.to_str().unwrap()], cache.path());
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(snapshot(dir.path()), before, "the user's checkout changed");
     assert_eq!(git(dir.path(), &["worktree", "list"]).lines().count(), 1, "our worktree is left");
+    // Its state went with the worktree; the console logs are in its cache.
+    let state = cache.path().join("krepro/bisect");
+    let left: Vec<_> = std::fs::read_dir(&state).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "bisect state left: {left:?}");
+    assert!(std::fs::read_dir(cache.path().join("krepro/logs")).unwrap().next().is_some(), "no console logs");
 
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["commit"]["hash"], c[4].as_str(), "{report:#}");
@@ -128,7 +136,7 @@ fn finds_the_culprit_skips_what_does_not_build_and_leaves_the_user_alone() {
 fn skipped_builds_are_skips_not_bad() {
     // If "does not build" counted as bad, the answer would be commit 2.
     let (dir, c) = repo(&paths("ggxxgbb"));
-    let cache = tempfile::tempdir().unwrap();
+    let cache = temp("cache");
     let json = cache.path().join("r.json");
     let run = bisect(dir.path(), &c[0], &c[6], &["--json", json.to_str().unwrap()], cache.path());
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -141,7 +149,7 @@ fn an_infrastructure_failure_stops_the_bisect_and_the_same_command_resumes() {
     // Commit 3 "builds" a file that is not a bzImage: not a verdict on the
     // commit, a broken setup.
     let (dir, c) = repo(&paths("gggpgbbb"));
-    let cache = tempfile::tempdir().unwrap();
+    let cache = temp("cache");
     let run = bisect(dir.path(), &c[0], &c[7], &[], cache.path());
     assert_eq!(run.code, 128, "{}", run.stderr);
     let last = run.stderr.trim_end().lines().last().unwrap();
@@ -157,7 +165,7 @@ fn an_infrastructure_failure_stops_the_bisect_and_the_same_command_resumes() {
 #[test]
 fn runs_3_catches_a_repro_that_fails_one_run_in_three() {
     let (dir, c) = repo(&paths("gggbbbb"));
-    let cache = tempfile::tempdir().unwrap();
+    let cache = temp("cache");
     let json = cache.path().join("r.json");
     // The bug shows on the 3rd boot of each bad kernel only.
     let run = bisect(
@@ -173,7 +181,7 @@ fn runs_3_catches_a_repro_that_fails_one_run_in_three() {
     assert_eq!(report["flaky"], true);
     assert!(run.stdout.contains("the repro is flaky"), "{}", run.stdout);
     // With one run the bad end looks good, and the ends check says so.
-    let cache = tempfile::tempdir().unwrap();
+    let cache = temp("cache");
     let once = bisect(dir.path(), &c[0], &c[6], &["--append", "krepro.fail_every=3"], cache.path());
     assert_eq!(once.code, 128, "{}", once.stderr);
     assert!(
@@ -186,7 +194,7 @@ fn runs_3_catches_a_repro_that_fails_one_run_in_three() {
 #[test]
 fn find_fix_and_bad_refs() {
     let (dir, c) = repo(&paths("bbbggg"));
-    let cache = tempfile::tempdir().unwrap();
+    let cache = temp("cache");
     let json = cache.path().join("r.json");
     let run = bisect(dir.path(), &c[5], &c[0], &["--find-fix", "--json", json.to_str().unwrap()], cache.path());
     assert_eq!(run.code, 0, "{}", run.stderr);

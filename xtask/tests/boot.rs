@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_empty, k61, k612, qemus_with, require_qemu, xtask, xtask_env, Run};
+use common::{assert_empty, console_log, k61, k612, qemus_with, require_qemu, temp, xtask, xtask_env, Run};
 use serde_json::Value;
 
 fn xtask_in(args: &[&str], tmp: &Path) -> Run {
@@ -68,34 +68,54 @@ fn smoke_passes_on_612_with_every_channel_and_the_contract_json() {
     assert!(j["wall_ms"].as_u64().unwrap() >= j["boot_to_init_ms"].as_u64().unwrap(), "{j}");
     assert_eq!(j["channels"], serde_json::json!({"console": true, "virtio": true, "debug_exit": true}));
     assert_eq!(j["qemu_status"], 33);
-    let log = std::fs::read_to_string(j["console_log"].as_str().unwrap()).unwrap();
+    let log = console_log(&run, &j);
     assert!(log.contains("krepro: verdict=pass repro=smoke"), "{log}");
     assert!(log.contains("Run /init as init process"), "{log}");
 }
 
 #[test]
 fn the_default_path_is_microvm_and_pvh_and_each_choice_still_boots() {
-    let j = assert_outcome(&boot(&k612(), "smoke", &[]), "pass", 0);
+    let run = boot(&k612(), "smoke", &[]);
+    let j = assert_outcome(&run, "pass", 0);
     assert_eq!((j["machine"].as_str(), j["entry"].as_str()), (Some("microvm"), Some("pvh")), "{j}");
     // virtio-mmio is a module in Debian's kernels: that channel is dark here.
     assert_eq!(j["channels"], serde_json::json!({"console": true, "virtio": false, "debug_exit": true}));
+    assert_split_is_measured(&run, &j);
     for (machine, entry) in [("q35", "bzimage"), ("microvm", "bzimage")] {
         let j = assert_outcome(&boot(&k61(), "smoke", &["--machine", machine, "--entry", entry]), "pass", 0);
         assert_eq!((j["machine"].as_str(), j["entry"].as_str()), (Some(machine), Some(entry)), "{j}");
     }
-    // The split is measured, not made up. The parts sum to qemu_ms by
-    // construction, so check what can go wrong instead: the guest's own
-    // clock (boot_to_init_ms) fits inside the host's span from qemu's start
-    // to the init line (else qemu_to_kernel_ms would be missing), every
-    // part is there, the debug-exit power-off ends qemu promptly, and
-    // krepro's own time comes on top of qemu's.
-    let ms = |p: &str| j[p].as_u64().unwrap_or_else(|| panic!("{p} in {j}"));
-    let (qemu, boot) = (ms("qemu_ms"), ms("boot_to_init_ms"));
-    assert!(boot > 0 && boot < qemu, "guest boot {boot} ms vs qemu {qemu} ms: {j}");
-    assert!(ms("qemu_to_kernel_ms") > 0, "{j}");
-    assert!(ms("init_to_verdict_ms") < qemu, "{j}");
-    assert!(ms("verdict_to_exit_ms") < 1000, "power-off took {} ms: {j}", ms("verdict_to_exit_ms"));
-    assert!(ms("wall_ms") >= qemu, "{j}");
+}
+
+/// The boot's split (qemu start to kernel, kernel to /init, /init to
+/// verdict, verdict to qemu exit) against clocks it does not derive from.
+/// The four parts add up to qemu's lifetime by construction, so that sum
+/// proves nothing; what can fail: the guest's own clock (boot_to_init_ms)
+/// must fit in the host's qemu-start-to-/init interval, or qemu_to_kernel_ms
+/// is absent; qemu's lifetime must fit in krepro's wall time and that in the
+/// process lifetime this test measured itself; a debug-exit verdict ends
+/// qemu within the verdict grace.
+fn assert_split_is_measured(run: &Run, j: &Value) {
+    let ms = |field: &str| j[field].as_u64().unwrap_or_else(|| panic!("{field} missing in {j}"));
+    let (to_kernel, to_init, to_verdict, to_exit) =
+        (ms("qemu_to_kernel_ms"), ms("boot_to_init_ms"), ms("init_to_verdict_ms"), ms("verdict_to_exit_ms"));
+    let (qemu, wall) = (ms("qemu_ms"), ms("wall_ms"));
+    // qemu maps a 50 MB vmlinux before the kernel runs, the kernel takes
+    // time to reach /init on its own clock, and smoke's mounts under TCG
+    // take tens of milliseconds between init's two lines.
+    assert!(to_kernel > 0 && to_init > 0 && to_verdict > 0, "{j}");
+    assert!(to_kernel + to_init + to_verdict + to_exit <= qemu, "{j}");
+    assert!(qemu <= wall, "qemu outlived krepro's wall time: {j}");
+    let took = run.took.as_millis() as u64;
+    assert!(wall <= took, "wall_ms {wall} > {took} ms measured around the process: {j}");
+    // Host overhead, from this test's clock: the process lifetime outside
+    // qemu (process start, the initrd, reading the kernel, writing the log).
+    let overhead = took - qemu;
+    assert!(overhead > 0 && overhead >= wall - qemu, "host overhead {overhead} ms: {j}");
+    // isa-debug-exit (status 33) ends qemu right after the verdict line:
+    // well inside the 5 s the runner waits for a power-off.
+    assert_eq!(j["qemu_status"], 33, "{j}");
+    assert!(to_exit < 5000, "verdict to qemu exit {to_exit} ms: {j}");
 }
 
 #[test]
@@ -135,7 +155,7 @@ fn crash_can_be_remapped_for_bisect() {
 #[test]
 fn selftest_hang_is_a_hang_exit_3_and_leaves_no_qemu() {
     let marker = format!("krepro.test_marker=hang{}", std::process::id());
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = temp("tmpdir");
     let run = boot_in(&k612(), "selftest_hang", &["--timeout", "20", "--append", &marker], tmp.path());
     let j = assert_outcome(&run, "hang", 3);
     assert_eq!(j["message"], "no verdict within 20 s");
@@ -192,25 +212,41 @@ fn runs_n_reports_every_run() {
     assert_eq!(j["flaky"], false);
 }
 
+/// Whether /dev/kvm opens for reading and writing (it may still fail at run time).
+fn kvm_opens() -> bool {
+    std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+}
+
 #[test]
 fn accel_auto_never_hangs_on_a_broken_kvm() {
     require_qemu();
     // Here /dev/kvm opens but fails at run time; elsewhere it may work or be
-    // absent. In every case auto must end in a pass, quickly. A cache of its
-    // own, so that no earlier run's "KVM is broken" marker skips the attempt.
+    // absent. In every case auto must end in a pass, quickly, and say why it
+    // is on TCG. A cache of its own, so that no earlier run's "KVM is broken"
+    // marker skips the attempt (and none is left in the user's cache).
     let k = k61();
-    let cache = tempfile::tempdir().unwrap();
+    let cache = temp("cache");
     let run = xtask_env(&["run", "--kernel", k.to_str().unwrap(), "--json"], &[("XDG_CACHE_HOME", cache.path())]);
     let j = assert_outcome(&run, "pass", 0);
-    let kvm_opens = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
-    if j["accel"] == "tcg" && kvm_opens {
-        assert!(run.stderr.contains("krepro: KVM failed at run time ("), "the fallback must be said: {}", run.stderr);
-        // Remembered for this host boot: the next run goes straight to TCG.
-        let again = xtask_env(&["run", "--kernel", k.to_str().unwrap()], &[("XDG_CACHE_HOME", cache.path())]);
-        assert_eq!(again.code, 0, "{}", again.stderr);
-        assert!(again.stderr.contains("KVM failed at run time earlier since this host booted"), "{}", again.stderr);
-    }
     assert!(run.took < Duration::from_secs(45), "took {:?}", run.took);
+    match (kvm_opens(), j["accel"].as_str()) {
+        (false, Some("tcg")) => {
+            assert!(run.stderr.contains("krepro: /dev/kvm: "), "the fallback must be said: {}", run.stderr);
+        }
+        (true, Some("kvm")) => {}
+        (true, Some("tcg")) => {
+            assert!(
+                run.stderr.contains("krepro: KVM failed at run time ("),
+                "the fallback must be said: {}",
+                run.stderr
+            );
+            // Remembered for this host boot: the next run goes straight to TCG.
+            let again = xtask_env(&["run", "--kernel", k.to_str().unwrap()], &[("XDG_CACHE_HOME", cache.path())]);
+            assert_eq!(again.code, 0, "{}", again.stderr);
+            assert!(again.stderr.contains("KVM failed at run time earlier since this host booted"), "{}", again.stderr);
+        }
+        (opens, accel) => panic!("accel {accel:?} with /dev/kvm opening: {opens}: {j}"),
+    }
 }
 
 #[test]
@@ -218,12 +254,18 @@ fn accel_kvm_passes_or_fails_fast_with_a_message() {
     require_qemu();
     let k = k61();
     let run = xtask(&["run", "--kernel", k.to_str().unwrap(), "--accel", "kvm"]);
-    match run.code {
-        0 => {}
-        128 => assert!(run.stderr.contains("KVM"), "{}", run.stderr),
-        other => panic!("exit {other}: {}", run.stderr),
-    }
     assert!(run.took < Duration::from_secs(45), "took {:?}", run.took);
+    let stderr = run.stderr.trim_end();
+    match (kvm_opens(), run.code) {
+        (false, 128) => assert!(stderr.starts_with("error: KVM is not usable: /dev/kvm: "), "{stderr}"),
+        (true, 0) => {}
+        // This machine: KVM opens, then fails; no fallback under --accel kvm.
+        (true, 128) => assert!(stderr.starts_with("error: KVM failed at run time: "), "{stderr}"),
+        (opens, code) => panic!("exit {code} with /dev/kvm opening: {opens}: {stderr}"),
+    }
+    if run.code == 128 {
+        assert!(stderr.ends_with("(use --accel auto or --accel tcg)") && stderr.lines().count() == 1, "{stderr}");
+    }
 }
 
 #[test]
@@ -249,6 +291,8 @@ fn bad_input_is_one_line_and_exit_128_before_qemu() {
             assert_eq!(run.stderr.trim_end().lines().count(), 1, "{args:?}: {}", run.stderr);
         }
         assert!(run.took < Duration::from_secs(20), "{args:?} took {:?}", run.took);
+        // No boot, so no console log.
+        assert_empty(run.logs.path());
     }
 }
 
@@ -257,7 +301,7 @@ fn ctrl_c_stops_qemu_and_cleans_up() {
     require_qemu();
     let marker = format!("krepro.test_marker=sigint{}", std::process::id());
     let k = k61();
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, logs) = (temp("tmpdir"), temp("logs"));
     let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args([
             "run",
@@ -269,6 +313,8 @@ fn ctrl_c_stops_qemu_and_cleans_up() {
             "tcg",
             "--append",
             &marker,
+            "--log-dir",
+            logs.path().to_str().unwrap(),
         ])
         .env("TMPDIR", tmp.path())
         .env("XDG_CACHE_HOME", common::test_cache())
@@ -292,6 +338,9 @@ fn ctrl_c_stops_qemu_and_cleans_up() {
     assert!(stopped.elapsed() < Duration::from_secs(5), "took {:?} to stop", stopped.elapsed());
     assert!(qemus_with(&marker).is_empty(), "qemu left running");
     assert_empty(tmp.path());
+    // The console log of the interrupted run is kept, in --log-dir.
+    let logs: Vec<_> = std::fs::read_dir(logs.path()).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
 }
 
 #[test]
@@ -326,9 +375,10 @@ fn initrd_is_byte_identical_and_init_is_small_and_static() {
         .args(["-l", "-d"])
         .arg(&init_file)
         .output()
-        .expect("readelf is needed: apt-get install -y binutils (cargo xtask ci installs it)");
+        .unwrap_or_else(|e| panic!("readelf: {e}: apt-get install -y binutils (or run `cargo xtask ci`)"));
+    assert!(out.status.success(), "readelf -l -d: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "readelf failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("Elf file type is EXEC"), "{text}");
     assert!(!text.contains("INTERP") && text.contains("There is no dynamic section"), "{text}");
 }
 
@@ -363,10 +413,12 @@ fn the_vmlinux_comes_out_of_real_bzimages_with_its_pvh_note() {
 #[test]
 fn bench_reports_ratios_against_the_baselines() {
     require_qemu();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp("bench");
     let (json, plot) = (dir.path().join("bench.json"), dir.path().join("bench.svg"));
     let k = k61();
-    let run = xtask(&[
+    // bench has no --log-dir: its krepro runs log into a cache of the test's.
+    let cache = temp("cache");
+    let args = [
         "bench",
         "--kernel",
         k.to_str().unwrap(),
@@ -376,7 +428,8 @@ fn bench_reports_ratios_against_the_baselines() {
         json.to_str().unwrap(),
         "--plot",
         plot.to_str().unwrap(),
-    ]);
+    ];
+    let run = xtask_env(&args, &[("XDG_CACHE_HOME", cache.path())]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let tools = j[0]["tools"].as_array().unwrap();
@@ -389,11 +442,18 @@ fn bench_reports_ratios_against_the_baselines() {
         "busybox-static is installed by cargo xtask ci"
     );
     assert!(tool("vmtest")["note"] == "not installed" || tool("vmtest")["wall_s"].as_array().unwrap().len() == 1);
-    for part in
-        ["qemu_to_kernel_ms", "kernel_to_init_ms", "init_to_verdict_ms", "verdict_to_exit_ms", "host_overhead_ms"]
-    {
-        assert!(j[0]["krepro_split"][part].as_f64().is_some(), "{part} in {j}");
+    // The split of the one krepro round: each part measured (see
+    // assert_split_is_measured), and together within that round's wall time.
+    let split = &j[0]["krepro_split"];
+    let part = |p: &str| split[p].as_f64().unwrap_or_else(|| panic!("{p} missing in {split}"));
+    for p in ["qemu_to_kernel_ms", "kernel_to_init_ms", "init_to_verdict_ms"] {
+        assert!(part(p) > 0.0, "{p} in {split}");
     }
+    let qemu_parts: f64 =
+        ["qemu_to_kernel_ms", "kernel_to_init_ms", "init_to_verdict_ms", "verdict_to_exit_ms"].map(part).iter().sum();
+    // (wall_s is wall_ms / 1000: allow the float's rounding.)
+    let wall_ms = tool("krepro")["wall_s"][0].as_f64().unwrap() * 1000.0;
+    assert!(part("host_overhead_ms") >= 0.0 && qemu_parts <= wall_ms + 0.5, "{split} vs wall {wall_ms} ms");
     assert!(run.stdout.contains("krepro split (median ms): qemu start->kernel "), "{}", run.stdout);
     assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg "));
 }
@@ -401,11 +461,14 @@ fn bench_reports_ratios_against_the_baselines() {
 #[test]
 fn a_quiet_console_still_logs_everything_when_it_matters() {
     let k = k61();
-    let pass = assert_outcome(&boot(&k, "smoke", &["--console", "quiet"]), "pass", 0);
-    let log = std::fs::read_to_string(pass["console_log"].as_str().unwrap()).unwrap();
+    // Each Run keeps its --log-dir: read the log while it lives.
+    let run = boot(&k, "smoke", &["--console", "quiet"]);
+    let log = console_log(&run, &assert_outcome(&run, "pass", 0));
+    // Not empty: the verdict is there, the boot chatter is not.
+    assert!(log.contains("krepro: verdict=pass repro=smoke"), "{log}");
     assert!(!log.contains("Run /init as init process"), "quiet boots print errors only:\n{log}");
-    let fail = assert_outcome(&boot(&k, "selftest_fail", &["--console", "quiet"]), "fail", 1);
-    let log = std::fs::read_to_string(fail["console_log"].as_str().unwrap()).unwrap();
+    let run = boot(&k, "selftest_fail", &["--console", "quiet"]);
+    let log = console_log(&run, &assert_outcome(&run, "fail", 1));
     assert!(log.contains("krepro: kmsg: Run /init as init process"), "the kernel log comes before a fail:\n{log}");
     let refused = xtask(&["run", "--kernel", k.to_str().unwrap(), "--console", "quiet", "--warn-is-crash"]);
     assert_eq!(refused.code, 128, "{}", refused.stderr);

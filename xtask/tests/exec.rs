@@ -12,32 +12,37 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{k61, k612, require_qemu, xtask, Run};
+use common::{assert_empty, console_log, k61, k612, require_qemu, xtask, Run};
 use serde_json::Value;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
 
-/// Where the test programs are built (once per test run).
+/// Where the test programs are built: cargo's scratch dir for integration
+/// tests (under target/), reused by the next run (the std build is
+/// incremental), never the user's cache.
 fn out_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("exec");
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        dir
+    })
 }
 
+/// Compiles `src` afresh (each test its own `out` name).
 fn cc(src: &Path, out: &str, flags: &[&str]) -> PathBuf {
     let exe = out_dir().join(out);
-    if !exe.exists() {
-        let st = Command::new("cc")
-            .args(flags)
-            .arg("-O2")
-            .arg("-o")
-            .arg(&exe)
-            .arg(src)
-            .status()
-            .expect("cc (apt-get install -y build-essential)");
-        assert!(st.success(), "cc {flags:?} {}", src.display());
-    }
+    let st = Command::new("cc")
+        .args(flags)
+        .arg("-O2")
+        .arg("-o")
+        .arg(&exe)
+        .arg(src)
+        .status()
+        .expect("cc (apt-get install -y build-essential)");
+    assert!(st.success(), "cc {flags:?} {}", src.display());
     exe
 }
 
@@ -100,7 +105,7 @@ fn a_hanging_program_is_killed_by_the_guest_timeout() {
     let j = outcome(&run, "fail", 1);
     assert_eq!(j["message"], "/krepro/exec still running after krepro.guest_timeout=3 s: killed");
     assert!(run.took.as_secs() < 30, "{:?}", run.took);
-    let log = std::fs::read_to_string(j["console_log"].as_str().unwrap()).unwrap();
+    let log = console_log(&run, &j);
     assert!(log.contains("krepro: kmsg: "), "the kernel log tail is shown:\n{log}");
 }
 
@@ -138,8 +143,8 @@ fn the_std_rust_example_passes() {
         .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static")
         .current_dir(root())
         .status()
-        .unwrap();
-    assert!(st.success());
+        .expect("run cargo");
+    assert!(st.success(), "cargo build -p std-repro: {st}");
     let prog = target.join("x86_64-unknown-linux-gnu/release/std-repro");
     outcome(&exec(&k612(), &prog, &[]), "pass", 0);
 }
@@ -150,13 +155,12 @@ fn a_dynamic_program_is_refused_before_qemu_with_a_hint() {
     let run = xtask(&["run", "--kernel", k61().to_str().unwrap(), "--exec", prog.to_str().unwrap()]);
     assert_eq!(run.code, 128, "{}", run.stderr);
     assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("is dynamically linked") || run.stderr.contains("dynamically linked"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("cc -static"), "{}", run.stderr);
-    assert!(run.took.as_secs() < 10);
+    let want = format!("error: --exec {}: dynamically linked (it needs the loader ", prog.display());
+    assert!(run.stderr.starts_with(&want), "{}", run.stderr);
+    assert!(run.stderr.contains("link it statically: `cc -static ...`"), "{}", run.stderr);
+    assert!(run.took.as_secs() < 10, "took {:?}", run.took);
+    // No boot, so no console log.
+    assert_empty(run.logs.path());
 }
 
 #[test]
@@ -180,7 +184,8 @@ fn modules_auto_makes_virtio_serial_work_on_debian_61() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let j = run.json();
     assert_eq!(j["channels"], serde_json::json!({"console": true, "virtio": true, "debug_exit": true}), "{j}");
-    let log = std::fs::read_to_string(j["console_log"].as_str().unwrap()).unwrap();
+    let log = console_log(&run, &j);
+    assert!(log.contains("krepro: verdict=pass repro=smoke"), "{log}");
     assert!(!log.contains("krepro: warning: load module"), "{log}");
 }
 

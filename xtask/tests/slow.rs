@@ -1,5 +1,15 @@
-//! The slow tier (KREPRO_SLOW=1): real kernel builds from Debian's
-//! linux-source-6.1. `KREPRO_SLOW=1 cargo xtask ci` installs what it needs.
+//! The slow tier: real kernel builds from Debian's linux-source-6.1 and a
+//! real bisect over them. Ignored unless asked for: `KREPRO_SLOW=1 cargo
+//! xtask ci` installs what they need and runs them (`--include-ignored`);
+//! `cargo test -p xtask --test slow -- --ignored` runs just them. Once
+//! running they do their whole job: a missing prerequisite fails the test
+//! and names the package to install.
+//!
+//! Inputs made from the tarball (the extracted tree, a git history on top
+//! of it) and ccache's cache stay in cargo's scratch dir for tests
+//! (target/tmp/slow) and are reused; what krepro writes (its build cache,
+//! bisect state, logs) goes to a temp `XDG_CACHE_HOME` per test, never to
+//! the user's cache.
 
 // Tests drive the binaries and tools directly; the rule that every child
 // goes through krepro's spawner is for krepro itself.
@@ -13,36 +23,106 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::xtask;
-
-// Every test here is #[ignore]d with its reason: a plain `cargo test` lists
-// them as ignored, never as passed; `KREPRO_SLOW=1 cargo xtask ci` runs them
-// (with --include-ignored), as does `cargo test -- --ignored`.
+use common::{temp, xtask_env, Run};
 
 const TARBALL: &str = "/usr/src/linux-source-6.1.tar.xz";
 
-/// Where the slow tier keeps its trees: under cargo's temp dir for this
-/// target (extracted once, reused by later runs), never the user's cache.
-fn test_src() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-src")
+/// What a kernel build needs on the host: (program or header, Debian
+/// package). `cargo xtask ci` installs them under KREPRO_SLOW=1 (its
+/// SLOW_PACKAGES).
+const PREREQUISITES: &[(&str, &str)] = &[
+    (TARBALL, "linux-source-6.1"),
+    ("tar", "tar"),
+    ("xz", "xz-utils"),
+    ("make", "make"),
+    ("gcc", "gcc"),
+    ("flex", "flex"),
+    ("bison", "bison"),
+    ("bc", "bc"),
+    ("git", "git"),
+    ("ccache", "ccache"),
+    ("/usr/include/gelf.h", "libelf-dev"),
+    ("/usr/include/openssl/ssl.h", "libssl-dev"),
+];
+
+/// Fails naming every missing prerequisite and the command that installs them.
+fn require_prerequisites() {
+    let missing: Vec<&str> = PREREQUISITES
+        .iter()
+        .filter(
+            |(what, _)| if what.starts_with('/') { !Path::new(what).is_file() } else { which::which(what).is_err() },
+        )
+        .map(|&(_, package)| package)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the slow tier needs: apt-get install -y {} (or run KREPRO_SLOW=1 cargo xtask ci, which installs them)",
+        missing.join(" ")
+    );
 }
 
-/// A linux-source-6.1 tree of the tests' own (extracted once).
+/// cargo's scratch dir for integration tests, under target/: the inputs
+/// the slow tests make once and reuse.
+fn scratch() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("slow");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
+/// The tarball's tree, extracted to `dest` (atomically: a half-extracted
+/// tree never sits at `dest`).
+fn extract_to(dest: &Path) {
+    let tmp = tempfile::tempdir_in(dest.parent().unwrap()).unwrap();
+    let st = Command::new("tar").arg("xf").arg(TARBALL).current_dir(tmp.path()).status().expect("run tar");
+    assert!(st.success(), "tar xf {TARBALL}: {st}");
+    std::fs::rename(tmp.path().join("linux-source-6.1"), dest)
+        .unwrap_or_else(|e| panic!("move the tree to {}: {e}", dest.display()));
+}
+
+/// A linux-source-6.1 tree of the kernel-build test's own (extracted once).
 fn linux_tree() -> PathBuf {
-    let dir = test_src();
-    let tree = dir.join("linux-source-6.1");
+    let tree = scratch().join("linux-source-6.1");
     if !tree.join("Makefile").is_file() {
-        assert!(
-            Path::new(TARBALL).is_file(),
-            "{TARBALL} is missing: apt-get install -y linux-source-6.1 (or KREPRO_SLOW=1 cargo xtask ci)"
-        );
-        std::fs::create_dir_all(&dir).unwrap();
-        let tmp = tempfile::tempdir_in(&dir).unwrap();
-        let ok = Command::new("tar").arg("xf").arg(TARBALL).current_dir(tmp.path()).status().unwrap().success();
-        assert!(ok, "tar xf {TARBALL}");
-        std::fs::rename(tmp.path().join("linux-source-6.1"), &tree).unwrap();
+        extract_to(&tree);
     }
     tree
+}
+
+/// What a test's xtask runs see: krepro's cache in the test's temp dir,
+/// ccache's in the scratch dir (its own per test, so its counters are the
+/// test's).
+struct Env {
+    cache: tempfile::TempDir,
+    ccache: PathBuf,
+}
+
+impl Env {
+    fn new(name: &str) -> Env {
+        let ccache = scratch().join(format!("ccache-{name}"));
+        std::fs::create_dir_all(&ccache).unwrap();
+        Env { cache: temp("cache"), ccache }
+    }
+
+    fn xtask(&self, args: &[&str]) -> Run {
+        xtask_env(args, &[("XDG_CACHE_HOME", self.cache.path()), ("CCACHE_DIR", &self.ccache)])
+    }
+
+    fn ccache(&self, args: &[&str]) -> String {
+        let out = Command::new("ccache").args(args).env("CCACHE_DIR", &self.ccache).output().expect("run ccache");
+        assert!(out.status.success(), "ccache {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Compiler calls ccache looked up since its counters were zeroed.
+    fn ccache_calls(&self) -> u64 {
+        let stats = self.ccache(&["--print-stats"]);
+        stats
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter(|(key, _)| ["direct_cache_hit", "preprocessed_cache_hit", "cache_miss"].contains(key))
+            .map(|(_, n)| n.trim().parse::<u64>().unwrap_or_else(|e| panic!("{n}: {e} in\n{stats}")))
+            .sum()
+    }
 }
 
 /// (size, mtime) of every file: what a build must not change.
@@ -103,25 +183,34 @@ impl Drop for Edit {
 }
 
 #[test]
-#[ignore = "needs KREPRO_SLOW=1: real kernel builds from linux-source-6.1, tens of minutes"]
+#[ignore = "needs KREPRO_SLOW=1 (real kernel builds, tens of minutes)"]
 fn kernel_builder_on_linux_source_6_1() {
+    require_prerequisites();
+    let env = Env::new("build");
     let tree = linux_tree();
     let src = tree.to_str().unwrap();
     let edit = Edit::new(tree.join("kernel/sys.c"));
-    let out_dir = tempfile::tempdir().unwrap();
+    let out_dir = temp("out");
     let bz = out_dir.path().join("bzImage");
     let bz_s = bz.to_str().unwrap();
 
-    // A full (or cached) build; the tree is not written to.
+    // A full build (krepro's cache is new), through ccache; the tree is not
+    // written to.
+    env.ccache(&["--zero-stats"]);
     let before = manifest(&tree);
-    let b = xtask(&["kernel", "build", "--source", src, "--repro", "smoke", "-o", bz_s]);
+    let b = env.xtask(&["kernel", "build", "--source", src, "--repro", "smoke", "-o", bz_s]);
     assert_eq!(b.code, 0, "{}", b.stderr);
     assert_eq!(b.stdout.trim(), bz_s);
+    assert!(b.stderr.contains("krepro: ccache found ("), "{}", b.stderr);
+    let log = std::fs::read_to_string(find_log(&b.stderr)).unwrap();
+    let compiled = log.lines().filter(|l| l.trim_start().starts_with("CC ")).count();
+    let calls = env.ccache_calls();
+    assert!(compiled > 100 && calls >= compiled as u64 / 2, "{compiled} objects, {calls} ccache lookups");
     assert_same_tree(&before, &manifest(&tree), None);
-    eprintln!("first build: {:?}\n{}", b.took, b.stderr);
+    eprintln!("first build: {:?}, {compiled} objects, {calls} ccache lookups\n{}", b.took, b.stderr);
 
     // It boots to a pass.
-    let r = xtask(&["run", "--kernel", bz_s, "--repro", "smoke", "--accel", "tcg", "--json"]);
+    let r = env.xtask(&["run", "--kernel", bz_s, "--repro", "smoke", "--accel", "tcg", "--json"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     // tinyconfig kernels are xz with the x86 filter: the PVH path still works.
     let j: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
@@ -131,7 +220,7 @@ fn kernel_builder_on_linux_source_6_1() {
     eprintln!("boot: {}", r.stdout.trim());
 
     // The same build again: a cache hit, well under a second.
-    let again = xtask(&["kernel", "build", "--source", src, "--repro", "smoke"]);
+    let again = env.xtask(&["kernel", "build", "--source", src, "--repro", "smoke"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(again.stderr.contains("krepro: cache hit: "), "{}", again.stderr);
     assert!(again.took < Duration::from_secs(1), "cache hit took {:?}", again.took);
@@ -139,7 +228,7 @@ fn kernel_builder_on_linux_source_6_1() {
     // Options the tree cannot provide are named, with kconfig's reason.
     let frag = out_dir.path().join("extra.config");
     std::fs::write(&frag, "CONFIG_KREPRO_NO_SUCH_OPTION=y\nCONFIG_VIRTIO_BLK=y\n").unwrap();
-    let f = xtask(&["kernel", "build", "--source", src, "--repro", "smoke", "--fragment", frag.to_str().unwrap()]);
+    let f = env.xtask(&["kernel", "build", "--source", src, "--repro", "smoke", "--fragment", frag.to_str().unwrap()]);
     assert_eq!(f.code, 0, "{}", f.stderr);
     assert!(
         f.stderr.contains("CONFIG_KREPRO_NO_SUCH_OPTION=y (asked for in ")
@@ -156,7 +245,7 @@ fn kernel_builder_on_linux_source_6_1() {
 
     // A one-file change rebuilds incrementally: a handful of objects.
     edit.set(&format!("int krepro_test_{};", std::process::id()));
-    let inc = xtask(&["kernel", "build", "--source", src, "--repro", "smoke"]);
+    let inc = env.xtask(&["kernel", "build", "--source", src, "--repro", "smoke"]);
     assert_eq!(inc.code, 0, "{}", inc.stderr);
     let log = std::fs::read_to_string(find_log(&inc.stderr)).unwrap();
     let compiled = log.lines().filter(|l| l.trim_start().starts_with("CC ")).count();
@@ -165,7 +254,7 @@ fn kernel_builder_on_linux_source_6_1() {
 
     // A tree that does not build: a short error, the log path, exit 125.
     edit.set("this is not C;");
-    let broken = xtask(&["kernel", "build", "--source", src, "--repro", "smoke"]);
+    let broken = env.xtask(&["kernel", "build", "--source", src, "--repro", "smoke"]);
     assert_eq!(broken.code, 125, "{}", broken.stderr);
     assert!(broken.stderr.contains("error: the kernel did not build:"), "{}", broken.stderr);
     assert!(broken.stderr.contains("kernel/sys.c") && broken.stderr.contains("full log: "), "{}", broken.stderr);
@@ -173,8 +262,9 @@ fn kernel_builder_on_linux_source_6_1() {
     drop(edit);
 
     // Build and boot in one command.
-    let lb = xtask(&["run", "--source", src, "--repro", "listen_backlog", "--accel", "tcg", "--json"]);
+    let lb = env.xtask(&["run", "--source", src, "--repro", "listen_backlog", "--accel", "tcg", "--json"]);
     assert_eq!(lb.code, 0, "{}\n{}", lb.stdout, lb.stderr);
+    assert_eq!(lb.json()["outcome"], "pass", "{}", lb.stdout);
     // Only the file the test edited (and restored) differs, in its mtime.
     assert_same_tree(&before, &manifest(&tree), Some(&tree.join("kernel/sys.c")));
 }
@@ -201,19 +291,21 @@ fn git_in(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A git history on top of linux-source-6.1 (made once, in the cache):
-/// eight small commits, the fifth of which plants the regression. Tags
-/// krepro-test-good (the base) and krepro-test-bad (the last commit).
+/// A git history on top of linux-source-6.1 (made once, in the scratch
+/// dir, from a tree of its own): eight small commits, the fifth of which
+/// plants the regression. Tags krepro-test-good (the base) and
+/// krepro-test-bad (the last commit).
 fn linux_history() -> PathBuf {
-    let repo = test_src().join("linux-git");
+    let repo = scratch().join("linux-git");
     if repo.join(".git").is_dir() && git_in(&repo, &["tag", "-l", "krepro-test-bad-v2"]).trim() == "krepro-test-bad-v2"
     {
         return repo;
     }
-    let tree = linux_tree();
-    let _ = std::fs::remove_dir_all(&repo);
-    let ok = Command::new("cp").arg("-a").arg(&tree).arg(&repo).status().unwrap().success();
-    assert!(ok, "cp -a {}", tree.display());
+    if repo.exists() {
+        // A history an older test (or an interrupted run) made: again.
+        std::fs::remove_dir_all(&repo).unwrap_or_else(|e| panic!("remove {}: {e}", repo.display()));
+    }
+    extract_to(&repo);
     // Debian's tarball ignores everything at the top level ("/*" then
     // "!/debian/"): drop that, or git adds nothing.
     let gi = repo.join(".gitignore");
@@ -257,17 +349,19 @@ fn linux_history() -> PathBuf {
 }
 
 #[test]
-#[ignore = "needs KREPRO_SLOW=1: real kernel builds from linux-source-6.1, tens of minutes"]
+#[ignore = "needs KREPRO_SLOW=1 (real kernel builds and a real bisect, tens of minutes)"]
 fn bisect_finds_a_planted_regression_with_real_builds() {
+    require_prerequisites();
+    let env = Env::new("bisect");
     let repo = linux_history();
     // The user's uncommitted work stays as it is.
     std::fs::write(repo.join("README"), "my uncommitted edit\n").unwrap();
     let status_before = git_in(&repo, &["status", "--porcelain"]);
     let head_before = git_in(&repo, &["rev-parse", "HEAD"]);
 
-    let out_dir = tempfile::tempdir().unwrap();
+    let out_dir = temp("out");
     let json = out_dir.path().join("bisect.json");
-    let r = xtask(&[
+    let r = env.xtask(&[
         "bisect",
         "--linux",
         repo.to_str().unwrap(),
@@ -289,6 +383,9 @@ fn bisect_finds_a_planted_regression_with_real_builds() {
     assert_eq!(git_in(&repo, &["rev-parse", "HEAD"]), head_before);
     assert_eq!(git_in(&repo, &["worktree", "list"]).lines().count(), 1);
     std::fs::write(repo.join("README"), git_in(&repo, &["show", "HEAD:README"])).unwrap();
+    // The bisect's worktree and state went with it (the builds stay cached).
+    let bisect_dir = env.cache.path().join("krepro/bisect");
+    assert!(!bisect_dir.exists() || std::fs::read_dir(&bisect_dir).unwrap().next().is_none(), "left: {bisect_dir:?}");
 
     eprintln!(
         "bisect: {:.0} s wall, {} commits tested",

@@ -40,6 +40,9 @@ pub struct Run {
     pub stdout: String,
     pub stderr: String,
     pub took: Duration,
+    /// Where a `run`'s console logs went (`--log-dir`): a temp dir that lives
+    /// as long as this `Run`, so `console_log` stays readable until then.
+    pub logs: tempfile::TempDir,
 }
 
 impl Run {
@@ -50,20 +53,34 @@ impl Run {
     }
 }
 
-/// The cache every xtask child uses unless a test gives its own: under
+/// The cache every xtask child uses unless its caller gives one: under
 /// cargo's temp dir for this target, never the user's. Kernels come from
 /// the user's cache (what `cargo xtask ci` fetched), passed with --kernel;
-/// what the children write (console logs, the PVH vmlinux, the KVM
-/// marker, builds) stays here.
+/// what the children keep (the PVH vmlinux, the KVM marker) stays here.
 pub fn test_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("krepro-cache")
 }
 
-/// Runs the xtask binary with `args` and extra environment.
+/// A temp dir for one test's state (a cache, logs, trees), named for the test.
+pub fn temp(what: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("krepro-test-{what}-"))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("create a temp dir in {}: {e}", std::env::temp_dir().display()))
+}
+
+/// Runs the xtask binary with `args` and extra environment. A `run` gets
+/// `--log-dir` in the `Run`'s own temp dir: no test leaves console logs in
+/// ~/.cache/krepro/logs. Anything else that writes krepro's cache (bisect,
+/// bench, kernel build) is given `XDG_CACHE_HOME` by its caller.
 pub fn xtask_env(args: &[&str], env: &[(&str, &Path)]) -> Run {
+    let logs = temp("logs");
     let started = Instant::now();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
     cmd.args(args).stdin(Stdio::null()).env("XDG_CACHE_HOME", test_cache());
+    if args.first() == Some(&"run") {
+        cmd.arg("--log-dir").arg(logs.path());
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -73,11 +90,20 @@ pub fn xtask_env(args: &[&str], env: &[(&str, &Path)]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         took: started.elapsed(),
+        logs,
     }
 }
 
 pub fn xtask(args: &[&str]) -> Run {
     xtask_env(args, &[])
+}
+
+/// The console log a `run --json` named, read; it must be in the run's
+/// `--log-dir`.
+pub fn console_log(run: &Run, j: &Value) -> String {
+    let path = Path::new(j["console_log"].as_str().unwrap_or_else(|| panic!("console_log in {j}")));
+    assert_eq!(path.parent(), Some(run.logs.path()), "the console log is not in --log-dir: {j}");
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
 /// The qemu processes whose command line holds `marker`.
