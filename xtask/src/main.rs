@@ -389,7 +389,7 @@ fn build_exec_initrd(repro: &str, exec: &cli::ExecArgs, out: &Path) -> Result<Pa
     }
     // No kernel here: modules come from --modules-from.
     let kernel = kernel::Kernel { path: PathBuf::new(), release: None };
-    let extra = exec.extras()?.entries_for(&kernel, Machine::Microvm, &[])?;
+    let extra = exec.extras(&mut |m| eprintln!("krepro: {m}"))?.entries_for(&kernel, Machine::Microvm, &[])?;
     let mut entries = initrd::standard_entries(build_init(exec.repro(repro))?);
     entries.extend(extra);
     initrd::write_file(&initrd::dedup_dirs(entries), out).with_context(|| format!("write {}", out.display()))?;

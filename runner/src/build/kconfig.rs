@@ -91,6 +91,8 @@ const KREPRO_ESSENTIAL: &[&str] = &[
 /// from the command line on microvm), the PVH entry (boot the vmlinux
 /// directly) and KVM guest support.
 const KREPRO_OPTIONAL: &[&str] = &[
+    // `--exec script.sh`: the kernel runs the #! line.
+    "BINFMT_SCRIPT",
     "SYSFS",
     "TIMERFD",
     "DEVTMPFS",

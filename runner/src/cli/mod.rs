@@ -151,13 +151,21 @@ impl ExecArgs {
     }
 
     /// The initrd additions, read and checked once (a --exec FILE that is
-    /// not a complete static executable is refused here, before qemu).
-    pub fn extras(&self) -> Result<Extras, RunError> {
-        let exec = self.exec.as_ref().map(|path| ExecSpec {
+    /// not a complete static executable or a shell script is refused here,
+    /// before qemu). A script brings busybox (installed with apt when
+    /// missing and we are root).
+    pub fn extras(&self, say: &mut dyn FnMut(&str)) -> Result<Extras, RunError> {
+        let mut exec = self.exec.as_ref().map(|path| ExecSpec {
             path: path.clone(),
             args: self.args.clone(),
             env: self.env.clone(),
+            busybox: None,
         });
+        if let Some(spec) = exec.as_mut().filter(|s| crate::initrd::extras::is_script(&s.path)) {
+            let bb = crate::host::install::find_or_install("busybox", "busybox-static", say)
+                .map_err(|e| RunError::BadExec { path: spec.path.clone(), why: format!("a script needs {e}") })?;
+            spec.busybox = Some(bb);
+        }
         let modules = self.modules.clone().map(|want| ModuleSpec { want, from: self.modules_from.clone() });
         Extras::new(exec.as_ref(), &self.files, modules)
     }
@@ -256,7 +264,10 @@ pub fn plan(
         append.push("quiet".into());
     }
     append.extend(boot.append.iter().cloned());
-    let extras = exec.extras()?;
+    let extras = exec.extras(say)?;
+    for note in &extras.notes {
+        say(note);
+    }
     for d in &boot.disks {
         disk::check(d)?;
     }

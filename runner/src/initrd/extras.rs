@@ -10,6 +10,7 @@ use repros::protocol;
 use super::modules::{self, ModuleError, Modules};
 use super::Entry;
 use crate::boot::qemu::Machine;
+use crate::host::spawn::Cmd;
 use crate::image::elf::{self, ElfError};
 use crate::image::kernel::Kernel;
 use crate::RunError;
@@ -25,6 +26,17 @@ pub struct ExecSpec {
     pub args: Vec<String>,
     /// `K=V` words.
     pub env: Vec<String>,
+    /// For a `#!` script: the static busybox whose `sh` runs it.
+    pub busybox: Option<PathBuf>,
+}
+
+/// The guest's PATH for scripts, where busybox's applets are.
+const SCRIPT_PATH: &str = "PATH=/bin:/sbin:/usr/bin:/usr/sbin";
+
+/// Whether a file is a `#!` script (and so needs a shell in the guest).
+pub fn is_script(path: &Path) -> bool {
+    let mut head = [0u8; 2];
+    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok() && head == *b"#!"
 }
 
 /// Kernel modules to load before the repro.
@@ -41,6 +53,8 @@ pub struct Extras {
     /// --exec and --file entries, the same for every kernel.
     fixed: Vec<Entry>,
     modules: Option<ModuleSpec>,
+    /// What the user should know (a bash script runs under busybox sh).
+    pub notes: Vec<String>,
 }
 
 impl Extras {
@@ -49,13 +63,14 @@ impl Extras {
     /// here, before qemu starts.
     pub fn new(exec: Option<&ExecSpec>, files: &[String], modules: Option<ModuleSpec>) -> Result<Extras, RunError> {
         let mut fixed = Vec::new();
+        let mut notes = Vec::new();
         if let Some(spec) = exec {
-            fixed.extend(exec_entries(spec)?);
+            fixed.extend(exec_entries(spec, &mut notes)?);
         }
         for spec in files {
             fixed.extend(file_entries(spec)?);
         }
-        Ok(Extras { fixed, modules })
+        Ok(Extras { fixed, modules, notes })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -115,13 +130,22 @@ impl Extras {
     }
 }
 
-fn exec_entries(spec: &ExecSpec) -> Result<Vec<Entry>, RunError> {
+fn exec_entries(spec: &ExecSpec, notes: &mut Vec<String>) -> Result<Vec<Entry>, RunError> {
     let bad = |why: String| RunError::BadExec { path: spec.path.clone(), why };
     let bytes = std::fs::read(&spec.path).map_err(|e| bad(e.to_string()))?;
-    elf::check_static(&bytes, false).map_err(|e| match e {
-        ElfError::Dynamic(_) => bad(format!("{e}; {STATIC_HINT}")),
-        e => bad(e.to_string()),
-    })?;
+    let mut shell = Vec::new();
+    let mut env = spec.env.clone();
+    if bytes.starts_with(b"#!") {
+        shell = script_entries(&bytes, spec.busybox.as_deref(), notes).map_err(bad)?;
+        if !env.iter().any(|kv| kv.starts_with("PATH=")) {
+            env.insert(0, SCRIPT_PATH.to_owned());
+        }
+    } else {
+        elf::check_static(&bytes, false).map_err(|e| match e {
+            ElfError::Dynamic(_) => bad(format!("{e}; {STATIC_HINT}")),
+            e => bad(e.to_string()),
+        })?;
+    }
     for kv in &spec.env {
         if !kv.contains('=') || kv.contains('\0') {
             return Err(RunError::BadFlag(format!("--env {kv}: expected K=V")));
@@ -132,12 +156,66 @@ fn exec_entries(spec: &ExecSpec) -> Result<Vec<Entry>, RunError> {
     }
     let nul_list = |items: &[String]| items.iter().flat_map(|a| a.bytes().chain([0])).collect::<Vec<u8>>();
     let at = |p: &str| p.trim_start_matches('/').to_owned();
-    Ok(vec![
+    shell.extend([
         Entry::dir("krepro"),
         Entry::file(&at(protocol::EXEC_PATH), 0o755, bytes),
         Entry::file(&at(protocol::EXEC_ARGS), 0o644, nul_list(&spec.args)),
-        Entry::file(&at(protocol::EXEC_ENV), 0o644, nul_list(&spec.env)),
-    ])
+        Entry::file(&at(protocol::EXEC_ENV), 0o644, nul_list(&env)),
+    ]);
+    Ok(shell)
+}
+
+/// What a `#!` script needs: busybox at /bin/busybox with a link for each
+/// of its applets (sh, grep, dmesg, ip, ...) and for the script's own
+/// interpreter path. The kernel's binfmt_script then runs it as a shell
+/// would. Only shells run: busybox sh is ash, so a bash script gets a note.
+fn script_entries(bytes: &[u8], busybox: Option<&Path>, notes: &mut Vec<String>) -> Result<Vec<Entry>, String> {
+    let line = bytes[2..].split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line).trim().to_owned();
+    let mut words = line.split_whitespace();
+    let interpreter = words.next().ok_or("an empty #! line")?.to_owned();
+    let name = interpreter.rsplit('/').next().unwrap_or_default();
+    let shell = if name == "env" { words.next().unwrap_or_default() } else { name };
+    match shell {
+        "sh" | "ash" | "dash" | "busybox" => {}
+        "bash" => notes.push(format!("#!{line}: the guest has no bash; the script runs under busybox sh (ash)")),
+        other => {
+            return Err(format!(
+            "#!{line}: the guest has no {other}; scripts run under busybox sh (#!/bin/sh), else build a static program"
+        ))
+        }
+    }
+    if !interpreter.starts_with('/') {
+        return Err(format!("#!{line}: the interpreter needs an absolute path"));
+    }
+    let busybox = busybox.ok_or("a script needs busybox in the guest (apt-get install -y busybox-static)")?;
+    let bb = std::fs::read(busybox).map_err(|e| format!("{}: {e}", busybox.display()))?;
+    elf::check_static(&bb, false).map_err(|e| {
+        format!("{} cannot run in the guest ({e}): apt-get install -y busybox-static", busybox.display())
+    })?;
+    let out = Cmd::new(busybox, ["--list-full"], Path::new("/")).quiet().output().map_err(|e| e.to_string())?;
+    let mut links: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    // busybox picks the applet by its name; it has no `bash`, so bash is a
+    // script that hands over to sh (the kernel runs nested #! lines).
+    let mut entries = vec![
+        Entry::file("bin/busybox", 0o755, bb),
+        Entry::file("bin/bash", 0o755, b"#!/bin/sh\nexec /bin/sh \"$@\"\n".to_vec()),
+    ];
+    if !matches!(interpreter.as_str(), "/bin/bash" | "/usr/bin/env") {
+        links.push(interpreter.trim_start_matches('/').to_owned());
+    }
+    for link in links {
+        let mut parent = String::new();
+        let parts: Vec<&str> = link.split('/').collect();
+        for p in &parts[..parts.len() - 1] {
+            parent = if parent.is_empty() { (*p).to_owned() } else { format!("{parent}/{p}") };
+            entries.push(Entry::dir(&parent));
+        }
+        if !entries.iter().any(|e| e.path == link) {
+            entries.push(Entry::symlink(&link, "/bin/busybox"));
+        }
+    }
+    Ok(super::dedup_dirs(entries))
 }
 
 /// `--file SRC[:DEST]`: a file, or a directory and everything below it.
@@ -211,6 +289,48 @@ mod tests {
         );
         // A kernel without a module tree: device needs are left to it.
         assert_eq!(x.entries_for(&k, Machine::Microvm, &["virtio_blk"]).unwrap().len(), 4);
+    }
+
+    fn script(dir: &Path, text: &str) -> ExecSpec {
+        let path = dir.join("t.sh");
+        std::fs::write(&path, text).unwrap();
+        let busybox = which::which("busybox").expect("busybox-static is needed: apt-get install -y busybox-static");
+        ExecSpec { path, busybox: Some(busybox), ..ExecSpec::default() }
+    }
+
+    #[test]
+    fn a_script_brings_busybox_its_applets_and_a_path() {
+        let d = tempfile::tempdir().unwrap();
+        let x = Extras::new(Some(&script(d.path(), "#!/bin/sh\nexit 4\n")), &[], None).unwrap();
+        assert!(x.notes.is_empty(), "{:?}", x.notes);
+        let k = Kernel { path: "/k".into(), release: None };
+        let e = x.entries_for(&k, Machine::Microvm, &[]).unwrap();
+        let find = |p: &str| e.iter().find(|e| e.path == p).unwrap_or_else(|| panic!("no {p} in {:?}", paths(&e)));
+        assert!(matches!(&find("bin/busybox").node, crate::initrd::Node::File(b) if b.starts_with(b"\x7fELF")));
+        assert!(matches!(&find("bin/bash").node, crate::initrd::Node::File(b) if b.starts_with(b"#!/bin/sh\n")));
+        for link in ["bin/sh", "usr/bin/env", "bin/grep", "bin/dmesg"] {
+            assert_eq!(find(link).node, crate::initrd::Node::Symlink("/bin/busybox".into()), "{link}");
+        }
+        let env = find("krepro/exec.env");
+        assert_eq!(env.node, crate::initrd::Node::File(b"PATH=/bin:/sbin:/usr/bin:/usr/sbin\0".to_vec()));
+        // The whole set packs: no duplicate paths.
+        x.pack_for(&k, Machine::Microvm, &[]).unwrap();
+    }
+
+    #[test]
+    fn bash_scripts_get_a_note_and_other_interpreters_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let x = Extras::new(Some(&script(d.path(), "#!/usr/bin/env bash\n")), &[], None).unwrap();
+        assert_eq!(x.notes, ["#!/usr/bin/env bash: the guest has no bash; the script runs under busybox sh (ash)"]);
+        let e = Extras::new(Some(&script(d.path(), "#!/usr/bin/python3\n")), &[], None).unwrap_err();
+        assert!(e.to_string().ends_with("#!/usr/bin/python3: the guest has no python3; scripts run under busybox sh (#!/bin/sh), else build a static program"), "{e}");
+        let mut no_bb = script(d.path(), "#!/bin/sh\n");
+        no_bb.busybox = None;
+        assert!(Extras::new(Some(&no_bb), &[], None).unwrap_err().to_string().contains("busybox-static"));
+        let mut dynamic = script(d.path(), "#!/bin/sh\n");
+        dynamic.busybox = Some("/bin/ls".into());
+        let e = Extras::new(Some(&dynamic), &[], None).unwrap_err();
+        assert!(e.to_string().contains("/bin/ls cannot run in the guest"), "{e}");
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub enum Node {
     Dir,
     /// A character device node.
     CharDev { major: u32, minor: u32 },
+    /// A symbolic link to this target.
+    Symlink(String),
 }
 
 /// One archive member. `path` is relative, without a leading `/`.
@@ -43,6 +45,10 @@ impl Entry {
 
     pub fn char_dev(path: &str, mode: u32, major: u32, minor: u32) -> Entry {
         Entry { path: path.into(), mode, node: Node::CharDev { major, minor } }
+    }
+
+    pub fn symlink(path: &str, target: &str) -> Entry {
+        Entry { path: path.into(), mode: 0o777, node: Node::Symlink(target.into()) }
     }
 }
 
@@ -71,6 +77,7 @@ pub fn dedup_dirs(entries: Vec<Entry>) -> Vec<Entry> {
 const S_IFREG: u32 = 0o100000;
 const S_IFDIR: u32 = 0o040000;
 const S_IFCHR: u32 = 0o020000;
+const S_IFLNK: u32 = 0o120000;
 
 /// Writes `entries` as a newc ("070701") archive, sorted by path, with the
 /// `TRAILER!!!` entry.
@@ -85,6 +92,7 @@ pub fn write_newc(entries: &[Entry], mut out: impl Write) -> io::Result<()> {
             Node::File(d) => (S_IFREG, 1, d, (0, 0)),
             Node::Dir => (S_IFDIR, 2, &[], (0, 0)),
             Node::CharDev { major, minor } => (S_IFCHR, 1, &[], (*major, *minor)),
+            Node::Symlink(target) => (S_IFLNK, 1, target.as_bytes(), (0, 0)),
         };
         let header = NewcHeader { ino: i as u32 + 1, mode: kind | (e.mode & 0o7777), nlink, size: data.len(), rdev };
         header.write(&e.path, &mut out)?;
@@ -157,6 +165,8 @@ mod tests {
         let mut e = standard_entries(b"\x7fELF fake init".to_vec());
         e.push(Entry::file("etc/data.txt", 0o644, b"hello\n".to_vec()));
         e.push(Entry::dir("etc"));
+        e.push(Entry::dir("bin"));
+        e.push(Entry::symlink("bin/sh", "busybox"));
         e
     }
 
@@ -190,14 +200,15 @@ mod tests {
             seen.push((header.name().to_owned(), header.mode(), header.inode(), data));
         }
         let names: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
-        assert_eq!(names, ["dev", "dev/console", "etc", "etc/data.txt", "init", "proc", "sys", "tmp"]);
+        assert_eq!(names, ["bin", "bin/sh", "dev", "dev/console", "etc", "etc/data.txt", "init", "proc", "sys", "tmp"]);
         let inodes: Vec<u32> = seen.iter().map(|s| s.2).collect();
-        assert_eq!(inodes, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(inodes, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
         assert_eq!(seen[0].1, 0o040755);
-        assert_eq!(seen[1].1, 0o020600);
-        assert_eq!(seen[3].3, b"hello\n");
-        assert_eq!(seen[4].1, 0o100755);
-        assert_eq!(seen[4].3, b"\x7fELF fake init");
+        assert_eq!((seen[1].1, seen[1].3.as_slice()), (0o120777, &b"busybox"[..]));
+        assert_eq!(seen[3].1, 0o020600);
+        assert_eq!(seen[5].3, b"hello\n");
+        assert_eq!(seen[6].1, 0o100755);
+        assert_eq!(seen[6].3, b"\x7fELF fake init");
     }
 
     #[test]
@@ -214,13 +225,14 @@ mod tests {
         assert!(out.status.success());
         let text = String::from_utf8(out.stdout).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 8, "{text}");
+        assert_eq!(lines.len(), 10, "{text}");
+        assert!(lines[1].starts_with("lrwxrwxrwx") && lines[1].ends_with("bin/sh -> busybox"), "{}", lines[1]);
         assert!(
-            lines[1].starts_with("crw-------") && lines[1].contains("5,   1") && lines[1].ends_with("dev/console"),
+            lines[3].starts_with("crw-------") && lines[3].contains("5,   1") && lines[3].ends_with("dev/console"),
             "{}",
-            lines[1]
+            lines[3]
         );
-        assert!(lines[4].starts_with("-rwxr-xr-x") && lines[4].ends_with(" init"), "{}", lines[4]);
+        assert!(lines[6].starts_with("-rwxr-xr-x") && lines[6].ends_with(" init"), "{}", lines[6]);
     }
 
     #[test]
