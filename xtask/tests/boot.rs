@@ -436,6 +436,10 @@ fn bench_reports_ratios_against_the_baselines() {
     let tool = |name: &str| tools.iter().find(|t| t["tool"] == name).unwrap_or_else(|| panic!("{name} in {j}"));
     assert_eq!(tool("c-init (plain qemu)")["ratio_to_baseline"], 1.0);
     assert!(tool("krepro")["ratio_to_baseline"].as_f64().unwrap() > 0.0);
+    // What a second CPU and a scratch disk cost: rows of their own.
+    for row in ["krepro --cpus 2", "krepro --disk new:64M:ext4"] {
+        assert_eq!(tool(row)["wall_s"].as_array().unwrap().len(), 1, "{row} in {j}");
+    }
     assert_eq!(
         tool("busybox (plain qemu)")["wall_s"].as_array().unwrap().len(),
         1,
