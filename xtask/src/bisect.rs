@@ -85,9 +85,12 @@ impl Tester for Real<'_> {
         match &self.args.build_cmd {
             Some(cmd) => {
                 let bz = self.out.path().join(format!("bzImage-{commit}"));
-                let log = self.cache.bisect().join("build-logs").join(format!("{commit}.log"));
-                let _ = std::fs::create_dir_all(log.parent().expect("in the cache"));
-                let logf = std::fs::File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
+                // Beside the console logs, rotated with them: the report links it.
+                let (log, logf) = self
+                    .plan
+                    .logs
+                    .create_file(&format!("build-{}", &commit[..12.min(commit.len())]))
+                    .map_err(|e| format!("create a build log in {}: {e}", self.plan.logs.dir.display()))?;
                 // The user's own command line, run as they wrote it.
                 let status = Cmd::shell(cmd, wt)
                     .quiet()

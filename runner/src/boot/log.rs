@@ -40,14 +40,22 @@ impl LogDir {
         LogDir { dir: dir.into(), policy: LogPolicy::default() }
     }
 
-    /// Starts a new log named by time, pid and `label`, after removing
-    /// logs the policy no longer keeps.
-    pub fn create(&self, label: &str) -> std::io::Result<ConsoleLog> {
+    /// A new log file named by time, pid and `label` (also for other
+    /// logs, like `--build-cmd`'s output, rotated with the console logs),
+    /// after removing logs the policy no longer keeps.
+    pub fn create_file(&self, label: &str) -> std::io::Result<(PathBuf, File)> {
         std::fs::create_dir_all(&self.dir)?;
         self.prune();
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
         let path = self.dir.join(format!("{stamp}-{}-{label}.log", std::process::id()));
-        let file = BufWriter::new(File::create(&path)?);
+        let file = File::create(&path)?;
+        Ok((path, file))
+    }
+
+    /// Starts a new console log (named as by [`LogDir::create_file`]).
+    pub fn create(&self, label: &str) -> std::io::Result<ConsoleLog> {
+        let (path, file) = self.create_file(label)?;
+        let file = BufWriter::new(file);
         Ok(ConsoleLog { path, file, policy: self.policy, written: 0, tail: VecDeque::new(), tail_len: 0, cut: (0, 0) })
     }
 

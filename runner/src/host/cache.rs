@@ -64,8 +64,8 @@ impl Cache {
         self.root.join("treehash")
     }
 
-    /// Bisect state: worktrees, git's bisect state, `state.json`, and the
-    /// logs of `--build-cmd`.
+    /// Bisect state while a bisect runs: its worktree, git's bisect state
+    /// and `state.json` (gone when it ends).
     pub fn bisect(&self) -> PathBuf {
         self.root.join("bisect")
     }
