@@ -34,15 +34,6 @@ pub struct BisectArgs {
     /// The repro that tells good from bad
     #[arg(long, value_name = "NAME", required_unless_present = "exec", conflicts_with = "exec")]
     pub repro: Option<String>,
-    /// --exec FILE, --file, --modules: as for `run`
-    #[command(flatten)]
-    pub exec: ExecArgs,
-    /// How every commit boots: as for `run`
-    #[command(flatten)]
-    boot: BootArgs,
-    /// --runs and how outcomes count: as for `run`, with crash and hang bad
-    #[command(flatten)]
-    verdict: VerdictArgs,
     /// A fix to apply to every tested commit before building (old trees
     /// that need a build or boot fix); repeatable
     #[arg(long = "cherry-pick", value_name = "REV")]
@@ -65,6 +56,15 @@ pub struct BisectArgs {
     /// Stream every boot's console (and qemu command) to stderr
     #[arg(short, long)]
     verbose: bool,
+    /// --exec FILE, --file, --modules: as for `run`
+    #[command(flatten)]
+    pub exec: ExecArgs,
+    /// How every commit boots: as for `run`
+    #[command(flatten)]
+    boot: BootArgs,
+    /// --runs and how outcomes count: as for `run`, with crash and hang bad
+    #[command(flatten)]
+    verdict: VerdictArgs,
     #[command(flatten)]
     config: ConfigArgs,
 }

@@ -83,6 +83,7 @@ enum Command {
 
 /// How to build a kernel from source.
 #[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Building the kernel")]
 struct BuildArgs {
     /// Kernel source tree to build (git or not; never written to: the build
     /// is out of tree, under ~/.cache/krepro/build)
@@ -94,6 +95,7 @@ struct BuildArgs {
 
 /// How a kernel is configured and built (also for bisect).
 #[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Building the kernel")]
 struct ConfigArgs {
     /// Base config: tinyconfig, defconfig, or a config FILE
     #[arg(long, value_name = "BASE", default_value = "tinyconfig")]

@@ -23,6 +23,7 @@ use progress::Progress;
 
 /// How every boot is made: the flags `run`, `bisect` and `bench` share.
 #[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "How the guest boots")]
 pub struct BootArgs {
     /// Seconds without a verdict before a boot counts as a hang
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
@@ -90,10 +91,12 @@ pub struct BootArgs {
 /// Running something that is not a compiled-in repro, and what else goes
 /// into the initrd.
 #[derive(clap::Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Programs, files and modules in the guest")]
 pub struct ExecArgs {
-    /// Run this static executable (C, std Rust, a kselftest) instead of a
-    /// compiled-in repro: exit status 0 is pass, 4 (KSFT_SKIP) skip, any
-    /// other status or a signal fail
+    /// Run this static executable (C, std Rust, a kselftest) or #! shell
+    /// script (run by busybox sh) instead of a compiled-in repro: exit
+    /// status 0 is pass, 4 (KSFT_SKIP) skip, any other status or a signal
+    /// fail
     #[arg(long, value_name = "FILE")]
     pub exec: Option<PathBuf>,
 
@@ -173,6 +176,7 @@ impl ExecArgs {
 
 /// How outcomes count, for `run` and `bisect`.
 #[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "How outcomes count")]
 pub struct VerdictArgs {
     /// Boots per kernel: it passes only if every boot passes, and fails if
     /// any fails (flaky repros)
@@ -218,6 +222,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", default_value = "smoke", conflicts_with = "exec")]
     pub repro: String,
 
+    /// Print one JSON object on stdout instead of the summary
+    #[arg(long)]
+    pub json: bool,
+
+    /// Stream the console (and the qemu command) to stderr
+    #[arg(short, long)]
+    pub verbose: bool,
+
     #[command(flatten)]
     pub exec: ExecArgs,
 
@@ -226,14 +238,6 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub verdict: VerdictArgs,
-
-    /// Print one JSON object on stdout instead of the summary
-    #[arg(long)]
-    pub json: bool,
-
-    /// Stream the console (and the qemu command) to stderr
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
 /// Checks a repro name against the registry before anything is built.

@@ -32,16 +32,16 @@ pub struct BenchArgs {
     /// Rounds per kernel (every tool once per round)
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
-    /// How krepro boots, as for `run`; the variants below change one
-    /// choice each, and the baselines use the accelerator krepro ends up with
-    #[command(flatten)]
-    boot: BootArgs,
     /// Also write the results as JSON
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// Also draw them: one box per tool and kernel, in seconds (SVG)
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// How krepro boots, as for `run`; the variants below change one
+    /// choice each, and the baselines use the accelerator krepro ends up with
+    #[command(flatten)]
+    boot: BootArgs,
 }
 
 /// The krepro variants measured: the boot flags given (by default,
