@@ -21,7 +21,6 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use common::{temp, xtask_env, Run};
 
@@ -219,11 +218,15 @@ fn kernel_builder_on_linux_source_6_1() {
     assert_eq!(j["channels"], serde_json::json!({"console": true, "virtio": true, "debug_exit": true}), "{j}");
     eprintln!("boot: {}", r.stdout.trim());
 
-    // The same build again: a cache hit, well under a second.
+    // The same build again: a cache hit that runs no make (how fast it is
+    // belongs in a benchmark, not in a test that shares two cores).
     let again = env.xtask(&["kernel", "build", "--source", src, "--repro", "smoke"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(again.stderr.contains("krepro: cache hit: "), "{}", again.stderr);
-    assert!(again.took < Duration::from_secs(1), "cache hit took {:?}", again.took);
+    assert!(!again.stderr.contains("krepro: built "), "a cache hit built again: {}", again.stderr);
+    let first = b.stderr.lines().find_map(|l| l.strip_prefix("krepro: built ")).and_then(|l| l.split(" in ").next());
+    assert_eq!(Some(again.stdout.trim()), first, "the cache hit names another kernel");
+    eprintln!("cache hit: {:?}", again.took);
 
     // Options the tree cannot provide are named, with kconfig's reason.
     let frag = out_dir.path().join("extra.config");
