@@ -35,6 +35,7 @@ pub mod guest;
 pub mod protocol;
 mod registry;
 mod sdk;
+pub mod syscall;
 
 pub use registry::{find, names, REPROS};
 pub use sdk::{
