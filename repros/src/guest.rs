@@ -2,6 +2,8 @@
 //! `cargo test` runs it on the host: init itself is a `no_main` binary for
 //! the guest only.
 
+pub mod heap;
+
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;

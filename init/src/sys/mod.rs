@@ -3,8 +3,8 @@
 //! Safety rules of this module:
 //! - `_start` ([`start`]) is entered by the kernel with only a stack; it
 //!   calls [`crate::main`] and never returns.
-//! - The global allocator ([`heap`]) hands out disjoint parts of one static
-//!   arena; PID 1 is single-threaded, but the bookkeeping is atomic anyway.
+//! - The global allocator ([`heap`]) hands out each block once until it is
+//!   freed; its free lists are only touched under its lock.
 //! - Port I/O ([`debug_exit_ioport`]) is done only after `ioperm` granted the
 //!   port, and only to qemu's isa-debug-exit port.
 //! - The interface ioctls pass a properly sized, zero-initialised `ifreq`
