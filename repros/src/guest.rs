@@ -115,6 +115,14 @@ pub fn guest_timeout(cmdline: &str) -> Result<Option<u64>> {
     }
 }
 
+/// A source path of a panic location as rustc names files of the
+/// workspace (`repros/src/repros/selftest.rs`): the repros' files are
+/// included by absolute path from build.rs's output, so their locations
+/// lose the workspace root here.
+pub fn source_path(file: &str) -> &str {
+    file.strip_prefix(env!("KREPRO_SOURCE_ROOT")).unwrap_or(file)
+}
+
 /// The verdict message for a repro name PID 1 does not know.
 pub fn unknown_repro(name: &str) -> String {
     let mut msg = format!("unknown repro '{name}'; known repros: ");
@@ -311,6 +319,14 @@ mod tests {
                 Error::Reason { step: "parse krepro.guest_timeout", reason: "not a whole number of seconds" }
             );
         }
+    }
+
+    #[test]
+    fn source_paths_are_relative_to_the_workspace() {
+        let here = concat!(env!("CARGO_MANIFEST_DIR"), "/src/repros/selftest.rs");
+        assert_eq!(source_path(here), "repros/src/repros/selftest.rs");
+        assert_eq!(source_path("repros/src/sdk.rs"), "repros/src/sdk.rs");
+        assert_eq!(source_path("/elsewhere/x.rs"), "/elsewhere/x.rs");
     }
 
     #[test]
