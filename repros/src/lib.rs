@@ -18,6 +18,7 @@
 //!     description: "says hello and passes",
 //!     config: &["PROC_FS"],
 //!     run,
+//!     ..Repro::DEFAULT // one CPU, no disk, default memory
 //! };
 //!
 //! fn run(cx: &mut Cx) -> Result {

@@ -38,6 +38,10 @@ mod tests {
             for opt in r.config {
                 assert!(!opt.starts_with("CONFIG_") && !opt.contains('='), "{}: config {opt:?}", r.name);
             }
+            assert!(r.cpus >= 1, "{}: cpus", r.name);
+            for disk in r.disks {
+                assert!(!disk.is_empty() && !disk.contains(char::is_whitespace), "{}: disk {disk:?}", r.name);
+            }
         }
     }
 
