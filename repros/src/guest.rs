@@ -93,7 +93,9 @@ pub fn cmdline_words(cmdline: &str) -> impl Iterator<Item = &str> {
                 c.is_ascii_whitespace() && !quoted
             })
             .map_or(rest.len(), |(i, _)| i);
-        let (word, tail) = rest.split_at(end);
+        // `end` is a char boundary; the checked split keeps core's
+        // string-slicing panic (~3 KiB of formatting code) out of PID 1.
+        let (word, tail) = rest.split_at_checked(end)?;
         rest = tail;
         Some(word)
     })

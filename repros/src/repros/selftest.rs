@@ -92,8 +92,9 @@ fn version(cx: &mut Cx) -> Result {
 
 /// "6.12.117+deb12-cloud-amd64" -> [6, 12, 117].
 fn release_numbers(release: &str) -> Vec<u64> {
-    let end = release.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(release.len());
-    release[..end].split('.').filter_map(|n| n.parse().ok()).collect()
+    // The leading digits and dots (no slicing: see guest::cmdline_words).
+    let numbers = release.split(|c: char| !(c.is_ascii_digit() || c == '.')).next().unwrap_or("");
+    numbers.split('.').filter_map(|n| n.parse().ok()).collect()
 }
 
 fn panic_kernel(cx: &mut Cx) -> Result {
