@@ -102,7 +102,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     let mut msg = repros::guest::FixedBuf::<512>::new();
     let _ = write!(msg, "panic: {}", info.message());
     if let Some(loc) = info.location() {
-        let _ = write!(msg, " at {}:{}", loc.file(), loc.line());
+        let _ = write!(msg, " at {}:{}", repros::guest::source_path(loc.file()), loc.line());
     }
     if child {
         report::console(format_args!("{}{}", protocol::CONSOLE_PREFIX, msg.as_str()));

@@ -98,22 +98,12 @@ pub fn verdict(kind: Kind, repro: &str, message: &str) -> ! {
 /// [`protocol::VIRTIO_PORT_NAME`] by scanning /sys/class/virtio-ports/*/name
 /// (there is no udev to make /dev/virtio-ports/ links).
 fn virtio_port() -> Result<Option<String>, Errno> {
-    let dir = match rustix::fs::open(
-        "/sys/class/virtio-ports",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
+    let ports = match repros::read_dir("/sys/class/virtio-ports") {
+        Ok(ports) => ports,
         Err(Errno::NOENT) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut entries = rustix::fs::Dir::read_from(&dir)?;
-    while let Some(entry) = entries.read() {
-        let entry = entry?;
-        let Ok(port) = entry.file_name().to_str() else { continue };
-        if port.starts_with('.') {
-            continue;
-        }
+    for port in ports {
         let name = repros::read_to_string(&alloc::format!("/sys/class/virtio-ports/{port}/name")).unwrap_or_default();
         if name.trim_end() == protocol::VIRTIO_PORT_NAME {
             return Ok(Some(alloc::format!("/dev/{port}")));

@@ -37,24 +37,10 @@ fn mount_one(fstype: &str, target: &str) -> repros::Result<()> {
 /// [`guest::module_file`] and [`guest::module_params`]. A module the kernel
 /// already has is fine; any other failure is reported and setup goes on.
 pub fn load_modules(cmdline: &str) {
-    use rustix::fs::{Dir, OFlags};
-    let Ok(dir) = rustix::fs::open(
-        repros::protocol::MODULES_DIR,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
-        return; // no --modules
-    };
-    let mut names: alloc::vec::Vec<alloc::string::String> = alloc::vec::Vec::new();
-    if let Ok(mut entries) = Dir::read_from(&dir) {
-        while let Some(Ok(e)) = entries.read() {
-            if let Ok(n) = e.file_name().to_str() {
-                if guest::module_file(n).is_some() {
-                    names.push(n.into());
-                }
-            }
-        }
-    }
+    use rustix::fs::OFlags;
+    // Absent: no --modules.
+    let Ok(mut names) = repros::read_dir(repros::protocol::MODULES_DIR) else { return };
+    names.retain(|n| guest::module_file(n).is_some());
     guest::sort_modules(&mut names);
     for n in names {
         let Some((_, module)) = guest::module_file(&n) else { continue };

@@ -2,6 +2,8 @@
 //! `cargo test` runs it on the host: init itself is a `no_main` binary for
 //! the guest only.
 
+pub mod heap;
+
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -91,7 +93,9 @@ pub fn cmdline_words(cmdline: &str) -> impl Iterator<Item = &str> {
                 c.is_ascii_whitespace() && !quoted
             })
             .map_or(rest.len(), |(i, _)| i);
-        let (word, tail) = rest.split_at(end);
+        // `end` is a char boundary; the checked split keeps core's
+        // string-slicing panic (~3 KiB of formatting code) out of PID 1.
+        let (word, tail) = rest.split_at_checked(end)?;
         rest = tail;
         Some(word)
     })
@@ -111,6 +115,14 @@ pub fn guest_timeout(cmdline: &str) -> Result<Option<u64>> {
             .map(Some)
             .map_err(|_| Error::Reason { step: "parse krepro.guest_timeout", reason: "not a whole number of seconds" }),
     }
+}
+
+/// A source path of a panic location as rustc names files of the
+/// workspace (`repros/src/repros/selftest.rs`): the repros' files are
+/// included by absolute path from build.rs's output, so their locations
+/// lose the workspace root here.
+pub fn source_path(file: &str) -> &str {
+    file.strip_prefix(env!("KREPRO_SOURCE_ROOT")).unwrap_or(file)
 }
 
 /// The verdict message for a repro name PID 1 does not know.
@@ -309,6 +321,14 @@ mod tests {
                 Error::Reason { step: "parse krepro.guest_timeout", reason: "not a whole number of seconds" }
             );
         }
+    }
+
+    #[test]
+    fn source_paths_are_relative_to_the_workspace() {
+        let here = concat!(env!("CARGO_MANIFEST_DIR"), "/src/repros/selftest.rs");
+        assert_eq!(source_path(here), "repros/src/repros/selftest.rs");
+        assert_eq!(source_path("repros/src/sdk.rs"), "repros/src/sdk.rs");
+        assert_eq!(source_path("/elsewhere/x.rs"), "/elsewhere/x.rs");
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //!     description: "says hello and passes",
 //!     config: &["PROC_FS"],
 //!     run,
+//!     ..Repro::DEFAULT // one CPU, no disk, default memory
 //! };
 //!
 //! fn run(cx: &mut Cx) -> Result {
@@ -31,11 +32,14 @@
 
 extern crate alloc;
 
+mod fs;
 pub mod guest;
 pub mod protocol;
 mod registry;
 mod sdk;
+pub mod syscall;
 
+pub use fs::read_dir;
 pub use registry::{find, names, REPROS};
 pub use sdk::{
     errno_name, listen_loopback, read_file, read_to_string, since_boot, tcp_client, write_all, Cx, Error, Repro,

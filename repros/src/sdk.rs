@@ -117,6 +117,9 @@ impl<T> Step<T> for core::result::Result<T, Error> {
 }
 
 /// One repro, as the registry holds it.
+///
+/// Fields a repro does not need to set come from [`Repro::DEFAULT`]:
+/// `Repro { name, description, config, run, ..Repro::DEFAULT }`.
 #[derive(Clone, Copy)]
 pub struct Repro {
     /// Unique name, `[a-z0-9_]+`: what `--repro` and `krepro.repro=` take.
@@ -125,13 +128,41 @@ pub struct Repro {
     pub description: &'static str,
     /// Kernel config options it needs, without `CONFIG_` (each means `=y`).
     pub config: &'static [&'static str],
+    /// CPUs the guest needs (the runner's `--cpus` default for it; the
+    /// builder adds SMP when more than 1). Default 1.
+    pub cpus: u32,
+    /// Disks the guest needs, each a `--disk` spec (`new:64M:ext4`, ...),
+    /// appearing as /dev/vda, /dev/vdb, ... in this order. Default none.
+    pub disks: &'static [&'static str],
+    /// Guest memory it needs, in MiB; 0: the runner's default.
+    pub memory_mib: u32,
     /// Runs the repro in the guest.
     pub run: fn(&mut Cx) -> Result,
 }
 
+impl Repro {
+    /// The defaults: one CPU, no disk, default memory. Its name is empty
+    /// (the registry's tests refuse that) and its run function an error.
+    pub const DEFAULT: Repro = Repro {
+        name: "",
+        description: "",
+        config: &[],
+        cpus: 1,
+        disks: &[],
+        memory_mib: 0,
+        run: |_| Err(Error::Reason { step: "run", reason: "the repro sets no run function" }),
+    };
+}
+
 impl fmt::Debug for Repro {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Repro").field("name", &self.name).field("config", &self.config).finish()
+        f.debug_struct("Repro")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("cpus", &self.cpus)
+            .field("disks", &self.disks)
+            .field("memory_mib", &self.memory_mib)
+            .finish()
     }
 }
 

@@ -3,8 +3,8 @@
 //! Safety rules of this module:
 //! - `_start` ([`start`]) is entered by the kernel with only a stack; it
 //!   calls [`crate::main`] and never returns.
-//! - The global allocator ([`heap`]) hands out disjoint parts of one static
-//!   arena; PID 1 is single-threaded, but the bookkeeping is atomic anyway.
+//! - The global allocator ([`heap`]) hands out each block once until it is
+//!   freed; its free lists are only touched under its lock.
 //! - Port I/O ([`debug_exit_ioport`]) is done only after `ioperm` granted the
 //!   port, and only to qemu's isa-debug-exit port.
 //! - The interface ioctls pass a properly sized, zero-initialised `ifreq`
@@ -35,6 +35,7 @@ use core::{iter, ptr};
 
 use linux_raw_sys::net::{ifreq, IFNAMSIZ};
 use repros::guest::{FixedBuf, EXEC_FAILED};
+use repros::syscall::{nr, syscall0, syscall1, syscall3};
 use repros::{Error, Step as _};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
@@ -72,10 +73,7 @@ pub const IFF_UP: i16 = linux_raw_sys::net::net_device_flags::IFF_UP as i16;
 pub fn debug_exit_ioport(port: u16, value: u8) -> Result<(), Errno> {
     // SAFETY: ioperm(from, num, turn_on) takes plain integers and touches
     // no memory of ours.
-    let ret = unsafe { syscall3(linux_raw_sys::general::__NR_ioperm, usize::from(port), 1, 1) };
-    if ret < 0 {
-        return Err(Errno::from_raw_os_error(-ret as i32));
-    }
+    unsafe { syscall3(nr::__NR_ioperm, usize::from(port), 1, 1) }?;
     // SAFETY: ioperm just granted this process access to `port`; writing to
     // isa-debug-exit makes qemu exit and has no effect on our memory.
     unsafe {
@@ -149,22 +147,18 @@ pub fn spawn(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> repros::Result<Pid>
     let (status_r, status_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).step("pipe2")?;
     // SAFETY: fork takes no arguments; PID 1 is single-threaded, so the
     // child is a full copy with nothing half-done in another thread.
-    let pid = unsafe { syscall0(linux_raw_sys::general::__NR_fork) };
-    if pid < 0 {
-        return Err(Error::Errno { step: "fork", errno: Errno::from_raw_os_error(-pid as i32) });
-    }
+    let pid = unsafe { syscall0(nr::__NR_fork) }.step("fork")?;
     if pid == 0 {
         // SAFETY: path, argv and envp point to NUL-terminated strings and
         // NULL-terminated pointer arrays that live until execve replaces us.
         let ret = unsafe {
-            syscall3(
-                linux_raw_sys::general::__NR_execve,
-                path.as_ptr() as usize,
-                argv.as_ptr() as usize,
-                envp.as_ptr() as usize,
-            )
+            syscall3(nr::__NR_execve, path.as_ptr() as usize, argv.as_ptr() as usize, envp.as_ptr() as usize)
         };
-        exec_failed(path, Errno::from_raw_os_error(-ret as i32), &status_w);
+        // execve returns only when it failed.
+        if let Err(errno) = ret {
+            exec_failed(path, errno, &status_w);
+        }
+        exit_child(EXEC_FAILED);
     }
     // SAFETY: a positive pid from fork is a valid pid.
     let pid = unsafe { Pid::from_raw_unchecked(pid as i32) };
@@ -214,54 +208,6 @@ pub fn exit_child(status: i32) -> ! {
     loop {
         // SAFETY: exit_group takes a plain int and ends this process, which
         // is not PID 1 (checked above); it does not return.
-        unsafe { syscall1(linux_raw_sys::general::__NR_exit_group, status as usize) };
+        let _ = unsafe { syscall1(nr::__NR_exit_group, status as usize) };
     }
-}
-
-/// A system call with no arguments.
-///
-/// # Safety
-/// `nr` must be a system call whose effects the caller accounts for.
-unsafe fn syscall0(nr: u32) -> isize {
-    let ret: isize;
-    // SAFETY: the caller vouches for the call; syscall clobbers rcx and r11.
-    unsafe {
-        core::arch::asm!("syscall", inlateout("rax") nr as isize => ret, lateout("rcx") _, lateout("r11") _, options(nostack));
-    }
-    ret
-}
-
-/// A system call with one argument. See [`syscall0`].
-///
-/// # Safety
-/// As for [`syscall0`]; the argument must be what the call expects.
-unsafe fn syscall1(nr: u32, a: usize) -> isize {
-    let ret: isize;
-    // SAFETY: as for syscall0.
-    unsafe {
-        core::arch::asm!("syscall", inlateout("rax") nr as isize => ret, in("rdi") a, lateout("rcx") _, lateout("r11") _, options(nostack));
-    }
-    ret
-}
-
-/// A system call with three arguments. See [`syscall0`].
-///
-/// # Safety
-/// As for [`syscall0`]; the arguments must be what the call expects.
-unsafe fn syscall3(nr: u32, a: usize, b: usize, c: usize) -> isize {
-    let ret: isize;
-    // SAFETY: as for syscall0.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a,
-            in("rsi") b,
-            in("rdx") c,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
 }

@@ -8,6 +8,7 @@ pub const FAIL: Repro = Repro {
     description: "self-test: always fails",
     config: &[],
     run: |_| Ok(Verdict::Fail("selftest: failing on purpose".into())),
+    ..Repro::DEFAULT
 };
 
 pub const SKIP: Repro = Repro {
@@ -15,6 +16,7 @@ pub const SKIP: Repro = Repro {
     description: "self-test: always skips",
     config: &[],
     run: |_| Ok(Verdict::Skip("selftest: skipping on purpose".into())),
+    ..Repro::DEFAULT
 };
 
 pub const PANIC: Repro = Repro {
@@ -22,6 +24,7 @@ pub const PANIC: Repro = Repro {
     description: "self-test: panics the kernel through /proc/sysrq-trigger",
     config: &["MAGIC_SYSRQ", "PROC_FS"],
     run: panic_kernel,
+    ..Repro::DEFAULT
 };
 
 pub const HANG: Repro = Repro {
@@ -31,6 +34,7 @@ pub const HANG: Repro = Repro {
     run: |cx| loop {
         cx.sleep(Duration::from_secs(3600));
     },
+    ..Repro::DEFAULT
 };
 
 pub const SILENT: Repro = Repro {
@@ -41,6 +45,7 @@ pub const SILENT: Repro = Repro {
         rustix::system::reboot(rustix::system::RebootCommand::PowerOff).step("reboot(POWER_OFF)")?;
         unreachable!("reboot(POWER_OFF) returned Ok")
     },
+    ..Repro::DEFAULT
 };
 
 pub const RUST_PANIC: Repro = Repro {
@@ -48,6 +53,7 @@ pub const RUST_PANIC: Repro = Repro {
     description: "self-test: a Rust panic in the repro (reported as error)",
     config: &[],
     run: |_| panic!("selftest: Rust panic on purpose"),
+    ..Repro::DEFAULT
 };
 
 pub const VERSION: Repro = Repro {
@@ -55,6 +61,7 @@ pub const VERSION: Repro = Repro {
     description: "self-test: fails on kernels at or above krepro.fail_from=VERSION (with krepro.fail_every=N, only on every Nth run)",
     config: &[],
     run: version,
+    ..Repro::DEFAULT
 };
 
 /// Tells two kernels apart, so a bisect over commits that pick one of two
@@ -85,8 +92,9 @@ fn version(cx: &mut Cx) -> Result {
 
 /// "6.12.117+deb12-cloud-amd64" -> [6, 12, 117].
 fn release_numbers(release: &str) -> Vec<u64> {
-    let end = release.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(release.len());
-    release[..end].split('.').filter_map(|n| n.parse().ok()).collect()
+    // The leading digits and dots (no slicing: see guest::cmdline_words).
+    let numbers = release.split(|c: char| !(c.is_ascii_digit() || c == '.')).next().unwrap_or("");
+    numbers.split('.').filter_map(|n| n.parse().ok()).collect()
 }
 
 fn panic_kernel(cx: &mut Cx) -> Result {

@@ -8,6 +8,7 @@ pub const REPRO: Repro = Repro {
     description: "fails if the kernel log holds a WARNING:, BUG:, Oops or cut here line, quoting it",
     config: &["PRINTK", "DEVTMPFS"],
     run,
+    ..Repro::DEFAULT
 };
 
 /// What marks a kernel splat.

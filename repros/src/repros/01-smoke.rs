@@ -8,6 +8,7 @@ pub const REPRO: Repro = Repro {
     description: "/proc is mounted and a TCP connection over 127.0.0.1 works",
     config: &["PROC_FS", "NET", "INET"],
     run,
+    ..Repro::DEFAULT
 };
 
 fn run(cx: &mut Cx) -> Result {

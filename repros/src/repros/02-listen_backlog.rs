@@ -9,6 +9,7 @@ pub const REPRO: Repro = Repro {
     description: "with tcp_syncookies=0, a TCP connect to a listen(fd, 0) socket is established within 3 s",
     config: &["PROC_FS", "PROC_SYSCTL", "NET", "INET"],
     run,
+    ..Repro::DEFAULT
 };
 
 fn run(cx: &mut Cx) -> Result {

@@ -7,6 +7,7 @@ pub const REPRO: Repro = Repro {
     description: "fails if /proc/uptime exceeds krepro.max_uptime_ms= (default 5000)",
     config: &["PROC_FS"],
     run,
+    ..Repro::DEFAULT
 };
 
 const DEFAULT_MAX_MS: u64 = 5000;
