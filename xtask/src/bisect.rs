@@ -13,12 +13,12 @@ use krepro_runner::bisect::{
 use krepro_runner::boot::run::{self, Plan, Target};
 use krepro_runner::build;
 use krepro_runner::cli::progress::{mmss, Progress};
-use krepro_runner::cli::{self, BootArgs, ExecArgs, VerdictArgs};
+use krepro_runner::cli::{self, BootArgs, ExecArgs, GuestSpec, VerdictArgs};
 use krepro_runner::host::cache::Cache;
 use krepro_runner::host::spawn::Cmd;
 use krepro_runner::RunError;
 
-use crate::{ConfigArgs, Guest};
+use crate::ConfigArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct BisectArgs {
@@ -80,6 +80,14 @@ struct Real<'a> {
     out: tempfile::TempDir,
 }
 
+impl Real<'_> {
+    /// What the plan gives the guest (flags, else the repro's needs), for
+    /// the kernel's config.
+    fn guest(&self) -> GuestSpec {
+        GuestSpec { cpus: self.plan.cpus, disks: self.plan.disks.clone(), memory_mib: self.plan.memory_mib }
+    }
+}
+
 impl Tester for Real<'_> {
     fn build(&mut self, wt: &Path, commit: &str, on: &mut dyn FnMut(BisectEvent<'_>)) -> Result<BuildResult, String> {
         match &self.args.build_cmd {
@@ -110,7 +118,8 @@ impl Tester for Real<'_> {
                 Ok(BuildResult::Kernel(bz))
             }
             None => {
-                let opts = self.args.config.options(wt.to_owned(), self.args.repro.clone(), Guest::of(&self.args.boot));
+                let guest = self.guest();
+                let opts = self.args.config.options(wt.to_owned(), self.args.repro.clone(), &guest);
                 match build::build(&opts, self.cache, &mut |ev| on(BisectEvent::Build(ev))) {
                     Ok(b) => Ok(BuildResult::Kernel(b.bzimage)),
                     Err(e) if e.is_tree_failure() => {
@@ -193,7 +202,8 @@ fn run_inner(args: &BisectArgs, initrd: &Path, cache: &Cache) -> Result<ExitCode
     let fragment = match &args.build_cmd {
         Some(_) => None,
         None => {
-            let opts = args.config.options(args.linux.clone(), args.repro.clone(), Guest::of(&args.boot));
+            let guest = tester.guest();
+            let opts = args.config.options(args.linux.clone(), args.repro.clone(), &guest);
             let reqs = build::requests(&opts).map_err(|e| BisectError::BadInput(e.to_string()))?;
             Some(reqs.iter().map(|r| format!("CONFIG_{}={}\n", r.name, r.value)).collect::<String>())
         }

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use krepro_runner::boot::disk::DiskSpec;
 use krepro_runner::boot::qemu::{self, Machine};
 use krepro_runner::cli::progress::{mmss, Progress};
-use krepro_runner::cli::{self, BootArgs, RunArgs};
+use krepro_runner::cli::{self, GuestSpec, RunArgs};
 use krepro_runner::host::cache::Cache;
 use krepro_runner::host::spawn::Cmd;
 use krepro_runner::host::{fetch, install};
@@ -111,30 +111,17 @@ struct ConfigArgs {
     jobs: Option<usize>,
 }
 
-/// What the guest will have, as far as the kernel's config is concerned.
-#[derive(Clone, Copy, Debug)]
-struct Guest<'a> {
-    cpus: u32,
-    disks: &'a [DiskSpec],
-}
-
-impl<'a> Guest<'a> {
-    fn of(boot: &'a BootArgs) -> Guest<'a> {
-        Guest { cpus: boot.cpus.unwrap_or(1), disks: &boot.disks }
-    }
-}
-
 impl BuildArgs {
-    fn options(&self, source: PathBuf, repro: Option<String>, guest: Guest<'_>) -> build::BuildOptions {
+    fn options(&self, source: PathBuf, repro: Option<String>, guest: &GuestSpec) -> build::BuildOptions {
         self.config.options(source, repro, guest)
     }
 }
 
 impl ConfigArgs {
-    fn options(&self, source: PathBuf, repro: Option<String>, guest: Guest<'_>) -> build::BuildOptions {
+    fn options(&self, source: PathBuf, repro: Option<String>, guest: &GuestSpec) -> build::BuildOptions {
         build::BuildOptions {
             cpus: guest.cpus,
-            disks: guest.disks.to_vec(),
+            disks: guest.disks.clone(),
             source,
             repro,
             base: self.base.clone(),
@@ -193,7 +180,14 @@ fn main() -> ExitCode {
                     eprintln!("error: --kernel and --source exclude each other");
                     return krepro_runner::ExitCode::Error.into();
                 }
-                match build_kernel(&build.options(source, Some(args.repro.clone()), Guest::of(&args.boot)), &cache) {
+                let guest = match args.boot.guest(repros::find(&args.repro)) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return e.exit_code().into();
+                    }
+                };
+                match build_kernel(&build.options(source, Some(args.repro.clone()), &guest), &cache) {
                     Ok(built) => args.kernel = Some(built.bzimage),
                     Err(code) => return code,
                 }
@@ -229,8 +223,18 @@ fn main() -> ExitCode {
                 eprintln!("error: kernel build needs --source DIR");
                 return krepro_runner::ExitCode::Error.into();
             };
-            let guest = Guest { cpus, disks: &disks };
-            match build_kernel(&build.options(source, repro, guest), &cache) {
+            // The repro's declared needs, unless given here.
+            let declared = repro.as_deref().and_then(repros::find);
+            let guest = GuestSpec {
+                cpus: if cpus > 1 { cpus } else { declared.map_or(1, |r| r.cpus) },
+                disks: if disks.is_empty() {
+                    declared.map(|r| r.disks.iter().filter_map(|d| d.parse().ok()).collect()).unwrap_or_default()
+                } else {
+                    disks
+                },
+                memory_mib: 0,
+            };
+            match build_kernel(&build.options(source, repro, &guest), &cache) {
                 Ok(built) => {
                     let path = match output {
                         Some(out) => {
@@ -405,7 +409,16 @@ fn list_repros() {
     println!("{:<20} {:<40} CONFIG", "NAME", "CHECKS");
     for r in repros::REPROS {
         let config = if r.config.is_empty() { "-".to_owned() } else { r.config.join(",") };
-        println!("{:<20} {} [{config}]", r.name, r.description);
+        let mut needs = Vec::new();
+        if r.cpus > 1 {
+            needs.push(format!("--cpus {}", r.cpus));
+        }
+        needs.extend(r.disks.iter().map(|d| format!("--disk {d}")));
+        if r.memory_mib > 0 {
+            needs.push(format!("--memory {}", r.memory_mib));
+        }
+        let needs = if needs.is_empty() { String::new() } else { format!(" (boots with {})", needs.join(" ")) };
+        println!("{:<20} {} [{config}]{needs}", r.name, r.description);
     }
 }
 

@@ -54,9 +54,9 @@ pub struct BootArgs {
     #[arg(long, value_enum, value_name = "MODE", default_value_t = ConsoleMode::Full)]
     pub console: ConsoleMode,
 
-    /// Guest memory in MiB
-    #[arg(long, value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u32).range(64..))]
-    pub memory: u32,
+    /// Guest memory in MiB [default: what the repro declares, else 256]
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(64..))]
+    pub memory: Option<u32>,
 
     /// Guest CPUs [default: what the repro declares, else 1]; the kernel
     /// builder adds SMP when N > 1
@@ -202,6 +202,39 @@ impl VerdictArgs {
     }
 }
 
+/// What the guest gets: the flags, else what the repro declares, else
+/// krepro's defaults (1 CPU, no disk, 256 MiB).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestSpec {
+    pub cpus: u32,
+    pub disks: Vec<DiskSpec>,
+    pub memory_mib: u32,
+}
+
+/// Guest memory when neither the flag nor the repro says.
+pub const DEFAULT_MEMORY_MIB: u32 = 256;
+
+impl BootArgs {
+    /// The guest for `repro` (None for --exec): each flag given wins over
+    /// what the repro declares.
+    pub fn guest(&self, repro: Option<&repros::Repro>) -> Result<GuestSpec, RunError> {
+        let disks = match (&self.disks[..], repro) {
+            ([], Some(r)) => r
+                .disks
+                .iter()
+                .map(|s| s.parse().map_err(|e| RunError::BadFlag(format!("repro {} declares disk {s}: {e}", r.name))))
+                .collect::<Result<_, _>>()?,
+            (given, _) => given.to_vec(),
+        };
+        let declared_memory = repro.map(|r| r.memory_mib).filter(|m| *m > 0);
+        Ok(GuestSpec {
+            cpus: self.cpus.or(repro.map(|r| r.cpus)).unwrap_or(1).max(1),
+            disks,
+            memory_mib: self.memory.or(declared_memory).unwrap_or(DEFAULT_MEMORY_MIB),
+        })
+    }
+}
+
 /// `--console`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ConsoleMode {
@@ -272,7 +305,8 @@ pub fn plan(
     for note in &extras.notes {
         say(note);
     }
-    for d in &boot.disks {
+    let guest = boot.guest(if exec.exec.is_none() { repros::find(repro) } else { None })?;
+    for d in &guest.disks {
         disk::check(d)?;
     }
     let qemu = qemu::find_or_install(say)?;
@@ -285,9 +319,9 @@ pub fn plan(
         accel: boot.accel,
         machine: Machine::from_choice(boot.machine),
         entry: boot.entry,
-        memory_mib: boot.memory,
-        cpus: boot.cpus.unwrap_or(1),
-        disks: boot.disks.clone(),
+        memory_mib: guest.memory_mib,
+        cpus: guest.cpus,
+        disks: guest.disks,
         qemu_args: boot.qemu_args.clone(),
         warn_is_crash: boot.warn_is_crash,
         extras,
@@ -485,7 +519,9 @@ mod tests {
     #[test]
     fn defaults_are_the_documented_ones() {
         let a = parse(&[]).unwrap();
-        assert_eq!((a.repro.as_str(), a.boot.timeout, a.boot.memory, a.verdict.runs), ("smoke", 60, 256, 1));
+        assert_eq!((a.repro.as_str(), a.boot.timeout, a.boot.memory, a.verdict.runs), ("smoke", 60, None, 1));
+        let smoke = a.boot.guest(repros::find("smoke")).unwrap();
+        assert_eq!(smoke, GuestSpec { cpus: 1, disks: vec![], memory_mib: 256 });
         assert_eq!(
             (a.boot.accel, a.boot.machine, a.boot.entry),
             (AccelChoice::Auto, MachineChoice::Auto, EntryChoice::Auto)
@@ -529,11 +565,34 @@ mod tests {
         assert_eq!(a.exec.repro("smoke"), repros::protocol::EXEC_REPRO);
         assert_eq!(a.exec.append(), ["krepro.guest_timeout=9"]);
         assert!(a.exec.any());
-        assert_eq!((a.boot.machine, a.boot.entry, a.boot.memory), (MachineChoice::Pc, EntryChoice::Bzimage, 512));
+        assert_eq!((a.boot.machine, a.boot.entry, a.boot.memory), (MachineChoice::Pc, EntryChoice::Bzimage, Some(512)));
         assert_eq!(a.boot.append, ["x=1"]);
         assert_eq!(a.verdict.runs, 3);
         assert_eq!(a.verdict.remap().exit_code(Outcome::Hang), ExitCode::Skip);
         assert!(a.json);
+    }
+
+    #[test]
+    fn a_repros_declared_needs_are_defaults_that_flags_override() {
+        let needy = repros::Repro {
+            name: "needy",
+            cpus: 2,
+            disks: &["new:64M:ext4"],
+            memory_mib: 512,
+            ..repros::Repro::DEFAULT
+        };
+        let declared = parse(&[]).unwrap().boot.guest(Some(&needy)).unwrap();
+        assert_eq!(declared, GuestSpec { cpus: 2, disks: vec!["new:64M:ext4".parse().unwrap()], memory_mib: 512 });
+        let flags = parse(&["--cpus", "4", "--disk", "/x.img", "--memory", "1024"]).unwrap();
+        let given = flags.boot.guest(Some(&needy)).unwrap();
+        assert_eq!(given, GuestSpec { cpus: 4, disks: vec!["/x.img".parse().unwrap()], memory_mib: 1024 });
+        let broken = repros::Repro { name: "broken", disks: &["new:lots"], ..repros::Repro::DEFAULT };
+        let e = parse(&[]).unwrap().boot.guest(Some(&broken)).unwrap_err();
+        assert_eq!(e.to_string(), "repro broken declares disk new:lots: lots: a size like 64M, 1G or 512K");
+        // Every registered repro's disks parse.
+        for r in repros::REPROS {
+            parse(&[]).unwrap().boot.guest(Some(r)).unwrap_or_else(|e| panic!("{}: {e}", r.name));
+        }
     }
 
     #[test]

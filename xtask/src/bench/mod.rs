@@ -57,7 +57,7 @@ const KREPRO_VARIANTS: &[Variant] = &[
     ("krepro --machine pc", |b| b.machine = MachineChoice::Pc),
     ("krepro --entry bzimage", |b| b.entry = EntryChoice::Bzimage),
     ("krepro --console quiet", |b| b.console = ConsoleMode::Quiet),
-    ("krepro --memory 1024", |b| b.memory = 1024),
+    ("krepro --memory 1024", |b| b.memory = Some(1024)),
     // What the resources cost: a second CPU, a fresh ext4 disk (made with
     // mkfs.ext4 per boot; virtio_blk loaded where it is a module).
     ("krepro --cpus 2", |b| b.cpus = Some(2)),
