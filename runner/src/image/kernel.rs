@@ -38,14 +38,9 @@ pub fn check_bzimage(path: &Path) -> Result<Kernel, RunError> {
     if &header[HDRS_OFFSET as usize..HDRS_OFFSET as usize + 4] != b"HdrS" {
         return Err(not_bz("no \"HdrS\" boot header magic at 0x202"));
     }
-    // The setup sectors (0 means 4) and the protected-mode part (`syssize`,
-    // 16-byte paragraphs) must all be there: a cut-off download or copy.
-    let setup_sects = match header[0x1f1] {
-        0 => 4,
-        n => u64::from(n),
-    };
-    let syssize = u64::from(u32::from_le_bytes([header[0x1f4], header[0x1f5], header[0x1f6], header[0x1f7]]));
-    let want = (setup_sects + 1) * 512 + syssize * 16;
+    // Everything up to the end of the protected-mode part must be there:
+    // else a cut-off download or copy.
+    let want = protected_mode(&header).map_or(0, |pm| pm.end);
     let have = file.metadata().map(|m| m.len()).unwrap_or(0);
     if have < want {
         return Err(not_bz(&format!("truncated: its boot header says {want} bytes, the file has {have}")));
@@ -59,6 +54,22 @@ pub fn check_bzimage(path: &Path) -> Result<Kernel, RunError> {
         release_from_version(&text[..n])
     };
     Ok(Kernel { path: path.to_owned(), release })
+}
+
+/// Where a bzImage's protected-mode part lies, from its setup header
+/// (Documentation/arch/x86/boot.rst): after the boot sector and
+/// `setup_sects` sectors (0 meaning 4), `syssize` 16-byte paragraphs long.
+/// The kernel's build pads the file to exactly its end. None when `header`
+/// is too short to say.
+pub fn protected_mode(header: &[u8]) -> Option<std::ops::Range<u64>> {
+    let setup_sects = match *header.get(0x1f1)? {
+        0 => 4,
+        n => u64::from(n),
+    };
+    let syssize = u64::from(u32::from_le_bytes(header.get(0x1f4..0x1f8)?.try_into().ok()?));
+    // At most 256 * 512 and 2^32 * 16: no overflow.
+    let start = (setup_sects + 1) * 512;
+    Some(start..start + syssize * 16)
 }
 
 fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {

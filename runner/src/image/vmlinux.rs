@@ -24,8 +24,6 @@ use crate::image::elf::{Elf, ElfError, PT_NOTE};
 const EXTRACT_VERSION: u32 = 3;
 
 /// Where the setup header's fields are (Documentation/arch/x86/boot.rst).
-const SETUP_SECTS: usize = 0x1f1;
-const SYSSIZE: usize = 0x1f4;
 const VERSION: usize = 0x206;
 const PAYLOAD_OFFSET: usize = 0x248;
 const PAYLOAD_LENGTH: usize = 0x24c;
@@ -74,14 +72,9 @@ fn payload(bz: &[u8]) -> Result<&[u8], PvhError> {
     }
     let short_header = || PvhError::Truncated { end: HEADER_END, len: bz.len() };
     let field = |at: usize| le32(bz, at).ok_or_else(short_header);
-    let (syssize, offset, length) = (field(SYSSIZE)?, field(PAYLOAD_OFFSET)?, field(PAYLOAD_LENGTH)?);
-    let setup_sects = match bz.get(SETUP_SECTS).copied().ok_or_else(short_header)? {
-        0 => 4,
-        n => u64::from(n),
-    };
-    // At most 256 * 512 and 2^32 * 16: no overflow.
-    let pm_start = setup_sects.saturating_add(1).saturating_mul(512);
-    let pm_end = pm_start.saturating_add(u64::from(syssize).saturating_mul(16));
+    let (offset, length) = (field(PAYLOAD_OFFSET)?, field(PAYLOAD_LENGTH)?);
+    let pm = crate::image::kernel::protected_mode(bz).ok_or_else(short_header)?;
+    let (pm_start, pm_end) = (pm.start, pm.end);
     let range = usize::try_from(pm_start).ok().zip(usize::try_from(pm_end).ok());
     let pm =
         range.and_then(|(start, end)| bz.get(start..end)).ok_or(PvhError::Truncated { end: pm_end, len: bz.len() })?;
