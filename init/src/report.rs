@@ -58,8 +58,14 @@ pub fn kmsg(tail: Option<usize>) {
     }
 }
 
-/// Reports the verdict on every channel that works, then powers off.
+/// Reports the verdict on every channel that works, then powers off. Once:
+/// a thread that comes second (its repro's main thread finishing while
+/// another thread panics) waits for the power-off.
 pub fn verdict(kind: Kind, repro: &str, message: &str) -> ! {
+    static REPORTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if REPORTED.swap(true, core::sync::atomic::Ordering::SeqCst) {
+        sys::park();
+    }
     if kind != Kind::Pass && QUIET.load(core::sync::atomic::Ordering::Relaxed) {
         kmsg(None);
     }

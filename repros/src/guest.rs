@@ -221,7 +221,7 @@ pub fn exec_verdict(exit_status: Option<i32>, signal: Option<i32>) -> (Kind, Str
 }
 
 /// ` (SIGSEGV)` for the signals that usually end a crashing test.
-fn signal_name(sig: i32) -> &'static str {
+pub(crate) fn signal_name(sig: i32) -> &'static str {
     match sig {
         4 => " (SIGILL)",
         6 => " (SIGABRT)",

@@ -38,6 +38,7 @@ pub mod protocol;
 mod registry;
 mod sdk;
 pub mod syscall;
+mod task;
 
 pub use fs::read_dir;
 pub use registry::{find, names, REPROS};
@@ -45,13 +46,16 @@ pub use sdk::{
     errno_name, listen_loopback, read_file, read_to_string, since_boot, tcp_client, write_all, Cx, Error, Repro,
     Result, Step, Verdict,
 };
+pub use task::{current_cpu, pin_to_cpu, wait_child, Barrier, ChildExit, Join, Runtime, Thread, ThreadMain};
 
 /// What a repro module usually needs in scope.
 pub mod prelude {
     pub use crate::println;
     pub use crate::sdk::{listen_loopback, tcp_client, Cx, Error, Repro, Result, Step, Verdict};
+    pub use crate::task::{current_cpu, pin_to_cpu, Barrier, ChildExit, Thread};
     pub use alloc::format;
     pub use alloc::string::{String, ToString};
+    pub use alloc::sync::Arc;
     pub use alloc::vec::Vec;
     pub use core::time::Duration;
     pub use rustix::io::Errno;
