@@ -39,6 +39,7 @@ mod registry;
 mod sdk;
 pub mod syscall;
 mod task;
+mod time;
 
 pub use fs::read_dir;
 pub use registry::{find, names, REPROS};
@@ -47,16 +48,19 @@ pub use sdk::{
     Result, Step, Verdict,
 };
 pub use task::{current_cpu, pin_to_cpu, wait_child, Barrier, ChildExit, Join, Runtime, Thread, ThreadMain};
+pub use time::{deadline, Deadline, Race, DEFAULT_DEADLINE_MS};
 
 /// What a repro module usually needs in scope.
 pub mod prelude {
     pub use crate::println;
     pub use crate::sdk::{listen_loopback, tcp_client, Cx, Error, Repro, Result, Step, Verdict};
     pub use crate::task::{current_cpu, pin_to_cpu, Barrier, ChildExit, Thread};
+    pub use crate::time::{Deadline, Race};
     pub use alloc::format;
     pub use alloc::string::{String, ToString};
     pub use alloc::sync::Arc;
     pub use alloc::vec::Vec;
+    pub use core::ops::ControlFlow;
     pub use core::time::Duration;
     pub use rustix::io::Errno;
 }

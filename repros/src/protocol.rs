@@ -85,6 +85,9 @@ pub const CMDLINE_REPRO: &str = "repro";
 pub const CMDLINE_RUN: &str = "run";
 /// Command line key: seconds PID 1 gives an `--exec` child before killing it.
 pub const CMDLINE_GUEST_TIMEOUT: &str = "guest_timeout";
+/// Command line key: the host's `--timeout` in milliseconds, from which a
+/// repro's deadline (`cx.deadline()`) is derived.
+pub const CMDLINE_DEADLINE_MS: &str = "deadline_ms";
 
 /// The repro name that runs the user's static executable (`--exec FILE`)
 /// instead of a compiled-in repro. No compiled-in repro has this name.
