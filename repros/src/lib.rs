@@ -34,6 +34,7 @@ extern crate alloc;
 
 mod fs;
 pub mod guest;
+pub mod kmsg;
 pub mod protocol;
 mod registry;
 mod sdk;
@@ -52,6 +53,7 @@ pub use time::{deadline, Deadline, Race, DEFAULT_DEADLINE_MS};
 
 /// What a repro module usually needs in scope.
 pub mod prelude {
+    pub use crate::kmsg::{splat, KmsgMark};
     pub use crate::println;
     pub use crate::sdk::{listen_loopback, tcp_client, Cx, Error, Repro, Result, Step, Verdict};
     pub use crate::task::{current_cpu, pin_to_cpu, Barrier, ChildExit, Thread};
