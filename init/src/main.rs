@@ -73,7 +73,7 @@ fn main() -> ! {
     CURRENT.store(index, Ordering::Relaxed);
     let repro = &repros::REPROS[index];
 
-    let mut cx = Cx::new(cmdline, rustix::io::dup(sys::stdout()).ok());
+    let mut cx = Cx::new(cmdline, rustix::io::dup(sys::stdout()).ok()).with_runtime(&sys::thread::RUNTIME);
     match (repro.run)(&mut cx) {
         Ok(verdict) => {
             let (kind, message) = verdict.parts();
@@ -86,27 +86,49 @@ fn main() -> ! {
 /// A Rust panic anywhere in init or a repro becomes an `error` verdict that
 /// carries the panic message. It formats into a fixed buffer: the allocator
 /// may be what failed.
+///
+/// In a thread of a repro, too: the panicking thread reports the verdict
+/// and powers off. A thread that ended quietly instead could leave the
+/// others waiting for it at a barrier or a join until the host's timeout:
+/// a hang, where the repro's author wants to see their panic. Reporting
+/// from the thread is sound: it takes no lock but the allocator's (which
+/// no panic happens under), and the other threads run on until the power
+/// goes; a verdict is reported once (report::verdict), and a second
+/// thread that panics meanwhile waits for the power-off.
+///
+/// A forked child (`cx.fork`, or the `--exec` child before execve) prints
+/// the message and dies of SIGABRT, which its parent sees: it never
+/// reports PID 1's verdict nor powers the machine off.
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-    // A forked child (not expected: the child's code cannot panic) must
-    // neither report PID 1's verdict nor power the machine off.
+    /// The thread that panicked first; 0: none.
+    static PANICKED: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+    let me = sys::thread::tid();
+    let first = PANICKED.compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst);
     let child = !rustix::process::getpid().is_init();
-    if PANICKING.swap(true, Ordering::SeqCst) {
-        // Panicked while reporting a panic: just stop.
-        if child {
-            sys::exit_child(repros::guest::EXEC_FAILED);
-        }
-        sys::power_off();
+    match first {
+        Ok(_) => {}
+        // A forked child, or this thread again (a panic while reporting
+        // a panic): just stop.
+        Err(_) if child => sys::abort_child(),
+        Err(first) if first == me => sys::power_off(),
+        // Another thread is reporting its panic.
+        Err(_) => sys::park(),
     }
     let mut msg = repros::guest::FixedBuf::<512>::new();
-    let _ = write!(msg, "panic: {}", info.message());
+    // As u64: u32's Display would be 250 bytes of PID 1 for this alone.
+    let id = u64::from(me);
+    let _ = match (child, me) {
+        (true, _) => write!(msg, "panic in child process {id}: {}", info.message()),
+        (false, 1) => write!(msg, "panic: {}", info.message()),
+        (false, _) => write!(msg, "panic in thread {id}: {}", info.message()),
+    };
     if let Some(loc) = info.location() {
-        let _ = write!(msg, " at {}:{}", repros::guest::source_path(loc.file()), loc.line());
+        let _ = write!(msg, " at {}:{}", repros::guest::source_path(loc.file()), u64::from(loc.line()));
     }
     if child {
         report::console(format_args!("{}{}", protocol::CONSOLE_PREFIX, msg.as_str()));
-        sys::exit_child(repros::guest::EXEC_FAILED);
+        sys::abort_child();
     }
     report::verdict(Kind::Error, current_repro(), msg.as_str())
 }

@@ -3,7 +3,7 @@
 use core::fmt::{self, Write as _};
 
 use alloc::string::String;
-use repros::guest::{self, FixedBuf};
+use repros::guest::FixedBuf;
 use repros::protocol::{self, Kind, Report};
 use repros::Step as _;
 use rustix::fs::{Mode, OFlags};
@@ -33,33 +33,26 @@ pub static QUIET: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBoo
 /// Prints kernel log records as `krepro: kmsg: ` lines: the last `tail`,
 /// or all of them.
 pub fn kmsg(tail: Option<usize>) {
-    let Ok(fd) = rustix::fs::open("/dev/kmsg", OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
-    else {
-        return;
-    };
     let mut lines: alloc::collections::VecDeque<String> = alloc::collections::VecDeque::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        match rustix::io::read(&fd, &mut buf) {
-            Ok(0) | Err(Errno::AGAIN) => break,
-            Ok(k) => {
-                let msg = guest::kmsg_message(&String::from_utf8_lossy(&buf[..k])).into();
-                if tail.is_some_and(|n| lines.len() == n) {
-                    lines.pop_front();
-                }
-                lines.push_back(msg);
-            }
-            Err(Errno::PIPE | Errno::INTR) => {}
-            Err(_) => break,
+    let _ = repros::kmsg::read(&mut |_, message| {
+        if tail.is_some_and(|n| lines.len() == n) {
+            lines.pop_front();
         }
-    }
+        lines.push_back(message.into());
+    });
     for line in lines {
         console(format_args!("{}kmsg: {line}", protocol::CONSOLE_PREFIX));
     }
 }
 
-/// Reports the verdict on every channel that works, then powers off.
+/// Reports the verdict on every channel that works, then powers off. Once:
+/// a thread that comes second (its repro's main thread finishing while
+/// another thread panics) waits for the power-off.
 pub fn verdict(kind: Kind, repro: &str, message: &str) -> ! {
+    static REPORTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if REPORTED.swap(true, core::sync::atomic::Ordering::SeqCst) {
+        sys::park();
+    }
     if kind != Kind::Pass && QUIET.load(core::sync::atomic::Ordering::Relaxed) {
         kmsg(None);
     }

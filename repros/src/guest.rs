@@ -221,7 +221,7 @@ pub fn exec_verdict(exit_status: Option<i32>, signal: Option<i32>) -> (Kind, Str
 }
 
 /// ` (SIGSEGV)` for the signals that usually end a crashing test.
-fn signal_name(sig: i32) -> &'static str {
+pub(crate) fn signal_name(sig: i32) -> &'static str {
     match sig {
         4 => " (SIGILL)",
         6 => " (SIGABRT)",
@@ -232,13 +232,6 @@ fn signal_name(sig: i32) -> &'static str {
         15 => " (SIGTERM)",
         _ => "",
     }
-}
-
-/// The text of a /dev/kmsg record, `prio,seq,usec,flags;message\n`
-/// followed by ` KEY=value` continuation lines: the message's first line.
-pub fn kmsg_message(record: &str) -> &str {
-    let message = record.split_once(';').map_or(record, |(_, m)| m);
-    message.lines().next().unwrap_or("")
 }
 
 #[cfg(test)]
@@ -400,14 +393,5 @@ mod tests {
         assert_eq!(exec_verdict(None, Some(9)), (Kind::Fail, "killed by signal 9 (SIGKILL)".into()));
         assert_eq!(exec_verdict(None, Some(64)), (Kind::Fail, "killed by signal 64".into()));
         assert_eq!(exec_verdict(None, None), (Kind::Error, "child stopped without exiting".into()));
-    }
-
-    #[test]
-    fn kmsg_records_give_their_first_message_line() {
-        assert_eq!(kmsg_message("6,1,0,-;Linux version 6.12.0\n SUBSYSTEM=x\n"), "Linux version 6.12.0");
-        assert_eq!(kmsg_message("4,9,10,-;a; b\n"), "a; b");
-        assert_eq!(kmsg_message("no header\n"), "no header");
-        assert_eq!(kmsg_message("6,2,0,-;"), "");
-        assert_eq!(kmsg_message(""), "");
     }
 }

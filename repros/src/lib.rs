@@ -1,14 +1,34 @@
 //! The krepro repro SDK and the registry of repros.
 //!
 //! A repro is a [`Repro`]: a name, a one-line description, the kernel config
-//! options it needs and a function that gets a [`Cx`] and returns a
-//! [`Verdict`]. PID 1 (`init/`) runs one of [`REPROS`] inside the guest;
-//! the host-side runner uses the same registry to list and check names.
+//! options it needs, the guest it needs (CPUs, disks, memory) and a
+//! function that gets a [`Cx`] and returns a [`Verdict`]. It is one file
+//! in `src/repros/`: build.rs makes the registry, [`REPROS`]. PID 1
+//! (`init/`) runs one of them inside the guest; the host-side runner uses
+//! the same registry to list and check names.
+//!
+//! What a repro has, besides rustix:
+//! - files, sysctls, the command line, printing: [`Cx`]; directories and
+//!   file systems: [`Cx::read_dir`], [`Cx::mount`], [`Cx::umount`],
+//!   [`Cx::mkdir_all`], [`Cx::create_file`], [`Cx::fsync`], [`Cx::rename`];
+//! - threads on chosen CPUs: [`Cx::spawn`], [`Thread::join`], [`Barrier`],
+//!   [`pin_to_cpu`], [`current_cpu`], [`Cx::cpus_online`];
+//! - child processes: [`Cx::fork`], whose [`ChildExit`] is data (a child
+//!   killed by SIGSEGV is not a crash of PID 1);
+//! - time: [`Cx::deadline`] (from the host's timeout) and
+//!   [`Deadline::race`], to stop racing before the host gives up;
+//! - the kernel log: [`Cx::kmsg_mark`], [`Cx::kmsg_since`], [`kmsg::splat`];
+//! - system calls rustix lacks: [`syscall`] (raw, `unsafe`, and safe typed
+//!   wrappers such as [`syscall::kcmp`]).
+//!
+//! A panic in a repro, in any of its threads, is its `error` verdict.
 //!
 //! The crate is `no_std` with `alloc`: PID 1 provides the allocator, so
 //! repros may use `Vec`, `String` and `format!`. [`protocol`] holds every
 //! name and number the guest and the host share; [`guest`] holds PID 1's
 //! logic that needs no system call, so that it is tested on the host.
+//! Mind PID 1's size (a 64 KiB budget): `{:?}` of a derived Debug, u32 or
+//! u128 formatting and `str` slicing each cost hundreds of bytes or more.
 //!
 //! ```no_run
 //! use repros::prelude::*;
@@ -34,10 +54,13 @@ extern crate alloc;
 
 mod fs;
 pub mod guest;
+pub mod kmsg;
 pub mod protocol;
 mod registry;
 mod sdk;
 pub mod syscall;
+mod task;
+mod time;
 
 pub use fs::read_dir;
 pub use registry::{find, names, REPROS};
@@ -45,14 +68,21 @@ pub use sdk::{
     errno_name, listen_loopback, read_file, read_to_string, since_boot, tcp_client, write_all, Cx, Error, Repro,
     Result, Step, Verdict,
 };
+pub use task::{current_cpu, pin_to_cpu, wait_child, Barrier, ChildExit, Join, Runtime, Thread, ThreadMain};
+pub use time::{deadline, Deadline, Race, DEFAULT_DEADLINE_MS};
 
 /// What a repro module usually needs in scope.
 pub mod prelude {
+    pub use crate::kmsg::{splat, KmsgMark};
     pub use crate::println;
     pub use crate::sdk::{listen_loopback, tcp_client, Cx, Error, Repro, Result, Step, Verdict};
+    pub use crate::task::{current_cpu, pin_to_cpu, Barrier, ChildExit, Thread};
+    pub use crate::time::{Deadline, Race};
     pub use alloc::format;
     pub use alloc::string::{String, ToString};
+    pub use alloc::sync::Arc;
     pub use alloc::vec::Vec;
+    pub use core::ops::ControlFlow;
     pub use core::time::Duration;
     pub use rustix::io::Errno;
 }

@@ -85,9 +85,9 @@ pub const CMDLINE_REPRO: &str = "repro";
 pub const CMDLINE_RUN: &str = "run";
 /// Command line key: seconds PID 1 gives an `--exec` child before killing it.
 pub const CMDLINE_GUEST_TIMEOUT: &str = "guest_timeout";
-/// `krepro.deadline_ms=`: the host's hang timer (`--timeout`) in
-/// milliseconds from boot, so loops bounded by time end before it.
-pub const CMDLINE_DEADLINE: &str = "deadline_ms";
+/// Command line key: the host's `--timeout` in milliseconds, from which a
+/// repro's deadline (`cx.deadline()`) is derived.
+pub const CMDLINE_DEADLINE_MS: &str = "deadline_ms";
 
 /// The repro name that runs the user's static executable (`--exec FILE`)
 /// instead of a compiled-in repro. No compiled-in repro has this name.

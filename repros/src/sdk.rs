@@ -10,6 +10,7 @@ use rustix::io::Errno;
 use rustix::time::Timespec;
 
 use crate::protocol;
+use crate::task::Runtime;
 
 /// What a repro concluded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -171,13 +172,26 @@ impl fmt::Debug for Repro {
 pub struct Cx {
     cmdline: String,
     console: Option<OwnedFd>,
+    runtime: Option<&'static dyn Runtime>,
 }
 
 impl Cx {
     /// A context for a kernel booted with `cmdline` (the text of
     /// /proc/cmdline) that prints to `console` (None: printing is dropped).
+    /// It starts no threads nor processes until given a runtime.
     pub fn new(cmdline: String, console: Option<OwnedFd>) -> Cx {
-        Cx { cmdline, console }
+        Cx { cmdline, console, runtime: None }
+    }
+
+    /// The same context, starting threads and processes through `runtime`
+    /// (PID 1 passes its own).
+    pub fn with_runtime(self, runtime: &'static dyn Runtime) -> Cx {
+        Cx { runtime: Some(runtime), ..self }
+    }
+
+    /// The runtime, or an error naming `step` when there is none.
+    pub(crate) fn runtime(&self, step: &'static str) -> Result<&'static dyn Runtime> {
+        self.runtime.ok_or(Error::Reason { step, reason: "this context has no runtime (Cx::with_runtime)" })
     }
 
     /// The kernel command line.

@@ -121,6 +121,20 @@ pub unsafe fn syscall5(nr: u32, a: usize, b: usize, c: usize, d: usize, e: usize
     unsafe { syscall6(nr, a, b, c, d, e, 0) }
 }
 
+/// `getcpu(cpu, node, NULL)`: the CPU and NUMA node the calling thread
+/// runs on. A system call, not the vDSO (rustix's sched_getcpu uses the
+/// vDSO, whose lookup costs PID 1 some 2 KiB).
+///
+/// <https://man7.org/linux/man-pages/man2/getcpu.2.html>
+pub fn getcpu() -> Result<(u32, u32), Errno> {
+    let (mut cpu, mut node) = (0u32, 0u32);
+    let (c, n): (*mut u32, *mut u32) = (&mut cpu, &mut node);
+    // SAFETY: the kernel writes one u32 through each of the two pointers,
+    // which point to live locals; the third argument is unused (NULL).
+    unsafe { syscall3(nr::__NR_getcpu, c as usize, n as usize, 0) }?;
+    Ok((cpu, node))
+}
+
 /// `enum kcmp_type` of include/uapi/linux/kcmp.h.
 pub mod kcmp_type {
     /// The files behind `idx1` in pid1 and `idx2` in pid2.
@@ -203,6 +217,13 @@ mod tests {
             // An unknown system call number.
             assert_eq!(syscall0(100_000), Err(Errno::NOSYS));
         }
+    }
+
+    #[test]
+    fn getcpu_names_a_cpu_we_may_run_on() {
+        let (cpu, _node) = getcpu().unwrap();
+        let allowed = rustix::thread::sched_getaffinity(None).unwrap();
+        assert!(allowed.is_set(cpu as usize), "{cpu}");
     }
 
     #[test]

@@ -148,3 +148,30 @@ fn shell_scripts_pass_fail_and_skip_by_exit_status() {
     let r = run(&k612(), &py, &[]);
     assert_eq!(r.code, 128, "{}", r.stderr);
 }
+
+/// The repros that prove the SDK, booting with what they declare (2 CPUs,
+/// an ext4 disk), on both Debian kernels.
+#[test]
+fn the_sdk_repros_pass_on_both_kernels() {
+    require_qemu();
+    for k in [k612(), k61()] {
+        let ks = k.to_str().unwrap();
+        for repro in ["race_two_cpus", "fs_ext4_roundtrip", "kcmp"] {
+            let r = xtask(&["run", "--kernel", ks, "--repro", repro, "--accel", "tcg", "--json"]);
+            let j = outcome(&r, "pass", 0);
+            match repro {
+                "race_two_cpus" => assert_eq!(j["cpus"], 2, "declared by the repro: {j}"),
+                "fs_ext4_roundtrip" => assert_eq!(j["disks"], serde_json::json!(["new:64M:ext4"]), "{j}"),
+                _ => {}
+            }
+        }
+        // With one CPU forced, the race says it cannot test.
+        let r = xtask(&["run", "--kernel", ks, "--repro", "race_two_cpus", "--cpus", "1", "--accel", "tcg", "--json"]);
+        outcome(&r, "skip", 125);
+        // A panic in a thread is the repro's error, naming the thread.
+        let r = xtask(&["run", "--kernel", ks, "--repro", "selftest_thread_panic", "--accel", "tcg", "--json"]);
+        let j = outcome(&r, "error", 128);
+        let msg = j["message"].as_str().unwrap();
+        assert!(msg.starts_with("panic in thread ") && msg.contains("thread panic on purpose"), "{j}");
+    }
+}

@@ -9,9 +9,13 @@
 //!   port, and only to qemu's isa-debug-exit port.
 //! - The interface ioctls pass a properly sized, zero-initialised `ifreq`
 //!   with a NUL-terminated name.
-//! - [`spawn`] forks a single-threaded process; the child only makes system
-//!   calls on memory prepared before the fork and never returns into the
-//!   rest of init (no panic, no verdict): it execs or [`exit_child`]s.
+//! - Threads ([`thread`]) run on stacks of their own, mapped with a guard
+//!   page and unmapped only once the kernel has said (CLONE_CHILD_CLEARTID)
+//!   that the thread exited.
+//! - [`thread::fork`] holds the allocator's lock across fork(2), so the
+//!   child's heap is consistent whatever other threads were doing. A child
+//!   never returns into the rest of init (no verdict, no power-off): it
+//!   execs or [`exit_child`]s, and a panic in it ends it ([`abort_child`]).
 //!
 //! Every `unsafe` block here carries a `// SAFETY:` comment; the rest of init
 //! and every repro use safe rustix APIs (`unsafe_code = "deny"` elsewhere).
@@ -27,6 +31,7 @@
 mod heap;
 mod mem;
 mod start;
+pub mod thread;
 
 use alloc::vec::Vec;
 use core::ffi::CStr;
@@ -35,7 +40,7 @@ use core::{iter, ptr};
 
 use linux_raw_sys::net::{ifreq, IFNAMSIZ};
 use repros::guest::{FixedBuf, EXEC_FAILED};
-use repros::syscall::{nr, syscall0, syscall1, syscall3};
+use repros::syscall::{nr, syscall1, syscall3};
 use repros::{Error, Step as _};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
@@ -59,6 +64,12 @@ pub fn power_off() -> ! {
     use rustix::system::{reboot, RebootCommand};
     let _ = reboot(RebootCommand::PowerOff);
     let _ = reboot(RebootCommand::Restart);
+    park()
+}
+
+/// Sleeps for ever: what a thread does while another one reports the
+/// verdict and powers off.
+pub fn park() -> ! {
     loop {
         let _ = rustix::thread::nanosleep(&rustix::time::Timespec { tv_sec: 1, tv_nsec: 0 });
     }
@@ -145,10 +156,7 @@ pub fn spawn(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> repros::Result<Pid>
     let argv: Vec<*const u8> = argv.iter().map(|a| a.as_ptr().cast()).chain(iter::once(ptr::null())).collect();
     let envp: Vec<*const u8> = envp.iter().map(|e| e.as_ptr().cast()).chain(iter::once(ptr::null())).collect();
     let (status_r, status_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).step("pipe2")?;
-    // SAFETY: fork takes no arguments; PID 1 is single-threaded, so the
-    // child is a full copy with nothing half-done in another thread.
-    let pid = unsafe { syscall0(nr::__NR_fork) }.step("fork")?;
-    if pid == 0 {
+    let Some(pid) = thread::fork()? else {
         // SAFETY: path, argv and envp point to NUL-terminated strings and
         // NULL-terminated pointer arrays that live until execve replaces us.
         let ret = unsafe {
@@ -159,9 +167,7 @@ pub fn spawn(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> repros::Result<Pid>
             exec_failed(path, errno, &status_w);
         }
         exit_child(EXEC_FAILED);
-    }
-    // SAFETY: a positive pid from fork is a valid pid.
-    let pid = unsafe { Pid::from_raw_unchecked(pid as i32) };
+    };
     // Our copy of the write end goes, so that execve (close-on-exec) or the
     // child's exit leaves the read end at end of file.
     drop(status_w);
@@ -194,6 +200,14 @@ fn exec_failed(path: &CStr, errno: Errno, status: &OwnedFd) -> ! {
     line.end_line();
     let _ = rustix::io::write(stdout(), line.as_bytes());
     exit_child(EXEC_FAILED)
+}
+
+/// Ends a forked child that panicked as C's abort(3) does: killed by
+/// SIGABRT, which its parent sees; should that not end it, exit status
+/// 134 (128 + SIGABRT), as a shell reports it.
+pub fn abort_child() -> ! {
+    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::ABORT);
+    exit_child(134)
 }
 
 /// `_exit(2)` (exit_group): ends a forked child at once, running nothing of

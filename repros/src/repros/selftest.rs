@@ -56,6 +56,17 @@ pub const RUST_PANIC: Repro = Repro {
     ..Repro::DEFAULT
 };
 
+pub const THREAD_PANIC: Repro = Repro {
+    name: "selftest_thread_panic",
+    description: "self-test: a Rust panic in a thread of the repro, the main thread waiting to join it (reported as error)",
+    config: &[],
+    run: |cx| {
+        cx.spawn(None, || -> Result<()> { panic!("selftest: thread panic on purpose") })?.join()?;
+        Err(Error::Reason { step: "join", reason: "returned from a thread that panicked" })
+    },
+    ..Repro::DEFAULT
+};
+
 pub const VERSION: Repro = Repro {
     name: "selftest_version",
     description: "self-test: fails on kernels at or above krepro.fail_from=VERSION (with krepro.fail_every=N, only on every Nth run)",

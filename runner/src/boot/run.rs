@@ -371,7 +371,7 @@ fn boot(
     cmdline.push_str(&format!(
         " {}{}={}",
         repros::protocol::CMDLINE_PREFIX,
-        repros::protocol::CMDLINE_DEADLINE,
+        repros::protocol::CMDLINE_DEADLINE_MS,
         plan.timeout.as_millis()
     ));
     if plan.machine == Machine::Microvm && accel == Accel::Tcg {
