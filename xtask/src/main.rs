@@ -147,9 +147,10 @@ enum KernelCommand {
         /// runner reads it, e.g. to know whether the kernel has ACPI)
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
-        /// The guest will have N CPUs: N > 1 adds SMP
-        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
-        cpus: u32,
+        /// The guest will have N CPUs: N > 1 adds SMP [default: what the
+        /// repro declares, else 1]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+        cpus: Option<u32>,
         /// The guest will have this disk (as for `run`): adds the block
         /// layer, virtio-blk and the disk's filesystem; repeatable
         #[arg(long = "disk", value_name = "SPEC")]
@@ -223,16 +224,14 @@ fn main() -> ExitCode {
                 eprintln!("error: kernel build needs --source DIR");
                 return krepro_runner::ExitCode::Error.into();
             };
-            // The repro's declared needs, unless given here.
-            let declared = repro.as_deref().and_then(repros::find);
-            let guest = GuestSpec {
-                cpus: if cpus > 1 { cpus } else { declared.map_or(1, |r| r.cpus) },
-                disks: if disks.is_empty() {
-                    declared.map(|r| r.disks.iter().filter_map(|d| d.parse().ok()).collect()).unwrap_or_default()
-                } else {
-                    disks
-                },
-                memory_mib: 0,
+            // The repro's declared needs, unless given here (memory does
+            // not change the config).
+            let guest = match GuestSpec::resolve(cpus, &disks, None, repro.as_deref().and_then(repros::find)) {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return e.exit_code().into();
+                }
             };
             match build_kernel(&build.options(source, repro, &guest), &cache) {
                 Ok(built) => {

@@ -214,11 +214,16 @@ pub struct GuestSpec {
 /// Guest memory when neither the flag nor the repro says.
 pub const DEFAULT_MEMORY_MIB: u32 = 256;
 
-impl BootArgs {
-    /// The guest for `repro` (None for --exec): each flag given wins over
-    /// what the repro declares.
-    pub fn guest(&self, repro: Option<&repros::Repro>) -> Result<GuestSpec, RunError> {
-        let disks = match (&self.disks[..], repro) {
+impl GuestSpec {
+    /// The guest for `repro` (None for --exec): each flag given (`cpus`,
+    /// `disks`, `memory`) wins over what the repro declares.
+    pub fn resolve(
+        cpus: Option<u32>,
+        disks: &[DiskSpec],
+        memory: Option<u32>,
+        repro: Option<&repros::Repro>,
+    ) -> Result<GuestSpec, RunError> {
+        let disks = match (disks, repro) {
             ([], Some(r)) => r
                 .disks
                 .iter()
@@ -228,10 +233,17 @@ impl BootArgs {
         };
         let declared_memory = repro.map(|r| r.memory_mib).filter(|m| *m > 0);
         Ok(GuestSpec {
-            cpus: self.cpus.or(repro.map(|r| r.cpus)).unwrap_or(1).max(1),
+            cpus: cpus.or(repro.map(|r| r.cpus)).unwrap_or(1).max(1),
             disks,
-            memory_mib: self.memory.or(declared_memory).unwrap_or(DEFAULT_MEMORY_MIB),
+            memory_mib: memory.or(declared_memory).unwrap_or(DEFAULT_MEMORY_MIB),
         })
+    }
+}
+
+impl BootArgs {
+    /// The guest these flags give `repro` ([`GuestSpec::resolve`]).
+    pub fn guest(&self, repro: Option<&repros::Repro>) -> Result<GuestSpec, RunError> {
+        GuestSpec::resolve(self.cpus, &self.disks, self.memory, repro)
     }
 }
 
