@@ -205,12 +205,7 @@ fn script_entries(bytes: &[u8], busybox: Option<&Path>, notes: &mut Vec<String>)
         links.push(interpreter.trim_start_matches('/').to_owned());
     }
     for link in links {
-        let mut parent = String::new();
-        let parts: Vec<&str> = link.split('/').collect();
-        for p in &parts[..parts.len() - 1] {
-            parent = if parent.is_empty() { (*p).to_owned() } else { format!("{parent}/{p}") };
-            entries.push(Entry::dir(&parent));
-        }
+        entries.extend(parent_dirs(&link));
         if !entries.iter().any(|e| e.path == link) {
             entries.push(Entry::symlink(&link, "/bin/busybox"));
         }
@@ -231,15 +226,15 @@ fn file_entries(spec: &str) -> Result<Vec<Entry>, RunError> {
     if dest.is_empty() || dest.split('/').any(|c| c == "..") {
         return Err(RunError::BadFlag(format!("--file {spec}: DEST must be a path inside the initrd")));
     }
-    let mut out = Vec::new();
-    // Parent directories of DEST.
-    let mut parent = String::new();
-    for part in dest.split('/').collect::<Vec<_>>().split_last().map(|(_, p)| p.to_vec()).unwrap_or_default() {
-        parent = if parent.is_empty() { part.to_owned() } else { format!("{parent}/{part}") };
-        out.push(Entry::dir(&parent));
-    }
+    let mut out = parent_dirs(&dest);
     add_tree(&src, &dest, &mut out)?;
     Ok(out)
+}
+
+/// The directories above `path` (relative), outermost first:
+/// "usr/bin/env" -> usr, usr/bin.
+fn parent_dirs(path: &str) -> Vec<Entry> {
+    path.match_indices('/').map(|(at, _)| Entry::dir(&path[..at])).collect()
 }
 
 fn add_tree(src: &Path, dest: &str, out: &mut Vec<Entry>) -> Result<(), RunError> {
@@ -331,6 +326,12 @@ mod tests {
         dynamic.busybox = Some("/bin/ls".into());
         let e = Extras::new(Some(&dynamic), &[], None).unwrap_err();
         assert!(e.to_string().contains("/bin/ls cannot run in the guest"), "{e}");
+    }
+
+    #[test]
+    fn parents_come_outermost_first() {
+        assert_eq!(paths(&parent_dirs("usr/bin/env")), ["usr", "usr/bin"]);
+        assert!(parent_dirs("init").is_empty());
     }
 
     #[test]
