@@ -108,9 +108,7 @@ impl Plan {
         let acpi = kernel::has_acpi(&kernel);
         Ok(Target { kernel, boot_image, acpi, extra_initrd })
     }
-}
 
-impl Plan {
     /// The modules the devices need where the kernel has them as modules:
     /// the virtio transport, virtio_blk and the filesystems of new disks.
     fn device_modules(&self) -> Vec<&str> {
@@ -297,13 +295,13 @@ pub fn run(
     let mut target = std::borrow::Cow::Borrowed(target);
     let mut pvh_retried = false;
     loop {
-        let attempt = match boot(plan, &target, run_index, accel, started, on_event) {
-            Err(RunError::QemuFailed { status, stderr }) if matches!(target.boot_image, BootImage::Pvh(_)) => {
-                let BootImage::Pvh(image) = &target.boot_image else { unreachable!("matched above") };
+        let attempt = match (boot(plan, &target, run_index, accel, started, on_event), &target.boot_image) {
+            (Err(RunError::QemuFailed { status, stderr }), BootImage::Pvh(image)) => {
+                let image = image.clone();
                 if !pvh_retried && image.starts_with(plan.cache.vmlinux()) {
                     // A cached image qemu cannot load is damaged: make it again, once.
                     pvh_retried = true;
-                    let _ = std::fs::remove_file(image);
+                    let _ = std::fs::remove_file(&image);
                     on_event(RunEvent::Fallback {
                         reason: &format!(
                             "qemu could not boot the cached vmlinux {} ({status}: {stderr}); removed it, taking it out of the bzImage again",
@@ -321,7 +319,7 @@ pub fn run(
                 target.to_mut().boot_image = BootImage::BzImage;
                 continue;
             }
-            other => other?,
+            (other, _) => other?,
         };
         match attempt {
             Attempt::Done(result) => return Ok(*result),
