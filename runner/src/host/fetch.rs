@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::host::cache::Cache;
+use crate::host::install::apt_update;
 use crate::host::spawn::Cmd;
 use crate::image::kernel::{check_bzimage, Kernel};
 use crate::image::version::{release_matches, version_cmp};
@@ -107,11 +108,6 @@ pub fn fetch(cache: &Cache, series: Option<&str>, say: &mut dyn FnMut(&str)) -> 
         }
     }
     Ok(image)
-}
-
-fn apt_update() -> Result<(), FetchError> {
-    Cmd::new("apt-get", ["update", "-qq"], Path::new("/")).output()?;
-    Ok(())
 }
 
 /// How long ago apt last updated its lists in `dir`: the newest mtime of

@@ -15,6 +15,12 @@ pub enum InstallError {
     Failed { package: String, reason: String },
 }
 
+/// Refreshes apt's package lists (root only): a fresh machine has empty or
+/// months-old ones.
+pub fn apt_update() -> Result<(), crate::host::spawn::CmdError> {
+    Cmd::new("apt-get", ["update", "-qq"], Path::new("/")).output().map(drop)
+}
+
 /// Finds `tool` on PATH, or installs `package` to get it.
 pub fn find_or_install(tool: &str, package: &str, say: &mut dyn FnMut(&str)) -> Result<PathBuf, InstallError> {
     if let Ok(path) = which::which(tool) {
@@ -32,7 +38,7 @@ pub fn find_or_install(tool: &str, package: &str, say: &mut dyn FnMut(&str)) -> 
     let install = || Cmd::new("apt-get", ["install", "-y", "-qq", package], Path::new("/")).output();
     if install().is_err() {
         // A fresh machine has empty package lists.
-        Cmd::new("apt-get", ["update", "-qq"], Path::new("/")).output().map_err(failed)?;
+        apt_update().map_err(failed)?;
         install().map_err(failed)?;
     }
     which::which(tool).map_err(|_| missing(hint))
@@ -62,7 +68,7 @@ pub fn apt_packages(packages: &[&str], say: &mut dyn FnMut(&str)) -> Result<(), 
     let mut args = vec!["install", "-y", "-qq"];
     args.extend(&missing);
     if Cmd::new("apt-get", &args, Path::new("/")).output().is_err() {
-        Cmd::new("apt-get", ["update", "-qq"], Path::new("/")).output().map_err(failed)?;
+        apt_update().map_err(failed)?;
         Cmd::new("apt-get", &args, Path::new("/")).output().map_err(failed)?;
     }
     Ok(())
