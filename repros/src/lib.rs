@@ -27,7 +27,7 @@
 //! repros may use `Vec`, `String` and `format!`. [`protocol`] holds every
 //! name and number the guest and the host share; [`guest`] holds PID 1's
 //! logic that needs no system call, so that it is tested on the host.
-//! Mind PID 1's size (a 64 KiB budget): `{:?}` of a derived Debug, u32 or
+//! Mind PID 1's size (an 80 KiB budget, checked by a test): `{:?}` of a derived Debug, u32 or
 //! u128 formatting and `str` slicing each cost hundreds of bytes or more.
 //!
 //! ```no_run

@@ -307,7 +307,7 @@ pub fn read_to_string(path: &str) -> core::result::Result<String, Errno> {
 ///
 /// Read through a timerfd rather than `clock_gettime`: rustix's
 /// clock_gettime goes through the vDSO, whose lookup code costs PID 1
-/// about 6.7 KiB of its 64 KiB budget. A timerfd armed for a far absolute
+/// about 6.7 KiB of its 80 KiB budget. A timerfd armed for a far absolute
 /// time answers with the time left, so now = far - left, in three plain
 /// system calls. Zero if the kernel has no timerfd (CONFIG_TIMERFD=n).
 pub fn since_boot() -> Duration {

@@ -421,20 +421,13 @@ fn list_repros() {
     }
 }
 
-/// What the slow tier (KREPRO_SLOW=1) builds kernels with (its tests
+/// What the kselftest tests build from: Debian's kernel source (its
+/// tools/testing/selftests) and a C toolchain for `cc -static`.
+const KSELFTEST_PACKAGES: &[&str] = &["linux-source-6.1", "xz-utils", "build-essential"];
+
+/// What the slow tier (KREPRO_SLOW=1) adds to build kernels (its tests
 /// check for each and assert that ccache wrapped the compiler).
-const SLOW_PACKAGES: &[&str] = &[
-    "linux-source-6.1",
-    "xz-utils",
-    "build-essential",
-    "flex",
-    "bison",
-    "bc",
-    "libelf-dev",
-    "libssl-dev",
-    "git",
-    "ccache",
-];
+const SLOW_PACKAGES: &[&str] = &["flex", "bison", "bc", "libelf-dev", "libssl-dev", "git", "ccache"];
 
 fn slow_tier() -> bool {
     std::env::var("KREPRO_SLOW").as_deref() == Ok("1")
@@ -453,6 +446,7 @@ fn ci(cache: &Cache) -> Result<()> {
     install::find_or_install("busybox", "busybox-static", say)?;
     // The initrd test reads init's program headers with readelf.
     install::find_or_install("readelf", "binutils", say)?;
+    install::apt_packages(KSELFTEST_PACKAGES, say)?;
     for series in TEST_SERIES {
         if fetch::newest_cached(&cache.kernels(), Some(series)).is_none() {
             fetch::fetch(cache, Some(series), say)?;

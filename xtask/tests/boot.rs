@@ -355,11 +355,14 @@ fn initrd_is_byte_identical_and_init_is_small_and_static() {
     let (a, b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     assert_eq!(a, b, "two initrd builds differ");
 
-    // /init inside: a static ELF, no interpreter, no libc, under 64 KiB.
+    // /init inside: a static ELF, no interpreter, no libc, under 80 KiB.
+    // Every repro is compiled in (one initrd, no rebuild per repro), each
+    // costing 1 to 4 KiB; the budget was 64 KiB until the SDK's threads,
+    // fork, allocator and the kcmp/race/ext4 repros took init to 63.2 KiB.
     let mut raw = Vec::new();
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&a[..]), &mut raw).unwrap();
     let init = extract(&raw, "init").expect("init in the initrd");
-    assert!(init.len() < 64 * 1024, "init is {} bytes", init.len());
+    assert!(init.len() < 80 * 1024, "init is {} bytes", init.len());
     assert_eq!(&init[..4], b"\x7fELF");
     assert_eq!(u16::from_le_bytes([init[16], init[17]]), 2, "ET_EXEC");
     for needle in [&b"GLIBC"[..], b"ld-linux", b"libc.so", b"__libc_start_main"] {

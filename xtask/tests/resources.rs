@@ -10,23 +10,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{console_log, k61, k612, require_qemu, temp, xtask, Run};
+use common::{console_log, k61, k612, require_qemu, static_fixture, temp, xtask, Run};
 use serde_json::Value;
 
-/// The device probe, built static once per test binary.
+/// The device probe, built static once per test binary (tests run in
+/// parallel: one build, not one per test over the same file).
 fn probe() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/devices.c");
-        let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join("devices");
-        let st = Command::new("cc").args(["-static", "-O2", "-o"]).arg(&exe).arg(&src).status().expect("cc");
-        assert!(st.success(), "cc -static {} (apt-get install -y build-essential)", src.display());
-        exe
-    })
-    .clone()
+    P.get_or_init(|| static_fixture("devices.c")).clone()
 }
 
 fn run(kernel: &Path, exec: &Path, extra: &[&str]) -> Run {

@@ -22,9 +22,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{temp, xtask_env, Run};
-
-const TARBALL: &str = "/usr/src/linux-source-6.1.tar.xz";
+use common::{console_log, extract_linux_source, static_fixture, temp, xtask_env, Run, LINUX_SOURCE as TARBALL};
 
 /// What a kernel build needs on the host: (program or header, Debian
 /// package). `cargo xtask ci` installs them under KREPRO_SLOW=1 (its
@@ -68,23 +66,17 @@ fn scratch() -> PathBuf {
     dir
 }
 
-/// The tarball's tree, extracted to `dest` (atomically: a half-extracted
-/// tree never sits at `dest`).
-fn extract_to(dest: &Path) {
-    let tmp = tempfile::tempdir_in(dest.parent().unwrap()).unwrap();
-    let st = Command::new("tar").arg("xf").arg(TARBALL).current_dir(tmp.path()).status().expect("run tar");
-    assert!(st.success(), "tar xf {TARBALL}: {st}");
-    std::fs::rename(tmp.path().join("linux-source-6.1"), dest)
-        .unwrap_or_else(|e| panic!("move the tree to {}: {e}", dest.display()));
-}
-
-/// A linux-source-6.1 tree of the kernel-build test's own (extracted once).
-fn linux_tree() -> PathBuf {
+/// A linux-source-6.1 tree of the builder tests' own (extracted once),
+/// held by one test at a time: the kernel-build test edits a file in it,
+/// and two kernel builds on two cores only slow each other down.
+fn linux_tree() -> (std::sync::MutexGuard<'static, ()>, PathBuf) {
+    static TREE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = TREE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let tree = scratch().join("linux-source-6.1");
     if !tree.join("Makefile").is_file() {
-        extract_to(&tree);
+        extract_linux_source(&tree, &[]);
     }
-    tree
+    (guard, tree)
 }
 
 /// What a test's xtask runs see: krepro's cache in the test's temp dir,
@@ -186,7 +178,7 @@ impl Drop for Edit {
 fn kernel_builder_on_linux_source_6_1() {
     require_prerequisites();
     let env = Env::new("build");
-    let tree = linux_tree();
+    let (_tree_lock, tree) = linux_tree();
     let src = tree.to_str().unwrap();
     let edit = Edit::new(tree.join("kernel/sys.c"));
     let out_dir = temp("out");
@@ -272,6 +264,82 @@ fn kernel_builder_on_linux_source_6_1() {
     assert_same_tree(&before, &manifest(&tree), Some(&tree.join("kernel/sys.c")));
 }
 
+/// The SDK's repros on a kernel from the builder: one tinyconfig-based
+/// kernel with what they declare (SMP for two CPUs, virtio-blk and ext4
+/// for a scratch disk, kcmp's options), each repro passing on it, and a
+/// static probe run with `--cpus 2` seeing two online CPUs.
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (a real kernel build, minutes)"]
+fn the_sdk_repros_pass_on_a_builder_kernel() {
+    require_prerequisites();
+    let env = Env::new("sdk");
+    let (_tree_lock, tree) = linux_tree();
+    let out_dir = temp("sdk");
+    let bz = out_dir.path().join("bzImage");
+    let frag = out_dir.path().join("kcmp.config");
+    let kcmp = krepro_repros_config("kcmp");
+    std::fs::write(&frag, kcmp.iter().map(|o| format!("CONFIG_{o}=y\n")).collect::<String>()).unwrap();
+    let b = env.xtask(&[
+        "kernel",
+        "build",
+        "--source",
+        tree.to_str().unwrap(),
+        "--repro",
+        "race_two_cpus",
+        "--disk",
+        "new:64M:ext4",
+        "--fragment",
+        frag.to_str().unwrap(),
+        "-o",
+        bz.to_str().unwrap(),
+    ]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    eprintln!("sdk kernel: {:?}\n{}", b.took, b.stderr);
+    let config = std::fs::read_to_string(out_dir.path().join("bzImage.config")).unwrap();
+    for want in ["CONFIG_SMP=y", "CONFIG_VIRTIO_BLK=y", "CONFIG_EXT4_FS=y", "CONFIG_KCMP=y"] {
+        assert!(config.lines().any(|l| l == want), "{want} is not in the built .config");
+    }
+    let bz_s = bz.to_str().unwrap();
+    for repro in ["race_two_cpus", "fs_ext4_roundtrip", "kcmp"] {
+        let r = env.xtask(&["run", "--kernel", bz_s, "--repro", repro, "--accel", "tcg", "--json"]);
+        assert_eq!((r.code, r.json()["outcome"].as_str()), (0, Some("pass")), "{repro}: {}\n{}", r.stdout, r.stderr);
+        eprintln!("{repro}: {}", r.stdout.trim());
+    }
+    let probe = static_fixture("devices.c");
+    let r = env.xtask(&[
+        "run",
+        "--kernel",
+        bz_s,
+        "--exec",
+        probe.to_str().unwrap(),
+        "--cpus",
+        "2",
+        "--disk",
+        "new:64M:ext4",
+        "--accel",
+        "tcg",
+        "--json",
+    ]);
+    let j = r.json();
+    assert_eq!((r.code, j["outcome"].as_str()), (0, Some("pass")), "{j}\n{}", r.stderr);
+    let console = console_log(&r, &j);
+    assert!(console.contains("devices: nproc=2"), "{console}");
+    assert!(console.contains("devices: /dev/vda starts") && console.contains("ext4=1"), "{console}");
+}
+
+/// The config options a compiled-in repro declares, as `xtask repros`
+/// lists them.
+fn krepro_repros_config(name: &str) -> Vec<String> {
+    let r = xtask_env(&["repros"], &[]);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("{name} in\n{}", r.stdout));
+    let list = line.rsplit_once('[').unwrap().1.split_once(']').unwrap().0;
+    list.split(',').map(str::to_owned).collect()
+}
+
 /// The build log a fresh build names: "krepro: built X in T (log PATH)".
 fn find_log(stderr: &str) -> PathBuf {
     let line =
@@ -308,7 +376,7 @@ fn linux_history() -> PathBuf {
         // A history an older test (or an interrupted run) made: again.
         std::fs::remove_dir_all(&repo).unwrap_or_else(|e| panic!("remove {}: {e}", repo.display()));
     }
-    extract_to(&repo);
+    extract_linux_source(&repo, &[]);
     // Debian's tarball ignores everything at the top level ("/*" then
     // "!/debian/"): drop that, or git adds nothing.
     let gi = repo.join(".gitignore");

@@ -196,10 +196,11 @@ fn script_entries(bytes: &[u8], busybox: Option<&Path>, notes: &mut Vec<String>)
     let out = Cmd::new(busybox, ["--list-full"], Path::new("/")).quiet().output().map_err(|e| e.to_string())?;
     let mut links: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
     // busybox picks the applet by its name; it has no `bash`, so bash is a
-    // script that hands over to sh (the kernel runs nested #! lines).
+    // script that hands over to sh (the kernel runs nested #! lines). It
+    // sets what bash sets and kselftests test (`[ $UID != 0 ]`).
     let mut entries = vec![
         Entry::file("bin/busybox", 0o755, bb),
-        Entry::file("bin/bash", 0o755, b"#!/bin/sh\nexec /bin/sh \"$@\"\n".to_vec()),
+        Entry::file("bin/bash", 0o755, b"#!/bin/sh\nUID=$(id -u) EUID=$(id -u) exec /bin/sh \"$@\"\n".to_vec()),
     ];
     if !matches!(interpreter.as_str(), "/bin/bash" | "/usr/bin/env") {
         links.push(interpreter.trim_start_matches('/').to_owned());

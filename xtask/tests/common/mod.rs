@@ -124,3 +124,40 @@ pub fn assert_empty(dir: &Path) {
     let left: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// Debian's linux-source-6.1 (`cargo xtask ci` installs it): the slow
+/// tier builds kernels from it, the kselftest tests build its selftests.
+pub const LINUX_SOURCE: &str = "/usr/src/linux-source-6.1.tar.xz";
+
+/// `members` of the linux-source-6.1 tarball (paths below its top
+/// directory; none means all of it) extracted to `dest`, atomically: a
+/// half-extracted tree never sits at `dest`.
+pub fn extract_linux_source(dest: &Path, members: &[&str]) {
+    assert!(
+        Path::new(LINUX_SOURCE).is_file(),
+        "{LINUX_SOURCE} is missing: apt-get install -y linux-source-6.1 xz-utils (or run `cargo xtask ci`, which installs it)"
+    );
+    let parent = dest.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
+    let tmp = tempfile::tempdir_in(parent).unwrap();
+    let st = Command::new("tar")
+        .arg("xf")
+        .arg(LINUX_SOURCE)
+        .args(members.iter().map(|m| format!("linux-source-6.1/{m}")))
+        .current_dir(tmp.path())
+        .status()
+        .expect("run tar");
+    assert!(st.success(), "tar xf {LINUX_SOURCE} {members:?}: {st}");
+    std::fs::rename(tmp.path().join("linux-source-6.1"), dest)
+        .unwrap_or_else(|e| panic!("move the tree to {}: {e}", dest.display()));
+}
+
+/// A C program from tests/fixtures built with `cc -static` into cargo's
+/// temp dir for this target.
+pub fn static_fixture(source: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(source);
+    let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join(Path::new(source).file_stem().unwrap());
+    let st = Command::new("cc").args(["-static", "-O2", "-o"]).arg(&exe).arg(&src).status().expect("run cc");
+    assert!(st.success(), "cc -static {} (apt-get install -y build-essential)", src.display());
+    exe
+}
