@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use krepro_runner::bisect::verify::VerifyStatus;
 use krepro_runner::bisect::{
     self, BisectError, BisectEvent, BisectOptions, BootSummary, BuildResult, TestKind, Tester,
 };
@@ -19,6 +20,11 @@ use krepro_runner::host::spawn::Cmd;
 use krepro_runner::RunError;
 
 use crate::ConfigArgs;
+
+/// Bisect's exit status when it names a culprit that a re-test or the
+/// revert did not confirm, or that could not be checked: scripts must not
+/// take it as found (0).
+pub const NOT_VERIFIED: u8 = 2;
 
 #[derive(clap::Args, Debug)]
 pub struct BisectArgs {
@@ -230,7 +236,17 @@ fn run_inner(args: &BisectArgs, initrd: &Path, cache: &Cache) -> Result<ExitCode
                 report.steps.len(),
                 mmss(report.wall_secs)
             );
-            Ok(ExitCode::SUCCESS)
+            match &report.verification {
+                Some(v) if v.status != VerifyStatus::Verified => {
+                    eprintln!("krepro: {}: {}", v.status.name(), v.summary);
+                    Ok(ExitCode::from(NOT_VERIFIED))
+                }
+                Some(v) => {
+                    eprintln!("krepro: verified in {}: {}", mmss(v.secs), v.summary);
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => Ok(ExitCode::SUCCESS),
+            }
         }
         None => {
             eprintln!(

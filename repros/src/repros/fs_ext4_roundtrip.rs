@@ -8,7 +8,7 @@ use rustix::mount::MountFlags;
 pub const REPRO: Repro = Repro {
     name: "fs_ext4_roundtrip",
     description: "on an ext4 disk at /dev/vda: write, fsync and rename a file, unmount, mount again and read it back",
-    config: &["BLK_DEV", "VIRTIO_BLK", "EXT4_FS"],
+    config: &["BLOCK", "BLK_DEV", "VIRTIO_BLK", "EXT4_FS"],
     disks: &["new:64M:ext4"],
     run,
     ..Repro::DEFAULT

@@ -5,6 +5,8 @@
 //! bisect state inside it, and `state.json` with every tested commit), so
 //! the same command after Ctrl-C or a reboot goes on where it stopped.
 
+pub mod verify;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -200,6 +202,9 @@ pub struct BisectReport {
     pub flaky: bool,
     pub bisect_log: String,
     pub wall_secs: f64,
+    /// The answer tested again (None with --no-verify, or when there is
+    /// no single answer).
+    pub verification: Option<verify::Verification>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -221,7 +226,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, BisectError> {
     Ok(String::from_utf8_lossy(&Cmd::new("git", args, dir).quiet().output()?.stdout).into_owned())
 }
 
-fn short(hash: &str) -> &str {
+pub(crate) fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
 }
 
@@ -572,6 +577,7 @@ fn finish(
         steps: state.steps,
         bisect_log,
         wall_secs: state.wall_secs,
+        verification: None,
     };
     // Done: our worktree goes (git forgets it too); the state dir with it.
     let _ = git(wt, &["bisect", "reset", "--quiet"]);
@@ -626,6 +632,9 @@ impl BisectReport {
                     row[0], row[1], row[2], row[3], s.build_secs, s.boot_secs
                 ),
             );
+        }
+        if let Some(v) = &self.verification {
+            md.push_str(&v.markdown());
         }
         if let Some((base, fragment)) = config {
             push(&mut md, &format!("\nKernel config: {base} plus\n\n```\n{fragment}```"));

@@ -139,7 +139,7 @@ pub fn boot_fragment(cpus: u32, disks: &[crate::boot::disk::DiskSpec]) -> Vec<Re
         add(&["SMP", "X86_MPPARSE"], format!("--cpus {cpus}"));
     }
     for d in disks {
-        add(&["BLK_DEV", "VIRTIO_BLK"], format!("--disk {d}"));
+        add(&["BLOCK", "BLK_DEV", "VIRTIO_BLK"], format!("--disk {d}"));
         if let crate::boot::disk::DiskSpec::New { fs: Some(fs), .. } = d {
             let fs_opts: &[&str] = match fs.as_str() {
                 "ext2" | "ext3" | "ext4" => &["EXT4_FS"],
@@ -457,9 +457,11 @@ mod tests {
             [
                 ("SMP", "--cpus 2 needs it".to_owned()),
                 ("X86_MPPARSE", "--cpus 2 needs it".into()),
+                ("BLOCK", "--disk new:64M:ext4 needs it".into()),
                 ("BLK_DEV", "--disk new:64M:ext4 needs it".into()),
                 ("VIRTIO_BLK", "--disk new:64M:ext4 needs it".into()),
                 ("EXT4_FS", "--disk new:64M:ext4 needs it".into()),
+                ("BLOCK", "--disk /tmp/x.img needs it".into()),
                 ("BLK_DEV", "--disk /tmp/x.img needs it".into()),
                 ("VIRTIO_BLK", "--disk /tmp/x.img needs it".into()),
             ]
