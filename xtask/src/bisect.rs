@@ -56,6 +56,10 @@ pub struct BisectArgs {
     /// Do not test --good and --bad before bisecting
     #[arg(long)]
     no_check_ends: bool,
+    /// Do not test the answer again (git: the culprit, its parent and the
+    /// bad end with it reverted; prebuilt kernels: the boundary)
+    #[arg(long)]
+    no_verify: bool,
     /// Also write the report as JSON to FILE
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -194,6 +198,7 @@ fn run_inner(args: &BisectArgs, initrd: &Path, cache: &Cache) -> Result<ExitCode
             args.build_cmd, args.config, args.boot, args.exec, remap, args.verdict.runs
         ),
         check_endpoints: !args.no_check_ends,
+        verify: !args.no_verify,
     };
     let mut tester = Real {
         args,
@@ -277,6 +282,8 @@ impl Ui {
                 let elapsed = mmss(self.started.elapsed().as_secs_f64());
                 let head = if kind == TestKind::Endpoint {
                     "checking an end".to_owned()
+                } else if kind == TestKind::Verify {
+                    format!("verifying ({step} of 3)")
                 } else {
                     let total = steps_left.map(|l| format!(" of ~{}", step as u32 + l)).unwrap_or_default();
                     let revs = revs_left.map(|r| format!(", {r} revisions left after it")).unwrap_or_default();

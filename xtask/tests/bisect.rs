@@ -37,7 +37,12 @@ fn repo(kernels: &[String]) -> (tempfile::TempDir, Vec<String>) {
     let mut commits = Vec::new();
     for (i, k) in kernels.iter().enumerate() {
         std::fs::write(d.join("kernel"), k).unwrap();
-        std::fs::write(d.join("notes.txt"), format!("change {i}\n")).unwrap();
+        // A file of each commit's own, so that reverting one (culprit
+        // verification) touches only `kernel`, and only if it changed it.
+        std::fs::write(d.join(format!("change-{i}.txt")), format!("change {i}\n")).unwrap();
+        if i == 0 {
+            std::fs::write(d.join("notes.txt"), "notes\n").unwrap();
+        }
         git(d, &["add", "-A"]);
         git(d, &["commit", "-qm", &format!("change {i}")]);
         commits.push(git(d, &["rev-parse", "HEAD"]).trim().to_owned());
@@ -92,6 +97,9 @@ fn paths(spec: &str) -> Vec<String> {
         .map(|c| match c {
             'g' => old.display().to_string(),
             'b' => new.display().to_string(),
+            // The same kernel, written another way: a change to the line
+            // 'b' wrote, so reverting that commit conflicts.
+            'B' => format!("/.{}", new.display()),
             'x' => "broken".to_owned(),
             'p' => "/etc/passwd".to_owned(),
             _ => unreachable!(),
@@ -130,6 +138,43 @@ fn finds_the_culprit_skips_what_does_not_build_and_leaves_the_user_alone() {
     assert!(run.stdout.contains("krepro: verdict=fail repro=selftest_version kernel 6.12"), "{}", run.stdout);
     // Progress went to stderr.
     assert!(run.stderr.contains("krepro: step 1"), "{}", run.stderr);
+
+    // Verified: 4 fails again, 3 passes again, 7 with 4 reverted (its kernel
+    // back to 6.1) passes; with the build and boot time of each.
+    let v = &report["verification"];
+    assert_eq!(v["status"], "verified", "{v:#}");
+    let checks = v["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 3, "{v:#}");
+    assert_eq!(checks[2]["what"], format!("--bad {} with {} reverted passes", &c[7][..12], &c[4][..12]));
+    assert_eq!((checks[2]["got"].as_str(), checks[2]["outcomes"][0].as_str()), (Some("good"), Some("pass")), "{v:#}");
+    assert!(checks[2]["boot_secs"].as_f64().unwrap() > 0.0, "{v:#}");
+    assert!(run.stdout.contains("### Verification: verified"), "{}", run.stdout);
+    assert!(run.stderr.contains("krepro: verifying (3 of 3)"), "{}", run.stderr);
+    assert!(run.stderr.contains("krepro: verified in "), "{}", run.stderr);
+}
+
+#[test]
+fn a_culprit_whose_revert_conflicts_exits_2_could_not_verify() {
+    // 2 is the first bad commit; 3 rewrites the line 2 changed.
+    let (dir, c) = repo(&paths("ggbB"));
+    let cache = temp("cache");
+    let before = snapshot(dir.path());
+    let json = cache.path().join("r.json");
+    let run = bisect(dir.path(), &c[0], &c[3], &["--json", json.to_str().unwrap()], cache.path());
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["commit"]["hash"], c[2].as_str(), "{report:#}");
+    let v = &report["verification"];
+    assert_eq!(v["status"], "could_not_verify", "{v:#}");
+    assert_eq!(v["checks"][2]["message"], "the revert conflicts in kernel", "{v:#}");
+    assert!(run.stderr.contains("krepro: could not verify: could not check: --bad"), "{}", run.stderr);
+    assert_eq!(snapshot(dir.path()), before, "the user's checkout changed");
+    // --no-verify: git's answer, exit 0, nothing tested again.
+    let run = bisect(dir.path(), &c[0], &c[3], &["--no-verify", "--json", json.to_str().unwrap()], cache.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report["verification"].is_null(), "{report:#}");
+    assert!(!run.stderr.contains("verifying"), "{}", run.stderr);
 }
 
 #[test]
@@ -138,7 +183,8 @@ fn skipped_builds_are_skips_not_bad() {
     let (dir, c) = repo(&paths("ggxxgbb"));
     let cache = temp("cache");
     let json = cache.path().join("r.json");
-    let run = bisect(dir.path(), &c[0], &c[6], &["--json", json.to_str().unwrap()], cache.path());
+    // (Verification is tested above: here it would only add boots.)
+    let run = bisect(dir.path(), &c[0], &c[6], &["--no-verify", "--json", json.to_str().unwrap()], cache.path());
     assert_eq!(run.code, 0, "{}", run.stderr);
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["commit"]["hash"], c[5].as_str(), "{report:#}");
@@ -172,7 +218,7 @@ fn runs_3_catches_a_repro_that_fails_one_run_in_three() {
         dir.path(),
         &c[0],
         &c[6],
-        &["--runs", "3", "--append", "krepro.fail_every=3", "--json", json.to_str().unwrap()],
+        &["--runs", "3", "--append", "krepro.fail_every=3", "--no-verify", "--json", json.to_str().unwrap()],
         cache.path(),
     );
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -450,6 +450,14 @@ fn bisect_finds_a_planted_regression_with_real_builds() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["commit"]["subject"], PLANT_SUBJECT, "{report:#}");
+    // Verified: the plant fails again, its parent passes, and the bad end
+    // with the plant reverted (a real revert, a real build) passes.
+    let v = &report["verification"];
+    assert_eq!(v["status"], "verified", "{v:#}");
+    let revert = &v["checks"][2];
+    assert_eq!((revert["expected"].as_str(), revert["got"].as_str()), (Some("good"), Some("good")), "{v:#}");
+    assert!(revert["build_secs"].as_f64().unwrap() > 0.0 && revert["boot_secs"].as_f64().unwrap() > 0.0, "{v:#}");
+    assert!(r.stdout.contains("### Verification: verified"), "{}", r.stdout);
     assert_eq!(git_in(&repo, &["status", "--porcelain"]), status_before);
     assert_eq!(git_in(&repo, &["rev-parse", "HEAD"]), head_before);
     assert_eq!(git_in(&repo, &["worktree", "list"]).lines().count(), 1);
@@ -463,6 +471,16 @@ fn bisect_finds_a_planted_regression_with_real_builds() {
         report["wall_secs"].as_f64().unwrap(),
         report["steps"].as_array().unwrap().len()
     );
+    eprintln!("verification: {:.0} s", v["secs"].as_f64().unwrap());
+    for c in v["checks"].as_array().unwrap() {
+        eprintln!(
+            "  {:<70} {:<5} build {:>6.1} s  boot {:>5.1} s",
+            c["what"].as_str().unwrap(),
+            c["got"].as_str().unwrap_or("-"),
+            c["build_secs"].as_f64().unwrap(),
+            c["boot_secs"].as_f64().unwrap()
+        );
+    }
     for s in report["steps"].as_array().unwrap() {
         eprintln!(
             "  {} {:<60} {:<5} build {:>6.1} s  boot {:>5.1} s",

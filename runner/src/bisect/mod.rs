@@ -96,6 +96,8 @@ pub enum TestKind {
     Endpoint,
     /// A step of git's bisect.
     Bisect,
+    /// A re-test of the answer (verification).
+    Verify,
 }
 
 /// What building one commit gave.
@@ -162,6 +164,8 @@ pub struct BisectOptions {
     pub key_extra: String,
     /// Test --good and --bad first and stop if they do not behave as said.
     pub check_endpoints: bool,
+    /// Test the culprit again, its parent, and --bad with it reverted.
+    pub verify: bool,
 }
 
 /// Why a bisect stopped without an answer.
@@ -220,6 +224,13 @@ struct State {
     steps: Vec<TestedCommit>,
     started_bisect: bool,
     wall_secs: f64,
+    /// The commit git named, once it did (a resumed bisect goes straight to
+    /// verifying it).
+    #[serde(default)]
+    named: Option<String>,
+    /// The verification checks made so far.
+    #[serde(default)]
+    checks: Vec<verify::Check>,
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String, BisectError> {
@@ -333,6 +344,21 @@ pub fn bisect(
         std::fs::rename(&tmp, &state_path).map_err(io("write the bisect state"))
     };
 
+    let at = Session {
+        repo: &repo,
+        worktree: &worktree,
+        state_dir: &state_dir,
+        opts,
+        picks: &picks,
+        good: &good,
+        bad: &bad,
+        new_rev: &new_rev,
+        started,
+    };
+    if let Some(named) = state.named.clone() {
+        // Interrupted while verifying: git's answer stands, go on checking it.
+        return finish(&at, state, Done::One(named), tester, interrupted, on, &save);
+    }
     let wt = worktree.as_path();
     let mut test = |commit: &str,
                     kind: TestKind,
@@ -384,7 +410,7 @@ pub fn bisect(
         state.started_bisect = true;
         save(&state)?;
         if let Some(done) = finished(&last_out, new_term) {
-            return finish(wt, &repo, &worktree, &state_dir, opts, &good, &bad, state, done, started);
+            return finish(&at, state, done, tester, interrupted, on, &save);
         }
     }
 
@@ -399,7 +425,7 @@ pub fn bisect(
         save(&state)?;
         last_out = mark(wt, term_for(s.verdict, opts.find_fix), &head)?;
         if let Some(done) = finished(&last_out, new_term) {
-            return finish(wt, &repo, &worktree, &state_dir, opts, &good, &bad, state, done, started);
+            return finish(&at, state, done, tester, interrupted, on, &save);
         }
     }
 }
@@ -537,19 +563,32 @@ fn test_commit(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a bisect runs and what it was asked: what finishing needs.
+struct Session<'a> {
+    repo: &'a Path,
+    worktree: &'a Path,
+    state_dir: &'a Path,
+    opts: &'a BisectOptions,
+    picks: &'a [String],
+    good: &'a str,
+    bad: &'a str,
+    /// The new end in git's terms: --bad, or --good with --find-fix.
+    new_rev: &'a str,
+    started: Instant,
+}
+
+/// Reports git's answer, verified unless asked not to, and removes the
+/// worktree and the state.
 fn finish(
-    wt: &Path,
-    repo: &Path,
-    worktree: &Path,
-    state_dir: &Path,
-    opts: &BisectOptions,
-    good: &str,
-    bad: &str,
+    at: &Session<'_>,
     mut state: State,
     done: Done,
-    started: Instant,
+    tester: &mut dyn Tester,
+    interrupted: &dyn Fn() -> bool,
+    on: &mut dyn FnMut(BisectEvent<'_>),
+    save: &dyn Fn(&State) -> Result<(), BisectError>,
 ) -> Result<BisectReport, BisectError> {
+    let (wt, opts) = (at.worktree, at.opts);
     let bisect_log = git(wt, &["bisect", "log"]).unwrap_or_default();
     let (commit, candidates) = match done {
         Done::One(hash) => {
@@ -565,26 +604,140 @@ fn finish(
         }
         Done::OnlySkipped(c) => (None, c),
     };
-    state.wall_secs += started.elapsed().as_secs_f64();
+    let verification = match &commit {
+        Some(c) if opts.verify => {
+            if state.named.is_none() {
+                state.named = Some(c.hash.clone());
+                save(&state)?;
+            }
+            Some(verify_culprit(at, &c.hash, &c.subject, &mut state, tester, interrupted, on, save)?)
+        }
+        _ => None,
+    };
+    state.wall_secs += at.started.elapsed().as_secs_f64();
     let report = BisectReport {
         found: if opts.find_fix { "first fixed commit".into() } else { "first bad commit".into() },
         commit,
         candidates,
         repro: opts.repro.clone(),
-        good: good.to_owned(),
-        bad: bad.to_owned(),
+        good: at.good.to_owned(),
+        bad: at.bad.to_owned(),
         flaky: state.steps.iter().any(|s| s.flaky),
         steps: state.steps,
         bisect_log,
         wall_secs: state.wall_secs,
-        verification: None,
+        verification,
     };
     // Done: our worktree goes (git forgets it too); the state dir with it.
     let _ = git(wt, &["bisect", "reset", "--quiet"]);
-    let _ = git(repo, &["worktree", "remove", "--force", &worktree.to_string_lossy()]);
-    let _ = git(repo, &["worktree", "prune"]);
-    let _ = std::fs::remove_dir_all(state_dir);
+    let _ = git(at.repo, &["worktree", "remove", "--force", &wt.to_string_lossy()]);
+    let _ = git(at.repo, &["worktree", "prune"]);
+    let _ = std::fs::remove_dir_all(at.state_dir);
     Ok(report)
+}
+
+/// Tests git's answer C again, as KernelCI does before it reports one: C
+/// shows the bug again, C^ does not, and the new end with C reverted does
+/// not, each with the bisect's `--runs`. With --find-fix the same with the
+/// roles swapped (C passes, C^ fails, --good with C reverted fails). Checks
+/// made before an interruption are kept in the state.
+#[allow(clippy::too_many_arguments)]
+fn verify_culprit(
+    at: &Session<'_>,
+    culprit: &str,
+    subject: &str,
+    state: &mut State,
+    tester: &mut dyn Tester,
+    interrupted: &dyn Fn() -> bool,
+    on: &mut dyn FnMut(BisectEvent<'_>),
+    save: &dyn Fn(&State) -> Result<(), BisectError>,
+) -> Result<verify::Verification, BisectError> {
+    let (wt, opts) = (at.worktree, at.opts);
+    let started = Instant::now();
+    // What C and what its parent must give.
+    let (shows, hides) = if opts.find_fix { (Mark::Good, Mark::Bad) } else { (Mark::Bad, Mark::Good) };
+    let new_end = if opts.find_fix { "--good" } else { "--bad" };
+    let c = short(culprit).to_owned();
+    let parent = git(wt, &["rev-parse", "--verify", "--quiet", &format!("{culprit}^")])?.trim().to_owned();
+    let parent_subject = git(wt, &["show", "-s", "--format=%s", &parent])?.trim().to_owned();
+    let checks: [(String, Mark); 3] = [
+        (format!("{c} {} again", if opts.find_fix { "passes" } else { "fails" }), shows),
+        (format!("its parent {} {}", short(&parent), if opts.find_fix { "fails" } else { "passes" }), hides),
+        (
+            format!(
+                "{new_end} {} with {c} reverted {}",
+                short(at.new_rev),
+                if opts.find_fix { "fails" } else { "passes" }
+            ),
+            hides,
+        ),
+    ];
+    for (i, (what, expected)) in checks.iter().enumerate() {
+        if state.checks.iter().any(|k| &k.what == what) {
+            continue;
+        }
+        if interrupted() {
+            return Err(BisectError::Interrupted);
+        }
+        // The commit to test: C, C^, or a revert of C made on the new end
+        // (a commit in our detached worktree only: no ref moves).
+        let (commit, subj) = match i {
+            0 => (culprit.to_owned(), subject.to_owned()),
+            1 => (parent.clone(), parent_subject.clone()),
+            _ => {
+                git(wt, &["checkout", "-q", "--detach", at.new_rev])?;
+                let mut args =
+                    vec!["-c", "user.name=krepro", "-c", "user.email=krepro@localhost", "revert", "--no-edit"];
+                // A merge is reverted against its first parent (the branch it was merged into).
+                let parents = git(wt, &["show", "-s", "--format=%P", culprit])?;
+                if parents.split_whitespace().count() > 1 {
+                    args.extend(["-m", "1"]);
+                }
+                args.push(culprit);
+                let out = Cmd::new("git", &args, wt).quiet().output_any_status()?;
+                if !out.status.success() {
+                    let conflicts = git(wt, &["diff", "--name-only", "--diff-filter=U"]).unwrap_or_default();
+                    let _ = git(wt, &["revert", "--abort"]);
+                    let _ = git(wt, &["reset", "-q", "--hard", at.new_rev]);
+                    let files: Vec<&str> = conflicts.lines().collect();
+                    let why = if files.is_empty() {
+                        String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("git revert failed").to_owned()
+                    } else {
+                        format!("the revert conflicts in {}", files.join(", "))
+                    };
+                    state.checks.push(verify::Check::untestable(
+                        what,
+                        &format!("{} - {c}", short(at.new_rev)),
+                        *expected,
+                        why,
+                        0.0,
+                    ));
+                    save(state)?;
+                    continue;
+                }
+                let head = git(wt, &["rev-parse", "HEAD"])?.trim().to_owned();
+                (head, format!("Revert \"{subject}\""))
+            }
+        };
+        on(BisectEvent::Testing {
+            commit: &commit,
+            subject: &subj,
+            step: i + 1,
+            steps_left: Some(2 - i as u32),
+            revs_left: None,
+            kind: TestKind::Verify,
+        });
+        git(wt, &["checkout", "-q", "--detach", &commit])?;
+        let t = test_commit(wt, &commit, &subj, TestKind::Verify, at.picks, opts, tester, interrupted, on)?;
+        on(BisectEvent::Tested(&t));
+        let tested = if i == 2 { format!("{} - {c}", short(at.new_rev)) } else { short(&commit).to_owned() };
+        state.checks.push(verify::Check::from_test(what, &tested, *expected, &t));
+        save(state)?;
+    }
+    let made: Vec<verify::Check> =
+        checks.iter().filter_map(|(what, _)| state.checks.iter().find(|k| &k.what == what).cloned()).collect();
+    let secs: f64 = made.iter().map(|k| k.build_secs + k.boot_secs).sum::<f64>().max(started.elapsed().as_secs_f64());
+    Ok(verify::Verification::from_checks(made, secs))
 }
 
 impl BisectReport {
@@ -699,8 +852,8 @@ mod tests {
         assert_eq!(revisions_left("nothing"), (None, None));
     }
 
-    /// A repo whose commit i holds `state` = states[i] ("good", "bad",
-    /// "broken"), and a checkout with uncommitted work and a stash.
+    /// A repo whose commit i holds `state` = states[i] ("good", "bad...",
+    /// "flaky", "broken"), and a checkout with uncommitted work and a stash.
     fn repo(states: &[&str]) -> (tempfile::TempDir, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -711,7 +864,12 @@ mod tests {
         let mut commits = Vec::new();
         for (i, st) in states.iter().enumerate() {
             std::fs::write(d.join("state"), st).unwrap();
-            std::fs::write(d.join("n"), i.to_string()).unwrap();
+            // A file of each commit's own: reverting one touches only its
+            // own lines (and `state`, when it changed it).
+            std::fs::write(d.join(format!("c{i}")), i.to_string()).unwrap();
+            if i == 0 {
+                std::fs::write(d.join("n"), "0").unwrap();
+            }
             run(&["add", "-A"]);
             run(&["commit", "-qm", &format!("commit {i}: {st}")]);
             commits.push(run(&["rev-parse", "HEAD"]).trim().to_owned());
@@ -752,6 +910,8 @@ mod tests {
         /// Fail on these runs of a bad kernel only (flaky), None: always.
         fail_on_run: Option<u32>,
         infra_error_at: Option<String>,
+        /// The kernels booted so far: a "flaky" one fails its first boot only.
+        booted: std::collections::HashSet<PathBuf>,
         out: tempfile::TempDir,
     }
 
@@ -762,6 +922,7 @@ mod tests {
                 boots: Cell::new(0),
                 fail_on_run: None,
                 infra_error_at: None,
+                booted: Default::default(),
                 out: tempfile::tempdir().unwrap(),
             }
         }
@@ -793,9 +954,11 @@ mod tests {
             self.boots.set(self.boots.get() + 1);
             on(BisectEvent::Run(crate::boot::run::RunEvent::Fallback { reason: "fake: no KVM" }));
             let word = std::fs::read_to_string(kernel).unwrap();
+            let first_boot = self.booted.insert(kernel.to_owned());
             let outcome = match word.as_str() {
                 "infra" => return Err(RunError::QemuFailed { status: "exit status: 1".into(), stderr: "boom".into() }),
-                "bad" if self.fail_on_run.is_none_or(|r| r == run) => Fail,
+                w if w.starts_with("bad") && self.fail_on_run.is_none_or(|r| r == run) => Fail,
+                "flaky" if first_boot => Fail,
                 _ => Pass,
             };
             Ok(BootSummary { outcome, message: String::new(), console_log: kernel.to_owned() })
@@ -814,6 +977,7 @@ mod tests {
             cherry_picks: vec![],
             key_extra: String::new(),
             check_endpoints: true,
+            verify: true,
         }
     }
 
@@ -882,7 +1046,8 @@ mod tests {
         .unwrap();
         assert!(said.iter().any(|s| s.starts_with("resuming the bisect")), "{said:?}");
         assert_eq!(report.commit.unwrap().hash, c[4]);
-        assert!(fixed.builds.get() <= 3, "retested: {}", fixed.builds.get());
+        // At most three bisect steps, then the three verification checks.
+        assert!(fixed.builds.get() <= 3 + 3, "retested: {}", fixed.builds.get());
     }
 
     #[test]
@@ -949,5 +1114,102 @@ mod tests {
         assert!(matches!(err, BisectError::Interrupted), "{err}");
         let report = bisect(&o, &cache, &mut Fake::new(), &|| false, &mut |_| {}).unwrap();
         assert_eq!(report.commit.unwrap().hash, c[3]);
+    }
+
+    #[test]
+    fn the_culprit_is_verified_by_a_retest_its_parent_and_a_revert() {
+        let (_cache_dir, cache) = temp_cache();
+        let (dir, c) = repo(&["good", "good", "good", "bad", "bad", "bad"]);
+        let before = user_state(dir.path());
+        let mut fake = Fake::new();
+        let report = bisect(&opts(dir.path(), &c[0], &c[5]), &cache, &mut fake, &|| false, &mut |_| {}).unwrap();
+        assert_eq!(report.commit.as_ref().unwrap().hash, c[3]);
+        let v = report.verification.as_ref().expect("verified by default");
+        assert_eq!(v.status, verify::VerifyStatus::Verified, "{v:?}");
+        let whats: Vec<&str> = v.checks.iter().map(|k| k.what.as_str()).collect();
+        assert_eq!(
+            whats,
+            [
+                format!("{} fails again", &c[3][..12]),
+                format!("its parent {} passes", &c[2][..12]),
+                format!("--bad {} with {} reverted passes", &c[5][..12], &c[3][..12]),
+            ]
+        );
+        assert_eq!(v.checks[2].got, Some(Mark::Good));
+        assert!(report.markdown(None).contains("### Verification: verified"), "{}", report.markdown(None));
+        // The revert was a commit in our worktree only: no ref of the user's moved.
+        assert_eq!(user_state(dir.path()), before);
+        assert_eq!(git(dir.path(), &["for-each-ref"]).unwrap().lines().filter(|l| l.contains("Revert")).count(), 0);
+        // --no-verify: no re-tests.
+        let mut o = opts(dir.path(), &c[0], &c[5]);
+        o.verify = false;
+        let mut fake = Fake::new();
+        let report = bisect(&o, &cache, &mut fake, &|| false, &mut |_| {}).unwrap();
+        assert!(report.verification.is_none());
+        assert_eq!(fake.builds.get(), report.steps.len());
+    }
+
+    #[test]
+    fn a_flaky_failure_on_an_innocent_commit_is_not_verified() {
+        let (_cache_dir, cache) = temp_cache();
+        // Commit 2 only looks bad on its first boot: the bisect names it,
+        // the re-test passes.
+        let (dir, c) = repo(&["good", "good", "flaky", "flaky"]);
+        let report = bisect(&opts(dir.path(), &c[0], &c[3]), &cache, &mut Fake::new(), &|| false, &mut |_| {}).unwrap();
+        assert_eq!(report.commit.as_ref().unwrap().hash, c[2]);
+        let v = report.verification.unwrap();
+        assert_eq!(v.status, verify::VerifyStatus::NotVerified, "{v:?}");
+        assert!(v.summary.starts_with(&format!("did not hold: {} fails again", &c[2][..12])), "{}", v.summary);
+        assert_eq!(v.checks[0].got, Some(Mark::Good));
+    }
+
+    #[test]
+    fn a_revert_that_conflicts_could_not_verify() {
+        let (_cache_dir, cache) = temp_cache();
+        // Commit 3 changes the line commit 2 wrote: reverting 2 on 3 conflicts.
+        let (dir, c) = repo(&["good", "good", "bad", "bad again"]);
+        let before = user_state(dir.path());
+        let report = bisect(&opts(dir.path(), &c[0], &c[3]), &cache, &mut Fake::new(), &|| false, &mut |_| {}).unwrap();
+        assert_eq!(report.commit.as_ref().unwrap().hash, c[2]);
+        let v = report.verification.unwrap();
+        assert_eq!(v.status, verify::VerifyStatus::CouldNotVerify, "{v:?}");
+        assert_eq!(v.checks[2].message, "the revert conflicts in state");
+        assert!(v.checks[..2].iter().all(verify::Check::agrees), "{v:?}");
+        assert_eq!(user_state(dir.path()), before);
+    }
+
+    #[test]
+    fn find_fix_verifies_with_the_roles_swapped() {
+        let (_cache_dir, cache) = temp_cache();
+        let (dir, c) = repo(&["bad", "bad", "good", "good"]);
+        let mut o = opts(dir.path(), &c[3], &c[0]);
+        o.find_fix = true;
+        let report = bisect(&o, &cache, &mut Fake::new(), &|| false, &mut |_| {}).unwrap();
+        assert_eq!(report.commit.as_ref().unwrap().hash, c[2]);
+        let v = report.verification.unwrap();
+        assert_eq!(v.status, verify::VerifyStatus::Verified, "{v:?}");
+        assert_eq!(v.checks[2].what, format!("--good {} with {} reverted fails", &c[3][..12], &c[2][..12]));
+    }
+
+    #[test]
+    fn an_interrupted_verification_resumes_with_the_checks_made() {
+        let (_cache_dir, cache) = temp_cache();
+        let (dir, c) = repo(&["good", "good", "bad", "bad"]);
+        let o = opts(dir.path(), &c[0], &c[3]);
+        // Stop once the first check is in the state.
+        let mut first = Fake::new();
+        let state_has_a_check =
+            || {
+                std::fs::read_dir(cache.bisect()).into_iter().flatten().flatten().any(|e| {
+                    std::fs::read_to_string(e.path().join("state.json")).is_ok_and(|t| t.contains("fails again"))
+                })
+            };
+        let err = bisect(&o, &cache, &mut first, &state_has_a_check, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, BisectError::Interrupted), "{err}");
+        let mut again = Fake::new();
+        let report = bisect(&o, &cache, &mut again, &|| false, &mut |_| {}).unwrap();
+        assert_eq!(report.commit.as_ref().unwrap().hash, c[2]);
+        assert_eq!(report.verification.unwrap().status, verify::VerifyStatus::Verified);
+        assert_eq!(again.builds.get(), 2, "only the two checks left were made");
     }
 }
