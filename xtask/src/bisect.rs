@@ -117,23 +117,36 @@ impl Tester for Real<'_> {
                     .status_to_log(logf)
                     .map_err(|e| e.to_string())?;
                 if !status.success() {
-                    return Ok(BuildResult::Failed(format!("--build-cmd {status} (log {})", log.display())));
+                    return Ok(BuildResult::Failed {
+                        why: format!("--build-cmd {status} (log {})", log.display()),
+                        toolchain: "--build-cmd".into(),
+                        fix: None,
+                    });
                 }
                 if !bz.is_file() {
-                    return Ok(BuildResult::Failed(format!(
-                        "--build-cmd left no bzImage at $KREPRO_BZIMAGE (log {})",
-                        log.display()
-                    )));
+                    return Ok(BuildResult::Failed {
+                        why: format!("--build-cmd left no bzImage at $KREPRO_BZIMAGE (log {})", log.display()),
+                        toolchain: "--build-cmd".into(),
+                        fix: None,
+                    });
                 }
-                Ok(BuildResult::Kernel(bz))
+                Ok(BuildResult::Kernel { bzimage: bz, toolchain: "--build-cmd".into() })
             }
             None => {
                 let guest = self.guest();
                 let opts = self.args.config.options(wt.to_owned(), self.args.repro.clone(), &guest);
                 match build::build(&opts, self.cache, &mut |ev| on(BisectEvent::Build(ev))) {
-                    Ok(b) => Ok(BuildResult::Kernel(b.bzimage)),
+                    Ok(b) => Ok(BuildResult::Kernel { bzimage: b.bzimage, toolchain: b.compiler }),
                     Err(e) if e.is_tree_failure() => {
-                        Ok(BuildResult::Failed(e.to_string().lines().next().unwrap_or("").to_owned()))
+                        let (toolchain, fix) = match &e {
+                            build::BuildError::Make { compiler, known, .. } => {
+                                (compiler.clone(), known.and_then(|k| k.fix).map(str::to_owned))
+                            }
+                            _ => (String::new(), None),
+                        };
+                        // The first error line, not make's summary.
+                        let why = e.first_error();
+                        Ok(BuildResult::Failed { why, toolchain, fix })
                     }
                     Err(e) => Err(e.to_string()),
                 }

@@ -109,6 +109,12 @@ struct ConfigArgs {
     /// Parallel make jobs [default: number of CPUs]
     #[arg(short = 'j', long, value_name = "N")]
     jobs: Option<usize>,
+    /// Compiler: auto (per tree: the newest the kernel's era is known to
+    /// build with, at least its own minimum, installed with apt when
+    /// missing and root), gcc, gcc-N, clang or clang-N (LLVM=1 with its own
+    /// lld); HOSTCC follows. A CC= or LLVM= --make-arg overrides it
+    #[arg(long, value_name = "CC", default_value = "auto")]
+    cc: build::toolchain::CcChoice,
 }
 
 impl BuildArgs {
@@ -127,6 +133,7 @@ impl ConfigArgs {
             base: self.base.clone(),
             fragments: self.fragments.clone(),
             make_args: self.make_args.clone(),
+            cc: self.cc,
             jobs: self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         }
     }
@@ -427,7 +434,17 @@ const KSELFTEST_PACKAGES: &[&str] = &["linux-source-6.1", "xz-utils", "build-ess
 
 /// What the slow tier (KREPRO_SLOW=1) adds to build kernels (its tests
 /// check for each and assert that ccache wrapped the compiler).
-const SLOW_PACKAGES: &[&str] = &["flex", "bison", "bc", "libelf-dev", "libssl-dev", "git", "ccache"];
+const SLOW_PACKAGES: &[&str] = &[
+    // The compiler test's second tree; its compilers krepro installs itself.
+    "linux-source-6.12",
+    "flex",
+    "bison",
+    "bc",
+    "libelf-dev",
+    "libssl-dev",
+    "git",
+    "ccache",
+];
 
 fn slow_tier() -> bool {
     std::env::var("KREPRO_SLOW").as_deref() == Ok("1")

@@ -251,7 +251,7 @@ fn kernel_builder_on_linux_source_6_1() {
     edit.set("this is not C;");
     let broken = env.xtask(&["kernel", "build", "--source", src, "--repro", "smoke"]);
     assert_eq!(broken.code, 125, "{}", broken.stderr);
-    assert!(broken.stderr.contains("error: the kernel did not build:"), "{}", broken.stderr);
+    assert!(broken.stderr.contains("error: the kernel did not build (with gcc-"), "{}", broken.stderr);
     assert!(broken.stderr.contains("kernel/sys.c") && broken.stderr.contains("full log: "), "{}", broken.stderr);
     assert!(broken.stderr.lines().count() < 25, "{}", broken.stderr);
     drop(edit);
@@ -325,6 +325,76 @@ fn the_sdk_repros_pass_on_a_builder_kernel() {
     let console = console_log(&r, &j);
     assert!(console.contains("devices: nproc=2"), "{console}");
     assert!(console.contains("devices: /dev/vda starts") && console.contains("ext4=1"), "{console}");
+}
+
+/// Debian's linux-source-6.12, extracted once beside the 6.1 tree (its
+/// package is installed by `KREPRO_SLOW=1 cargo xtask ci`).
+fn linux_6_12_tree() -> PathBuf {
+    const TARBALL_6_12: &str = "/usr/src/linux-source-6.12.tar.xz";
+    assert!(
+        Path::new(TARBALL_6_12).is_file(),
+        "{TARBALL_6_12} is missing: apt-get install -y linux-source-6.12 (or KREPRO_SLOW=1 cargo xtask ci)"
+    );
+    let tree = scratch().join("linux-source-6.12");
+    if !tree.join("Makefile").is_file() {
+        let tmp = tempfile::tempdir_in(scratch()).unwrap();
+        let st = Command::new("tar").arg("xf").arg(TARBALL_6_12).current_dir(tmp.path()).status().expect("run tar");
+        assert!(st.success(), "tar xf {TARBALL_6_12}: {st}");
+        std::fs::rename(tmp.path().join("linux-source-6.12"), &tree).unwrap();
+    }
+    tree
+}
+
+/// `--cc`: each tree builds with the compilers of its era that Debian
+/// offers (installed by krepro as root when missing, saying so) and boots
+/// `smoke`; `--cc auto` names its choice and why.
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (five real kernel builds with four compilers, tens of minutes)"]
+fn compilers_across_eras() {
+    require_prerequisites();
+    let env = Env::new("cc");
+    let (_tree_lock, tree61) = linux_tree();
+    let tree612 = linux_6_12_tree();
+    for (tree, cc, version) in [
+        (&tree61, "gcc-12", "6.1."),
+        (&tree61, "gcc-11", "6.1."),
+        (&tree61, "clang-15", "6.1."),
+        (&tree612, "gcc-12", "6.12."),
+        (&tree612, "clang-19", "6.12."),
+    ] {
+        let out = temp("cc");
+        let bz = out.path().join("bzImage");
+        let b = env.xtask(&[
+            "kernel",
+            "build",
+            "--source",
+            tree.to_str().unwrap(),
+            "--repro",
+            "smoke",
+            "--cc",
+            cc,
+            "-o",
+            bz.to_str().unwrap(),
+        ]);
+        assert_eq!(b.code, 0, "{cc} on {}: {}", tree.display(), b.stderr);
+        assert!(b.stderr.contains(&format!("krepro: compiler: {cc} (--cc {cc})")), "{}", b.stderr);
+        let config = std::fs::read_to_string(out.path().join("bzImage.config")).unwrap();
+        let family = if cc.starts_with("clang") { "CONFIG_CC_IS_CLANG=y" } else { "CONFIG_CC_IS_GCC=y" };
+        assert!(config.lines().any(|l| l == family), "{cc}: {family} not in the .config");
+        let r = env.xtask(&["run", "--kernel", bz.to_str().unwrap(), "--repro", "smoke", "--accel", "tcg", "--json"]);
+        let j = r.json();
+        assert_eq!((r.code, j["outcome"].as_str()), (0, Some("pass")), "{cc}: {j}\n{}", r.stderr);
+        assert!(j["kernel_release"].as_str().unwrap().starts_with(version), "{j}");
+        eprintln!("{cc} on {}: built in {:?}", tree.display(), b.took);
+    }
+    // auto: the newest gcc the era allows that is installed, and why.
+    for (tree, v) in [(&tree61, "v6.1"), (&tree612, "v6.12")] {
+        let b = env.xtask(&["kernel", "build", "--source", tree.to_str().unwrap(), "--repro", "smoke"]);
+        assert_eq!(b.code, 0, "{}", b.stderr);
+        assert!(b.stderr.contains(&format!("krepro: compiler: gcc-12 ({v} takes gcc 5 or newer (")), "{}", b.stderr);
+        // The same compiler as --cc gcc-12: the same kernel, from the cache.
+        assert!(b.stderr.contains("krepro: cache hit: "), "{}", b.stderr);
+    }
 }
 
 /// The config options a compiled-in repro declares, as `xtask repros`

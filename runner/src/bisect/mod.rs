@@ -86,6 +86,12 @@ pub struct TestedCommit {
     pub boot_secs: f64,
     pub console_log: Option<PathBuf>,
     pub kind: TestKind,
+    /// The compiler it was built with.
+    #[serde(default)]
+    pub toolchain: String,
+    /// Known build fixes applied to build it (from the compiler table).
+    #[serde(default)]
+    pub fixes: Vec<String>,
 }
 
 /// Why a commit was tested.
@@ -102,9 +108,15 @@ pub enum TestKind {
 
 /// What building one commit gave.
 pub enum BuildResult {
-    Kernel(PathBuf),
-    /// The tree does not build (or cannot give the repro its config): skip.
-    Failed(String),
+    Kernel {
+        bzimage: PathBuf,
+        /// The compiler ("gcc-12"), for the report.
+        toolchain: String,
+    },
+    /// The tree does not build (or cannot give the repro its config): skip,
+    /// unless `fix` names an upstream commit that fixes this failure (the
+    /// compiler table's build fixes), which is then applied and built once.
+    Failed { why: String, toolchain: String, fix: Option<String> },
 }
 
 /// One boot's result, as the bisect needs it.
@@ -489,7 +501,7 @@ fn test_commit(
     interrupted: &dyn Fn() -> bool,
     on: &mut dyn FnMut(BisectEvent<'_>),
 ) -> Result<TestedCommit, BisectError> {
-    let skip = |message: String, build_secs: f64| TestedCommit {
+    let skip = |message: String, build_secs: f64, toolchain: String, fixes: Vec<String>| TestedCommit {
         commit: commit.to_owned(),
         subject: subject.to_owned(),
         verdict: Mark::Skip,
@@ -500,28 +512,52 @@ fn test_commit(
         boot_secs: 0.0,
         console_log: None,
         kind,
+        toolchain,
+        fixes,
     };
     // Fixes an old tree needs to build or boot, applied for this build only.
     for p in picks {
         if git(wt, &["cherry-pick", "--no-commit", p]).is_err() {
             let _ = git(wt, &["cherry-pick", "--abort"]);
             git(wt, &["reset", "-q", "--hard", commit])?;
-            return Ok(skip(format!("--cherry-pick {} does not apply", short(p)), 0.0));
+            return Ok(skip(format!("--cherry-pick {} does not apply", short(p)), 0.0, String::new(), Vec::new()));
         }
     }
     on(BisectEvent::Phase("build"));
     let build_started = Instant::now();
-    let built = tester.build(wt, commit, on);
-    if !picks.is_empty() {
+    let mut fixes: Vec<String> = Vec::new();
+    let built = loop {
+        let built = tester.build(wt, commit, on);
+        // A known failure with an upstream fix this commit lacks: the fix
+        // goes on top, for this build only, once.
+        if let Ok(BuildResult::Failed { fix: Some(fix), .. }) = &built {
+            let known = git(wt, &["cat-file", "-e", &format!("{fix}^{{commit}}")]).is_ok();
+            let has_it = git(wt, &["merge-base", "--is-ancestor", fix, commit]).is_ok();
+            if known && !has_it && !fixes.contains(fix) {
+                if git(wt, &["cherry-pick", "--no-commit", fix]).is_ok() {
+                    on(BisectEvent::Say(&format!("applying the known build fix {} and building again", short(fix))));
+                    fixes.push(fix.clone());
+                    continue;
+                }
+                let _ = git(wt, &["cherry-pick", "--abort"]);
+                git(wt, &["reset", "-q", "--hard", commit])?;
+                for p in picks {
+                    git(wt, &["cherry-pick", "--no-commit", p])?;
+                }
+            }
+        }
+        break built;
+    };
+    if !picks.is_empty() || !fixes.is_empty() {
         git(wt, &["reset", "-q", "--hard", commit])?;
     }
     let build_secs = build_started.elapsed().as_secs_f64();
     if interrupted() {
         return Err(BisectError::Interrupted);
     }
-    let kernel = match built {
-        Ok(BuildResult::Kernel(k)) => k,
-        Ok(BuildResult::Failed(why)) => return Ok(skip(why, build_secs)),
+    let (kernel, toolchain) = match built {
+        Ok(BuildResult::Kernel { bzimage, toolchain }) => (bzimage, toolchain),
+        Ok(BuildResult::Failed { why, toolchain, .. }) => return Ok(skip(why, build_secs, toolchain, fixes)),
         Err(message) => return Err(BisectError::Infrastructure { commit: short(commit).to_owned(), message }),
     };
     let boot_started = Instant::now();
@@ -560,6 +596,8 @@ fn test_commit(
         boot_secs: boot_started.elapsed().as_secs_f64(),
         console_log,
         kind,
+        toolchain,
+        fixes,
     })
 }
 
@@ -773,16 +811,25 @@ impl BisectReport {
         if self.flaky {
             push(&mut md, "- note: the repro is flaky: runs disagreed on at least one commit");
         }
-        push(&mut md, "\n| commit | subject | verdict | runs | build | boot |\n|---|---|---|---|---|---|");
+        push(
+            &mut md,
+            "\n| commit | subject | verdict | runs | compiler | build | boot |\n|---|---|---|---|---|---|---|",
+        );
         for s in &self.steps {
             let runs: Vec<&str> = s.outcomes.iter().map(|o| o.name()).collect();
             let runs = if runs.is_empty() { s.message.clone() } else { runs.join(", ") };
-            let row = [short(&s.commit), &s.subject, s.verdict.name(), &runs].map(|c| c.replace('|', "\\|"));
+            let fixes: Vec<&str> = s.fixes.iter().map(|f| short(f)).collect();
+            let compiler = if fixes.is_empty() {
+                s.toolchain.clone()
+            } else {
+                format!("{} + fix {}", s.toolchain, fixes.join(", "))
+            };
+            let row = [short(&s.commit), &s.subject, s.verdict.name(), &runs, &compiler].map(|c| c.replace('|', "\\|"));
             push(
                 &mut md,
                 &format!(
-                    "| {} | {} | {} | {} | {:.0} s | {:.1} s |",
-                    row[0], row[1], row[2], row[3], s.build_secs, s.boot_secs
+                    "| {} | {} | {} | {} | {} | {:.0} s | {:.1} s |",
+                    row[0], row[1], row[2], row[3], row[4], s.build_secs, s.boot_secs
                 ),
             );
         }
@@ -912,6 +959,8 @@ mod tests {
         infra_error_at: Option<String>,
         /// The kernels booted so far: a "flaky" one fails its first boot only.
         booted: std::collections::HashSet<PathBuf>,
+        /// The build fix an "old-" tree's failure names.
+        fix: Option<String>,
         out: tempfile::TempDir,
     }
 
@@ -923,6 +972,7 @@ mod tests {
                 fail_on_run: None,
                 infra_error_at: None,
                 booted: Default::default(),
+                fix: None,
                 out: tempfile::tempdir().unwrap(),
             }
         }
@@ -936,14 +986,26 @@ mod tests {
             _: &mut dyn FnMut(BisectEvent<'_>),
         ) -> Result<BuildResult, String> {
             self.builds.set(self.builds.get() + 1);
-            let state = std::fs::read_to_string(wt.join("state")).unwrap();
+            let mut state = std::fs::read_to_string(wt.join("state")).unwrap();
+            // An "old-" tree fails to build with today's compiler unless the
+            // known fix (a commit adding `buildfix`) is in.
+            if let Some(real) = state.strip_prefix("old-").map(str::to_owned) {
+                if !wt.join("buildfix").exists() {
+                    return Ok(BuildResult::Failed {
+                        why: "multiple definition of `yylloc'".into(),
+                        toolchain: "fake".into(),
+                        fix: self.fix.clone(),
+                    });
+                }
+                state = real;
+            }
             if state == "broken" {
-                return Ok(BuildResult::Failed("does not build".into()));
+                return Ok(BuildResult::Failed { why: "does not build".into(), toolchain: "fake".into(), fix: None });
             }
             let k = self.out.path().join(commit);
             let word = if self.infra_error_at.as_deref() == Some(commit) { "infra".to_owned() } else { state };
             std::fs::write(&k, word).unwrap();
-            Ok(BuildResult::Kernel(k))
+            Ok(BuildResult::Kernel { bzimage: k, toolchain: "fake".into() })
         }
         fn boot(
             &mut self,
@@ -1211,5 +1273,35 @@ mod tests {
         assert_eq!(report.commit.as_ref().unwrap().hash, c[2]);
         assert_eq!(report.verification.unwrap().status, verify::VerifyStatus::Verified);
         assert_eq!(again.builds.get(), 2, "only the two checks left were made");
+    }
+
+    #[test]
+    fn a_known_build_fix_is_applied_and_recorded() {
+        let (_cache_dir, cache) = temp_cache();
+        let (dir, c) = repo(&["old-good", "old-good", "old-bad", "old-bad"]);
+        let d = dir.path();
+        // The upstream fix: on a branch of its own, not in the bisected range.
+        let g = |args: &[&str]| git(d, args).unwrap();
+        g(&["stash", "-q"]);
+        g(&["checkout", "-q", "-b", "upstream-fix", &c[0]]);
+        std::fs::write(d.join("buildfix"), "fixed\n").unwrap();
+        g(&["add", "buildfix"]);
+        g(&["commit", "-qm", "scripts/dtc: fix the build"]);
+        let fix = g(&["rev-parse", "HEAD"]).trim().to_owned();
+        g(&["checkout", "-q", "main"]);
+        g(&["stash", "pop", "-q"]);
+        let before = user_state(d);
+        let mut fake = Fake::new();
+        fake.fix = Some(fix.clone());
+        let report = bisect(&opts(d, &c[0], &c[3]), &cache, &mut fake, &|| false, &mut |_| {}).unwrap();
+        assert_eq!(report.commit.as_ref().unwrap().hash, c[2]);
+        assert!(report.steps.iter().all(|s| s.fixes == [fix.clone()]), "{:?}", report.steps);
+        assert!(report.markdown(None).contains(&format!("fake + fix {}", &fix[..12])), "{}", report.markdown(None));
+        // Without the fix in the repository, the commits are skipped (untestable).
+        let mut fake = Fake::new();
+        fake.fix = Some("0123456789012345678901234567890123456789".into());
+        let err = bisect(&opts(d, &c[0], &c[3]), &cache, &mut fake, &|| false, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("tests skip instead of bad"), "{err}");
+        assert_eq!(user_state(d), before);
     }
 }

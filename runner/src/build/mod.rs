@@ -3,6 +3,7 @@
 //! by what went into it.
 
 pub mod kconfig;
+pub mod toolchain;
 pub(crate) mod treehash;
 
 use std::io::Write;
@@ -46,6 +47,8 @@ pub struct BuildOptions {
     /// The guest's CPUs and disks: what the boot flags need goes in too.
     pub cpus: u32,
     pub disks: Vec<crate::boot::disk::DiskSpec>,
+    /// The compiler (`--cc`); a CC= or LLVM= in `make_args` overrides it.
+    pub cc: toolchain::CcChoice,
 }
 
 /// What the builder is doing, for progress output.
@@ -71,6 +74,12 @@ pub struct Built {
     /// Requested options that did not survive, explained (warnings).
     pub lost: Vec<String>,
     pub build_secs: f64,
+    /// The compiler, as `--cc` names it ("gcc-12", "clang-19"), and its
+    /// `--version` line.
+    #[serde(default)]
+    pub compiler: String,
+    #[serde(default)]
+    pub compiler_version: String,
     #[serde(skip)]
     pub cache_hit: bool,
 }
@@ -84,8 +93,10 @@ pub enum BuildError {
     BadInput(String),
     #[error("the config cannot run the repro: {}", .0.join("; "))]
     Config(Vec<String>),
-    #[error("the kernel did not build:\n{excerpt}\nfull log: {}", log.display())]
-    Make { excerpt: String, log: PathBuf },
+    #[error("the kernel did not build (with {compiler}{}):\n{excerpt}\nfull log: {}", known.map(|k| format!("; {}", k.describe())).unwrap_or_default(), log.display())]
+    Make { excerpt: String, log: PathBuf, compiler: String, known: Option<&'static toolchain::Signature> },
+    #[error("{0}")]
+    Toolchain(String),
     #[error(transparent)]
     Cmd(#[from] CmdError),
     #[error(transparent)]
@@ -99,6 +110,19 @@ impl BuildError {
     /// repro its config): a bisect skips such a commit. Anything else stops.
     pub fn is_tree_failure(&self) -> bool {
         matches!(self, BuildError::Make { .. } | BuildError::Config(_))
+    }
+
+    /// One line for a report: a failed build's first compiler error (with
+    /// what a known signature means), else the message's first line.
+    pub fn first_error(&self) -> String {
+        match self {
+            BuildError::Make { excerpt, compiler, known, .. } => {
+                let first = excerpt.lines().find(|l| l.contains("error")).or_else(|| excerpt.lines().next());
+                let known = known.map(|k| format!(" ({})", k.describe())).unwrap_or_default();
+                format!("does not build with {compiler}: {}{known}", first.unwrap_or("").trim())
+            }
+            other => other.to_string().lines().next().unwrap_or("").to_owned(),
+        }
     }
 }
 
@@ -133,35 +157,196 @@ pub fn requests(opts: &BuildOptions) -> Result<Vec<Request>, BuildError> {
     Ok(reqs)
 }
 
-/// The compiler the build uses and whether `ccache` (where installed)
-/// wraps it: (make args to add, compiler identity for the cache key,
-/// ccache note). A compiler the user chose (CC=) is left as it is.
-fn compiler(make_args: &[String], ccache: Option<&Path>) -> (Vec<String>, String, Option<String>) {
-    let user_cc = make_args.iter().rev().find_map(|a| a.strip_prefix("CC=")).map(str::to_owned);
-    let llvm = make_args.iter().any(|a| a.starts_with("LLVM=") && a != "LLVM=0" && a != "LLVM=");
-    let cc = user_cc.clone().unwrap_or_else(|| if llvm { "clang".into() } else { "gcc".into() });
-    let program = cc.split_whitespace().last().unwrap_or("gcc").to_owned();
-    let id = Cmd::new(&program, ["--version"], Path::new("/"))
-        .quiet()
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned))
-        .unwrap_or_else(|| program.clone());
-    if user_cc.is_none() {
-        if let Some(ccache) = ccache {
-            let note = format!("ccache found ({}): compiling with CC=\"ccache {cc}\"", ccache.display());
-            return (vec![format!("CC=ccache {cc}")], id, Some(note));
+/// The compiler a build uses, resolved for one tree.
+#[derive(Clone, Debug)]
+struct Toolchain {
+    /// As `--cc` names it, or what the user's make args say.
+    name: String,
+    /// The compiler `--cc` chose (None: the user's CC=/LLVM= make args).
+    compiler: Option<toolchain::Compiler>,
+    /// Make args: CC (wrapped in ccache where installed), HOSTCC, LLVM=1.
+    args: Vec<String>,
+    /// A directory to put first on make's PATH (a versioned clang's bin).
+    path: Option<PathBuf>,
+    /// The compiler's `--version` line: part of the cache key.
+    version: String,
+    /// What `auto` would try next, best first (a retry takes from here).
+    next: Vec<toolchain::Choice>,
+}
+
+impl Toolchain {
+    fn make(&self, args: Vec<String>, source: &Path) -> Cmd {
+        let mut cmd = Cmd::new("make", args, source).quiet();
+        if let Some(dir) = &self.path {
+            let mut path = std::ffi::OsString::from(dir);
+            path.push(":");
+            path.push(std::env::var_os("PATH").unwrap_or_default());
+            cmd = cmd.env("PATH", path);
         }
+        cmd
     }
-    (Vec::new(), id, None)
+}
+
+/// The first line of `program --version`, run with `path` first on PATH.
+fn version_line(program: &str, path: Option<&Path>) -> Option<String> {
+    let exe = match path {
+        Some(dir) => dir.join(program),
+        None => which::which(program).ok()?,
+    };
+    let out = Cmd::new(&exe, ["--version"], Path::new("/")).quiet().output().ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_owned)
+}
+
+/// Whether a compiler can be run here (a clang with its lld).
+fn is_installed(c: toolchain::Compiler) -> bool {
+    use toolchain::Family;
+    match (c.family, c.major) {
+        (Family::Gcc, _) => which::which(c.to_string()).is_ok(),
+        (Family::Clang, Some(n)) => {
+            let dir = PathBuf::from(format!("/usr/lib/llvm-{n}/bin"));
+            ["clang", "ld.lld", "llvm-ar", "llvm-nm", "llvm-objcopy"].iter().all(|t| dir.join(t).is_file())
+        }
+        (Family::Clang, None) => ["clang", "ld.lld", "llvm-ar"].iter().all(|t| which::which(t).is_ok()),
+    }
+}
+
+/// Makes `choice` usable: installs its packages with apt when we are root
+/// and it is missing (saying so), else a one-line error with the command.
+fn provide(choice: &toolchain::Choice, on: &mut dyn FnMut(BuildEvent<'_>)) -> Result<(), BuildError> {
+    if is_installed(choice.compiler) {
+        return Ok(());
+    }
+    let pkgs = toolchain::packages(choice.compiler);
+    let pkgs: Vec<&str> = pkgs.iter().map(String::as_str).collect();
+    on(BuildEvent::Note(&format!("{} is not installed: installing {} with apt-get", choice.compiler, pkgs.join(" "))));
+    crate::host::install::apt_packages(&pkgs, &mut |m| on(BuildEvent::Note(m)))
+        .map_err(|e| BuildError::Toolchain(format!("--cc {}: {e}", choice.compiler)))?;
+    if !is_installed(choice.compiler) {
+        return Err(BuildError::Toolchain(format!(
+            "--cc {}: installed {} but the compiler is still not there",
+            choice.compiler,
+            pkgs.join(" ")
+        )));
+    }
+    Ok(())
+}
+
+/// The compiler for `source`: what the user's make args name (CC=, LLVM=),
+/// else `--cc`, with `auto` reading the tree's version and minimum against
+/// the era table. `forced` is a retry's choice.
+fn resolve_toolchain(
+    opts: &BuildOptions,
+    source: &Path,
+    ccache: Option<&Path>,
+    forced: Option<toolchain::Choice>,
+    on: &mut dyn FnMut(BuildEvent<'_>),
+) -> Result<Toolchain, BuildError> {
+    use toolchain::{CcChoice, Choice, Compiler, Family};
+    let user_cc = opts.make_args.iter().rev().find_map(|a| a.strip_prefix("CC=")).map(str::to_owned);
+    let llvm = opts.make_args.iter().any(|a| a.starts_with("LLVM=") && a != "LLVM=0" && a != "LLVM=");
+    if user_cc.is_some() || llvm {
+        // The user's own make args: left as they are, ccache added only
+        // where they did not name CC.
+        let cc = user_cc.clone().unwrap_or_else(|| "clang".into());
+        let program = cc.split_whitespace().last().unwrap_or("gcc").to_owned();
+        let mut args = Vec::new();
+        if user_cc.is_none() && ccache.is_some() {
+            args.push(format!("CC=ccache {cc}"));
+        }
+        let version = version_line(&program, None).unwrap_or_else(|| program.clone());
+        return Ok(Toolchain { name: cc, compiler: None, args, path: None, version, next: Vec::new() });
+    }
+    let version = toolchain::tree_version(source);
+    let (choice, next) = match (forced, opts.cc) {
+        (Some(choice), _) => (choice, Vec::new()),
+        (None, CcChoice::Fixed(c)) => {
+            (Choice { compiler: c, why: format!("--cc {c}"), install: !is_installed(c) }, Vec::new())
+        }
+        (None, CcChoice::Auto) => {
+            let v = version.unwrap_or((0, 0));
+            let mins = (toolchain::tree_minimum(source, Family::Gcc), toolchain::tree_minimum(source, Family::Clang));
+            let root = rustix::process::geteuid().is_root();
+            let mut cands = toolchain::candidates(v, mins, &toolchain::installed, &|f| {
+                if root {
+                    toolchain::available(f)
+                } else {
+                    Vec::new()
+                }
+            });
+            if cands.is_empty() {
+                // Nothing the table allows is here: the plain gcc, said so.
+                let row = toolchain::era(v);
+                let gcc = Compiler { family: Family::Gcc, major: None };
+                let allowed = row.gcc_max.map_or_else(|| "any gcc".to_owned(), |m| format!("gcc {m} or older"));
+                cands.push(Choice {
+                    compiler: gcc,
+                    why: format!(
+                        "no compiler known to build v{}.{} ({allowed}; {}) is installed or in the package archive; \
+                         trying the default gcc",
+                        v.0, v.1, row.source
+                    ),
+                    install: false,
+                });
+            }
+            let first = cands.remove(0);
+            (first, cands)
+        }
+    };
+    provide(&choice, on)?;
+    let (args, path) = toolchain::make_args(choice.compiler, ccache);
+    let program = match choice.compiler.family {
+        Family::Gcc => choice.compiler.to_string(),
+        Family::Clang if path.is_some() => "clang".into(),
+        Family::Clang => "clang".into(),
+    };
+    let version = version_line(&program, path.as_deref()).unwrap_or_else(|| program.clone());
+    on(BuildEvent::Note(&format!("compiler: {} ({})", choice.compiler, choice.why)));
+    Ok(Toolchain { name: choice.compiler.to_string(), compiler: Some(choice.compiler), args, path, version, next })
 }
 
 /// Builds (or finds in the cache) the kernel `opts` describes.
+///
+/// The compiler is `--cc`'s (see [`toolchain`]). When `auto` chose it and
+/// the build fails with a known "compiler too new/old for this tree"
+/// signature, it is retried once with the next compiler the era table
+/// allows in the other direction, saying so.
 pub fn build(opts: &BuildOptions, cache: &Cache, on: &mut dyn FnMut(BuildEvent<'_>)) -> Result<Built, BuildError> {
     let source = opts.source.canonicalize().map_err(io(format!("source tree {}", opts.source.display())))?;
     if !(source.join("Makefile").is_file() && source.join("Kconfig").is_file() && source.join("arch/x86").is_dir()) {
         return Err(BuildError::NotAKernelTree(opts.source.clone()));
     }
+    let ccache = which::which("ccache").ok();
+    let tc = resolve_toolchain(opts, &source, ccache.as_deref(), None, on)?;
+    let (first, next) = (tc.compiler, tc.next.clone());
+    match build_with(opts, &source, cache, tc, ccache.as_deref(), on) {
+        Err(BuildError::Make { known: Some(sig), excerpt, log, compiler })
+            if first.is_some() && opts.cc == toolchain::CcChoice::Auto =>
+        {
+            let Some(pick) = first.and_then(|f| toolchain::retry_pick(f, &next, sig.mismatch)) else {
+                return Err(BuildError::Make { known: Some(sig), excerpt, log, compiler });
+            };
+            on(BuildEvent::Note(&format!(
+                "{compiler} failed with a known signature ({}): retrying once with {}",
+                sig.describe(),
+                pick.compiler
+            )));
+            let tc = resolve_toolchain(opts, &source, ccache.as_deref(), Some(pick), on)?;
+            build_with(opts, &source, cache, tc, ccache.as_deref(), on)
+        }
+        other => other,
+    }
+}
+
+/// One build with one compiler.
+fn build_with(
+    opts: &BuildOptions,
+    source: &Path,
+    cache: &Cache,
+    tc: Toolchain,
+    ccache: Option<&Path>,
+    on: &mut dyn FnMut(BuildEvent<'_>),
+) -> Result<Built, BuildError> {
+    let source = source.to_owned();
     let reqs = requests(opts)?;
     let base_id = match &opts.base {
         Base::Tinyconfig => "tinyconfig".to_owned(),
@@ -175,13 +360,17 @@ pub fn build(opts: &BuildOptions, cache: &Cache, on: &mut dyn FnMut(BuildEvent<'
     on(BuildEvent::Phase("identify source"));
     let tree_key = short_hash(&[source.as_os_str().as_encoded_bytes()]);
     let identity = treehash::identity(&source, &cache.treehash().join(&tree_key))?;
-    let (cc_args, cc_id, ccache_note) = compiler(&opts.make_args, which::which("ccache").ok().as_deref());
+    let ccache_note = ccache.filter(|_| tc.args.iter().any(|a| a.starts_with("CC=ccache "))).map(|c| {
+        let cc = tc.args.iter().find_map(|a| a.strip_prefix("CC=")).unwrap_or_default();
+        format!("ccache found ({}): compiling with CC=\"{cc}\"", c.display())
+    });
     let req_text: Vec<String> = reqs.iter().map(|r| format!("{}={}", r.name, r.value)).collect();
     let key = short_hash(&[
         identity.as_bytes(),
         base_id.as_bytes(),
         req_text.join("\n").as_bytes(),
-        cc_id.as_bytes(),
+        tc.version.as_bytes(),
+        tc.args.join("\0").as_bytes(),
         opts.make_args.join("\0").as_bytes(),
     ]);
     let done = cache.built().join(&key);
@@ -194,23 +383,25 @@ pub fn build(opts: &BuildOptions, cache: &Cache, on: &mut dyn FnMut(BuildEvent<'
         }
     }
 
-    // One build dir per (tree, base, make args): incremental rebuilds reuse it.
+    // One build dir per (tree, base, compiler, make args): incremental
+    // rebuilds reuse it, and switching compilers does not rebuild all.
     let build_dir = cache.build_dirs().join(short_hash(&[
         source.as_os_str().as_encoded_bytes(),
         base_id.as_bytes(),
+        tc.name.as_bytes(),
         opts.make_args.join("\0").as_bytes(),
     ]));
     std::fs::create_dir_all(&build_dir).map_err(io(format!("create {}", build_dir.display())))?;
     let _lock = lock(&build_dir, on)?;
     let log_path = build_dir.join("krepro-build.log");
     let mut make_args = vec![format!("O={}", build_dir.display()), "ARCH=x86_64".to_owned()];
-    make_args.extend(cc_args);
+    make_args.extend(tc.args.iter().cloned());
     make_args.extend(opts.make_args.iter().cloned());
     let make = |extra: &[&str]| {
         let mut args = vec!["-s".to_owned()];
         args.extend(make_args.iter().cloned());
         args.extend(extra.iter().map(|s| s.to_string()));
-        Cmd::new("make", args, &source).quiet()
+        tc.make(args, &source)
     };
 
     on(BuildEvent::Phase("config"));
@@ -251,7 +442,7 @@ pub fn build(opts: &BuildOptions, cache: &Cache, on: &mut dyn FnMut(BuildEvent<'
     on(BuildEvent::Phase("build"));
     let started = Instant::now();
     let jobs = format!("-j{}", opts.jobs.max(1));
-    run_make(&source, &make_args, &[jobs.as_str(), "bzImage"], &log_path, on)?;
+    run_make(&source, &tc, &make_args, &[jobs.as_str(), "bzImage"], &log_path, on)?;
     let build_secs = started.elapsed().as_secs_f64();
 
     // Into the cache, atomically.
@@ -271,6 +462,8 @@ pub fn build(opts: &BuildOptions, cache: &Cache, on: &mut dyn FnMut(BuildEvent<'
         log: log_path,
         lost,
         build_secs,
+        compiler: tc.name.clone(),
+        compiler_version: tc.version.clone(),
         cache_hit: false,
     };
     let info = serde_json::to_string_pretty(&built).expect("plain data");
@@ -301,13 +494,14 @@ fn lock(dir: &Path, on: &mut dyn FnMut(BuildEvent<'_>)) -> Result<std::fs::File,
 /// progress; on failure, the error lines and the log path.
 fn run_make(
     source: &Path,
+    tc: &Toolchain,
     make_args: &[String],
     extra: &[&str],
     log: &Path,
     on: &mut dyn FnMut(BuildEvent<'_>),
 ) -> Result<(), BuildError> {
     let mut logf = std::fs::File::create(log).map_err(io(format!("create {}", log.display())))?;
-    let cmd = Cmd::new("make", make_args.iter().map(String::as_str).chain(extra.iter().copied()), source).quiet();
+    let cmd = tc.make(make_args.iter().cloned().chain(extra.iter().map(|e| e.to_string())).collect(), source);
     let _ = writeln!(logf, "$ {}", cmd.line());
     let mut child = cmd.spawn_lines()?;
     let started = Instant::now();
@@ -336,7 +530,9 @@ fn run_make(
         if excerpt.is_empty() {
             excerpt = format!("make exited with {status}");
         }
-        return Err(BuildError::Make { excerpt, log: log.to_owned() });
+        drop(logf);
+        let known = std::fs::read_to_string(log).ok().and_then(|text| toolchain::classify(&text));
+        return Err(BuildError::Make { excerpt, log: log.to_owned(), compiler: tc.name.clone(), known });
     }
     Ok(())
 }
@@ -378,6 +574,7 @@ mod tests {
             jobs: 1,
             cpus: 1,
             disks: vec![],
+            cc: toolchain::CcChoice::Auto,
         };
         let reqs = requests(&opts).unwrap();
         let inet: Vec<_> = reqs.iter().filter(|r| r.name == "INET").collect();
@@ -395,17 +592,39 @@ mod tests {
     }
 
     #[test]
-    fn ccache_wraps_the_default_compiler_only() {
+    fn ccache_wraps_the_chosen_compiler_and_the_users_cc_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
         let ccache = Path::new("/usr/bin/ccache");
-        let (args, id, note) = compiler(&[], Some(ccache));
-        assert_eq!(args, ["CC=ccache gcc"]);
-        assert!(id.starts_with("gcc"), "the key names the compiler, not ccache: {id}");
-        assert_eq!(note.as_deref(), Some("ccache found (/usr/bin/ccache): compiling with CC=\"ccache gcc\""));
-        let (args, _, _) = compiler(&["LLVM=1".into()], Some(ccache));
-        assert_eq!(args, ["CC=ccache clang"]);
-        let (args, _, note) = compiler(&["CC=clang".into()], Some(ccache));
-        assert!(args.is_empty() && note.is_none(), "a user's CC= is left alone");
-        let (args, id, note) = compiler(&[], None);
-        assert!(args.is_empty() && note.is_none() && id.starts_with("gcc"), "{id}");
+        let gcc = toolchain::CcChoice::Fixed(toolchain::Compiler { family: toolchain::Family::Gcc, major: None });
+        let mut opts = BuildOptions {
+            source: dir.path().into(),
+            repro: None,
+            base: Base::Tinyconfig,
+            fragments: vec![],
+            make_args: vec![],
+            jobs: 1,
+            cpus: 1,
+            disks: vec![],
+            cc: gcc,
+        };
+        let mut notes = Vec::new();
+        let tc = resolve_toolchain(&opts, dir.path(), Some(ccache), None, &mut |e| {
+            if let BuildEvent::Note(n) = e {
+                notes.push(n.to_owned())
+            }
+        })
+        .unwrap();
+        assert_eq!(tc.args, ["CC=ccache gcc", "HOSTCC=gcc"]);
+        assert!(tc.version.starts_with("gcc"), "the key names the compiler, not ccache: {}", tc.version);
+        assert_eq!(notes, ["compiler: gcc (--cc gcc)"]);
+        opts.make_args = vec!["LLVM=1".into()];
+        let tc = resolve_toolchain(&opts, dir.path(), Some(ccache), None, &mut |_| {}).unwrap();
+        assert_eq!((tc.args.as_slice(), tc.compiler), (&["CC=ccache clang".to_owned()][..], None));
+        opts.make_args = vec!["CC=clang".into()];
+        let tc = resolve_toolchain(&opts, dir.path(), Some(ccache), None, &mut |_| {}).unwrap();
+        assert!(tc.args.is_empty(), "a user's CC= is left alone");
+        opts.make_args = vec![];
+        let tc = resolve_toolchain(&opts, dir.path(), None, None, &mut |_| {}).unwrap();
+        assert_eq!(tc.args, ["CC=gcc", "HOSTCC=gcc"]);
     }
 }
