@@ -5,6 +5,7 @@
 pub mod kconfig;
 pub mod toolchain;
 pub(crate) mod treehash;
+pub mod worktree;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -101,6 +102,8 @@ pub enum BuildError {
     Cmd(#[from] CmdError),
     #[error(transparent)]
     Tree(#[from] treehash::TreeError),
+    #[error(transparent)]
+    Worktree(#[from] worktree::WorktreeError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
 }
@@ -315,6 +318,27 @@ pub fn build(opts: &BuildOptions, cache: &Cache, on: &mut dyn FnMut(BuildEvent<'
     if !(source.join("Makefile").is_file() && source.join("Kconfig").is_file() && source.join("arch/x86").is_dir()) {
         return Err(BuildError::NotAKernelTree(opts.source.clone()));
     }
+    // A git tree builds in krepro's worktree of its repository, at a
+    // snapshot of it (uncommitted changes included): the build dir follows
+    // that worktree, so a bisect there later starts from this build.
+    let mut _held = None;
+    let source = match worktree::git_top(&source).filter(|_| !worktree::is_ours(cache, &source)) {
+        Some(top) => {
+            let snap = worktree::snapshot(&top)?;
+            let wt = worktree::take(cache, &top, None, &mut |m| on(BuildEvent::Note(m)))?;
+            worktree::checkout(&wt.path, &snap)?;
+            on(BuildEvent::Note(&format!(
+                "building {} at {} in krepro's worktree {}",
+                top.display(),
+                &snap[..12.min(snap.len())],
+                wt.path.display()
+            )));
+            let path = wt.path.clone();
+            _held = Some(wt);
+            path
+        }
+        None => source,
+    };
     let ccache = which::which("ccache").ok();
     let tc = resolve_toolchain(opts, &source, ccache.as_deref(), None, on)?;
     let (first, next) = (tc.compiler, tc.next.clone());

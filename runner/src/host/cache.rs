@@ -70,6 +70,12 @@ impl Cache {
         self.root.join("bisect")
     }
 
+    /// The long-lived git worktrees builds and bisects of a repository
+    /// share (`<repo>-<slot>`, with a `.lock` beside each).
+    pub fn worktrees(&self) -> PathBuf {
+        self.root.join("worktrees")
+    }
+
     /// Where `--accel auto` remembers that KVM failed at run time.
     pub fn kvm_broken(&self) -> PathBuf {
         self.root.join("kvm-broken")
