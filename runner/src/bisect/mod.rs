@@ -96,6 +96,8 @@ pub enum TestKind {
     Endpoint,
     /// A step of git's bisect.
     Bisect,
+    /// The answer tested again (fresh boots), after the search.
+    Verify,
 }
 
 /// What building one commit gave.
@@ -215,19 +217,42 @@ pub struct CommitInfo {
     pub date: String,
 }
 
+/// What a bisect keeps between runs of the same command.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct State {
-    steps: Vec<TestedCommit>,
-    started_bisect: bool,
-    wall_secs: f64,
+pub(crate) struct State {
+    pub steps: Vec<TestedCommit>,
+    pub started_bisect: bool,
+    pub wall_secs: f64,
+}
+
+impl State {
+    /// The state saved at `path`; None when there is none (a state that
+    /// does not parse counts as empty).
+    pub fn load(path: &Path) -> Option<State> {
+        std::fs::read_to_string(path).ok().map(|text| serde_json::from_str(&text).unwrap_or_default())
+    }
+
+    /// Saves it at `path` atomically (a Ctrl-C never leaves half a file).
+    pub fn save(&self, path: &Path) -> Result<(), BisectError> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(self).expect("plain data"))
+            .map_err(io("write the bisect state"))?;
+        std::fs::rename(&tmp, path).map_err(io("write the bisect state"))
+    }
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String, BisectError> {
     Ok(String::from_utf8_lossy(&Cmd::new("git", args, dir).quiet().output()?.stdout).into_owned())
 }
 
-pub(crate) fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(12)]
+/// A commit hash shortened to 12 digits, for people; anything else (a
+/// kernel's name, "BAD with C reverted") whole.
+pub fn short(name: &str) -> &str {
+    if name.len() > 12 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        &name[..12]
+    } else {
+        name
+    }
 }
 
 /// Resolves a revision to a commit hash, or a one-line error.
@@ -304,9 +329,8 @@ pub fn bisect(
     let state_dir = cache.bisect().join(&key);
     let worktree = state_dir.join("worktree");
     let state_path = state_dir.join("state.json");
-    let mut state: State = match std::fs::read_to_string(&state_path) {
-        Ok(text) => {
-            let s: State = serde_json::from_str(&text).unwrap_or_default();
+    let mut state: State = match State::load(&state_path) {
+        Some(s) => {
             on(BisectEvent::Say(&format!(
                 "resuming the bisect in {} ({} commits tested so far)",
                 state_dir.display(),
@@ -314,7 +338,7 @@ pub fn bisect(
             )));
             s
         }
-        Err(_) => State::default(),
+        None => State::default(),
     };
     if !worktree.join(".git").exists() {
         std::fs::create_dir_all(&state_dir).map_err(io(format!("create {}", state_dir.display())))?;
@@ -326,12 +350,7 @@ pub fn bisect(
         // already tested are reused from the state, not booted again.
         state.started_bisect = false;
     }
-    let save = |state: &State| -> Result<(), BisectError> {
-        let tmp = state_path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(state).expect("plain data"))
-            .map_err(io("write the bisect state"))?;
-        std::fs::rename(&tmp, &state_path).map_err(io("write the bisect state"))
-    };
+    let save = |state: &State| state.save(&state_path);
 
     let wt = worktree.as_path();
     let mut test = |commit: &str,
@@ -498,43 +517,65 @@ fn test_commit(
         Ok(BuildResult::Failed(why)) => return Ok(skip(why, build_secs)),
         Err(message) => return Err(BisectError::Infrastructure { commit: short(commit).to_owned(), message }),
     };
+    let runs = boot_runs(&kernel, commit, opts.runs, &opts.remap, tester, on)?;
+    Ok(TestedCommit {
+        commit: commit.to_owned(),
+        subject: subject.to_owned(),
+        verdict: runs.verdict,
+        outcomes: runs.outcomes,
+        message: runs.message,
+        flaky: runs.flaky,
+        build_secs,
+        boot_secs: runs.boot_secs,
+        console_log: runs.console_log,
+        kind,
+    })
+}
+
+/// What the runs of one kernel gave.
+pub(crate) struct Runs {
+    pub verdict: Mark,
+    pub outcomes: Vec<Outcome>,
+    pub message: String,
+    pub console_log: Option<PathBuf>,
+    pub flaky: bool,
+    pub boot_secs: f64,
+}
+
+/// Boots `kernel` up to `runs` times, stopping at the first bad run, and
+/// decides; `what` (a commit, a kernel) names it in errors.
+pub(crate) fn boot_runs(
+    kernel: &Path,
+    what: &str,
+    runs: u32,
+    remap: &Remap,
+    tester: &mut dyn Tester,
+    on: &mut dyn FnMut(BisectEvent<'_>),
+) -> Result<Runs, BisectError> {
+    let infrastructure = |message: String| BisectError::Infrastructure { commit: short(what).to_owned(), message };
     let boot_started = Instant::now();
     let mut outcomes = Vec::new();
     let mut message = String::new();
     let mut console_log = None;
-    for run in 1..=opts.runs.max(1) {
-        on(BisectEvent::Phase(&format!("boot {run}/{}", opts.runs.max(1))));
-        let boot = match tester.boot(&kernel, run, on) {
+    for run in 1..=runs.max(1) {
+        on(BisectEvent::Phase(&format!("boot {run}/{}", runs.max(1))));
+        let boot = match tester.boot(kernel, run, on) {
             Ok(b) => b,
             Err(RunError::Interrupted) => return Err(BisectError::Interrupted),
-            Err(e) => {
-                return Err(BisectError::Infrastructure { commit: short(commit).to_owned(), message: e.to_string() })
-            }
+            Err(e) => return Err(infrastructure(e.to_string())),
         };
         if outcomes.is_empty() || boot.outcome != Outcome::Pass {
             message = boot.message;
             console_log = Some(boot.console_log);
         }
         outcomes.push(boot.outcome);
-        if !needs_more_runs(&outcomes, &opts.remap) {
+        if !needs_more_runs(&outcomes, remap) {
             break;
         }
     }
-    let verdict = decide(&outcomes, &opts.remap)
-        .map_err(|message| BisectError::Infrastructure { commit: short(commit).to_owned(), message })?;
+    let verdict = decide(&outcomes, remap).map_err(infrastructure)?;
     let flaky = outcomes.iter().any(|o| *o != outcomes[0]);
-    Ok(TestedCommit {
-        commit: commit.to_owned(),
-        subject: subject.to_owned(),
-        verdict,
-        outcomes,
-        message,
-        flaky,
-        build_secs,
-        boot_secs: boot_started.elapsed().as_secs_f64(),
-        console_log,
-        kind,
-    })
+    Ok(Runs { verdict, outcomes, message, console_log, flaky, boot_secs: boot_started.elapsed().as_secs_f64() })
 }
 
 #[allow(clippy::too_many_arguments)]
