@@ -4,7 +4,9 @@
 //! State lives in `~/.cache/krepro/bisect/<key>/` (the worktree, git's
 //! bisect state inside it, and `state.json` with every tested commit), so
 //! the same command after Ctrl-C or a reboot goes on where it stopped.
+//! [`kernels`] bisects a list of prebuilt kernels the same way, nothing built.
 
+pub mod kernels;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -197,6 +199,10 @@ pub struct BisectReport {
     pub commit: Option<CommitInfo>,
     /// When only skipped commits are left: the candidates.
     pub candidates: Vec<String>,
+    /// A bisect over prebuilt kernels: the boundary and what to bisect
+    /// next (None for a git bisect).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<kernels::Answer>,
     pub repro: String,
     pub good: String,
     pub bad: String,
@@ -611,6 +617,7 @@ fn finish(
         found: if opts.find_fix { "first fixed commit".into() } else { "first bad commit".into() },
         commit,
         candidates,
+        kernels: None,
         repro: opts.repro.clone(),
         good: good.to_owned(),
         bad: bad.to_owned(),
@@ -637,17 +644,23 @@ impl BisectReport {
             md.push_str(s);
             md.push('\n');
         };
-        match &self.commit {
-            Some(c) => {
+        // What was searched: (one, many, its description, what made it ready).
+        let (one, many, about, made) = match self.kernels {
+            Some(_) => ("kernel", "kernels", "version", "fetch"),
+            None => ("commit", "commits", "subject", "build"),
+        };
+        match (&self.commit, &self.kernels) {
+            (Some(c), _) => {
                 push(&mut md, &format!("## {}: {} (\"{}\")\n", self.found, short(&c.hash), c.subject));
                 push(&mut md, &format!("- commit: {}", c.hash));
                 push(&mut md, &format!("- author: {}", c.author));
                 push(&mut md, &format!("- date: {}", c.date));
             }
-            None => {
+            (None, Some(k)) if k.first.is_some() => md.push_str(&k.markdown_head(&self.found)),
+            (None, _) => {
                 push(
                     &mut md,
-                    &format!("## {}: one of {} commits that could not be tested\n", self.found, self.candidates.len()),
+                    &format!("## {}: one of {} {many} that could not be tested\n", self.found, self.candidates.len()),
                 );
                 for c in &self.candidates {
                     push(&mut md, &format!("- {c}"));
@@ -657,11 +670,14 @@ impl BisectReport {
         let description = repros::find(&self.repro).map_or("", |r| r.description);
         push(&mut md, &format!("- repro: `{}`: {description}", self.repro));
         push(&mut md, &format!("- good: {}, bad: {}", short(&self.good), short(&self.bad)));
-        push(&mut md, &format!("- bisected by krepro in {:.0} s, {} commits tested", self.wall_secs, self.steps.len()));
+        push(&mut md, &format!("- bisected by krepro in {:.0} s, {} {many} tested", self.wall_secs, self.steps.len()));
         if self.flaky {
-            push(&mut md, "- note: the repro is flaky: runs disagreed on at least one commit");
+            push(&mut md, &format!("- note: the repro is flaky: runs disagreed on at least one {one}"));
         }
-        push(&mut md, "\n| commit | subject | verdict | runs | build | boot |\n|---|---|---|---|---|---|");
+        if let Some(k) = &self.kernels {
+            md.push_str(&k.markdown_next());
+        }
+        push(&mut md, &format!("\n| {one} | {about} | verdict | runs | {made} | boot |\n|---|---|---|---|---|---|"));
         for s in &self.steps {
             let runs: Vec<&str> = s.outcomes.iter().map(|o| o.name()).collect();
             let runs = if runs.is_empty() { s.message.clone() } else { runs.join(", ") };
@@ -680,8 +696,9 @@ impl BisectReport {
         if let Some((base, fragment)) = config {
             push(&mut md, &format!("\nKernel config: {base} plus\n\n```\n{fragment}```"));
         }
-        let first_bad =
-            self.commit.as_ref().and_then(|c| self.steps.iter().find(|s| s.commit == c.hash && s.verdict == Mark::Bad));
+        let answer =
+            self.commit.as_ref().map(|c| &c.hash).or(self.kernels.as_ref().and_then(|k| Some(&k.first.as_ref()?.name)));
+        let first_bad = answer.and_then(|a| self.steps.iter().find(|s| s.commit == *a && s.verdict == Mark::Bad));
         if let Some(log) = first_bad.and_then(|s| s.console_log.as_ref()).and_then(|p| std::fs::read_to_string(p).ok())
         {
             let lines: Vec<&str> = log.lines().collect();
@@ -689,16 +706,18 @@ impl BisectReport {
             push(
                 &mut md,
                 &format!(
-                    "\nConsole of the first bad commit (last {} lines):\n\n```\n{}\n```",
+                    "\nConsole of the first bad {one} (last {} lines):\n\n```\n{}\n```",
                     tail.len(),
                     tail.join("\n")
                 ),
             );
         }
-        push(
-            &mut md,
-            &format!("\n<details><summary>git bisect log</summary>\n\n```\n{}```\n</details>", self.bisect_log),
-        );
+        if !self.bisect_log.is_empty() {
+            push(
+                &mut md,
+                &format!("\n<details><summary>git bisect log</summary>\n\n```\n{}```\n</details>", self.bisect_log),
+            );
+        }
         md
     }
 }
