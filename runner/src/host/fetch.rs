@@ -30,6 +30,8 @@ pub enum FetchError {
     Io { context: String, source: std::io::Error },
     #[error("{0} did not contain boot/vmlinuz-*")]
     NoImage(String),
+    #[error("{0}: not a series (like 6.1 or 6.12)")]
+    NotASeries(String),
     #[error("apt-cache show {0} gave no Version")]
     NoVersion(String),
 }
@@ -92,6 +94,11 @@ pub fn fetch(cache: &Cache, series: Option<&str>, say: &mut dyn FnMut(&str)) -> 
 /// offers, oldest first, with its version; lists refreshed as for
 /// [`fetch`]. A series apt knows no kernel of is an error.
 pub fn list(series: &[String], say: &mut dyn FnMut(&str)) -> Result<Vec<Package>, FetchError> {
+    // A typo is not worth an apt-get update.
+    let is_series = |s: &str| s.split('.').count() == 2 && s.split('.').all(|n| n.parse::<u32>().is_ok());
+    if let Some(bad) = series.iter().find(|s| !is_series(s)) {
+        return Err(FetchError::NotASeries(bad.clone()));
+    }
     let has_all = |names: &[String]| series.iter().all(|s| newest_package(names, Some(s)).is_some());
     let names = search_fresh(&has_all, &format!("{} cloud kernel", series.join(", ")), say)?;
     if let Some(missing) = series.iter().find(|s| newest_package(&names, Some(s.as_str())).is_none()) {
