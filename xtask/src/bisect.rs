@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use krepro_runner::bisect::kernels::{self, KernelInfo, KernelOptions, Prebuilt};
 use krepro_runner::bisect::verify::VerifyStatus;
 use krepro_runner::bisect::{
     self, BisectError, BisectEvent, BisectOptions, BootSummary, BuildResult, TestKind, Tester,
@@ -16,6 +17,7 @@ use krepro_runner::build;
 use krepro_runner::cli::progress::{mmss, Progress};
 use krepro_runner::cli::{self, BootArgs, ExecArgs, GuestSpec, VerdictArgs};
 use krepro_runner::host::cache::Cache;
+use krepro_runner::host::fetch;
 use krepro_runner::host::spawn::Cmd;
 use krepro_runner::RunError;
 
@@ -26,17 +28,34 @@ use crate::ConfigArgs;
 /// take it as found (0).
 pub const NOT_VERIFIED: u8 = 2;
 
+/// The flags that build kernels, which a bisect over prebuilt ones refuses.
+const BUILD_FLAGS: [&str; 6] = ["build_cmd", "cherry_picks", "base", "fragments", "make_args", "jobs"];
+
 #[derive(clap::Args, Debug)]
 pub struct BisectArgs {
     /// The kernel git repository (left as it is: krepro works in a worktree of its own)
-    #[arg(long, value_name = "DIR")]
-    linux: PathBuf,
-    /// A commit where the repro passes
-    #[arg(long, value_name = "REV")]
-    good: String,
-    /// A commit where the repro fails (or crashes, or hangs)
-    #[arg(long, value_name = "REV")]
-    bad: String,
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["kernels", "debian"])]
+    linux: Option<PathBuf>,
+    /// Prebuilt kernels (bzImage files), oldest first: bisect over them, nothing built
+    #[arg(long, value_name = "KERNEL", num_args = 1.., conflicts_with_all = ["linux", "debian"])]
+    #[arg(conflicts_with_all = BUILD_FLAGS)]
+    kernels: Vec<PathBuf>,
+    /// Debian's cloud kernels of these series (e.g. 6.1,6.12), in version
+    /// order: bisect over them, each fetched into the cache when a step
+    /// needs it, nothing built
+    #[arg(long, value_name = "SERIES", value_delimiter = ',', conflicts_with_all = ["linux"])]
+    #[arg(conflicts_with_all = BUILD_FLAGS)]
+    debian: Vec<String>,
+    /// A commit where the repro passes; with --kernels/--debian a kernel:
+    /// its upstream version (6.12.111), release (6.1.0-50, 6.12.111+deb12)
+    /// or name [default there: the oldest; with --find-fix the newest]
+    #[arg(long, value_name = "REV", required_unless_present_any = ["kernels", "debian"])]
+    good: Option<String>,
+    /// A commit where the repro fails (or crashes, or hangs); with
+    /// --kernels/--debian a kernel, as for --good [default there: the
+    /// newest; with --find-fix the oldest]
+    #[arg(long, value_name = "REV", required_unless_present_any = ["kernels", "debian"])]
+    bad: Option<String>,
     /// The repro that tells good from bad
     #[arg(long, value_name = "NAME", required_unless_present = "exec", conflicts_with = "exec")]
     pub repro: Option<String>,
@@ -189,30 +208,26 @@ pub fn run(args: &BisectArgs, initrd: &Path, cache: &Cache) -> ExitCode {
 }
 
 fn run_inner(args: &BisectArgs, initrd: &Path, cache: &Cache) -> Result<ExitCode, BisectError> {
-    let mut ui =
-        Ui { progress: Progress::new(), verbose: args.verbose, started: Instant::now(), tested: 0, tested_secs: 0.0 };
+    let mut ui = Ui {
+        progress: Progress::new(),
+        verbose: args.verbose,
+        started: Instant::now(),
+        tested: 0,
+        tested_secs: 0.0,
+        made: "build",
+    };
+    // A list that cannot be bisected fails here, before qemu is looked for.
+    let prebuilt = prebuilt_kernels(args, &mut |m| ui.progress.say(m))?;
+    if prebuilt.is_some() {
+        ui.made = "fetch";
+    }
     let repro = args.repro.as_deref().unwrap_or_default();
     let plan = cli::plan(&args.boot, &args.exec, repro, initrd, cache, &mut |m| ui.progress.say(m))
         .map_err(|e| BisectError::BadInput(e.to_string()))?;
     let flag = plan.interrupt.clone();
+    let interrupted = || flag.load(Ordering::SeqCst);
     let remap = args.verdict.remap();
-    let opts = BisectOptions {
-        linux: args.linux.clone(),
-        good: args.good.clone(),
-        bad: args.bad.clone(),
-        repro: plan.repro.clone(),
-        runs: args.verdict.runs,
-        remap,
-        find_fix: args.find_fix,
-        cherry_picks: args.cherry_picks.clone(),
-        // What else changes the answer, so a changed flag starts afresh.
-        key_extra: format!(
-            "{:?} {:?} {:?} {:?} {:?} {:?}",
-            args.build_cmd, args.config, args.boot, args.exec, remap, args.verdict.runs
-        ),
-        check_endpoints: !args.no_check_ends,
-        verify: !args.no_verify,
-    };
+    let repro = plan.repro.clone();
     let mut tester = Real {
         args,
         plan,
@@ -220,40 +235,86 @@ fn run_inner(args: &BisectArgs, initrd: &Path, cache: &Cache) -> Result<ExitCode
         cache,
         out: tempfile::tempdir().map_err(|e| BisectError::Io { context: "temp dir".into(), source: e })?,
     };
-    let report = bisect::bisect(&opts, cache, &mut tester, &|| flag.load(Ordering::SeqCst), &mut |ev| ui.event(ev))?;
-    ui.progress.clear();
-
-    let fragment = match &args.build_cmd {
-        Some(_) => None,
+    let (report, md) = match prebuilt {
+        Some(kernels) => {
+            let opts = KernelOptions {
+                kernels,
+                good: args.good.clone(),
+                bad: args.bad.clone(),
+                repro,
+                runs: args.verdict.runs,
+                remap,
+                find_fix: args.find_fix,
+                // What else changes the answer, so a changed flag starts afresh.
+                key_extra: format!("{:?} {:?} {:?} {:?}", args.boot, args.exec, remap, args.verdict.runs),
+                check_endpoints: !args.no_check_ends,
+                verify: !args.no_verify,
+                repeat: repeat_flags(args),
+            };
+            let report = kernels::bisect_kernels(&opts, cache, &mut tester, &interrupted, &mut |ev| ui.event(ev))?;
+            ui.progress.clear();
+            let md = report.markdown(None);
+            (report, md)
+        }
         None => {
-            let guest = tester.guest();
-            let opts = args.config.options(args.linux.clone(), args.repro.clone(), &guest);
-            let reqs = build::requests(&opts).map_err(|e| BisectError::BadInput(e.to_string()))?;
-            Some(reqs.iter().map(|r| format!("CONFIG_{}={}\n", r.name, r.value)).collect::<String>())
+            let missing = || BisectError::BadInput("a git bisect needs --linux, --good and --bad".into());
+            let linux = args.linux.clone().ok_or_else(missing)?;
+            let opts = BisectOptions {
+                linux: linux.clone(),
+                good: args.good.clone().ok_or_else(missing)?,
+                bad: args.bad.clone().ok_or_else(missing)?,
+                repro,
+                runs: args.verdict.runs,
+                remap,
+                find_fix: args.find_fix,
+                cherry_picks: args.cherry_picks.clone(),
+                // What else changes the answer, so a changed flag starts afresh.
+                key_extra: format!(
+                    "{:?} {:?} {:?} {:?} {:?} {:?}",
+                    args.build_cmd, args.config, args.boot, args.exec, remap, args.verdict.runs
+                ),
+                check_endpoints: !args.no_check_ends,
+                verify: !args.no_verify,
+            };
+            let report = bisect::bisect(&opts, cache, &mut tester, &interrupted, &mut |ev| ui.event(ev))?;
+            ui.progress.clear();
+
+            let fragment = match &args.build_cmd {
+                Some(_) => None,
+                None => {
+                    let guest = tester.guest();
+                    let opts = args.config.options(linux, args.repro.clone(), &guest);
+                    let reqs = build::requests(&opts).map_err(|e| BisectError::BadInput(e.to_string()))?;
+                    Some(reqs.iter().map(|r| format!("CONFIG_{}={}\n", r.name, r.value)).collect::<String>())
+                }
+            };
+            let base = match &args.config.base {
+                build::Base::Tinyconfig => "tinyconfig".to_owned(),
+                build::Base::Defconfig => "defconfig".to_owned(),
+                build::Base::File(f) => f.display().to_string(),
+            };
+            let md = report.markdown(fragment.as_deref().map(|f| (base.as_str(), f)));
+            (report, md)
         }
     };
-    let base = match &args.config.base {
-        build::Base::Tinyconfig => "tinyconfig".to_owned(),
-        build::Base::Defconfig => "defconfig".to_owned(),
-        build::Base::File(f) => f.display().to_string(),
-    };
-    let md = report.markdown(fragment.as_deref().map(|f| (base.as_str(), f)));
     println!("{md}");
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report).expect("plain data");
         std::fs::write(path, text)
             .map_err(|e| BisectError::Io { context: format!("write {}", path.display()), source: e })?;
     }
-    match &report.commit {
-        Some(c) => {
-            eprintln!(
-                "krepro: {}: {} {} ({} tested, {})",
-                report.found,
-                &c.hash[..12],
-                c.subject,
-                report.steps.len(),
-                mmss(report.wall_secs)
-            );
+    let answer =
+        match (&report.commit, report.kernels.as_ref().and_then(|k| Some((k.first.as_ref()?, k.before.as_ref()?)))) {
+            (Some(c), _) => Some(format!("{} {}", bisect::short(&c.hash), c.subject)),
+            (None, Some((first, before))) => {
+                let version = |k: &KernelInfo| k.upstream.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
+                Some(format!("{}{}, after {}{}", first.name, version(first), before.name, version(before)))
+            }
+            (None, None) => None,
+        };
+    match answer {
+        Some(answer) => {
+            eprintln!("krepro: {}: {answer} ({} tested, {})", report.found, report.steps.len(), mmss(report.wall_secs));
             match &report.verification {
                 Some(v) if v.status != VerifyStatus::Verified => {
                     eprintln!("krepro: {}: {}", v.status.name(), v.summary);
@@ -267,14 +328,51 @@ fn run_inner(args: &BisectArgs, initrd: &Path, cache: &Cache) -> Result<ExitCode
             }
         }
         None => {
-            eprintln!(
-                "krepro: {} is one of {} commits that could not be tested",
-                report.found,
-                report.candidates.len()
-            );
+            let many = if report.kernels.is_some() { "kernels" } else { "commits" };
+            eprintln!("krepro: {} is one of {} {many} that could not be tested", report.found, report.candidates.len());
             Ok(krepro_runner::ExitCode::Skip.into())
         }
     }
+}
+
+/// The list to bisect for --kernels or --debian (None: a git bisect),
+/// checked: at least two kernels, each file a bzImage, each series known.
+fn prebuilt_kernels(args: &BisectArgs, say: &mut dyn FnMut(&str)) -> Result<Option<Vec<Prebuilt>>, BisectError> {
+    if !args.kernels.is_empty() {
+        if args.kernels.len() < 2 {
+            return Err(BisectError::BadInput("--kernels needs at least two kernels, oldest first".into()));
+        }
+        let list: Result<Vec<Prebuilt>, _> = args.kernels.iter().map(|k| Prebuilt::file(k)).collect();
+        return list.map(Some).map_err(|e| BisectError::BadInput(format!("--kernels: {e}")));
+    }
+    if !args.debian.is_empty() {
+        let packages = fetch::list(&args.debian, say)
+            .map_err(|e| BisectError::BadInput(format!("--debian {}: {e}", args.debian.join(","))))?;
+        return Ok(Some(packages.into_iter().map(Prebuilt::package).collect()));
+    }
+    Ok(None)
+}
+
+/// The flags that make the test, for the git bisect the report suggests
+/// next: the repro (or --exec and its arguments), --append, --runs.
+fn repeat_flags(args: &BisectArgs) -> Vec<String> {
+    let mut words = Vec::new();
+    match &args.exec.exec {
+        Some(file) => {
+            words.extend(["--exec".to_owned(), file.display().to_string()]);
+            for a in &args.exec.args {
+                words.extend(["--arg".to_owned(), a.clone()]);
+            }
+        }
+        None => words.extend(["--repro".to_owned(), args.repro.clone().unwrap_or_default()]),
+    }
+    for a in &args.boot.append {
+        words.extend(["--append".to_owned(), a.clone()]);
+    }
+    if args.verdict.runs > 1 {
+        words.extend(["--runs".to_owned(), args.verdict.runs.to_string()]);
+    }
+    words
 }
 
 struct Ui {
@@ -283,6 +381,8 @@ struct Ui {
     started: Instant,
     tested: usize,
     tested_secs: f64,
+    /// How a kernel is made ready: "build", or "fetch" for prebuilt ones.
+    made: &'static str,
 }
 
 impl Ui {
@@ -296,7 +396,10 @@ impl Ui {
                 let head = if kind == TestKind::Endpoint {
                     "checking an end".to_owned()
                 } else if kind == TestKind::Verify {
-                    format!("verifying ({step} of 3)")
+                    match steps_left {
+                        Some(left) => format!("verifying ({step} of {})", step as u32 + left),
+                        None => "verifying".to_owned(),
+                    }
                 } else {
                     let total = steps_left.map(|l| format!(" of ~{}", step as u32 + l)).unwrap_or_default();
                     let revs = revs_left.map(|r| format!(", {r} revisions left after it")).unwrap_or_default();
@@ -308,7 +411,7 @@ impl Ui {
                     }
                     _ => String::new(),
                 };
-                eprintln!("krepro: {head}: {} {subject} [{elapsed}{eta}]", &commit[..12.min(commit.len())]);
+                eprintln!("krepro: {head}: {} {subject} [{elapsed}{eta}]", bisect::short(commit));
             }
             BisectEvent::Phase(p) => self.progress.status(p),
             BisectEvent::Build(b) => self.progress.build_event(b),
@@ -321,9 +424,10 @@ impl Ui {
                     if runs.is_empty() { s.message.clone() } else { format!("{} {}", runs.join(", "), s.message) };
                 let flaky = if s.flaky { " (runs disagree: flaky)" } else { "" };
                 eprintln!(
-                    "krepro:   -> {}{flaky}: {} [build {}, boot {}]",
+                    "krepro:   -> {}{flaky}: {} [{} {}, boot {}]",
                     s.verdict.name(),
                     detail.trim(),
+                    self.made,
                     mmss(s.build_secs),
                     mmss(s.boot_secs)
                 );

@@ -70,9 +70,11 @@ enum Command {
     /// index and stash are never touched), building each commit with the
     /// kernel builder (or --build-cmd) and booting it with the repro. A
     /// commit that does not build is skipped; an infrastructure failure
-    /// stops the bisect; the same command resumes it. Prints a Markdown
-    /// report. Exit: 0 found, 125 only untestable commits left, 128 error,
-    /// 130 interrupted
+    /// stops the bisect; the same command resumes it. With --kernels or
+    /// --debian it bisects prebuilt kernels instead, nothing built, and
+    /// names the upstream range to bisect in git next. Prints a Markdown
+    /// report. Exit: 0 found (and verified), 2 found but not verified, 125
+    /// only untestable commits left, 128 error, 130 interrupted
     Bisect(bisect::BisectArgs),
     /// Measure krepro against a C init, busybox, virtme-ng and vmtest on
     /// the same kernels, alternating, as ratios to the C-init baseline

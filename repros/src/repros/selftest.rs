@@ -69,24 +69,40 @@ pub const THREAD_PANIC: Repro = Repro {
 
 pub const VERSION: Repro = Repro {
     name: "selftest_version",
-    description: "self-test: fails on kernels at or above krepro.fail_from=VERSION (with krepro.fail_every=N, only on every Nth run)",
+    description: "self-test: fails on kernels at or above krepro.fail_from=VERSION or below krepro.pass_from=VERSION (the upstream version: Debian's in /proc/version, else the release; with krepro.fail_every=N, only on every Nth run)",
     config: &[],
     run: version,
     ..Repro::DEFAULT
 };
 
-/// Tells two kernels apart, so a bisect over commits that pick one of two
-/// real kernels has a known answer; `fail_every` makes it flaky on purpose.
+/// Tells kernels apart by version, so a bisect over commits that pick one
+/// of two real kernels, or over a list of distro kernels, has a known
+/// answer; `pass_from` gives old kernels the bug (a fix to find);
+/// `fail_every` makes it flaky on purpose.
 fn version(cx: &mut Cx) -> Result {
     let not_a_number = |step| Error::Reason { step, reason: "not a whole number" };
-    let from =
-        cx.param("fail_from").ok_or(Error::Reason { step: "krepro.fail_from=", reason: "required, not given" })?;
+    let (fail_from, pass_from) = (cx.param("fail_from"), cx.param("pass_from"));
+    if fail_from.is_none() && pass_from.is_none() {
+        return Err(Error::Reason { step: "krepro.fail_from= or krepro.pass_from=", reason: "required, not given" });
+    }
     let uname = rustix::system::uname();
     let release =
         uname.release().to_str().map_err(|_| Error::Reason { step: "uname", reason: "release is not UTF-8" })?;
-    if release_numbers(release) < release_numbers(from) {
-        return Ok(Verdict::Pass);
-    }
+    // Debian's release need not be the upstream version (6.1.0-56 is
+    // 6.1.192): its /proc/version says "... Debian 6.1.192-2 (date)".
+    let proc_version = cx.read_to_string("/proc/version").unwrap_or_default();
+    // (Words split on a char: a &str pattern pulls in ~9 KiB of searcher.)
+    let debian = proc_version.split(' ').skip_while(|w| *w != "Debian").nth(1);
+    let version = release_numbers(debian.unwrap_or(release));
+    let kernel = match debian {
+        Some(d) => format!("kernel {release} (Debian {d})"),
+        None => format!("kernel {release}"),
+    };
+    let broken = match (fail_from, pass_from) {
+        (Some(from), _) if version >= release_numbers(from) => format!("{kernel} is at or above {from}"),
+        (_, Some(from)) if version < release_numbers(from) => format!("{kernel} is below {from}"),
+        _ => return Ok(Verdict::Pass),
+    };
     if let Some(every) = cx.param("fail_every") {
         let every: u32 = every.parse().map_err(|_| not_a_number("parse krepro.fail_every"))?;
         let run: u32 = cx
@@ -98,7 +114,7 @@ fn version(cx: &mut Cx) -> Result {
             return Ok(Verdict::Pass);
         }
     }
-    Ok(Verdict::Fail(format!("kernel {release} is at or above {from}")))
+    Ok(Verdict::Fail(broken))
 }
 
 /// "6.12.117+deb12-cloud-amd64" -> [6, 12, 117].
@@ -126,5 +142,7 @@ mod tests {
         assert_eq!(release_numbers("6.12.117+deb12-cloud-amd64"), [6, 12, 117]);
         assert!(release_numbers("6.1.0-56-cloud-amd64") < release_numbers("6.12"));
         assert!(release_numbers("6.12.117+deb12") >= release_numbers("6.12"));
+        assert_eq!(release_numbers("6.1.192-2"), [6, 1, 192]);
+        assert_eq!(release_numbers("6.12.111-1~deb12u1"), [6, 12, 111]);
     }
 }

@@ -4,7 +4,9 @@
 //! State lives in `~/.cache/krepro/bisect/<key>/` (the worktree, git's
 //! bisect state inside it, and `state.json` with every tested commit), so
 //! the same command after Ctrl-C or a reboot goes on where it stopped.
+//! [`kernels`] bisects a list of prebuilt kernels the same way, nothing built.
 
+pub mod kernels;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -102,7 +104,8 @@ pub enum TestKind {
     Endpoint,
     /// A step of git's bisect.
     Bisect,
-    /// A re-test of the answer (verification).
+    /// The answer tested again (fresh boots): git verification, or a
+    /// prebuilt bisect's boundary.
     Verify,
 }
 
@@ -211,6 +214,10 @@ pub struct BisectReport {
     pub commit: Option<CommitInfo>,
     /// When only skipped commits are left: the candidates.
     pub candidates: Vec<String>,
+    /// A bisect over prebuilt kernels: the boundary and what to bisect
+    /// next (None for a git bisect).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<kernels::Answer>,
     pub repro: String,
     pub good: String,
     pub bad: String,
@@ -231,26 +238,49 @@ pub struct CommitInfo {
     pub date: String,
 }
 
+/// What a bisect keeps between runs of the same command.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct State {
-    steps: Vec<TestedCommit>,
-    started_bisect: bool,
-    wall_secs: f64,
+pub(crate) struct State {
+    pub steps: Vec<TestedCommit>,
+    pub started_bisect: bool,
+    pub wall_secs: f64,
     /// The commit git named, once it did (a resumed bisect goes straight to
     /// verifying it).
     #[serde(default)]
-    named: Option<String>,
+    pub named: Option<String>,
     /// The verification checks made so far.
     #[serde(default)]
-    checks: Vec<verify::Check>,
+    pub checks: Vec<verify::Check>,
+}
+
+impl State {
+    /// The state saved at `path`; None when there is none (a state that
+    /// does not parse counts as empty).
+    pub fn load(path: &Path) -> Option<State> {
+        std::fs::read_to_string(path).ok().map(|text| serde_json::from_str(&text).unwrap_or_default())
+    }
+
+    /// Saves it at `path` atomically (a Ctrl-C never leaves half a file).
+    pub fn save(&self, path: &Path) -> Result<(), BisectError> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(self).expect("plain data"))
+            .map_err(io("write the bisect state"))?;
+        std::fs::rename(&tmp, path).map_err(io("write the bisect state"))
+    }
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String, BisectError> {
     Ok(String::from_utf8_lossy(&Cmd::new("git", args, dir).quiet().output()?.stdout).into_owned())
 }
 
-pub(crate) fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(12)]
+/// A commit hash shortened to 12 digits, for people; anything else (a
+/// kernel's name, "BAD with C reverted") whole.
+pub fn short(name: &str) -> &str {
+    if name.len() > 12 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        &name[..12]
+    } else {
+        name
+    }
 }
 
 /// Resolves a revision to a commit hash, or a one-line error.
@@ -327,9 +357,8 @@ pub fn bisect(
     let state_dir = cache.bisect().join(&key);
     let worktree = state_dir.join("worktree");
     let state_path = state_dir.join("state.json");
-    let mut state: State = match std::fs::read_to_string(&state_path) {
-        Ok(text) => {
-            let s: State = serde_json::from_str(&text).unwrap_or_default();
+    let mut state: State = match State::load(&state_path) {
+        Some(s) => {
             on(BisectEvent::Say(&format!(
                 "resuming the bisect in {} ({} commits tested so far)",
                 state_dir.display(),
@@ -337,7 +366,7 @@ pub fn bisect(
             )));
             s
         }
-        Err(_) => State::default(),
+        None => State::default(),
     };
     if !worktree.join(".git").exists() {
         std::fs::create_dir_all(&state_dir).map_err(io(format!("create {}", state_dir.display())))?;
@@ -349,12 +378,7 @@ pub fn bisect(
         // already tested are reused from the state, not booted again.
         state.started_bisect = false;
     }
-    let save = |state: &State| -> Result<(), BisectError> {
-        let tmp = state_path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(state).expect("plain data"))
-            .map_err(io("write the bisect state"))?;
-        std::fs::rename(&tmp, &state_path).map_err(io("write the bisect state"))
-    };
+    let save = |state: &State| state.save(&state_path);
 
     let at = Session {
         repo: &repo,
@@ -560,45 +584,67 @@ fn test_commit(
         Ok(BuildResult::Failed { why, toolchain, .. }) => return Ok(skip(why, build_secs, toolchain, fixes)),
         Err(message) => return Err(BisectError::Infrastructure { commit: short(commit).to_owned(), message }),
     };
+    let runs = boot_runs(&kernel, commit, opts.runs, &opts.remap, tester, on)?;
+    Ok(TestedCommit {
+        commit: commit.to_owned(),
+        subject: subject.to_owned(),
+        verdict: runs.verdict,
+        outcomes: runs.outcomes,
+        message: runs.message,
+        flaky: runs.flaky,
+        build_secs,
+        boot_secs: runs.boot_secs,
+        console_log: runs.console_log,
+        kind,
+        toolchain,
+        fixes,
+    })
+}
+
+/// What the runs of one kernel gave.
+pub(crate) struct Runs {
+    pub verdict: Mark,
+    pub outcomes: Vec<Outcome>,
+    pub message: String,
+    pub console_log: Option<PathBuf>,
+    pub flaky: bool,
+    pub boot_secs: f64,
+}
+
+/// Boots `kernel` up to `runs` times, stopping at the first bad run, and
+/// decides; `what` (a commit, a kernel) names it in errors.
+pub(crate) fn boot_runs(
+    kernel: &Path,
+    what: &str,
+    runs: u32,
+    remap: &Remap,
+    tester: &mut dyn Tester,
+    on: &mut dyn FnMut(BisectEvent<'_>),
+) -> Result<Runs, BisectError> {
+    let infrastructure = |message: String| BisectError::Infrastructure { commit: short(what).to_owned(), message };
     let boot_started = Instant::now();
     let mut outcomes = Vec::new();
     let mut message = String::new();
     let mut console_log = None;
-    for run in 1..=opts.runs.max(1) {
-        on(BisectEvent::Phase(&format!("boot {run}/{}", opts.runs.max(1))));
-        let boot = match tester.boot(&kernel, run, on) {
+    for run in 1..=runs.max(1) {
+        on(BisectEvent::Phase(&format!("boot {run}/{}", runs.max(1))));
+        let boot = match tester.boot(kernel, run, on) {
             Ok(b) => b,
             Err(RunError::Interrupted) => return Err(BisectError::Interrupted),
-            Err(e) => {
-                return Err(BisectError::Infrastructure { commit: short(commit).to_owned(), message: e.to_string() })
-            }
+            Err(e) => return Err(infrastructure(e.to_string())),
         };
         if outcomes.is_empty() || boot.outcome != Outcome::Pass {
             message = boot.message;
             console_log = Some(boot.console_log);
         }
         outcomes.push(boot.outcome);
-        if !needs_more_runs(&outcomes, &opts.remap) {
+        if !needs_more_runs(&outcomes, remap) {
             break;
         }
     }
-    let verdict = decide(&outcomes, &opts.remap)
-        .map_err(|message| BisectError::Infrastructure { commit: short(commit).to_owned(), message })?;
+    let verdict = decide(&outcomes, remap).map_err(infrastructure)?;
     let flaky = outcomes.iter().any(|o| *o != outcomes[0]);
-    Ok(TestedCommit {
-        commit: commit.to_owned(),
-        subject: subject.to_owned(),
-        verdict,
-        outcomes,
-        message,
-        flaky,
-        build_secs,
-        boot_secs: boot_started.elapsed().as_secs_f64(),
-        console_log,
-        kind,
-        toolchain,
-        fixes,
-    })
+    Ok(Runs { verdict, outcomes, message, console_log, flaky, boot_secs: boot_started.elapsed().as_secs_f64() })
 }
 
 /// Where a bisect runs and what it was asked: what finishing needs.
@@ -657,6 +703,7 @@ fn finish(
         found: if opts.find_fix { "first fixed commit".into() } else { "first bad commit".into() },
         commit,
         candidates,
+        kernels: None,
         repro: opts.repro.clone(),
         good: at.good.to_owned(),
         bad: at.bad.to_owned(),
@@ -787,17 +834,23 @@ impl BisectReport {
             md.push_str(s);
             md.push('\n');
         };
-        match &self.commit {
-            Some(c) => {
+        // What was searched: (one, many, its description, what made it ready).
+        let (one, many, about, made) = match self.kernels {
+            Some(_) => ("kernel", "kernels", "version", "fetch"),
+            None => ("commit", "commits", "subject", "build"),
+        };
+        match (&self.commit, &self.kernels) {
+            (Some(c), _) => {
                 push(&mut md, &format!("## {}: {} (\"{}\")\n", self.found, short(&c.hash), c.subject));
                 push(&mut md, &format!("- commit: {}", c.hash));
                 push(&mut md, &format!("- author: {}", c.author));
                 push(&mut md, &format!("- date: {}", c.date));
             }
-            None => {
+            (None, Some(k)) if k.first.is_some() => md.push_str(&k.markdown_head(&self.found)),
+            (None, _) => {
                 push(
                     &mut md,
-                    &format!("## {}: one of {} commits that could not be tested\n", self.found, self.candidates.len()),
+                    &format!("## {}: one of {} {many} that could not be tested\n", self.found, self.candidates.len()),
                 );
                 for c in &self.candidates {
                     push(&mut md, &format!("- {c}"));
@@ -807,13 +860,20 @@ impl BisectReport {
         let description = repros::find(&self.repro).map_or("", |r| r.description);
         push(&mut md, &format!("- repro: `{}`: {description}", self.repro));
         push(&mut md, &format!("- good: {}, bad: {}", short(&self.good), short(&self.bad)));
-        push(&mut md, &format!("- bisected by krepro in {:.0} s, {} commits tested", self.wall_secs, self.steps.len()));
+        push(&mut md, &format!("- bisected by krepro in {:.0} s, {} {many} tested", self.wall_secs, self.steps.len()));
         if self.flaky {
-            push(&mut md, "- note: the repro is flaky: runs disagreed on at least one commit");
+            push(&mut md, &format!("- note: the repro is flaky: runs disagreed on at least one {one}"));
         }
+        if let Some(k) = &self.kernels {
+            md.push_str(&k.markdown_next());
+        }
+        // Prebuilt kernels have no compiler of ours.
+        let (cc_head, cc_rule) = if self.kernels.is_some() { ("", "") } else { (" compiler |", "---|") };
         push(
             &mut md,
-            "\n| commit | subject | verdict | runs | compiler | build | boot |\n|---|---|---|---|---|---|---|",
+            &format!(
+                "\n| {one} | {about} | verdict | runs |{cc_head} {made} | boot |\n|---|---|---|---|{cc_rule}---|---|"
+            ),
         );
         for s in &self.steps {
             let runs: Vec<&str> = s.outcomes.iter().map(|o| o.name()).collect();
@@ -825,11 +885,12 @@ impl BisectReport {
                 format!("{} + fix {}", s.toolchain, fixes.join(", "))
             };
             let row = [short(&s.commit), &s.subject, s.verdict.name(), &runs, &compiler].map(|c| c.replace('|', "\\|"));
+            let cc = if self.kernels.is_some() { String::new() } else { format!(" {} |", row[4]) };
             push(
                 &mut md,
                 &format!(
-                    "| {} | {} | {} | {} | {} | {:.0} s | {:.1} s |",
-                    row[0], row[1], row[2], row[3], row[4], s.build_secs, s.boot_secs
+                    "| {} | {} | {} | {} |{cc} {:.0} s | {:.1} s |",
+                    row[0], row[1], row[2], row[3], s.build_secs, s.boot_secs
                 ),
             );
         }
@@ -839,8 +900,9 @@ impl BisectReport {
         if let Some((base, fragment)) = config {
             push(&mut md, &format!("\nKernel config: {base} plus\n\n```\n{fragment}```"));
         }
-        let first_bad =
-            self.commit.as_ref().and_then(|c| self.steps.iter().find(|s| s.commit == c.hash && s.verdict == Mark::Bad));
+        let answer =
+            self.commit.as_ref().map(|c| &c.hash).or(self.kernels.as_ref().and_then(|k| Some(&k.first.as_ref()?.name)));
+        let first_bad = answer.and_then(|a| self.steps.iter().find(|s| s.commit == *a && s.verdict == Mark::Bad));
         if let Some(log) = first_bad.and_then(|s| s.console_log.as_ref()).and_then(|p| std::fs::read_to_string(p).ok())
         {
             let lines: Vec<&str> = log.lines().collect();
@@ -848,16 +910,18 @@ impl BisectReport {
             push(
                 &mut md,
                 &format!(
-                    "\nConsole of the first bad commit (last {} lines):\n\n```\n{}\n```",
+                    "\nConsole of the first bad {one} (last {} lines):\n\n```\n{}\n```",
                     tail.len(),
                     tail.join("\n")
                 ),
             );
         }
-        push(
-            &mut md,
-            &format!("\n<details><summary>git bisect log</summary>\n\n```\n{}```\n</details>", self.bisect_log),
-        );
+        if !self.bisect_log.is_empty() {
+            push(
+                &mut md,
+                &format!("\n<details><summary>git bisect log</summary>\n\n```\n{}```\n</details>", self.bisect_log),
+            );
+        }
         md
     }
 }

@@ -65,7 +65,8 @@ impl Cache {
     }
 
     /// Bisect state while a bisect runs: its worktree, git's bisect state
-    /// and `state.json` (gone when it ends).
+    /// and `state.json` (a bisect over prebuilt kernels: only that); gone
+    /// when it ends.
     pub fn bisect(&self) -> PathBuf {
         self.root.join("bisect")
     }

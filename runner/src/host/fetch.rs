@@ -1,6 +1,7 @@
 //! `kernel fetch`: the newest distro kernel package into the cache, with
-//! `apt-get download` (no root needed) and `dpkg-deb -x`; and finding the
-//! kernel to boot when the user names none.
+//! `apt-get download` (no root needed) and `dpkg-deb -x`; the packages of
+//! a series, in order, for a bisect over them; and finding the kernel to
+//! boot when the user names none.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,10 @@ pub enum FetchError {
     Io { context: String, source: std::io::Error },
     #[error("{0} did not contain boot/vmlinuz-*")]
     NoImage(String),
+    #[error("{0}: not a series (like 6.1 or 6.12)")]
+    NotASeries(String),
+    #[error("apt-cache show {0} gave no Version")]
+    NoVersion(String),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> FetchError {
@@ -43,12 +48,114 @@ const LISTS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3
 /// Where apt keeps its package lists.
 const APT_LISTS: &str = "/var/lib/apt/lists";
 
+/// A cloud kernel package the archive offers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Package {
+    /// linux-image-6.1.0-56-cloud-amd64-unsigned
+    pub name: String,
+    /// Its kernel's release (`uname -r`): 6.1.0-56-cloud-amd64
+    pub release: String,
+    /// The package's version, from `apt-cache show`: 6.1.192-2
+    pub version: String,
+}
+
+impl Package {
+    /// The upstream version the package is built from: 6.1.192 for
+    /// 6.1.0-56 (Version: 6.1.192-2), 6.12.111 for 6.12.111-1~deb12u1.
+    pub fn upstream(&self) -> Option<String> {
+        upstream_of(&self.version)
+    }
+}
+
+/// The upstream part of a Debian package version: no epoch, no Debian
+/// revision, only the leading digits and dots ("1:6.12.111-1~deb12u1" ->
+/// "6.12.111"); None when it does not start with a number.
+pub fn upstream_of(version: &str) -> Option<String> {
+    let no_epoch = version.split_once(':').map_or(version, |(_, v)| v);
+    let end = no_epoch.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(no_epoch.len());
+    let upstream = no_epoch[..end].trim_end_matches('.');
+    upstream.starts_with(|c: char| c.is_ascii_digit()).then(|| upstream.to_owned())
+}
+
 /// Fetches the newest cloud kernel whose release starts with `series`
 /// ("6.1", "6.12"; None: any) the archive offers into the cache, unless it
 /// is there already, and returns the path of its bzImage. As root, apt's
 /// package lists are refreshed first when they are older than a day, and
 /// when they know no matching kernel.
 pub fn fetch(cache: &Cache, series: Option<&str>, say: &mut dyn FnMut(&str)) -> Result<PathBuf, FetchError> {
+    let what = series.map_or_else(|| "cloud kernel".to_owned(), |s| format!("{s} cloud kernel"));
+    let names = search_fresh(&|names| newest_package(names, series).is_some(), &what, say)?;
+    let (package, release) = newest_package(&names, series)
+        .ok_or_else(|| FetchError::NoPackage(series.map(|s| format!(" for {s}")).unwrap_or_default()))?;
+    fetch_package(cache, &package, &release, say)
+}
+
+/// Every cloud kernel package of these series ("6.1", "6.12") the archive
+/// offers, oldest first, with its version; lists refreshed as for
+/// [`fetch`]. A series apt knows no kernel of is an error.
+pub fn list(series: &[String], say: &mut dyn FnMut(&str)) -> Result<Vec<Package>, FetchError> {
+    // A typo is not worth an apt-get update.
+    let is_series = |s: &str| s.split('.').count() == 2 && s.split('.').all(|n| n.parse::<u32>().is_ok());
+    if let Some(bad) = series.iter().find(|s| !is_series(s)) {
+        return Err(FetchError::NotASeries(bad.clone()));
+    }
+    let has_all = |names: &[String]| series.iter().all(|s| newest_package(names, Some(s)).is_some());
+    let names = search_fresh(&has_all, &format!("{} cloud kernel", series.join(", ")), say)?;
+    if let Some(missing) = series.iter().find(|s| newest_package(&names, Some(s.as_str())).is_none()) {
+        return Err(FetchError::NoPackage(format!(" for {missing}")));
+    }
+    let found = of_series(&names, series);
+    let mut args = vec!["show", "--no-all-versions"];
+    args.extend(found.iter().map(|(name, _)| name.as_str()));
+    let out = Cmd::new("apt-cache", args, Path::new("/")).quiet().output()?;
+    let versions = versions_in(&String::from_utf8_lossy(&out.stdout));
+    found
+        .into_iter()
+        .map(|(name, release)| {
+            let version = versions
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| FetchError::NoVersion(name.clone()))?;
+            Ok(Package { name, release, version })
+        })
+        .collect()
+}
+
+/// The (package, release) pairs of these series among `names`, oldest first.
+fn of_series(names: &[String], series: &[String]) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = names
+        .iter()
+        .filter_map(|n| release_of(n))
+        .filter(|(_, release)| series.iter().any(|s| release_matches(release, s)))
+        .collect();
+    found.sort_by(|a, b| version_cmp(&a.1, &b.1));
+    found
+}
+
+/// (package, version) pairs from `apt-cache show` records.
+fn versions_in(show: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut package = None;
+    for line in show.lines() {
+        if let Some(p) = line.strip_prefix("Package: ") {
+            package = Some(p.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("Version: ") {
+            if let Some(p) = package.take() {
+                out.push((p, v.trim().to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// apt's package list (`apt-cache search`), refreshed first as root when
+/// it is older than a day, or when `enough` says it lacks `what`.
+fn search_fresh(
+    enough: &dyn Fn(&[String]) -> bool,
+    what: &str,
+    say: &mut dyn FnMut(&str),
+) -> Result<Vec<String>, FetchError> {
     for tool in ["apt-cache", "apt-get", "dpkg-deb"] {
         which::which(tool).map_err(|_| FetchError::NoTool(tool))?;
     }
@@ -65,22 +172,33 @@ pub fn fetch(cache: &Cache, series: Option<&str>, say: &mut dyn FnMut(&str)) -> 
             }
         }
     }
-    let mut packages = search()?;
-    if newest_package(&packages, series).is_none() && root && !updated {
-        let what = series.map_or_else(|| "cloud kernel".to_owned(), |s| format!("{s} cloud kernel"));
+    let mut names = search()?;
+    if !enough(&names) && root && !updated {
         say(&format!("apt knows no {what}: running apt-get update"));
         apt_update()?;
-        packages = search()?;
+        names = search()?;
     }
-    let (package, release) = newest_package(&packages, series)
-        .ok_or_else(|| FetchError::NoPackage(series.map(|s| format!(" for {s}")).unwrap_or_default()))?;
+    Ok(names)
+}
 
+/// Downloads one package (`apt-get download`, no root needed) and unpacks
+/// it (`dpkg-deb -x`) into the cache, unless it is there already; returns
+/// the path of its bzImage, `boot/vmlinuz-<release>`.
+pub fn fetch_package(
+    cache: &Cache,
+    package: &str,
+    release: &str,
+    say: &mut dyn FnMut(&str),
+) -> Result<PathBuf, FetchError> {
     let kernels = cache.kernels();
-    let dest = kernels.join(&package);
+    let dest = kernels.join(package);
     let image = dest.join(format!("boot/vmlinuz-{release}"));
     if image.is_file() {
         say(&format!("{package} is already in the cache"));
         return Ok(image);
+    }
+    for tool in ["apt-get", "dpkg-deb"] {
+        which::which(tool).map_err(|_| FetchError::NoTool(tool))?;
     }
     say(&format!("fetching {package} into {}", dest.display()));
     std::fs::create_dir_all(&kernels).map_err(io(format!("create {}", kernels.display())))?;
@@ -88,7 +206,7 @@ pub fn fetch(cache: &Cache, series: Option<&str>, say: &mut dyn FnMut(&str)) -> 
         .prefix(".fetch-")
         .tempdir_in(&kernels)
         .map_err(io(format!("create a temp dir in {}", kernels.display())))?;
-    Cmd::new("apt-get", ["download", "-q", &package], work.path()).output()?;
+    Cmd::new("apt-get", ["download", "-q", package], work.path()).output()?;
     let deb = std::fs::read_dir(work.path())
         .map_err(io("list the download"))?
         .flatten()
@@ -98,7 +216,7 @@ pub fn fetch(cache: &Cache, series: Option<&str>, say: &mut dyn FnMut(&str)) -> 
     let unpacked = work.path().join("root");
     Cmd::new("dpkg-deb", ["-x".as_ref(), deb.as_os_str(), unpacked.as_os_str()], work.path()).output()?;
     if !unpacked.join(format!("boot/vmlinuz-{release}")).is_file() {
-        return Err(FetchError::NoImage(package));
+        return Err(FetchError::NoImage(package.to_owned()));
     }
     // Move into place atomically: a concurrent fetch of the same package
     // may have won the race, which is fine.
@@ -140,19 +258,20 @@ fn search() -> Result<Vec<String>, FetchError> {
         .collect())
 }
 
+/// (package, release) of a versioned kernel package name (not a meta
+/// package like linux-image-cloud-amd64-unsigned).
+fn release_of(name: &str) -> Option<(String, String)> {
+    let release = name.strip_prefix("linux-image-")?.strip_suffix("-unsigned")?;
+    release.starts_with(|c: char| c.is_ascii_digit()).then(|| (name.to_owned(), release.to_owned()))
+}
+
 /// The package with the highest release among `names` (apt-cache output),
 /// optionally of one series: (package, release).
 fn newest_package(names: &[String], series: Option<&str>) -> Option<(String, String)> {
     names
         .iter()
-        .filter_map(|n| {
-            let release = n.strip_prefix("linux-image-")?.strip_suffix("-unsigned")?;
-            // Skip meta packages (linux-image-cloud-amd64-unsigned): no version.
-            if !release.starts_with(|c: char| c.is_ascii_digit()) {
-                return None;
-            }
-            series.is_none_or(|s| release_matches(release, s)).then(|| (n.clone(), release.to_owned()))
-        })
+        .filter_map(|n| release_of(n))
+        .filter(|(_, release)| series.is_none_or(|s| release_matches(release, s)))
         .max_by(|a, b| version_cmp(&a.1, &b.1))
 }
 
@@ -237,6 +356,32 @@ mod tests {
         assert_eq!(rel, "6.12.117+deb12-cloud-amd64");
         assert_eq!(newest_package(&names, Some("6.1")).unwrap().1, "6.1.0-56-cloud-amd64");
         assert_eq!(newest_package(&names, Some("5.10")), None);
+    }
+
+    #[test]
+    fn series_lists_are_in_release_order_with_upstream_versions() {
+        let names: Vec<String> = [
+            "linux-image-6.12.111+deb12-cloud-amd64-unsigned",
+            "linux-image-6.1.0-56-cloud-amd64-unsigned",
+            "linux-image-6.1.0-9-cloud-amd64-unsigned",
+            "linux-image-6.12.107+deb12-cloud-amd64-unsigned",
+            "linux-image-cloud-amd64-unsigned",
+        ]
+        .map(String::from)
+        .to_vec();
+        let both: Vec<String> = of_series(&names, &["6.12".into(), "6.1".into()]).into_iter().map(|p| p.1).collect();
+        assert_eq!(
+            both,
+            ["6.1.0-9-cloud-amd64", "6.1.0-56-cloud-amd64", "6.12.107+deb12-cloud-amd64", "6.12.111+deb12-cloud-amd64"]
+        );
+        assert_eq!(of_series(&names, &["6.12".into()]).len(), 2);
+        assert_eq!(upstream_of("6.1.192-2").as_deref(), Some("6.1.192"));
+        assert_eq!(upstream_of("6.12.111-1~deb12u1").as_deref(), Some("6.12.111"));
+        assert_eq!(upstream_of("1:6.12~rc3-1~exp1").as_deref(), Some("6.12"));
+        assert_eq!(upstream_of("abc"), None);
+        let show =
+            "Package: a\nVersion: 6.1.192-2\nSize: 1\n\nPackage: b\nSource: linux\nVersion: 6.12.111-1~deb12u1\n";
+        assert_eq!(versions_in(show), [("a".into(), "6.1.192-2".into()), ("b".into(), "6.12.111-1~deb12u1".into())]);
     }
 
     #[test]

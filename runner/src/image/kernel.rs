@@ -45,15 +45,31 @@ pub fn check_bzimage(path: &Path) -> Result<Kernel, RunError> {
     if have < want {
         return Err(not_bz(&format!("truncated: its boot header says {want} bytes, the file has {have}")));
     }
-    let ptr = u16::from_le_bytes([header[KERNEL_VERSION_OFFSET as usize], header[KERNEL_VERSION_OFFSET as usize + 1]]);
-    let release = if ptr == 0 {
-        None
-    } else {
-        let mut text = [0u8; 256];
-        let n = file.seek(SeekFrom::Start(u64::from(ptr) + 0x200)).and_then(|_| file.read(&mut text)).unwrap_or(0);
-        release_from_version(&text[..n])
-    };
+    let release = read_version(&mut file, &header).and_then(|v| release_from_version(&v));
     Ok(Kernel { path: path.to_owned(), release })
+}
+
+/// The whole version string of a bzImage ("6.1.0-56-cloud-amd64
+/// (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC Debian
+/// 6.1.192-2 (2026-11-16)", what `/proc/version` says after "Linux version"),
+/// if it has one.
+pub fn version_string(path: &Path) -> Option<String> {
+    let mut file = File::open(path).ok()?;
+    let mut header = [0u8; 0x210];
+    read_at(&mut file, 0, &mut header).ok()?;
+    read_version(&mut file, &header)
+}
+
+/// The version string `kernel_version` in `header` points at.
+fn read_version(file: &mut File, header: &[u8; 0x210]) -> Option<String> {
+    let ptr = u16::from_le_bytes([header[KERNEL_VERSION_OFFSET as usize], header[KERNEL_VERSION_OFFSET as usize + 1]]);
+    if ptr == 0 {
+        return None;
+    }
+    let mut text = [0u8; 256];
+    let n = file.seek(SeekFrom::Start(u64::from(ptr) + 0x200)).and_then(|_| file.read(&mut text)).ok()?;
+    let end = text[..n].iter().position(|&b| b == 0).unwrap_or(n);
+    std::str::from_utf8(&text[..end]).ok().map(str::to_owned)
 }
 
 /// Where a bzImage's protected-mode part lies, from its setup header
@@ -78,9 +94,7 @@ fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> 
 }
 
 /// "6.12.117+deb12-cloud-amd64 (debian-kernel@...) #1 SMP ..." -> the first word.
-fn release_from_version(text: &[u8]) -> Option<String> {
-    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-    let s = std::str::from_utf8(&text[..end]).ok()?;
+fn release_from_version(s: &str) -> Option<String> {
     let release = s.split_whitespace().next()?;
     release.chars().next()?.is_ascii_digit().then(|| release.to_owned())
 }
@@ -133,6 +147,10 @@ mod tests {
         let f = fake_bzimage("6.12.117+deb12-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP");
         let k = check_bzimage(f.path()).unwrap();
         assert_eq!(k.release.as_deref(), Some("6.12.117+deb12-cloud-amd64"));
+        assert_eq!(
+            version_string(f.path()).as_deref(),
+            Some("6.12.117+deb12-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP")
+        );
     }
 
     #[test]
