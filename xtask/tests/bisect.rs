@@ -117,8 +117,14 @@ fn finds_the_culprit_skips_what_does_not_build_and_leaves_the_user_alone() {
     let run = bisect(dir.path(), &c[0], &c[7], &["--json", json.to_str().unwrap()], cache.path());
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(snapshot(dir.path()), before, "the user's checkout changed");
-    assert_eq!(git(dir.path(), &["worktree", "list"]).lines().count(), 1, "our worktree is left");
-    // Its state went with the worktree; the console logs are in its cache.
+    // krepro's worktree of the repository stays (the next build or bisect
+    // starts from it), in its cache, with no bisect left in it.
+    let list = git(dir.path(), &["worktree", "list", "--porcelain"]);
+    let ours: Vec<&str> = list.lines().filter_map(|l| l.strip_prefix("worktree ")).skip(1).collect();
+    assert_eq!(ours.len(), 1, "{list}");
+    assert!(Path::new(ours[0]).starts_with(cache.path().join("krepro/worktrees")), "{list}");
+    assert!(Command::new("git").args(["bisect", "log"]).current_dir(ours[0]).output().unwrap().stdout.is_empty());
+    // Its state is gone; the console logs are in its cache.
     let state = cache.path().join("krepro/bisect");
     let left: Vec<_> = std::fs::read_dir(&state).unwrap().flatten().map(|e| e.path()).collect();
     assert!(left.is_empty(), "bisect state left: {left:?}");
@@ -134,7 +140,8 @@ fn finds_the_culprit_skips_what_does_not_build_and_leaves_the_user_alone() {
 
     // The Markdown report: the commit, the table, the console of the first bad run.
     assert!(run.stdout.starts_with(&format!("## first bad commit: {} (\"change 4\")", &c[4][..12])), "{}", run.stdout);
-    assert!(run.stdout.contains("| commit | subject | verdict | runs | build | boot |"), "{}", run.stdout);
+    assert!(run.stdout.contains("| commit | subject | verdict | runs | compiler | build | boot |"), "{}", run.stdout);
+    assert!(run.stdout.contains("| bad | fail | --build-cmd |"), "{}", run.stdout);
     assert!(run.stdout.contains("krepro: verdict=fail repro=selftest_version kernel 6.12"), "{}", run.stdout);
     // Progress went to stderr.
     assert!(run.stderr.contains("krepro: step 1"), "{}", run.stderr);

@@ -500,6 +500,16 @@ fn bisect_finds_a_planted_regression_with_real_builds() {
     let status_before = git_in(&repo, &["status", "--porcelain"]);
     let head_before = git_in(&repo, &["rev-parse", "HEAD"]);
 
+    // The user builds their tree first (as they would before bisecting):
+    // a snapshot of it, in krepro's worktree of the repository.
+    let user = env.xtask(&["kernel", "build", "--source", repo.to_str().unwrap(), "--repro", "listen_backlog"]);
+    assert_eq!(user.code, 0, "{}", user.stderr);
+    let line =
+        user.stderr.lines().find(|l| l.contains("in krepro's worktree ")).unwrap_or_else(|| panic!("{}", user.stderr));
+    let worktree = line.rsplit_once("in krepro's worktree ").unwrap().1.to_owned();
+    assert_eq!(git_in(&repo, &["status", "--porcelain"]), status_before);
+    eprintln!("the user's build: {:?}", user.took);
+
     let out_dir = temp("out");
     let json = out_dir.path().join("bisect.json");
     let r = env.xtask(&[
@@ -530,7 +540,12 @@ fn bisect_finds_a_planted_regression_with_real_builds() {
     assert!(r.stdout.contains("### Verification: verified"), "{}", r.stdout);
     assert_eq!(git_in(&repo, &["status", "--porcelain"]), status_before);
     assert_eq!(git_in(&repo, &["rev-parse", "HEAD"]), head_before);
-    assert_eq!(git_in(&repo, &["worktree", "list"]).lines().count(), 1);
+    // The bisect ran in the worktree the user's build used, and left it
+    // there with no bisect in it.
+    let list = git_in(&repo, &["worktree", "list", "--porcelain"]);
+    let ours: Vec<&str> = list.lines().filter_map(|l| l.strip_prefix("worktree ")).skip(1).collect();
+    assert_eq!(ours, [worktree.as_str()], "{list}");
+    assert!(r.stderr.contains("build") && !r.stderr.contains("checking out a worktree"), "{}", r.stderr);
     std::fs::write(repo.join("README"), git_in(&repo, &["show", "HEAD:README"])).unwrap();
     // The bisect's worktree and state went with it (the builds stay cached).
     let bisect_dir = env.cache.path().join("krepro/bisect");

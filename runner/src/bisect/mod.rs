@@ -1,8 +1,11 @@
-//! Bisect: git's own bisect, driven in a worktree of krepro's so the user's
-//! checkout is never touched, with krepro's build and boot at each step.
+//! Bisect: git's own bisect, driven in krepro's long-lived worktree of the
+//! repository ([`crate::build::worktree`]: the one `kernel build --source`
+//! builds in too, so the first step builds incrementally from the user's
+//! last build), with krepro's build and boot at each step. The user's
+//! checkout is never touched.
 //!
-//! State lives in `~/.cache/krepro/bisect/<key>/` (the worktree, git's
-//! bisect state inside it, and `state.json` with every tested commit), so
+//! State lives in `~/.cache/krepro/bisect/<key>/state.json` (every tested
+//! commit, the worktree used) and git's bisect state in that worktree, so
 //! the same command after Ctrl-C or a reboot goes on where it stopped.
 //! [`kernels`] bisects a list of prebuilt kernels the same way, nothing built.
 
@@ -15,6 +18,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::boot::outcome::{Outcome, Remap};
+use crate::build::worktree;
 use crate::host::cache::Cache;
 use crate::host::spawn::{Cmd, CmdError};
 use crate::RunError;
@@ -196,6 +200,8 @@ pub enum BisectError {
     Interrupted,
     #[error(transparent)]
     Git(#[from] CmdError),
+    #[error(transparent)]
+    Worktree(#[from] crate::build::worktree::WorktreeError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
 }
@@ -251,6 +257,9 @@ pub(crate) struct State {
     /// The verification checks made so far.
     #[serde(default)]
     pub checks: Vec<verify::Check>,
+    /// The worktree git's bisect runs in (a resume goes back to it).
+    #[serde(default)]
+    pub worktree: Option<PathBuf>,
 }
 
 impl State {
@@ -355,7 +364,6 @@ pub fn bisect(
     .to_hex()[..16]
         .to_owned();
     let state_dir = cache.bisect().join(&key);
-    let worktree = state_dir.join("worktree");
     let state_path = state_dir.join("state.json");
     let mut state: State = match State::load(&state_path) {
         Some(s) => {
@@ -368,20 +376,22 @@ pub fn bisect(
         }
         None => State::default(),
     };
-    if !worktree.join(".git").exists() {
-        std::fs::create_dir_all(&state_dir).map_err(io(format!("create {}", state_dir.display())))?;
-        // A worktree of ours, detached at the new end: the user's HEAD,
-        // index, working tree and stash are never touched.
-        let _ = git(&repo, &["worktree", "prune"]);
-        git(&repo, &["worktree", "add", "--detach", "--force", &worktree.to_string_lossy(), &new_rev])?;
-        // A new worktree has no bisect in it: start again; the commits
-        // already tested are reused from the state, not booted again.
+    std::fs::create_dir_all(&state_dir).map_err(io(format!("create {}", state_dir.display())))?;
+    // The repository's worktree (held until the bisect ends): the one this
+    // bisect was in when it resumes, else a free one.
+    let held = worktree::take(cache, &repo, state.worktree.as_deref(), &mut |m| on(BisectEvent::Say(m)))?;
+    let worktree = held.path.clone();
+    if state.worktree.as_deref() != Some(worktree.as_path()) || !worktree::bisecting(&worktree) {
+        // A bisect new to this worktree: git's bisect starts again (the
+        // commits already tested are reused from the state, not booted
+        // again), from the new end.
+        worktree::checkout(&worktree, &new_rev)?;
         state.started_bisect = false;
+        state.worktree = Some(worktree.clone());
     }
     let save = |state: &State| state.save(&state_path);
 
     let at = Session {
-        repo: &repo,
         worktree: &worktree,
         state_dir: &state_dir,
         opts,
@@ -649,7 +659,6 @@ pub(crate) fn boot_runs(
 
 /// Where a bisect runs and what it was asked: what finishing needs.
 struct Session<'a> {
-    repo: &'a Path,
     worktree: &'a Path,
     state_dir: &'a Path,
     opts: &'a BisectOptions,
@@ -661,8 +670,8 @@ struct Session<'a> {
     started: Instant,
 }
 
-/// Reports git's answer, verified unless asked not to, and removes the
-/// worktree and the state.
+/// Reports git's answer, verified unless asked not to, ends git's bisect
+/// and removes the state.
 fn finish(
     at: &Session<'_>,
     mut state: State,
@@ -713,10 +722,9 @@ fn finish(
         wall_secs: state.wall_secs,
         verification,
     };
-    // Done: our worktree goes (git forgets it too); the state dir with it.
-    let _ = git(wt, &["bisect", "reset", "--quiet"]);
-    let _ = git(at.repo, &["worktree", "remove", "--force", &wt.to_string_lossy()]);
-    let _ = git(at.repo, &["worktree", "prune"]);
+    // Done: git's bisect ends (the worktree stays, for the next build of
+    // this repository); the state dir goes.
+    let _ = git(wt, &["bisect", "reset"]);
     let _ = std::fs::remove_dir_all(at.state_dir);
     Ok(report)
 }
@@ -1126,8 +1134,13 @@ mod tests {
         assert!(report.bisect_log.contains("# first bad commit:"), "{}", report.bisect_log);
         assert_eq!(report.steps[0].kind, TestKind::Endpoint);
         assert_eq!(user_state(dir.path()), before);
-        // Our worktree is gone, from disk and from git.
-        assert_eq!(git(dir.path(), &["worktree", "list"]).unwrap().lines().count(), 1);
+        // Our worktree stays for the next build of this repository, its
+        // bisect ended; nothing else was added.
+        let list = git(dir.path(), &["worktree", "list", "--porcelain"]).unwrap();
+        let ours: Vec<&str> = list.lines().filter_map(|l| l.strip_prefix("worktree ")).skip(1).collect();
+        assert_eq!(ours.len(), 1, "{list}");
+        assert!(Path::new(ours[0]).starts_with(cache.worktrees()), "{list}");
+        assert!(!worktree::bisecting(Path::new(ours[0])));
         let md = report.markdown(Some(("tinyconfig", "CONFIG_NET=y\n")));
         assert!(md.starts_with(&format!("## first bad commit: {} (\"commit 4: bad\")", &c[4][..12])), "{md}");
         assert!(md.contains("| bad |") && md.contains("CONFIG_NET=y"), "{md}");
