@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{console_log, extract_linux_source, k61, k612, require_qemu, xtask, Run};
+use common::{console_log, extract_linux_source, k61, k612, run_exec as run};
 
 const SELFTESTS: &str = "tools/testing/selftests";
 
@@ -73,14 +73,6 @@ fn build(sources: &[&str]) -> PathBuf {
         .unwrap_or_else(|e| panic!("run cc ({e}): apt-get install -y build-essential"));
     assert!(out.status.success(), "cc -static {sources:?}:\n{}", String::from_utf8_lossy(&out.stderr));
     exe
-}
-
-fn run(kernel: &Path, exec: &Path, extra: &[&str]) -> Run {
-    require_qemu();
-    let mut args = vec!["run", "--kernel", kernel.to_str().unwrap(), "--exec", exec.to_str().unwrap()];
-    args.extend_from_slice(&["--accel", "tcg", "--json"]);
-    args.extend_from_slice(extra);
-    xtask(&args)
 }
 
 #[test]

@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{console_log, k61, k612, require_qemu, static_fixture, temp, xtask, Run};
+use common::{console_log, k61, k612, require_qemu, run_exec as run, static_fixture, temp, xtask, Run};
 use serde_json::Value;
 
 /// The device probe, built static once per test binary (tests run in
@@ -20,14 +20,6 @@ use serde_json::Value;
 fn probe() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| static_fixture("devices.c")).clone()
-}
-
-fn run(kernel: &Path, exec: &Path, extra: &[&str]) -> Run {
-    require_qemu();
-    let mut args = vec!["run", "--kernel", kernel.to_str().unwrap(), "--exec", exec.to_str().unwrap()];
-    args.extend_from_slice(&["--accel", "tcg", "--json"]);
-    args.extend_from_slice(extra);
-    xtask(&args)
 }
 
 fn outcome(run: &Run, want: &str, code: i32) -> Value {

@@ -161,3 +161,12 @@ pub fn static_fixture(source: &str) -> PathBuf {
     assert!(st.success(), "cc -static {} (apt-get install -y build-essential)", src.display());
     exe
 }
+
+/// `run --exec FILE` on `kernel` under TCG with `--json`, and `extra` flags.
+pub fn run_exec(kernel: &Path, exec: &Path, extra: &[&str]) -> Run {
+    require_qemu();
+    let mut args = vec!["run", "--kernel", kernel.to_str().unwrap(), "--exec", exec.to_str().unwrap()];
+    args.extend_from_slice(&["--accel", "tcg", "--json"]);
+    args.extend_from_slice(extra);
+    xtask(&args)
+}
