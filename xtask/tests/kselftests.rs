@@ -51,7 +51,7 @@ fn selftests() -> &'static Path {
             }
             members.sort();
             members.dedup();
-            extract_linux_source(&tree, &members.iter().map(String::as_str).collect::<Vec<_>>());
+            extract_linux_source("6.1", &tree, &members.iter().map(String::as_str).collect::<Vec<_>>());
         }
         tree.join(SELFTESTS)
     })

@@ -74,7 +74,7 @@ fn linux_tree() -> (std::sync::MutexGuard<'static, ()>, PathBuf) {
     let guard = TREE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let tree = scratch().join("linux-source-6.1");
     if !tree.join("Makefile").is_file() {
-        extract_linux_source(&tree, &[]);
+        extract_linux_source("6.1", &tree, &[]);
     }
     (guard, tree)
 }
@@ -330,17 +330,9 @@ fn the_sdk_repros_pass_on_a_builder_kernel() {
 /// Debian's linux-source-6.12, extracted once beside the 6.1 tree (its
 /// package is installed by `KREPRO_SLOW=1 cargo xtask ci`).
 fn linux_6_12_tree() -> PathBuf {
-    const TARBALL_6_12: &str = "/usr/src/linux-source-6.12.tar.xz";
-    assert!(
-        Path::new(TARBALL_6_12).is_file(),
-        "{TARBALL_6_12} is missing: apt-get install -y linux-source-6.12 (or KREPRO_SLOW=1 cargo xtask ci)"
-    );
     let tree = scratch().join("linux-source-6.12");
     if !tree.join("Makefile").is_file() {
-        let tmp = tempfile::tempdir_in(scratch()).unwrap();
-        let st = Command::new("tar").arg("xf").arg(TARBALL_6_12).current_dir(tmp.path()).status().expect("run tar");
-        assert!(st.success(), "tar xf {TARBALL_6_12}: {st}");
-        std::fs::rename(tmp.path().join("linux-source-6.12"), &tree).unwrap();
+        extract_linux_source("6.12", &tree, &[]);
     }
     tree
 }
@@ -446,7 +438,7 @@ fn linux_history() -> PathBuf {
         // A history an older test (or an interrupted run) made: again.
         std::fs::remove_dir_all(&repo).unwrap_or_else(|e| panic!("remove {}: {e}", repo.display()));
     }
-    extract_linux_source(&repo, &[]);
+    extract_linux_source("6.1", &repo, &[]);
     // Debian's tarball ignores everything at the top level ("/*" then
     // "!/debian/"): drop that, or git adds nothing.
     let gi = repo.join(".gitignore");

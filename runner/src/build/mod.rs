@@ -297,10 +297,10 @@ fn resolve_toolchain(
     };
     provide(&choice, on)?;
     let (args, path) = toolchain::make_args(choice.compiler, ccache);
+    // A versioned clang is plain `clang` in its own bin dir (`path`).
     let program = match choice.compiler.family {
         Family::Gcc => choice.compiler.to_string(),
-        Family::Clang if path.is_some() => "clang".into(),
-        Family::Clang => "clang".into(),
+        Family::Clang => "clang".to_owned(),
     };
     let version = version_line(&program, path.as_deref()).unwrap_or_else(|| program.clone());
     on(BuildEvent::Note(&format!("compiler: {} ({})", choice.compiler, choice.why)));

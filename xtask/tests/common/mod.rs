@@ -129,27 +129,28 @@ pub fn assert_empty(dir: &Path) {
 /// tier builds kernels from it, the kselftest tests build its selftests.
 pub const LINUX_SOURCE: &str = "/usr/src/linux-source-6.1.tar.xz";
 
-/// `members` of the linux-source-6.1 tarball (paths below its top
-/// directory; none means all of it) extracted to `dest`, atomically: a
+/// `members` of Debian's linux-source-`version` tarball (paths below its
+/// top directory; none means all of it) extracted to `dest`, atomically: a
 /// half-extracted tree never sits at `dest`.
-pub fn extract_linux_source(dest: &Path, members: &[&str]) {
+pub fn extract_linux_source(version: &str, dest: &Path, members: &[&str]) {
+    let tarball = format!("/usr/src/linux-source-{version}.tar.xz");
+    let top = format!("linux-source-{version}");
     assert!(
-        Path::new(LINUX_SOURCE).is_file(),
-        "{LINUX_SOURCE} is missing: apt-get install -y linux-source-6.1 xz-utils (or run `cargo xtask ci`, which installs it)"
+        Path::new(&tarball).is_file(),
+        "{tarball} is missing: apt-get install -y {top} xz-utils (or run `cargo xtask ci`, which installs it)"
     );
     let parent = dest.parent().unwrap();
     std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
     let tmp = tempfile::tempdir_in(parent).unwrap();
     let st = Command::new("tar")
         .arg("xf")
-        .arg(LINUX_SOURCE)
-        .args(members.iter().map(|m| format!("linux-source-6.1/{m}")))
+        .arg(&tarball)
+        .args(members.iter().map(|m| format!("{top}/{m}")))
         .current_dir(tmp.path())
         .status()
         .expect("run tar");
-    assert!(st.success(), "tar xf {LINUX_SOURCE} {members:?}: {st}");
-    std::fs::rename(tmp.path().join("linux-source-6.1"), dest)
-        .unwrap_or_else(|e| panic!("move the tree to {}: {e}", dest.display()));
+    assert!(st.success(), "tar xf {tarball} {members:?}: {st}");
+    std::fs::rename(tmp.path().join(&top), dest).unwrap_or_else(|e| panic!("move the tree to {}: {e}", dest.display()));
 }
 
 /// A C program from tests/fixtures built with `cc -static` into cargo's
