@@ -10,8 +10,8 @@
 // PID 1 handles whatever can fail: an unwrap would turn it into an `error`.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-compile_error!("krepro-init supports x86_64 Linux only (isa-debug-exit and _start are x86_64-specific)");
+#[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux")))]
+compile_error!("krepro-init supports x86_64 and aarch64 Linux only (_start, clone and mem* are per-arch, in sys/)");
 
 extern crate alloc;
 

@@ -76,11 +76,16 @@ pub fn verdict(kind: Kind, repro: &str, message: &str) -> ! {
         Err(errno) => warn(format_args!("{}", repros::Error::Errno { step: "scan /sys/class/virtio-ports", errno })),
     }
 
-    // 3. isa-debug-exit: qemu exits with status (value << 1) | 1.
-    let value = kind.debug_exit_value();
-    if sys::debug_exit_ioport(protocol::DEBUG_EXIT_PORT, value).is_err() {
-        // No ioperm (CONFIG_X86_IOPL_IOPERM=n): try /dev/port (CONFIG_DEVPORT).
-        let _ = write_dev_port(protocol::DEBUG_EXIT_PORT, value);
+    // 3. isa-debug-exit (x86_64 only): qemu exits with status
+    //    (value << 1) | 1. arm64 has no such device: qemu exits 0 on the
+    //    PSCI power-off below, which the host never reads as a verdict.
+    #[cfg(target_arch = "x86_64")]
+    {
+        let value = kind.debug_exit_value();
+        if sys::debug_exit_ioport(protocol::DEBUG_EXIT_PORT, value).is_err() {
+            // No ioperm (CONFIG_X86_IOPL_IOPERM=n): try /dev/port (CONFIG_DEVPORT).
+            let _ = write_dev_port(protocol::DEBUG_EXIT_PORT, value);
+        }
     }
 
     // 4. Still here: no isa-debug-exit device. Power off.
@@ -111,6 +116,7 @@ fn write_port(path: &str, data: &[u8]) -> repros::Result<()> {
 }
 
 /// Writes one byte to an I/O port through /dev/port.
+#[cfg(target_arch = "x86_64")]
 fn write_dev_port(port: u16, value: u8) -> Result<(), Errno> {
     let fd = rustix::fs::open("/dev/port", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
     rustix::io::pwrite(&fd, &[value], u64::from(port)).map(drop)

@@ -11,8 +11,11 @@
 //! crate-wide (here it would take a crate of its own for five functions);
 //! others write the functions in assembly, which the optimiser cannot see into.
 //!
-//! Here: `memcpy`, `memmove` and `memset` are `rep movsb`/`rep stosb`, fast on
-//! every x86_64 made since Ivy Bridge (ERMSB). `memcmp` and `strlen` are byte
+//! Here, on x86_64: `memcpy`, `memmove` and `memset` are `rep movsb`/`rep
+//! stosb`, fast on every x86_64 made since Ivy Bridge (ERMSB). arm64 has no
+//! such instruction: there all three are byte loops through
+//! [`read_volatile`]/[`write_volatile`], like memcmp below (PID 1 copies
+//! little; the bulk of a repro's output moves inside the kernel). `memcmp` and `strlen` are byte
 //! loops that read through [`read_volatile`]: loop idioms only match plain
 //! loads, and a volatile load can be neither dropped, merged nor turned into
 //! a call. (`repe cmpsb`/`repne scasb` would do too, but they are slow
@@ -23,13 +26,17 @@
 //! None of these may compare or copy through slices: `[u8] == [u8]` is itself
 //! lowered to `memcmp`/`bcmp`.
 
+#[cfg(target_arch = "x86_64")]
 use core::arch::asm;
 use core::ptr::read_volatile;
+#[cfg(target_arch = "aarch64")]
+use core::ptr::write_volatile;
 
 /// `memcpy(3)`. <https://man7.org/linux/man-pages/man3/memcpy.3.html>
 ///
 /// # Safety
 /// `dest` and `src` are valid for `n` bytes and do not overlap.
+#[cfg(target_arch = "x86_64")]
 #[no_mangle]
 pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     // SAFETY: the caller guarantees both ranges; rep movsb copies forwards
@@ -44,6 +51,7 @@ pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut
 ///
 /// # Safety
 /// `dest` and `src` are valid for `n` bytes; they may overlap.
+#[cfg(target_arch = "x86_64")]
 #[no_mangle]
 pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     if (dest as usize).wrapping_sub(src as usize) >= n {
@@ -73,11 +81,63 @@ pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mu
 ///
 /// # Safety
 /// `dest` is valid for `n` bytes.
+#[cfg(target_arch = "x86_64")]
 #[no_mangle]
 pub unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
     // SAFETY: the caller guarantees the range; rep stosb fills forwards.
     unsafe {
         asm!("rep stosb", inout("rcx") n => _, inout("rdi") dest => _, in("al") c as u8, options(nostack, preserves_flags));
+    }
+    dest
+}
+
+/// `memcpy(3)` on arm64.
+///
+/// # Safety
+/// `dest` and `src` are valid for `n` bytes and do not overlap.
+#[cfg(target_arch = "aarch64")]
+#[no_mangle]
+pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    for i in 0..n {
+        // SAFETY: i < n and the caller guarantees both ranges; volatile so
+        // that the loop stays a loop (see the module doc).
+        unsafe { write_volatile(dest.add(i), read_volatile(src.add(i))) };
+    }
+    dest
+}
+
+/// `memmove(3)` on arm64.
+///
+/// # Safety
+/// `dest` and `src` are valid for `n` bytes; they may overlap.
+#[cfg(target_arch = "aarch64")]
+#[no_mangle]
+pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    if (dest as usize).wrapping_sub(src as usize) >= n {
+        // dest is before src or past its end (or n is 0): a forward copy is
+        // safe.
+        // SAFETY: the caller guarantees both ranges.
+        return unsafe { memcpy(dest, src, n) };
+    }
+    for i in (0..n).rev() {
+        // SAFETY: i < n; copying backwards never reads a byte it already
+        // overwrote when dest lies inside src's range.
+        unsafe { write_volatile(dest.add(i), read_volatile(src.add(i))) };
+    }
+    dest
+}
+
+/// `memset(3)` on arm64.
+///
+/// # Safety
+/// `dest` is valid for `n` bytes.
+#[cfg(target_arch = "aarch64")]
+#[no_mangle]
+pub unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
+    for i in 0..n {
+        // SAFETY: i < n and the caller guarantees the range; volatile so
+        // that the loop stays a loop.
+        unsafe { write_volatile(dest.add(i), c as u8) };
     }
     dest
 }

@@ -5,8 +5,8 @@
 //!   calls [`crate::main`] and never returns.
 //! - The global allocator ([`heap`]) hands out each block once until it is
 //!   freed; its free lists are only touched under its lock.
-//! - Port I/O ([`debug_exit_ioport`]) is done only after `ioperm` granted the
-//!   port, and only to qemu's isa-debug-exit port.
+//! - Port I/O (`debug_exit_ioport`, x86_64 only) is done only after `ioperm`
+//!   granted the port, and only to qemu's isa-debug-exit port.
 //! - The interface ioctls pass a properly sized, zero-initialised `ifreq`
 //!   with a NUL-terminated name.
 //! - Threads ([`thread`]) run on stacks of their own, mapped with a guard
@@ -81,6 +81,7 @@ pub const IFF_UP: i16 = linux_raw_sys::net::net_device_flags::IFF_UP as i16;
 /// `ioperm(2)` then `outb`: writes `value` to I/O port `port`.
 ///
 /// <https://man7.org/linux/man-pages/man2/ioperm.2.html>
+#[cfg(target_arch = "x86_64")]
 pub fn debug_exit_ioport(port: u16, value: u8) -> Result<(), Errno> {
     // SAFETY: ioperm(from, num, turn_on) takes plain integers and touches
     // no memory of ours.

@@ -20,7 +20,11 @@ use linux_raw_sys::general::{
     CLONE_CHILD_CLEARTID, CLONE_FILES, CLONE_FS, CLONE_PARENT_SETTID, CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD,
     CLONE_VM,
 };
-use repros::syscall::{nr, syscall0, syscall1};
+#[cfg(target_arch = "x86_64")]
+use repros::syscall::syscall0;
+#[cfg(target_arch = "aarch64")]
+use repros::syscall::syscall5;
+use repros::syscall::{nr, syscall1};
 use repros::{Error, Join, Step as _, ThreadMain};
 use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 use rustix::process::Pid;
@@ -166,6 +170,7 @@ fn spawn(main: ThreadMain) -> repros::Result<Handle> {
 /// `stack` is the 16-byte aligned top of memory the new thread may use as
 /// its stack; `tid` as clone(2) uses it for `flags`; `arg` is what
 /// [`entry`] expects.
+#[cfg(target_arch = "x86_64")]
 unsafe fn clone(flags: usize, stack: *mut u8, tid: *mut u32, arg: *mut Control) -> Result<usize, rustix::io::Errno> {
     let ret: isize;
     // SAFETY: the caller's contract. In the child (rax 0) the code jumps
@@ -194,6 +199,49 @@ unsafe fn clone(flags: usize, stack: *mut u8, tid: *mut u32, arg: *mut Control) 
             in("r12") arg,
             lateout("rcx") _,
             lateout("r11") _,
+            options(nostack),
+        );
+    }
+    if ret < 0 {
+        Err(rustix::io::Errno::from_raw_os_error(-ret as i32))
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// clone(2) whose child starts in [`entry`] with `arg`, on `stack`.
+///
+/// # Safety
+/// `stack` is the 16-byte aligned top of memory the new thread may use as
+/// its stack; `tid` as clone(2) uses it for `flags`; `arg` is what
+/// [`entry`] expects.
+#[cfg(target_arch = "aarch64")]
+unsafe fn clone(flags: usize, stack: *mut u8, tid: *mut u32, arg: *mut Control) -> Result<usize, rustix::io::Errno> {
+    let ret: isize;
+    // SAFETY: the caller's contract. arm64's clone takes (flags, stack,
+    // parent_tid, tls, child_tid) in x0..x4. In the child (x0 0) the code
+    // branches straight to `entry` on its new stack: it never returns into
+    // the parent's frame, which this block's operands describe. The child
+    // starts with the parent's registers, so x20 still holds `arg`.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            "cbnz x0, 2f",
+            // Child: `entry(arg)` with no frame pointer and no return
+            // address, as the outermost frame.
+            "mov x0, x20",
+            "mov x29, xzr",
+            "mov x30, xzr",
+            "b {entry}",
+            "2:",
+            entry = sym entry,
+            in("x8") nr::__NR_clone as usize,
+            inlateout("x0") flags => ret,
+            in("x1") stack,
+            in("x2") tid,
+            in("x3") 0usize,
+            in("x4") tid,
+            in("x20") arg,
             options(nostack),
         );
     }
@@ -233,7 +281,13 @@ pub fn fork() -> repros::Result<Option<Pid>> {
         // SAFETY: fork takes no arguments. The child has only this thread,
         // and the allocator's lock is released on both sides when `_heap`
         // drops; other threads hold no other lock.
-        unsafe { syscall0(nr::__NR_fork) }
+        #[cfg(target_arch = "x86_64")]
+        let pid = unsafe { syscall0(nr::__NR_fork) };
+        // SAFETY: as above: arm64 has no fork(2); clone with only the exit
+        // signal and no new stack is fork, as glibc and musl issue it.
+        #[cfg(target_arch = "aarch64")]
+        let pid = unsafe { syscall5(nr::__NR_clone, nr::SIGCHLD as usize, 0, 0, 0, 0) };
+        pid
     }
     .step("fork")?;
     // A positive pid in the parent, 0 in the child.
