@@ -16,7 +16,6 @@ pub mod initrd;
 use std::path::PathBuf;
 
 pub use boot::outcome::{ExitCode, Outcome};
-use boot::qemu;
 use initrd::modules;
 
 /// Why a boot could not happen at all (as opposed to what it found, an
@@ -25,16 +24,16 @@ use initrd::modules;
 pub enum RunError {
     #[error("kernel {0} does not exist")]
     KernelNotFound(PathBuf),
-    #[error("{path} is not a bzImage: {why}")]
+    #[error("{path} is not a kernel image (an x86 bzImage or an arm64 Image): {why}")]
     NotABzImage { path: PathBuf, why: String },
     #[error("initrd {0} does not exist (build one with `cargo xtask initrd`)")]
     InitrdNotFound(PathBuf),
     #[error("unknown repro '{name}'; known repros: {known}")]
     UnknownRepro { name: String, known: String },
-    #[error("{} is not installed: install it with `{hint}`", qemu::QEMU)]
-    QemuMissing { hint: String },
-    #[error("installing {pkg} failed: {0}", pkg = qemu::QEMU_PACKAGE)]
-    QemuInstall(String),
+    #[error("{qemu} is not installed: install it with `{hint}`")]
+    QemuMissing { qemu: String, hint: String },
+    #[error("installing {package} failed: {reason}")]
+    QemuInstall { package: String, reason: String },
     #[error("no kernel to boot: {0}; pass --kernel FILE or run `cargo xtask kernel fetch`")]
     NoKernel(String),
     #[error("KVM is not usable: {0} (use --accel auto or --accel tcg)")]

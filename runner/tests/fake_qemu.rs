@@ -61,7 +61,11 @@ impl World {
 
     fn target(&self, boot_image: BootImage) -> Target {
         Target {
-            kernel: Kernel { path: self.path("bzImage"), release: Some("6.99.0-fake".into()) },
+            kernel: Kernel {
+                path: self.path("bzImage"),
+                release: Some("6.99.0-fake".into()),
+                arch: krepro_runner::image::arch::Arch::X86_64,
+            },
             boot_image,
             acpi: true,
             extra_initrd: Vec::new(),

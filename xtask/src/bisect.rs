@@ -19,6 +19,8 @@ use krepro_runner::cli::{self, BootArgs, ExecArgs, GuestSpec, VerdictArgs};
 use krepro_runner::host::cache::Cache;
 use krepro_runner::host::fetch;
 use krepro_runner::host::spawn::Cmd;
+use krepro_runner::image::arch::Arch;
+use krepro_runner::image::kernel::check_kernel;
 use krepro_runner::RunError;
 
 use crate::ConfigArgs;
@@ -192,8 +194,8 @@ impl Tester for Real<'_> {
     }
 }
 
-pub fn run(args: &BisectArgs, initrd: &Path, cache: &Cache) -> ExitCode {
-    match run_inner(args, initrd, cache) {
+pub fn run(args: &BisectArgs, arch: Arch, initrd: &Path, cache: &Cache) -> ExitCode {
+    match run_inner(args, arch, initrd, cache) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -207,7 +209,28 @@ pub fn run(args: &BisectArgs, initrd: &Path, cache: &Cache) -> ExitCode {
     }
 }
 
-fn run_inner(args: &BisectArgs, initrd: &Path, cache: &Cache) -> Result<ExitCode, BisectError> {
+/// The architecture a bisect boots: that of the --kernels (one for all),
+/// else --arch, else the host's. Checked before init is built for it.
+pub fn guest_arch(args: &BisectArgs) -> Result<Arch, RunError> {
+    let Some((first, rest)) = args.kernels.split_first() else {
+        return cli::guest_arch(&args.boot, None);
+    };
+    let in_list = |e: RunError| RunError::BadFlag(format!("--kernels: {e}"));
+    let arch = cli::guest_arch(&args.boot, Some(first)).map_err(in_list)?;
+    for k in rest {
+        let other = check_kernel(k).map_err(in_list)?.arch;
+        if other != arch {
+            return Err(RunError::BadFlag(format!(
+                "--kernels: {} is an {arch} kernel but {} is {other}: one bisect boots one architecture",
+                first.display(),
+                k.display()
+            )));
+        }
+    }
+    Ok(arch)
+}
+
+fn run_inner(args: &BisectArgs, arch: Arch, initrd: &Path, cache: &Cache) -> Result<ExitCode, BisectError> {
     let mut ui = Ui {
         progress: Progress::new(),
         verbose: args.verbose,
@@ -217,12 +240,12 @@ fn run_inner(args: &BisectArgs, initrd: &Path, cache: &Cache) -> Result<ExitCode
         made: "build",
     };
     // A list that cannot be bisected fails here, before qemu is looked for.
-    let prebuilt = prebuilt_kernels(args, &mut |m| ui.progress.say(m))?;
+    let prebuilt = prebuilt_kernels(args, arch, &mut |m| ui.progress.say(m))?;
     if prebuilt.is_some() {
         ui.made = "fetch";
     }
     let repro = args.repro.as_deref().unwrap_or_default();
-    let plan = cli::plan(&args.boot, &args.exec, repro, initrd, cache, &mut |m| ui.progress.say(m))
+    let plan = cli::plan(&args.boot, &args.exec, repro, arch, initrd, cache, &mut |m| ui.progress.say(m))
         .map_err(|e| BisectError::BadInput(e.to_string()))?;
     let flag = plan.interrupt.clone();
     let interrupted = || flag.load(Ordering::SeqCst);
@@ -337,7 +360,11 @@ fn run_inner(args: &BisectArgs, initrd: &Path, cache: &Cache) -> Result<ExitCode
 
 /// The list to bisect for --kernels or --debian (None: a git bisect),
 /// checked: at least two kernels, each file a bzImage, each series known.
-fn prebuilt_kernels(args: &BisectArgs, say: &mut dyn FnMut(&str)) -> Result<Option<Vec<Prebuilt>>, BisectError> {
+fn prebuilt_kernels(
+    args: &BisectArgs,
+    arch: Arch,
+    say: &mut dyn FnMut(&str),
+) -> Result<Option<Vec<Prebuilt>>, BisectError> {
     if !args.kernels.is_empty() {
         if args.kernels.len() < 2 {
             return Err(BisectError::BadInput("--kernels needs at least two kernels, oldest first".into()));
@@ -346,7 +373,7 @@ fn prebuilt_kernels(args: &BisectArgs, say: &mut dyn FnMut(&str)) -> Result<Opti
         return list.map(Some).map_err(|e| BisectError::BadInput(format!("--kernels: {e}")));
     }
     if !args.debian.is_empty() {
-        let packages = fetch::list(&args.debian, say)
+        let packages = fetch::list(&args.debian, arch, say)
             .map_err(|e| BisectError::BadInput(format!("--debian {}: {e}", args.debian.join(","))))?;
         return Ok(Some(packages.into_iter().map(Prebuilt::package).collect()));
     }

@@ -20,6 +20,10 @@ use krepro_runner::{build, image::kernel, initrd};
 
 mod bench;
 mod bisect;
+mod init;
+
+use init::{build_init, build_initrd, default_initrd, DEFAULT_REPRO};
+use krepro_runner::image::arch::Arch;
 
 /// krepro: turn a kernel bug into a boot test that runs in seconds.
 ///
@@ -51,7 +55,11 @@ enum Command {
         /// The repro init runs when the kernel command line names none
         #[arg(long, value_name = "NAME", default_value = DEFAULT_REPRO, conflicts_with = "exec")]
         repro: String,
-        /// Where to write it [default: target/krepro/initrd.cpio.gz]
+        /// The guest architecture init is built for [default: the host's]
+        #[arg(long, value_enum, value_name = "ARCH")]
+        arch: Option<Arch>,
+        /// Where to write it [default: target/krepro/initrd.cpio.gz, or
+        /// initrd-ARCH.cpio.gz for another architecture]
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
         #[command(flatten)]
@@ -168,10 +176,15 @@ enum KernelCommand {
         build: BuildArgs,
     },
     /// Download the newest Debian cloud kernel into the cache (apt-get
-    /// download; no root needed); prints the bzImage path
+    /// download; no root needed, but as root a foreign architecture is
+    /// added to dpkg first); prints the image's path
     Fetch {
         /// Only this series, e.g. 6.1 or 6.12
         series: Option<String>,
+        /// The kernel's architecture: x86_64 (amd64) or aarch64 (arm64)
+        /// [default: the host's]
+        #[arg(long, value_enum, value_name = "ARCH")]
+        arch: Option<Arch>,
     },
 }
 
@@ -204,17 +217,21 @@ fn main() -> ExitCode {
             }
             // The runner names the repro on the kernel command line, so the
             // compiled-in default does not matter here.
-            match build_initrd(DEFAULT_REPRO, &default_initrd()) {
+            let built = cli::guest_arch(&args.boot, args.kernel.as_deref())
+                .map_err(anyhow::Error::from)
+                .and_then(|arch| build_initrd(arch, DEFAULT_REPRO, &default_initrd(arch)));
+            match built {
                 Ok(path) => cli::execute(&args, &path, &cache).into(),
                 Err(e) => fail(e),
             }
         }
-        Command::Initrd { repro, output, exec } => {
-            let out = output.unwrap_or_else(default_initrd);
+        Command::Initrd { repro, arch, output, exec } => {
+            let arch = arch.unwrap_or_else(Arch::host_or_default);
+            let out = output.unwrap_or_else(|| default_initrd(arch));
             let built = if exec.any() {
-                build_exec_initrd(&repro, &exec, &out)
+                build_exec_initrd(arch, &repro, &exec, &out)
             } else {
-                cli::check_repro(&repro).map_err(anyhow::Error::from).and_then(|()| build_initrd(&repro, &out))
+                cli::check_repro(&repro).map_err(anyhow::Error::from).and_then(|()| build_initrd(arch, &repro, &out))
             };
             match built {
                 Ok(path) => {
@@ -263,8 +280,9 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::Kernel { command: KernelCommand::Fetch { series } } => {
-            match fetch::fetch(&cache, series.as_deref(), &mut |m| eprintln!("krepro: {m}")) {
+        Command::Kernel { command: KernelCommand::Fetch { series, arch } } => {
+            let arch = arch.unwrap_or_else(Arch::host_or_default);
+            match fetch::fetch(&cache, series.as_deref(), arch, &mut |m| eprintln!("krepro: {m}")) {
                 Ok(path) => {
                     println!("{}", path.display());
                     ExitCode::SUCCESS
@@ -279,13 +297,24 @@ fn main() -> ExitCode {
                     return e.exit_code().into();
                 }
             }
-            match build_initrd(DEFAULT_REPRO, &default_initrd()) {
-                Ok(initrd) => bisect::run(&args, &initrd, &cache),
+            let arch = match bisect::guest_arch(&args) {
+                Ok(arch) => arch,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return e.exit_code().into();
+                }
+            };
+            match build_initrd(arch, DEFAULT_REPRO, &default_initrd(arch)) {
+                Ok(initrd) => bisect::run(&args, arch, &initrd, &cache),
                 Err(e) => fail(e),
             }
         }
         Command::Bench(args) => {
-            match build_initrd(DEFAULT_REPRO, &default_initrd()).and_then(|i| bench::bench(&args, &i, &cache)) {
+            let benched = bench::guest_arch(&args).and_then(|arch| {
+                let initrd = build_initrd(arch, DEFAULT_REPRO, &default_initrd(arch))?;
+                bench::bench(&args, arch, &initrd, &cache)
+            });
+            match benched {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e),
             }
@@ -357,54 +386,17 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()).map_or_else(|| root().join("target"), PathBuf::from)
 }
 
-fn default_initrd() -> PathBuf {
-    target_dir().join("krepro/initrd.cpio.gz")
-}
-
-/// The target init is built for: the host's triple, with no libc linked
-/// (see init/build.rs), so no extra rustup target is needed.
-const INIT_TARGET: &str = "x86_64-unknown-linux-gnu";
-/// Where the init binary lands.
-fn init_binary() -> PathBuf {
-    target_dir().join(INIT_TARGET).join("init/init")
-}
-
-/// The repro an initrd runs when the kernel command line names none.
-const DEFAULT_REPRO: &str = "smoke";
-
-/// Builds init (size-optimised, static, no libc) with `default_repro`
-/// compiled in as its default and checks that it is static.
-fn build_init(default_repro: &str) -> Result<Vec<u8>> {
-    let args = ["build", "--quiet", "--package", "krepro-init", "--profile", "init", "--target", INIT_TARGET];
-    Cmd::new(cargo(), args, &root())
-        .quiet()
-        .env("KREPRO_DEFAULT_REPRO", default_repro)
-        .status()
-        .context("building init")?;
-    let path = init_binary();
-    let bytes = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-    krepro_runner::image::elf::check_static(&bytes, true)
-        .with_context(|| format!("{} is not a static executable", path.display()))?;
-    Ok(bytes)
-}
-
-/// Builds init and packs it into a gzip'd cpio at `out`.
-fn build_initrd(default_repro: &str, out: &Path) -> Result<PathBuf> {
-    let init = build_init(default_repro)?;
-    initrd::write_file(&initrd::standard_entries(init), out).with_context(|| format!("write {}", out.display()))?;
-    Ok(out.to_owned())
-}
-
 /// An initrd with the --exec/--file/--modules entries in it, and init's
 /// default repro `exec` when there is an --exec FILE.
-fn build_exec_initrd(repro: &str, exec: &cli::ExecArgs, out: &Path) -> Result<PathBuf> {
+fn build_exec_initrd(arch: Arch, repro: &str, exec: &cli::ExecArgs, out: &Path) -> Result<PathBuf> {
     if exec.exec.is_none() {
         cli::check_repro(repro)?;
     }
     // No kernel here: modules come from --modules-from.
-    let kernel = kernel::Kernel { path: PathBuf::new(), release: None };
-    let extra = exec.extras(&mut |m| eprintln!("krepro: {m}"))?.entries_for(&kernel, Machine::Microvm, &[])?;
-    let mut entries = initrd::standard_entries(build_init(exec.repro(repro))?);
+    let kernel = kernel::Kernel { path: PathBuf::new(), release: None, arch };
+    let machine = Machine::from_choice(qemu::MachineChoice::Auto, arch)?;
+    let extra = exec.extras(&mut |m| eprintln!("krepro: {m}"))?.entries_for(&kernel, machine, &[])?;
+    let mut entries = initrd::standard_entries(build_init(arch, exec.repro(repro))?);
     entries.extend(extra);
     initrd::write_file(&initrd::dedup_dirs(entries), out).with_context(|| format!("write {}", out.display()))?;
     if exec.guest_timeout.is_some() {
@@ -452,13 +444,19 @@ fn slow_tier() -> bool {
     std::env::var("KREPRO_SLOW").as_deref() == Ok("1")
 }
 
-/// The kernels the boot tests use: one per Debian cloud series.
-const TEST_SERIES: &[&str] = &["6.12", "6.1"];
+/// The kernels the boot tests use: one per Debian cloud series on x86_64,
+/// and Debian's arm64 6.12.
+const TEST_KERNELS: &[(Arch, &str)] = &[(Arch::X86_64, "6.12"), (Arch::X86_64, "6.1"), (Arch::Aarch64, "6.12")];
 
 fn ci(cache: &Cache) -> Result<()> {
     let root = root();
     let say = &mut |m: &str| eprintln!("krepro: {m}");
-    qemu::find_or_install(say)?;
+    qemu::find_or_install(Arch::X86_64, say)?;
+    qemu::find_or_install(Arch::Aarch64, say)?;
+    // The arm64 tests' init: the cross toolchain (Debian's rustc-web and
+    // arm64 core where rustup has no aarch64 target), installed and warmed
+    // up once here rather than by the first of several tests at once.
+    build_init(Arch::Aarch64, DEFAULT_REPRO).context("building init for aarch64")?;
     // The initrd tests read the archive back with GNU cpio too; the bench
     // test boots a busybox initramfs.
     install::find_or_install("cpio", "cpio", say)?;
@@ -466,9 +464,9 @@ fn ci(cache: &Cache) -> Result<()> {
     // The initrd test reads init's program headers with readelf.
     install::find_or_install("readelf", "binutils", say)?;
     install::apt_packages(KSELFTEST_PACKAGES, say)?;
-    for series in TEST_SERIES {
-        if fetch::newest_cached(&cache.kernels(), Some(series)).is_none() {
-            fetch::fetch(cache, Some(series), say)?;
+    for (arch, series) in TEST_KERNELS {
+        if fetch::newest_cached(&cache.kernels(), *arch, Some(series)).is_none() {
+            fetch::fetch(cache, Some(series), *arch, say)?;
         }
     }
     // The slow tests are #[ignore]d: a plain run lists them as ignored.
@@ -491,7 +489,7 @@ fn ci(cache: &Cache) -> Result<()> {
             "--profile",
             "init",
             "--target",
-            INIT_TARGET,
+            Arch::host_or_default().rust_target(),
             "--",
             "-D",
             "warnings",

@@ -206,7 +206,7 @@ fn an_infrastructure_failure_stops_the_bisect_and_the_same_command_resumes() {
     let run = bisect(dir.path(), &c[0], &c[7], &[], cache.path());
     assert_eq!(run.code, 128, "{}", run.stderr);
     let last = run.stderr.trim_end().lines().last().unwrap();
-    assert!(last.starts_with("error: stopped at ") && last.contains("is not a bzImage"), "{}", run.stderr);
+    assert!(last.starts_with("error: stopped at ") && last.contains("is not a kernel image"), "{}", run.stderr);
     // The same command resumes: the ends are not tested again, and with
     // the setup still broken it stops at the same commit.
     let again = bisect(dir.path(), &c[0], &c[7], &[], cache.path());

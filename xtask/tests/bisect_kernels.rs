@@ -46,7 +46,8 @@ fn bisect(args: &[&str], cache: &Path) -> Run {
 /// The packages of these series, as the bisect lists them.
 fn packages(series: &[&str]) -> Vec<Package> {
     let series: Vec<String> = series.iter().map(|s| (*s).to_owned()).collect();
-    fetch::list(&series, &mut |m| eprintln!("{m}")).expect("apt lists the Debian cloud kernels")
+    fetch::list(&series, krepro_runner::image::arch::Arch::X86_64, &mut |m| eprintln!("{m}"))
+        .expect("apt lists the Debian cloud kernels")
 }
 
 /// The first package whose upstream version is at least `version`, and
@@ -265,7 +266,10 @@ fn bad_input_is_one_line_and_boots_nothing() {
     let k = k612().display().to_string();
     let cases: [(&[&str], &str); 5] = [
         (&["--kernels", &k], "error: --kernels needs at least two kernels, oldest first"),
-        (&["--kernels", &k, "/etc/passwd"], "error: --kernels: /etc/passwd is not a bzImage: "),
+        (
+            &["--kernels", &k, "/etc/passwd"],
+            "error: --kernels: /etc/passwd is not a kernel image (an x86 bzImage or an arm64 Image): ",
+        ),
         (&["--debian", "6.12", "--good", "6.12.9999"], "error: --good 6.12.9999: not one of the kernels (6.12."),
         (
             &["--debian", "6.12", "--good", "6.12.117+deb12", "--bad", "6.12"],

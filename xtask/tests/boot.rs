@@ -274,7 +274,7 @@ fn bad_input_is_one_line_and_exit_128_before_qemu() {
     let cases: [(&[&str], &str); 4] = [
         (
             &["run", "--kernel", "/etc/passwd"],
-            "error: /etc/passwd is not a bzImage: no \"HdrS\" boot header magic at 0x202",
+            "error: /etc/passwd is not a kernel image (an x86 bzImage or an arm64 Image): no \"HdrS\" boot header magic at 0x202 (x86) nor \"ARM\\x64\" at 0x38 (arm64)",
         ),
         (&["run", "--kernel", "/nonexistent/bzImage"], "error: kernel /nonexistent/bzImage does not exist"),
         (

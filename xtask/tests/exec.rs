@@ -191,9 +191,9 @@ fn modules_auto_makes_virtio_serial_work_on_debian_61() {
 
 #[test]
 fn modules_resolve_with_dependencies_from_real_packages() {
-    use krepro_runner::image::kernel::check_bzimage;
+    use krepro_runner::image::kernel::check_kernel;
     use krepro_runner::initrd::modules::{modules_dir, resolve, Modules};
-    let k = check_bzimage(&k61()).unwrap();
+    let k = check_kernel(&k61()).unwrap();
     let dir = modules_dir(&k, None).expect("the 6.1 package has lib/modules");
     let pc = krepro_runner::boot::qemu::Machine::Pc.channel_modules();
     let names: Vec<String> = resolve(&dir, &Modules::Auto, pc).unwrap().into_iter().map(|(n, _)| n).collect();
@@ -201,7 +201,7 @@ fn modules_resolve_with_dependencies_from_real_packages() {
     assert!(pos("virtio") < pos("virtio_pci") && pos("virtio_ring") < pos("virtio_console"), "{names:?}");
     // 6.12 has virtio_console built in: auto needs nothing there; its
     // modules are .ko.xz and read fine.
-    let k = check_bzimage(&k612()).unwrap();
+    let k = check_kernel(&k612()).unwrap();
     let dir = modules_dir(&k, None).expect("the 6.12 package has lib/modules");
     assert!(resolve(&dir, &Modules::Auto, pc).unwrap().iter().all(|(n, _)| n != "virtio_console"));
     let mods = resolve(&dir, &Modules::List(vec!["hangcheck_timer".into()]), pc).unwrap();

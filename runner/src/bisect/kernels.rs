@@ -16,7 +16,7 @@ use crate::bisect::{boot_runs, BisectError, BisectEvent, BisectReport, Mark, Sta
 use crate::boot::outcome::Remap;
 use crate::host::cache::Cache;
 use crate::host::fetch::{self, Package};
-use crate::image::kernel::{check_bzimage, version_string};
+use crate::image::kernel::{check_kernel, version_string};
 use crate::RunError;
 
 /// One kernel of the list, as the report names it.
@@ -53,7 +53,7 @@ impl Prebuilt {
     /// version from the image's version string: Debian's package version
     /// when it names one, else the release's leading numbers.
     pub fn file(path: &Path) -> Result<Prebuilt, RunError> {
-        let kernel = check_bzimage(path)?;
+        let kernel = check_kernel(path)?;
         let version = version_string(path).unwrap_or_default();
         let package_version = version.split(' ').skip_while(|w| *w != "Debian").nth(1).map(str::to_owned);
         let upstream = package_version.as_deref().or(kernel.release.as_deref()).and_then(fetch::upstream_of);

@@ -8,12 +8,8 @@ use repros::protocol;
 use serde::Serialize;
 
 use crate::host::cache::Cache;
+use crate::image::arch::Arch;
 use crate::RunError;
-
-/// The qemu binary krepro runs.
-pub const QEMU: &str = "qemu-system-x86_64";
-/// The Debian package that has it.
-pub const QEMU_PACKAGE: &str = "qemu-system-x86";
 
 /// Flags every boot gets: no devices but the ones asked for, no display, no
 /// user config, and a guest reboot (panic=-1) ends qemu instead of rebooting.
@@ -22,14 +18,17 @@ pub const FIXED_FLAGS: &[&str] = &["-nodefaults", "-no-user-config", "-display",
 /// What `--machine` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum MachineChoice {
-    /// microvm (no PCI, no firmware to speak of): the fastest boot
+    /// microvm on x86_64 (no PCI, no firmware to speak of: the fastest
+    /// boot), virt on aarch64
     Auto,
-    /// the classic PC: virtio-serial over PCI
+    /// x86_64: the classic PC, virtio-serial over PCI
     Pc,
-    /// PCIe PC
+    /// x86_64: PCIe PC
     Q35,
-    /// qemu's minimal machine: virtio-serial over virtio-mmio
+    /// x86_64: qemu's minimal machine, virtio-serial over virtio-mmio
     Microvm,
+    /// aarch64: qemu's virt board, PL011 console, virtio-serial over PCI
+    Virt,
 }
 
 /// The machine a boot used.
@@ -39,15 +38,27 @@ pub enum Machine {
     Pc,
     Q35,
     Microvm,
+    Virt,
 }
 
 impl Machine {
-    pub fn from_choice(c: MachineChoice) -> Machine {
-        match c {
-            MachineChoice::Pc => Machine::Pc,
-            MachineChoice::Q35 => Machine::Q35,
-            MachineChoice::Auto | MachineChoice::Microvm => Machine::Microvm,
+    /// The machine `--machine` names for a guest of `arch`; an x86 machine
+    /// for an arm64 guest (or the other way round) is an error.
+    pub fn from_choice(c: MachineChoice, arch: Arch) -> Result<Machine, RunError> {
+        let machine = match (c, arch) {
+            (MachineChoice::Auto, Arch::X86_64) | (MachineChoice::Microvm, _) => Machine::Microvm,
+            (MachineChoice::Auto, Arch::Aarch64) | (MachineChoice::Virt, _) => Machine::Virt,
+            (MachineChoice::Pc, _) => Machine::Pc,
+            (MachineChoice::Q35, _) => Machine::Q35,
+        };
+        if machine.arch() != arch {
+            return Err(RunError::BadFlag(format!(
+                "--machine {} is an {} machine; this guest is {arch} (use --machine auto)",
+                machine.name(),
+                machine.arch()
+            )));
         }
+        Ok(machine)
     }
 
     pub fn name(self) -> &'static str {
@@ -55,6 +66,15 @@ impl Machine {
             Machine::Pc => "pc",
             Machine::Q35 => "q35",
             Machine::Microvm => "microvm",
+            Machine::Virt => "virt",
+        }
+    }
+
+    /// The guest architecture the machine exists for.
+    pub fn arch(self) -> Arch {
+        match self {
+            Machine::Pc | Machine::Q35 | Machine::Microvm => Arch::X86_64,
+            Machine::Virt => Arch::Aarch64,
         }
     }
 
@@ -73,13 +93,17 @@ impl Machine {
             (Machine::Microvm, false) => {
                 ["-machine", "microvm,pit=on,acpi=off", "-device", "virtio-serial-device,id=krepro-serial"]
             }
+            // virt's virtio-mmio slots would need VIRTIO_MMIO, a module in
+            // Debian's arm64 kernels; its PCI host bridge and virtio-pci are
+            // built in.
+            (Machine::Virt, _) => ["-machine", "virt", "-device", "virtio-serial-pci,id=krepro-serial"],
         }
     }
 
     /// The modules the virtio-serial channel needs on this machine.
     pub fn channel_modules(self) -> &'static [&'static str] {
         match self {
-            Machine::Pc | Machine::Q35 => &["virtio_pci", "virtio_console"],
+            Machine::Pc | Machine::Q35 | Machine::Virt => &["virtio_pci", "virtio_console"],
             Machine::Microvm => &["virtio_mmio", "virtio_console"],
         }
     }
@@ -135,10 +159,15 @@ impl Accel {
         }
     }
 
-    fn flags(self) -> &'static [&'static str] {
-        match self {
-            Accel::Kvm => &["-accel", "kvm", "-cpu", "host"],
-            Accel::Tcg => &["-accel", "tcg"],
+    /// `-accel` and, where it matters, `-cpu`. Under TCG an arm64 guest
+    /// gets `max` (every feature qemu emulates) with the cheap
+    /// implementation-defined pointer-authentication algorithm: the
+    /// architected QARMA5 costs TCG dearly on every function return.
+    fn flags(self, arch: Arch) -> &'static [&'static str] {
+        match (self, arch) {
+            (Accel::Kvm, _) => &["-accel", "kvm", "-cpu", "host"],
+            (Accel::Tcg, Arch::X86_64) => &["-accel", "tcg"],
+            (Accel::Tcg, Arch::Aarch64) => &["-accel", "tcg", "-cpu", "max,pauth-impdef=on"],
         }
     }
 }
@@ -205,9 +234,9 @@ pub fn is_kvm_failure(line: &str) -> bool {
 
 /// The kernel command line: the console, reboot (so qemu exits) on panic,
 /// the repro, which of `--runs N` this boot is, then the user's `--append`.
-pub fn kernel_cmdline(repro: &str, run: u32, append: &[String]) -> String {
+pub fn kernel_cmdline(arch: Arch, repro: &str, run: u32, append: &[String]) -> String {
     let mut words = vec![
-        "console=ttyS0".to_owned(),
+        format!("console={}", arch.console()),
         "panic=-1".to_owned(),
         format!("{}{}={repro}", protocol::CMDLINE_PREFIX, protocol::CMDLINE_REPRO),
         format!("{}{}={run}", protocol::CMDLINE_PREFIX, protocol::CMDLINE_RUN),
@@ -223,6 +252,7 @@ pub struct QemuParams<'a> {
     pub initrd: &'a Path,
     pub cmdline: &'a str,
     pub accel: Accel,
+    /// The machine (and with it the guest's architecture).
     pub machine: Machine,
     /// Whether the kernel has ACPI (unknown: assume it does).
     pub acpi: bool,
@@ -241,13 +271,20 @@ pub fn qemu_args(p: &QemuParams<'_>) -> Vec<OsString> {
     push(FIXED_FLAGS);
     let [m, machine, d, controller] = p.machine.flags(p.acpi);
     push(&[m, machine]);
-    push(p.accel.flags());
+    let arch = p.machine.arch();
+    push(p.accel.flags(arch));
     push(&["-m", &p.memory_mib.to_string(), "-smp", &p.cpus.to_string()]);
     push(CONSOLE_FLAGS);
-    push(&[
-        "-device",
-        &format!("isa-debug-exit,iobase={:#x},iosize={:#04x}", protocol::DEBUG_EXIT_PORT, protocol::DEBUG_EXIT_IOSIZE),
-    ]);
+    if arch.has_debug_exit() {
+        push(&[
+            "-device",
+            &format!(
+                "isa-debug-exit,iobase={:#x},iosize={:#04x}",
+                protocol::DEBUG_EXIT_PORT,
+                protocol::DEBUG_EXIT_IOSIZE
+            ),
+        ]);
+    }
     push(&[d, controller]);
     // qemu option values escape a comma by doubling it.
     let verdict = p.verdict_file.to_string_lossy().replace(',', ",,");
@@ -262,12 +299,13 @@ pub fn qemu_args(p: &QemuParams<'_>) -> Vec<OsString> {
     args
 }
 
-/// Finds qemu; when it is missing and we are root on a Debian-family system,
-/// installs it with apt-get (saying so), else fails with the exact command.
-pub fn find_or_install(say: &mut dyn FnMut(&str)) -> Result<PathBuf, RunError> {
-    crate::host::install::find_or_install(QEMU, QEMU_PACKAGE, say).map_err(|e| match e {
-        crate::host::install::InstallError::Missing { hint, .. } => RunError::QemuMissing { hint },
-        crate::host::install::InstallError::Failed { reason, .. } => RunError::QemuInstall(reason),
+/// Finds qemu for `arch`; when it is missing and we are root on a
+/// Debian-family system, installs it with apt-get (saying so), else fails
+/// with the exact command.
+pub fn find_or_install(arch: Arch, say: &mut dyn FnMut(&str)) -> Result<PathBuf, RunError> {
+    crate::host::install::find_or_install(arch.qemu(), arch.qemu_package(), say).map_err(|e| match e {
+        crate::host::install::InstallError::Missing { tool, hint } => RunError::QemuMissing { qemu: tool, hint },
+        crate::host::install::InstallError::Failed { package, reason } => RunError::QemuInstall { package, reason },
     })
 }
 
@@ -278,7 +316,7 @@ mod tests {
     #[test]
     fn cmdline_has_console_panic_and_repro_then_user_words() {
         assert_eq!(
-            kernel_cmdline("smoke", 2, &["krepro.max_uptime_ms=10".into(), "quiet".into()]),
+            kernel_cmdline(Arch::X86_64, "smoke", 2, &["krepro.max_uptime_ms=10".into(), "quiet".into()]),
             "console=ttyS0 panic=-1 krepro.repro=smoke krepro.run=2 krepro.max_uptime_ms=10 quiet"
         );
     }
@@ -358,6 +396,41 @@ mod tests {
         assert!(args.iter().any(|a| a == "virtio-serial-device,id=krepro-serial"));
         let at = args.iter().position(|a| a == "-accel").unwrap();
         assert_eq!(&args[at..at + 4], &["-accel", "kvm", "-cpu", "host"].map(OsString::from));
+    }
+
+    #[test]
+    fn an_arm64_guest_gets_virt_pl011_and_no_debug_exit() {
+        let p = QemuParams {
+            kernel: Path::new("/k/Image"),
+            initrd: Path::new("i"),
+            cmdline: &kernel_cmdline(Arch::Aarch64, "smoke", 1, &[]),
+            accel: Accel::Tcg,
+            machine: Machine::from_choice(MachineChoice::Auto, Arch::Aarch64).unwrap(),
+            acpi: true,
+            memory_mib: 256,
+            cpus: 1,
+            verdict_file: Path::new("v"),
+            extra: &[],
+        };
+        let args: Vec<String> = qemu_args(&p).into_iter().map(|a| a.into_string().unwrap()).collect();
+        let after = |flag: &str| args[args.iter().position(|a| a == flag).unwrap() + 1].as_str();
+        assert_eq!(after("-machine"), "virt");
+        assert_eq!(after("-cpu"), "max,pauth-impdef=on");
+        assert!(after("-append").starts_with("console=ttyAMA0 panic=-1 "), "{args:?}");
+        assert!(args.iter().any(|a| a == "virtio-serial-pci,id=krepro-serial"), "{args:?}");
+        assert!(!args.iter().any(|a| a.starts_with("isa-debug-exit")), "{args:?}");
+        let kvm = qemu_args(&QemuParams { accel: Accel::Kvm, ..p });
+        let at = kvm.iter().position(|a| a == "-accel").unwrap();
+        assert_eq!(&kvm[at..at + 4], &["-accel", "kvm", "-cpu", "host"].map(OsString::from));
+    }
+
+    #[test]
+    fn machines_belong_to_one_architecture() {
+        assert_eq!(Machine::from_choice(MachineChoice::Auto, Arch::X86_64).unwrap(), Machine::Microvm);
+        assert_eq!(Machine::from_choice(MachineChoice::Q35, Arch::X86_64).unwrap(), Machine::Q35);
+        let err = Machine::from_choice(MachineChoice::Virt, Arch::X86_64).unwrap_err();
+        assert_eq!(err.to_string(), "--machine virt is an aarch64 machine; this guest is x86_64 (use --machine auto)");
+        assert!(Machine::from_choice(MachineChoice::Microvm, Arch::Aarch64).is_err());
     }
 
     #[test]

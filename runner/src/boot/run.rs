@@ -98,11 +98,22 @@ impl Plan {
         }
     }
 
-    /// Makes `kernel` ready to boot: checks it is a bzImage, picks its
+    /// Makes `kernel` ready to boot: checks it is a kernel image of the
+    /// plan's architecture, picks its
     /// entry (taking the vmlinux out once, cached), and packs the initrd
     /// additions with its modules. `say` gets any fallback.
     pub fn target(&self, kernel: &Path, say: &mut dyn FnMut(&str)) -> Result<Target, RunError> {
-        let kernel = kernel::check_bzimage(kernel)?;
+        let kernel = kernel::check_kernel(kernel)?;
+        let arch = self.machine.arch();
+        if kernel.arch != arch {
+            return Err(RunError::BadFlag(format!(
+                "{} is an {} kernel, but this run boots {arch} guests (--arch {} or --machine {}); one run boots one architecture",
+                kernel.path.display(),
+                kernel.arch,
+                kernel.arch,
+                self.machine.name()
+            )));
+        }
         let boot_image = choose_entry(&kernel, self.entry, &self.cache, say)?;
         let extra_initrd = self.extras.pack_for(&kernel, self.machine, &self.device_modules())?;
         let acpi = kernel::has_acpi(&kernel);
@@ -145,6 +156,8 @@ pub enum BootImage {
     Pvh(PathBuf),
     /// The bzImage itself (emulated decompression first).
     BzImage,
+    /// An arm64 Image (qemu's loader unpacks a gzip'd one first).
+    Image,
 }
 
 impl BootImage {
@@ -152,6 +165,7 @@ impl BootImage {
         match self {
             BootImage::Pvh(_) => Entry::Pvh,
             BootImage::BzImage => Entry::Bzimage,
+            BootImage::Image => Entry::Image,
         }
     }
 }
@@ -162,12 +176,14 @@ impl BootImage {
 pub enum Entry {
     Pvh,
     Bzimage,
+    Image,
 }
 
 /// `--entry`: how the kernel is entered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum EntryChoice {
-    /// PVH when the kernel has it, else the bzImage (saying why)
+    /// x86_64: PVH when the kernel has it, else the bzImage (saying why);
+    /// aarch64: the Image, as its boot protocol has it
     Auto,
     /// PVH or an error
     Pvh,
@@ -183,6 +199,16 @@ pub fn choose_entry(
     cache: &Cache,
     say: &mut dyn FnMut(&str),
 ) -> Result<BootImage, RunError> {
+    if kernel.arch == crate::image::arch::Arch::Aarch64 {
+        return match choice {
+            EntryChoice::Auto => Ok(BootImage::Image),
+            EntryChoice::Pvh | EntryChoice::Bzimage => Err(RunError::BadFlag(format!(
+                "--entry {}: {} is an arm64 Image, which has one entry (use --entry auto)",
+                if choice == EntryChoice::Pvh { "pvh" } else { "bzimage" },
+                kernel.path.display()
+            ))),
+        };
+    }
     match choice {
         EntryChoice::Bzimage => Ok(BootImage::BzImage),
         EntryChoice::Pvh => vmlinux::pvh_vmlinux(cache, &kernel.path)
@@ -274,11 +300,23 @@ pub fn run(
     on_event: &mut dyn FnMut(RunEvent<'_>),
 ) -> Result<RunResult, RunError> {
     let started = Instant::now();
+    let arch = plan.machine.arch();
+    let foreign = || {
+        format!(
+            "KVM runs only guests of the host's own architecture; this {arch} guest on {} runs under TCG",
+            std::env::consts::ARCH
+        )
+    };
     let mut accel = match plan.accel {
         AccelChoice::Tcg => Accel::Tcg,
+        AccelChoice::Kvm if !arch.kvm_capable() => return Err(RunError::KvmUnavailable(foreign())),
         AccelChoice::Kvm => {
             qemu::kvm_usable(&plan.kvm_device).map_err(RunError::KvmUnavailable)?;
             Accel::Kvm
+        }
+        AccelChoice::Auto if !arch.kvm_capable() => {
+            on_event(RunEvent::Fallback { reason: &foreign() });
+            Accel::Tcg
         }
         AccelChoice::Auto => {
             match qemu::kvm_usable(&plan.kvm_device)
@@ -364,7 +402,7 @@ fn boot(
         std::fs::write(&combined, bytes).map_err(|e| RunError::io(format!("write {}", combined.display()), e))?;
         combined
     };
-    let mut cmdline = qemu::kernel_cmdline(&plan.repro, run_index, &plan.append);
+    let mut cmdline = qemu::kernel_cmdline(plan.machine.arch(), &plan.repro, run_index, &plan.append);
     // The guest's own deadline: racing repros stop before the hang timer.
     cmdline.push_str(&format!(
         " {}{}={}",
@@ -381,7 +419,7 @@ fn boot(
     extra.extend(plan.qemu_args.iter().map(Into::into));
     let image = match &target.boot_image {
         BootImage::Pvh(p) => p.as_path(),
-        BootImage::BzImage => target.kernel.path.as_path(),
+        BootImage::BzImage | BootImage::Image => target.kernel.path.as_path(),
     };
     let params = QemuParams {
         kernel: image,
@@ -464,7 +502,9 @@ fn boot(
     let qemu_status = status.and_then(|s| s.code());
     let virtio = std::fs::read_to_string(&verdict_file).ok();
     let virtio = virtio.as_deref().and_then(Report::parse_key_values);
-    let exit_kind = qemu_status.and_then(Kind::from_qemu_status);
+    // Only isa-debug-exit makes qemu's status a verdict: elsewhere (arm64)
+    // qemu exits 0 on power-off, and any other status is qemu's own.
+    let exit_kind = qemu_status.filter(|_| plan.machine.arch().has_debug_exit()).and_then(Kind::from_qemu_status);
 
     if scan.lines == 0 && !timed_out && exit_kind.is_none() && qemu_status != Some(0) {
         // qemu never got a kernel to print anything: its own failure.
@@ -482,6 +522,7 @@ fn boot(
         init_started: scan.boot_to_init_ms.is_some(),
         console_lines: scan.lines,
         memory_mib: plan.memory_mib,
+        arch: plan.machine.arch(),
     };
     let (outcome, message) = decide(&obs);
     let channels =
@@ -560,6 +601,7 @@ pub struct Observations<'a> {
     pub init_started: bool,
     pub console_lines: usize,
     pub memory_mib: u32,
+    pub arch: crate::image::arch::Arch,
 }
 
 /// The outcome and its message. A `fail` verdict wins over a crash (the
@@ -602,10 +644,14 @@ fn early_reset(o: &Observations<'_>) -> String {
         0 => "before printing anything".to_owned(),
         n => format!("after {n} console lines"),
     };
+    let other_machine = match o.arch {
+        crate::image::arch::Arch::X86_64 => "try --machine pc --entry bzimage",
+        crate::image::arch::Arch::Aarch64 => "one built for qemu's virt board: PL011, PSCI, PCI_HOST_GENERIC",
+    };
     format!(
         "the guest reset before init started ({printed}); likely causes: too little memory for this kernel and \
-         initrd (--memory {} MiB; try --memory 512), a kernel that cannot boot on this machine (try --machine pc \
-         --entry bzimage), or a fault early in boot (see the console log)",
+         initrd (--memory {} MiB; try --memory 512), a kernel that cannot boot on this machine ({other_machine}), \
+         or a fault early in boot (see the console log)",
         o.memory_mib
     )
 }
@@ -630,6 +676,7 @@ mod tests {
             init_started: true,
             console_lines: 40,
             memory_mib: 256,
+            arch: crate::image::arch::Arch::X86_64,
         }
     }
 

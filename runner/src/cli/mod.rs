@@ -17,6 +17,8 @@ use crate::boot::outcome::{self, Decision, ExitCode, Outcome, Remap};
 use crate::boot::qemu::{self, AccelChoice, Machine, MachineChoice};
 use crate::boot::run::{self, EntryChoice, Plan, RunEvent, RunResult, Target};
 use crate::host::cache::Cache;
+use crate::image::arch::Arch;
+use crate::image::kernel::check_kernel;
 use crate::initrd::extras::{ExecSpec, Extras, ModuleSpec};
 use crate::RunError;
 use progress::Progress;
@@ -33,8 +35,15 @@ pub struct BootArgs {
     #[arg(long, value_enum, value_name = "ACCEL", default_value_t = AccelChoice::Auto)]
     pub accel: AccelChoice,
 
-    /// Machine: auto (microvm), microvm, pc or q35. On pc and q35 the
-    /// virtio-serial channel uses PCI; on microvm virtio-mmio
+    /// Guest architecture: x86_64 or aarch64 (arm64) [default: the kernel
+    /// image's; with no kernel named, the host's]. An aarch64 guest on an
+    /// x86_64 host runs under TCG
+    #[arg(long, value_enum, value_name = "ARCH")]
+    pub arch: Option<Arch>,
+
+    /// Machine: auto (microvm on x86_64, virt on aarch64), microvm, pc, q35
+    /// or virt. On pc, q35 and virt the virtio-serial channel uses PCI; on
+    /// microvm virtio-mmio
     #[arg(long, value_enum, value_name = "MACHINE", default_value_t = MachineChoice::Auto)]
     pub machine: MachineChoice,
 
@@ -257,9 +266,10 @@ pub enum ConsoleMode {
 /// Flags of `run`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct RunArgs {
-    /// Kernel to boot (an x86 bzImage). Default: $KREPRO_KERNEL, else the
-    /// newest kernel in the cache, else /boot/vmlinuz-$(uname -r), else the
-    /// newest distro kernel, fetched into the cache
+    /// Kernel to boot: an x86 bzImage or an arm64 Image (also gzip'd).
+    /// Default: $KREPRO_KERNEL, else the newest kernel of --arch in the
+    /// cache, else /boot/vmlinuz-$(uname -r), else the newest distro
+    /// kernel, fetched into the cache
     #[arg(long, value_name = "FILE")]
     pub kernel: Option<PathBuf>,
 
@@ -290,13 +300,31 @@ pub fn check_repro(name: &str) -> Result<(), RunError> {
     repros::find(name).map(drop).ok_or_else(|| RunError::unknown_repro(name))
 }
 
+/// The architecture of the guests a command boots, known before anything
+/// is built: the kernel image's (`kernel`, else $KREPRO_KERNEL), which
+/// `--arch` must agree with; else `--arch`; else the host's.
+pub fn guest_arch(boot: &BootArgs, kernel: Option<&Path>) -> Result<Arch, RunError> {
+    let env = std::env::var_os("KREPRO_KERNEL").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    let Some(path) = kernel.map(Path::to_owned).or(env) else {
+        return Ok(boot.arch.unwrap_or_else(Arch::host_or_default));
+    };
+    let image = check_kernel(&path)?;
+    match boot.arch {
+        Some(arch) if arch != image.arch => {
+            Err(RunError::BadFlag(format!("--arch {arch}, but {} is an {} kernel", path.display(), image.arch)))
+        }
+        _ => Ok(image.arch),
+    }
+}
+
 /// The [`Plan`] for one command: the repro (or --exec FILE) checked, the
-/// initrd additions read, qemu found (or installed), krepro's initrd
-/// present. Cheapest checks first.
+/// initrd additions read, qemu for `arch` found (or installed), krepro's
+/// initrd present. Cheapest checks first.
 pub fn plan(
     boot: &BootArgs,
     exec: &ExecArgs,
     repro: &str,
+    arch: Arch,
     initrd: &Path,
     cache: &Cache,
     say: &mut dyn FnMut(&str),
@@ -321,7 +349,8 @@ pub fn plan(
     for d in &guest.disks {
         disk::check(d)?;
     }
-    let qemu = qemu::find_or_install(say)?;
+    let machine = Machine::from_choice(boot.machine, arch)?;
+    let qemu = qemu::find_or_install(arch, say)?;
     if !initrd.is_file() {
         return Err(RunError::InitrdNotFound(initrd.to_owned()));
     }
@@ -329,7 +358,7 @@ pub fn plan(
         append,
         timeout: Duration::from_secs(boot.timeout),
         accel: boot.accel,
-        machine: Machine::from_choice(boot.machine),
+        machine,
         entry: boot.entry,
         memory_mib: guest.memory_mib,
         cpus: guest.cpus,
@@ -364,8 +393,9 @@ pub fn prepare(
     if args.exec.exec.is_none() {
         check_repro(&args.repro)?;
     }
-    let (kernel, _) = crate::host::fetch::resolve(args.kernel.as_deref(), cache, say)?;
-    let plan = plan(&args.boot, &args.exec, &args.repro, initrd, cache, say)?;
+    let arch = guest_arch(&args.boot, args.kernel.as_deref())?;
+    let (kernel, _) = crate::host::fetch::resolve(args.kernel.as_deref(), Some(arch), cache, say)?;
+    let plan = plan(&args.boot, &args.exec, &args.repro, arch, initrd, cache, say)?;
     let target = plan.target(&kernel.path, say)?;
     Ok((plan, target))
 }
@@ -625,13 +655,13 @@ mod tests {
         let cache = Cache::at(d.path());
         let initrd = d.path().join("initrd");
         let a = parse(&["--console", "quiet", "--warn-is-crash"]).unwrap();
-        let e = plan(&a.boot, &a.exec, &a.repro, &initrd, &cache, &mut |_| {}).unwrap_err();
+        let e = plan(&a.boot, &a.exec, &a.repro, Arch::X86_64, &initrd, &cache, &mut |_| {}).unwrap_err();
         assert_eq!(e.to_string(), "--warn-is-crash needs --console full: quiet hides WARNINGs");
         let a = parse(&["--repro", "no_such_repro"]).unwrap();
-        let e = plan(&a.boot, &a.exec, &a.repro, &initrd, &cache, &mut |_| {}).unwrap_err();
+        let e = plan(&a.boot, &a.exec, &a.repro, Arch::X86_64, &initrd, &cache, &mut |_| {}).unwrap_err();
         assert!(matches!(e, RunError::UnknownRepro { .. }), "{e}");
         let a = parse(&["--exec", "/nonexistent/prog"]).unwrap();
-        let e = plan(&a.boot, &a.exec, &a.repro, &initrd, &cache, &mut |_| {}).unwrap_err();
+        let e = plan(&a.boot, &a.exec, &a.repro, Arch::X86_64, &initrd, &cache, &mut |_| {}).unwrap_err();
         assert!(matches!(e, RunError::BadExec { .. }), "{e}");
     }
 }

@@ -7,23 +7,29 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::host::cache::Cache;
-use crate::host::install::apt_update;
+use crate::host::install::{apt_update, ensure_dpkg_arch};
 use crate::host::spawn::Cmd;
-use crate::image::kernel::{check_bzimage, Kernel};
+use crate::image::arch::Arch;
+use crate::image::kernel::{check_kernel, Kernel};
 use crate::image::version::{release_matches, version_cmp};
 use crate::RunError;
 
-/// The packages searched: Debian's cloud kernels (small, boot fine in qemu,
-/// built with what krepro needs: X86_IOPL_IOPERM, PVH, virtio).
-const PACKAGE_PATTERN: &str = "^linux-image-.*-cloud-amd64-unsigned$";
+/// The packages searched: Debian's cloud kernels for `arch` (small, boot
+/// fine in qemu, built with what krepro needs: X86_IOPL_IOPERM, PVH and
+/// virtio on amd64; PL011, PCI_HOST_GENERIC and virtio-pci on arm64).
+fn package_pattern(arch: Arch) -> String {
+    format!("^linux-image-.*-cloud-{}-unsigned$", arch.debian())
+}
 
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("kernel fetch needs {0} (a Debian-family system); otherwise pass --kernel")]
     NoTool(&'static str),
-    #[error("apt knows no package matching {PACKAGE_PATTERN}{0} (as root, krepro runs `apt-get update` itself)")]
-    NoPackage(String),
+    #[error("apt knows no package matching {pattern}{series} (as root, krepro runs `apt-get update` itself)")]
+    NoPackage { pattern: String, series: String },
+    #[error(transparent)]
+    Install(#[from] crate::host::install::InstallError),
     #[error(transparent)]
     Cmd(#[from] crate::host::spawn::CmdError),
     #[error("{context}: {source}")]
@@ -77,32 +83,40 @@ pub fn upstream_of(version: &str) -> Option<String> {
     upstream.starts_with(|c: char| c.is_ascii_digit()).then(|| upstream.to_owned())
 }
 
-/// Fetches the newest cloud kernel whose release starts with `series`
-/// ("6.1", "6.12"; None: any) the archive offers into the cache, unless it
-/// is there already, and returns the path of its bzImage. As root, apt's
-/// package lists are refreshed first when they are older than a day, and
-/// when they know no matching kernel.
-pub fn fetch(cache: &Cache, series: Option<&str>, say: &mut dyn FnMut(&str)) -> Result<PathBuf, FetchError> {
-    let what = series.map_or_else(|| "cloud kernel".to_owned(), |s| format!("{s} cloud kernel"));
-    let names = search_fresh(&|names| newest_package(names, series).is_some(), &what, say)?;
-    let (package, release) = newest_package(&names, series)
-        .ok_or_else(|| FetchError::NoPackage(series.map(|s| format!(" for {s}")).unwrap_or_default()))?;
+/// Fetches the newest `arch` cloud kernel whose release starts with
+/// `series` ("6.1", "6.12"; None: any) the archive offers into the cache,
+/// unless it is there already, and returns the path of its image. As root,
+/// apt's package lists are refreshed first when they are older than a day,
+/// and when they know no matching kernel; a foreign architecture (arm64 on
+/// an amd64 host) is added to dpkg first.
+pub fn fetch(
+    cache: &Cache,
+    series: Option<&str>,
+    arch: Arch,
+    say: &mut dyn FnMut(&str),
+) -> Result<PathBuf, FetchError> {
+    let what = series.map_or_else(|| format!("{arch} cloud kernel"), |s| format!("{s} {arch} cloud kernel"));
+    let names = search_fresh(arch, &|names| newest_package(names, series).is_some(), &what, say)?;
+    let (package, release) = newest_package(&names, series).ok_or_else(|| FetchError::NoPackage {
+        pattern: package_pattern(arch),
+        series: series.map(|s| format!(" for {s}")).unwrap_or_default(),
+    })?;
     fetch_package(cache, &package, &release, say)
 }
 
-/// Every cloud kernel package of these series ("6.1", "6.12") the archive
-/// offers, oldest first, with its version; lists refreshed as for
+/// Every `arch` cloud kernel package of these series ("6.1", "6.12") the
+/// archive offers, oldest first, with its version; lists refreshed as for
 /// [`fetch`]. A series apt knows no kernel of is an error.
-pub fn list(series: &[String], say: &mut dyn FnMut(&str)) -> Result<Vec<Package>, FetchError> {
+pub fn list(series: &[String], arch: Arch, say: &mut dyn FnMut(&str)) -> Result<Vec<Package>, FetchError> {
     // A typo is not worth an apt-get update.
     let is_series = |s: &str| s.split('.').count() == 2 && s.split('.').all(|n| n.parse::<u32>().is_ok());
     if let Some(bad) = series.iter().find(|s| !is_series(s)) {
         return Err(FetchError::NotASeries(bad.clone()));
     }
     let has_all = |names: &[String]| series.iter().all(|s| newest_package(names, Some(s)).is_some());
-    let names = search_fresh(&has_all, &format!("{} cloud kernel", series.join(", ")), say)?;
+    let names = search_fresh(arch, &has_all, &format!("{} {arch} cloud kernel", series.join(", ")), say)?;
     if let Some(missing) = series.iter().find(|s| newest_package(&names, Some(s.as_str())).is_none()) {
-        return Err(FetchError::NoPackage(format!(" for {missing}")));
+        return Err(FetchError::NoPackage { pattern: package_pattern(arch), series: format!(" for {missing}") });
     }
     let found = of_series(&names, series);
     let mut args = vec!["show", "--no-all-versions"];
@@ -149,9 +163,11 @@ fn versions_in(show: &str) -> Vec<(String, String)> {
     out
 }
 
-/// apt's package list (`apt-cache search`), refreshed first as root when
-/// it is older than a day, or when `enough` says it lacks `what`.
+/// apt's `arch` kernel packages (`apt-cache search`), refreshed first as
+/// root when the lists are older than a day, or when `enough` says they
+/// lack `what`.
 fn search_fresh(
+    arch: Arch,
     enough: &dyn Fn(&[String]) -> bool,
     what: &str,
     say: &mut dyn FnMut(&str),
@@ -160,7 +176,8 @@ fn search_fresh(
         which::which(tool).map_err(|_| FetchError::NoTool(tool))?;
     }
     let root = rustix::process::geteuid().is_root();
-    let mut updated = false;
+    // Adding an architecture refreshes the lists.
+    let mut updated = ensure_dpkg_arch(arch.debian(), say)?;
     if root {
         if let Some(age) = lists_age(Path::new(APT_LISTS)).filter(|a| *a > LISTS_MAX_AGE) {
             let days = age.as_secs() / 86400;
@@ -172,11 +189,11 @@ fn search_fresh(
             }
         }
     }
-    let mut names = search()?;
+    let mut names = search(arch)?;
     if !enough(&names) && root && !updated {
         say(&format!("apt knows no {what}: running apt-get update"));
         apt_update()?;
-        names = search()?;
+        names = search(arch)?;
     }
     Ok(names)
 }
@@ -249,8 +266,9 @@ fn lists_age(dir: &Path) -> Option<std::time::Duration> {
     }
 }
 
-fn search() -> Result<Vec<String>, FetchError> {
-    let out = Cmd::new("apt-cache", ["search", "--names-only", PACKAGE_PATTERN], Path::new("/")).quiet().output()?;
+fn search(arch: Arch) -> Result<Vec<String>, FetchError> {
+    let pattern = package_pattern(arch);
+    let out = Cmd::new("apt-cache", ["search", "--names-only", pattern.as_str()], Path::new("/")).quiet().output()?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())
@@ -286,48 +304,62 @@ pub enum KernelSource {
 }
 
 /// Finds the kernel to boot: `explicit` (`--kernel`), else `$KREPRO_KERNEL`,
-/// else the newest kernel in the cache, else /boot/vmlinuz-$(uname -r) if
-/// readable, else fetches the newest distro kernel into the cache.
+/// else for `arch` (`--arch`; None: the host's) the newest kernel in the
+/// cache, else /boot/vmlinuz-$(uname -r) if readable and of the host's
+/// architecture, else fetches the newest distro kernel into the cache.
+/// A kernel named by path is taken whatever its architecture: the caller
+/// checks it against `--arch`.
 pub fn resolve(
     explicit: Option<&Path>,
+    arch: Option<Arch>,
     cache: &Cache,
     say: &mut dyn FnMut(&str),
 ) -> Result<(Kernel, KernelSource), RunError> {
     if let Some(path) = explicit {
-        return Ok((check_bzimage(path)?, KernelSource::Flag));
+        return Ok((check_kernel(path)?, KernelSource::Flag));
     }
     if let Some(path) = std::env::var_os("KREPRO_KERNEL").filter(|v| !v.is_empty()) {
-        return Ok((check_bzimage(Path::new(&path))?, KernelSource::Env));
+        return Ok((check_kernel(Path::new(&path))?, KernelSource::Env));
     }
-    if let Some(path) = newest_cached(&cache.kernels(), None) {
-        return Ok((check_bzimage(&path)?, KernelSource::Cache));
+    let arch = arch.unwrap_or_else(Arch::host_or_default);
+    if let Some(path) = newest_cached(&cache.kernels(), arch, None) {
+        return Ok((check_kernel(&path)?, KernelSource::Cache));
     }
     let release = rustix::system::uname().release().to_string_lossy().into_owned();
     let boot = PathBuf::from(format!("/boot/vmlinuz-{release}"));
     if File::open(&boot).is_ok() {
-        if let Ok(k) = check_bzimage(&boot) {
+        if let Ok(k) = check_kernel(&boot).and_then(|k| {
+            if k.arch == arch {
+                Ok(k)
+            } else {
+                Err(RunError::KernelNotFound(boot.clone()))
+            }
+        }) {
             return Ok((k, KernelSource::Boot));
         }
     }
-    say(
-        "no kernel given (--kernel), none in the cache and no readable /boot kernel: fetching the newest distro kernel",
-    );
-    match fetch(cache, None, say) {
-        Ok(path) => Ok((check_bzimage(&path)?, KernelSource::Fetched)),
+    say(&format!(
+        "no kernel given (--kernel), no {arch} kernel in the cache and no readable /boot kernel: fetching the newest distro kernel"
+    ));
+    match fetch(cache, None, arch, say) {
+        Ok(path) => Ok((check_kernel(&path)?, KernelSource::Fetched)),
         Err(e) => Err(RunError::NoKernel(e.to_string())),
     }
 }
 
-/// The newest bzImage under the kernel cache whose release starts with
-/// `prefix` (all when None), by version order of the release.
-pub fn newest_cached(dir: &Path, prefix: Option<&str>) -> Option<PathBuf> {
+/// The newest `arch` kernel under the kernel cache whose release starts
+/// with `prefix` (all when None), by version order of the release. Debian
+/// names the architecture at the end of the release (6.1.0-56-cloud-amd64).
+pub fn newest_cached(dir: &Path, arch: Arch, prefix: Option<&str>) -> Option<PathBuf> {
     let mut found: Vec<(String, PathBuf)> = Vec::new();
     for pkg in std::fs::read_dir(dir).ok()?.flatten() {
         let Ok(boot) = std::fs::read_dir(pkg.path().join("boot")) else { continue };
         for f in boot.flatten() {
             let name = f.file_name().to_string_lossy().into_owned();
             if let Some(release) = name.strip_prefix("vmlinuz-") {
-                if prefix.is_none_or(|p| release_matches(release, p)) {
+                if release.ends_with(&format!("-{}", arch.debian()))
+                    && prefix.is_none_or(|p| release_matches(release, p))
+                {
                     found.push((release.to_owned(), f.path()));
                 }
             }
@@ -403,17 +435,22 @@ mod tests {
     #[test]
     fn newest_cached_picks_by_version_and_prefix() {
         let dir = tempfile::tempdir().unwrap();
-        for rel in ["6.1.0-9-cloud-amd64", "6.1.0-56-cloud-amd64", "6.12.117+deb12-cloud-amd64"] {
+        for rel in
+            ["6.1.0-9-cloud-amd64", "6.1.0-56-cloud-amd64", "6.12.117+deb12-cloud-amd64", "6.12.118+deb12-cloud-arm64"]
+        {
             let boot = dir.path().join(format!("pkg-{rel}/boot"));
             std::fs::create_dir_all(&boot).unwrap();
             std::fs::write(boot.join(format!("vmlinuz-{rel}")), b"x").unwrap();
             std::fs::write(boot.join(format!("config-{rel}")), b"x").unwrap();
         }
-        let newest = newest_cached(dir.path(), None).unwrap();
+        let newest = newest_cached(dir.path(), Arch::X86_64, None).unwrap();
         assert!(newest.ends_with("vmlinuz-6.12.117+deb12-cloud-amd64"), "{newest:?}");
-        let newest_61 = newest_cached(dir.path(), Some("6.1")).unwrap();
+        let newest_61 = newest_cached(dir.path(), Arch::X86_64, Some("6.1")).unwrap();
         assert!(newest_61.ends_with("vmlinuz-6.1.0-56-cloud-amd64"), "{newest_61:?}");
-        assert_eq!(newest_cached(dir.path(), Some("5.10")), None);
-        assert_eq!(newest_cached(&dir.path().join("missing"), None), None);
+        let arm = newest_cached(dir.path(), Arch::Aarch64, Some("6.12")).unwrap();
+        assert!(arm.ends_with("vmlinuz-6.12.118+deb12-cloud-arm64"), "{arm:?}");
+        assert_eq!(newest_cached(dir.path(), Arch::Aarch64, Some("6.1")), None);
+        assert_eq!(newest_cached(dir.path(), Arch::X86_64, Some("5.10")), None);
+        assert_eq!(newest_cached(&dir.path().join("missing"), Arch::X86_64, None), None);
     }
 }

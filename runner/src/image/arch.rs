@@ -154,7 +154,9 @@ mod tests {
 
     #[test]
     fn names_and_debian_aliases_parse() {
-        for (text, arch) in [("x86_64", Arch::X86_64), ("amd64", Arch::X86_64), ("aarch64", Arch::Aarch64), ("arm64", Arch::Aarch64)] {
+        for (text, arch) in
+            [("x86_64", Arch::X86_64), ("amd64", Arch::X86_64), ("aarch64", Arch::Aarch64), ("arm64", Arch::Aarch64)]
+        {
             assert_eq!(Arch::from_str(text, false), Ok(arch), "{text}");
         }
         assert!(Arch::from_str("riscv64", false).is_err());

@@ -20,6 +20,7 @@ const ELF_MAGIC: &[u8] = b"\x7fELF";
 const ELFCLASS64: u8 = 2;
 const ELFDATA2LSB: u8 = 1;
 const EM_X86_64: u16 = 62;
+const EM_AARCH64: u16 = 183;
 
 const ET_REL: u16 = 1;
 const ET_EXEC: u16 = 2;
@@ -94,7 +95,7 @@ fn segment_kind(kind: u32) -> String {
 pub enum ElfError {
     #[error("not an ELF file")]
     NotElf,
-    #[error("not a 64-bit little-endian x86_64 ELF")]
+    #[error("not a 64-bit little-endian x86_64 or aarch64 ELF")]
     WrongArch,
     #[error("not an executable (ELF type {0})")]
     NotExecutable(u16),
@@ -249,6 +250,7 @@ pub struct Note<'a> {
 pub struct Elf<'a> {
     data: &'a [u8],
     kind: u16,
+    machine: u16,
     phentsize: u16,
     segments: Vec<Segment>,
     /// The section header table, or why it cannot be read: kept until
@@ -312,9 +314,7 @@ impl<'a> Elf<'a> {
         if header.get(4) != Some(&ELFCLASS64) || header.get(5) != Some(&ELFDATA2LSB) {
             return Err(ElfError::WrongArch);
         }
-        if u16_at(header, 18) != Some(EM_X86_64) {
-            return Err(ElfError::WrongArch);
-        }
+        let machine = u16_at(header, 18).filter(|m| [EM_X86_64, EM_AARCH64].contains(m)).ok_or(ElfError::WrongArch)?;
         let h = Header::read(header).ok_or_else(|| short(Part::Header))?;
 
         let segments = table(data, h.phoff, h.phnum.into(), h.phentsize, PHDR_SIZE, Part::ProgramHeaders)?
@@ -323,12 +323,17 @@ impl<'a> Elf<'a> {
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| short(Part::ProgramHeaders))?;
         let sections = Sections::read(data, &h);
-        Ok(Elf { data, kind: h.kind, phentsize: h.phentsize, segments, sections })
+        Ok(Elf { data, kind: h.kind, machine, phentsize: h.phentsize, segments, sections })
     }
 
     /// `e_type`: 1 relocatable (a module), 2 executable, 3 shared or PIE.
     pub fn kind(&self) -> u16 {
         self.kind
+    }
+
+    /// `e_machine`: 62 x86_64, 183 aarch64 (see [`crate::image::arch::Arch::from_elf_machine`]).
+    pub fn machine(&self) -> u16 {
+        self.machine
     }
 
     pub fn segments(&self) -> &[Segment] {
@@ -594,7 +599,7 @@ pub(crate) mod testing {
     /// a failure that says how to get one.
     pub fn cached_kernel(series: &str) -> PathBuf {
         let dir = crate::host::cache::Cache::from_env().kernels();
-        crate::host::fetch::newest_cached(&dir, Some(series)).unwrap_or_else(|| {
+        crate::host::fetch::newest_cached(&dir, crate::image::arch::Arch::X86_64, Some(series)).unwrap_or_else(|| {
             panic!("no Debian {series} cloud kernel in {}: run `cargo xtask kernel fetch {series}`", dir.display())
         })
     }

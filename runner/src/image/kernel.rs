@@ -1,63 +1,138 @@
-//! Kernel images: checking a file is a bzImage, reading its release and
-//! finding its config.
+//! Kernel images: checking a file is a bzImage or an arm64 Image, reading
+//! its release and finding its config.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use super::arch::Arch;
 use crate::RunError;
 
 /// Offset of the "HdrS" magic in the x86 boot protocol's setup header.
 const HDRS_OFFSET: u64 = 0x202;
 /// Offset of `kernel_version`, a pointer (minus 0x200) to the version string.
 const KERNEL_VERSION_OFFSET: u64 = 0x20e;
+/// The arm64 Image header (Documentation/arch/arm64/booting.rst): 64
+/// bytes, "ARM\x64" at 56.
+const ARM64_HEADER: usize = 64;
+const ARM64_MAGIC_OFFSET: usize = 56;
+const ARM64_MAGIC: &[u8; 4] = b"ARM\x64";
+/// An EFI zboot image (arm64 `vmlinuz.efi`): "MZ", then "zimg" at 4 and
+/// the payload's compression name at 24 (drivers/firmware/efi/libstub/zboot-header.S).
+const ZBOOT_MAGIC: &[u8; 4] = b"zimg";
+/// Where `linux_banner` begins: "Linux version " and the release.
+const BANNER: &[u8] = b"Linux version ";
 
-/// A kernel image that passed [`check_bzimage`].
+/// A kernel image that passed [`check_kernel`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Kernel {
     pub path: PathBuf,
     /// The release (`uname -r`) from the image's version string, if it has one.
     pub release: Option<String>,
+    pub arch: Arch,
 }
 
-/// Checks that `path` is a readable x86 bzImage ("HdrS" at 0x202) and reads
-/// its release, before qemu is ever started.
-pub fn check_bzimage(path: &Path) -> Result<Kernel, RunError> {
-    let not_bz = |why: &str| RunError::NotABzImage { path: path.to_owned(), why: why.to_owned() };
+/// Checks that `path` is a readable kernel image qemu can boot and reads
+/// its release, before qemu is ever started: an x86 bzImage ("HdrS" at
+/// 0x202), or an arm64 Image ("ARM\x64" at 56), plain, gzip'd (Debian's
+/// older `vmlinuz`, `Image.gz`) or as an EFI zboot image.
+pub fn check_kernel(path: &Path) -> Result<Kernel, RunError> {
+    let not_kernel = |why: &str| RunError::NotABzImage { path: path.to_owned(), why: why.to_owned() };
     let mut file = File::open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => RunError::KernelNotFound(path.to_owned()),
         _ => RunError::io(format!("open kernel {}", path.display()), e),
     })?;
     if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(not_bz("it is a directory"));
+        return Err(not_kernel("it is a directory"));
     }
     let mut header = [0u8; 0x210];
-    if read_at(&mut file, 0, &mut header).is_err() {
-        return Err(not_bz("too short for an x86 boot header"));
+    let n = read_up_to(&mut file, &mut header).map_err(|e| RunError::io(format!("read {}", path.display()), e))?;
+    let head = &header[..n];
+    if head.len() >= ARM64_HEADER && &head[ARM64_MAGIC_OFFSET..ARM64_MAGIC_OFFSET + 4] == ARM64_MAGIC {
+        let release = arm64_version(path).and_then(|v| release_from_version(&v));
+        return Ok(Kernel { path: path.to_owned(), release, arch: Arch::Aarch64 });
+    }
+    if head.starts_with(&[0x1f, 0x8b]) {
+        let mut inner = [0u8; ARM64_HEADER];
+        let read = flate2::read::GzDecoder::new(std::io::BufReader::new(
+            File::open(path).map_err(|e| RunError::io(format!("open kernel {}", path.display()), e))?,
+        ))
+        .read_exact(&mut inner);
+        if read.is_ok() && &inner[ARM64_MAGIC_OFFSET..ARM64_MAGIC_OFFSET + 4] == ARM64_MAGIC {
+            let release = arm64_version(path).and_then(|v| release_from_version(&v));
+            return Ok(Kernel { path: path.to_owned(), release, arch: Arch::Aarch64 });
+        }
+        return Err(not_kernel("a gzip file that does not hold an arm64 Image"));
+    }
+    if head.len() >= 8 && head.starts_with(b"MZ") && &head[4..8] == ZBOOT_MAGIC {
+        // qemu unpacks zboot images itself; the release is inside the
+        // compressed payload, so it stays unknown.
+        return Ok(Kernel { path: path.to_owned(), release: None, arch: Arch::Aarch64 });
+    }
+    if head.len() < header.len() {
+        return Err(not_kernel("too short for an x86 boot header or an arm64 Image header"));
     }
     if &header[HDRS_OFFSET as usize..HDRS_OFFSET as usize + 4] != b"HdrS" {
-        return Err(not_bz("no \"HdrS\" boot header magic at 0x202"));
+        return Err(not_kernel("no \"HdrS\" boot header magic at 0x202 (x86) nor \"ARM\\x64\" at 0x38 (arm64)"));
     }
     // Everything up to the end of the protected-mode part must be there:
     // else a cut-off download or copy.
     let want = protected_mode(&header).map_or(0, |pm| pm.end);
     let have = file.metadata().map(|m| m.len()).unwrap_or(0);
     if have < want {
-        return Err(not_bz(&format!("truncated: its boot header says {want} bytes, the file has {have}")));
+        return Err(not_kernel(&format!("truncated: its boot header says {want} bytes, the file has {have}")));
     }
     let release = read_version(&mut file, &header).and_then(|v| release_from_version(&v));
-    Ok(Kernel { path: path.to_owned(), release })
+    Ok(Kernel { path: path.to_owned(), release, arch: Arch::X86_64 })
 }
 
-/// The whole version string of a bzImage ("6.1.0-56-cloud-amd64
+/// Reads into `buf` until it is full or the file ends; how much it read.
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// The whole version string of a kernel image ("6.1.0-56-cloud-amd64
 /// (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC Debian
 /// 6.1.192-2 (2026-11-16)", what `/proc/version` says after "Linux version"),
 /// if it has one.
 pub fn version_string(path: &Path) -> Option<String> {
     let mut file = File::open(path).ok()?;
     let mut header = [0u8; 0x210];
-    read_at(&mut file, 0, &mut header).ok()?;
-    read_version(&mut file, &header)
+    let n = read_up_to(&mut file, &mut header).ok()?;
+    if n == header.len() && &header[HDRS_OFFSET as usize..HDRS_OFFSET as usize + 4] == b"HdrS" {
+        return read_version(&mut file, &header);
+    }
+    arm64_version(path)
+}
+
+/// An arm64 Image has no pointer to its version: the version is the
+/// `linux_banner` string in its data, "Linux version " then a release that
+/// starts with a digit (format strings that also say "Linux version" do
+/// not). A gzip'd Image is read through the decompressor.
+fn arm64_version(path: &Path) -> Option<String> {
+    let raw = std::fs::read(path).ok()?;
+    let data = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(raw.as_slice()).read_to_end(&mut out).ok()?;
+        out
+    } else {
+        raw
+    };
+    memchr::memmem::find_iter(&data, BANNER).find_map(|at| {
+        let rest = &data[at + BANNER.len()..];
+        if !rest.first()?.is_ascii_digit() {
+            return None;
+        }
+        let end = rest.iter().take(512).position(|&b| b == 0 || b == b'\n')?;
+        std::str::from_utf8(&rest[..end]).ok().map(str::to_owned)
+    })
 }
 
 /// The version string `kernel_version` in `header` points at.
@@ -88,11 +163,6 @@ pub fn protected_mode(header: &[u8]) -> Option<std::ops::Range<u64>> {
     Some(start..start + syssize * 16)
 }
 
-fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-    file.seek(SeekFrom::Start(offset))?;
-    file.read_exact(buf)
-}
-
 /// "6.12.117+deb12-cloud-amd64 (debian-kernel@...) #1 SMP ..." -> the first word.
 fn release_from_version(s: &str) -> Option<String> {
     let release = s.split_whitespace().next()?;
@@ -102,7 +172,7 @@ fn release_from_version(s: &str) -> Option<String> {
 /// The kernel's .config, where kernels keep it: `<image>.config` (what
 /// `kernel build -o FILE` writes), beside the image as `config` (krepro's
 /// build cache) or `config-<release>` (a distro's /boot), or at the top of
-/// the tree for `arch/x86/boot/bzImage`.
+/// the tree for `arch/*/boot/bzImage` or `Image`.
 pub fn config_of(kernel: &Kernel) -> Option<std::collections::BTreeMap<String, crate::build::kconfig::Value>> {
     let dir = kernel.path.parent()?;
     let mut own = kernel.path.clone().into_os_string();
@@ -145,8 +215,9 @@ mod tests {
     #[test]
     fn reads_release_from_the_header() {
         let f = fake_bzimage("6.12.117+deb12-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP");
-        let k = check_bzimage(f.path()).unwrap();
+        let k = check_kernel(f.path()).unwrap();
         assert_eq!(k.release.as_deref(), Some("6.12.117+deb12-cloud-amd64"));
+        assert_eq!(k.arch, Arch::X86_64);
         assert_eq!(
             version_string(f.path()).as_deref(),
             Some("6.12.117+deb12-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP")
@@ -157,36 +228,86 @@ mod tests {
     fn refuses_a_truncated_bzimage() {
         let real = crate::image::elf::testing::cached_kernel("6.1");
         let bytes = std::fs::read(&real).unwrap();
-        assert!(check_bzimage(&real).is_ok());
+        assert!(check_kernel(&real).is_ok());
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&bytes[..bytes.len() - 1]).unwrap();
-        let err = check_bzimage(f.path()).unwrap_err();
+        let err = check_kernel(f.path()).unwrap_err();
         let want = format!("truncated: its boot header says {} bytes, the file has {}", bytes.len(), bytes.len() - 1);
         assert!(matches!(&err, RunError::NotABzImage { why, .. } if *why == want), "{err}");
     }
 
     #[test]
     fn refuses_what_is_not_a_bzimage() {
-        let err = check_bzimage(Path::new("/etc/passwd")).unwrap_err();
+        let err = check_kernel(Path::new("/etc/passwd")).unwrap_err();
         assert!(matches!(err, RunError::NotABzImage { .. }), "{err:?}");
         assert!(err.to_string().contains("/etc/passwd"), "{err}");
-        let err = check_bzimage(Path::new("/nonexistent/bzImage")).unwrap_err();
+        let err = check_kernel(Path::new("/nonexistent/bzImage")).unwrap_err();
         assert!(matches!(err, RunError::KernelNotFound(_)), "{err:?}");
-        let err = check_bzimage(Path::new("/")).unwrap_err();
+        let err = check_kernel(Path::new("/")).unwrap_err();
         assert!(matches!(err, RunError::NotABzImage { .. }), "{err:?}");
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&[0u8; 0x400]).unwrap();
-        assert!(matches!(check_bzimage(f.path()).unwrap_err(), RunError::NotABzImage { .. }));
+        assert!(matches!(check_kernel(f.path()).unwrap_err(), RunError::NotABzImage { .. }));
+    }
+
+    fn fake_arm64_image(banner: &str) -> Vec<u8> {
+        let mut img = vec![0u8; 4096];
+        img[ARM64_MAGIC_OFFSET..ARM64_MAGIC_OFFSET + 4].copy_from_slice(ARM64_MAGIC);
+        // A format string first, which must not be taken for the banner.
+        let fmt = b"Linux version %s\n\0";
+        img[1000..1000 + fmt.len()].copy_from_slice(fmt);
+        let text = format!("Linux version {banner}\n\0");
+        img[2000..2000 + text.len()].copy_from_slice(text.as_bytes());
+        img
+    }
+
+    #[test]
+    fn recognises_arm64_images_plain_and_gzipped() {
+        let banner = "6.12.117+deb12-cloud-arm64 (debian-kernel@lists.debian.org) #1 SMP Debian 6.12.117-1~deb12u1";
+        let img = fake_arm64_image(banner);
+        let mut plain = tempfile::NamedTempFile::new().unwrap();
+        plain.write_all(&img).unwrap();
+        let k = check_kernel(plain.path()).unwrap();
+        assert_eq!((k.arch, k.release.as_deref()), (Arch::Aarch64, Some("6.12.117+deb12-cloud-arm64")));
+        assert_eq!(version_string(plain.path()).as_deref(), Some(banner));
+
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&img).unwrap();
+        let mut zipped = tempfile::NamedTempFile::new().unwrap();
+        zipped.write_all(&gz.finish().unwrap()).unwrap();
+        let k = check_kernel(zipped.path()).unwrap();
+        assert_eq!((k.arch, k.release.as_deref()), (Arch::Aarch64, Some("6.12.117+deb12-cloud-arm64")));
+
+        let mut zboot = vec![0u8; 512];
+        zboot[..2].copy_from_slice(b"MZ");
+        zboot[4..8].copy_from_slice(ZBOOT_MAGIC);
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&zboot).unwrap();
+        assert_eq!(check_kernel(f.path()).unwrap().arch, Arch::Aarch64);
+    }
+
+    #[test]
+    fn a_gzip_file_that_is_not_a_kernel_is_refused() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&[7u8; 200]).unwrap();
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&gz.finish().unwrap()).unwrap();
+        let err = check_kernel(f.path()).unwrap_err();
+        assert!(err.to_string().ends_with("a gzip file that does not hold an arm64 Image"), "{err}");
+        let mut short = tempfile::NamedTempFile::new().unwrap();
+        short.write_all(b"MZ").unwrap();
+        let err = check_kernel(short.path()).unwrap_err();
+        assert!(err.to_string().contains("too short"), "{err}");
     }
 
     #[test]
     fn acpi_comes_from_the_config_beside_the_kernel() {
         let d = tempfile::tempdir().unwrap();
-        let k = Kernel { path: d.path().join("vmlinuz-6.1.0-9"), release: None };
+        let k = Kernel { path: d.path().join("vmlinuz-6.1.0-9"), release: None, arch: Arch::X86_64 };
         assert!(has_acpi(&k), "unknown counts as ACPI");
         std::fs::write(d.path().join("config-6.1.0-9"), "# CONFIG_ACPI is not set\n").unwrap();
         assert!(!has_acpi(&k));
-        let built = Kernel { path: d.path().join("bzImage"), release: Some("6.1.192".into()) };
+        let built = Kernel { path: d.path().join("bzImage"), release: Some("6.1.192".into()), arch: Arch::X86_64 };
         std::fs::write(d.path().join("config"), "CONFIG_ACPI=y\n").unwrap();
         assert!(has_acpi(&built));
         std::fs::write(d.path().join("bzImage.config"), "# CONFIG_ACPI is not set\n").unwrap();

@@ -11,6 +11,7 @@ use super::modules::{self, ModuleError, Modules};
 use super::Entry;
 use crate::boot::qemu::Machine;
 use crate::host::spawn::Cmd;
+use crate::image::arch::Arch;
 use crate::image::elf::{self, ElfError};
 use crate::image::kernel::Kernel;
 use crate::RunError;
@@ -53,6 +54,10 @@ pub struct Extras {
     /// --exec and --file entries, the same for every kernel.
     fixed: Vec<Entry>,
     modules: Option<ModuleSpec>,
+    /// The --exec program's architecture, from its ELF header (or, for a
+    /// script, busybox's): it must be the guest's.
+    /// Whether it is a script is kept for the message.
+    exec_arch: Option<(PathBuf, Option<Arch>, bool)>,
     /// What the user should know (a bash script runs under busybox sh).
     pub notes: Vec<String>,
 }
@@ -64,13 +69,17 @@ impl Extras {
     pub fn new(exec: Option<&ExecSpec>, files: &[String], modules: Option<ModuleSpec>) -> Result<Extras, RunError> {
         let mut fixed = Vec::new();
         let mut notes = Vec::new();
+        let mut exec_arch = None;
         if let Some(spec) = exec {
-            fixed.extend(exec_entries(spec, &mut notes)?);
+            let (entries, arch) = exec_entries(spec, &mut notes)?;
+            let script = entries.iter().any(|e| e.path == "bin/busybox");
+            fixed.extend(entries);
+            exec_arch = Some((spec.path.clone(), arch, script));
         }
         for spec in files {
             fixed.extend(file_entries(spec)?);
         }
-        Ok(Extras { fixed, modules, notes })
+        Ok(Extras { fixed, modules, exec_arch, notes })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -82,6 +91,19 @@ impl Extras {
     /// `needs` are modules the devices need (virtio_blk for disks), loaded
     /// where the kernel has them as modules, like `--modules auto`'s.
     pub fn entries_for(&self, kernel: &Kernel, machine: Machine, needs: &[&str]) -> Result<Vec<Entry>, RunError> {
+        if let Some((path, arch, script)) = &self.exec_arch {
+            let guest = machine.arch();
+            if *arch != Some(guest) {
+                let why = match (arch, script) {
+                    (_, true) => format!(
+                        "a script runs under the host's busybox, so only in guests of the host's architecture, not {guest}"
+                    ),
+                    (Some(a), false) => format!("an {a} executable, but the guest is {guest}"),
+                    (None, false) => format!("not an executable for the {guest} guest"),
+                };
+                return Err(RunError::BadExec { path: path.clone(), why });
+            }
+        }
         let mut out = self.fixed.clone();
         let from = self.modules.as_ref().and_then(|s| s.from.as_deref());
         let mut auto: Vec<&str> = needs.to_vec();
@@ -130,13 +152,20 @@ impl Extras {
     }
 }
 
-fn exec_entries(spec: &ExecSpec, notes: &mut Vec<String>) -> Result<Vec<Entry>, RunError> {
+/// The architecture of an ELF file's bytes, if it is one krepro boots.
+fn elf_arch(bytes: &[u8]) -> Option<Arch> {
+    elf::Elf::parse(bytes).ok().and_then(|e| Arch::from_elf_machine(e.machine()))
+}
+
+fn exec_entries(spec: &ExecSpec, notes: &mut Vec<String>) -> Result<(Vec<Entry>, Option<Arch>), RunError> {
     let bad = |why: String| RunError::BadExec { path: spec.path.clone(), why };
     let bytes = std::fs::read(&spec.path).map_err(|e| bad(e.to_string()))?;
     let mut shell = Vec::new();
     let mut env = spec.env.clone();
+    let arch;
     if bytes.starts_with(b"#!") {
         shell = script_entries(&bytes, spec.busybox.as_deref(), notes).map_err(bad)?;
+        arch = spec.busybox.as_deref().and_then(|b| std::fs::read(b).ok()).and_then(|b| elf_arch(&b));
         if !env.iter().any(|kv| kv.starts_with("PATH=")) {
             env.insert(0, SCRIPT_PATH.to_owned());
         }
@@ -145,6 +174,7 @@ fn exec_entries(spec: &ExecSpec, notes: &mut Vec<String>) -> Result<Vec<Entry>, 
             ElfError::Dynamic(_) => bad(format!("{e}; {STATIC_HINT}")),
             e => bad(e.to_string()),
         })?;
+        arch = elf_arch(&bytes);
     }
     for kv in &spec.env {
         if !kv.contains('=') || kv.contains('\0') {
@@ -162,7 +192,7 @@ fn exec_entries(spec: &ExecSpec, notes: &mut Vec<String>) -> Result<Vec<Entry>, 
         Entry::file(&at(protocol::EXEC_ARGS), 0o644, nul_list(&spec.args)),
         Entry::file(&at(protocol::EXEC_ENV), 0o644, nul_list(&env)),
     ]);
-    Ok(shell)
+    Ok((shell, arch))
 }
 
 /// What a `#!` script needs: busybox at /bin/busybox with a link for each
@@ -278,7 +308,7 @@ mod tests {
             format!("{}:srv/b", d.path().join("b").display()),
         ];
         let x = Extras::new(None, &specs, None).unwrap();
-        let k = Kernel { path: "/k".into(), release: None };
+        let k = Kernel { path: "/k".into(), release: None, arch: crate::image::arch::Arch::X86_64 };
         assert_eq!(
             paths(&x.entries_for(&k, Machine::Microvm, &[]).unwrap()),
             ["srv", "srv/data", "srv/data/a", "srv/b"]
@@ -299,7 +329,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let x = Extras::new(Some(&script(d.path(), "#!/bin/sh\nexit 4\n")), &[], None).unwrap();
         assert!(x.notes.is_empty(), "{:?}", x.notes);
-        let k = Kernel { path: "/k".into(), release: None };
+        let k = Kernel { path: "/k".into(), release: None, arch: crate::image::arch::Arch::X86_64 };
         let e = x.entries_for(&k, Machine::Microvm, &[]).unwrap();
         let find = |p: &str| e.iter().find(|e| e.path == p).unwrap_or_else(|| panic!("no {p} in {:?}", paths(&e)));
         assert!(matches!(&find("bin/busybox").node, crate::initrd::Node::File(b) if b.starts_with(b"\x7fELF")));

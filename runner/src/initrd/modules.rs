@@ -181,7 +181,7 @@ mod tests {
     /// The modules of a cached Debian cloud kernel: `.ko` files for 6.1,
     /// `.ko.xz` for 6.12.
     fn real_modules_dir(series: &str) -> PathBuf {
-        let kernel = Kernel { path: cached_kernel(series), release: None };
+        let kernel = Kernel { path: cached_kernel(series), release: None, arch: crate::image::arch::Arch::X86_64 };
         modules_dir(&kernel, None).unwrap_or_else(|| panic!("no modules beside {}", kernel.path.display()))
     }
 
@@ -200,10 +200,18 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("boot")).unwrap();
         std::fs::create_dir_all(d.path().join("lib/modules/6.1.0-9-cloud-amd64/kernel")).unwrap();
-        let k = Kernel { path: d.path().join("boot/vmlinuz-6.1.0-9-cloud-amd64"), release: None };
+        let k = Kernel {
+            path: d.path().join("boot/vmlinuz-6.1.0-9-cloud-amd64"),
+            release: None,
+            arch: crate::image::arch::Arch::X86_64,
+        };
         assert_eq!(modules_dir(&k, None), Some(d.path().join("lib/modules/6.1.0-9-cloud-amd64")));
         assert_eq!(modules_dir(&k, Some(d.path())), Some(d.path().join("lib/modules/6.1.0-9-cloud-amd64")));
-        let other = Kernel { path: "/nonexistent/bzImage".into(), release: Some("6.1".into()) };
+        let other = Kernel {
+            path: "/nonexistent/bzImage".into(),
+            release: Some("6.1".into()),
+            arch: crate::image::arch::Arch::X86_64,
+        };
         assert_eq!(modules_dir(&other, None), None);
     }
 

@@ -21,6 +21,7 @@ use krepro_runner::cli::{self, BootArgs, ConsoleMode, ExecArgs};
 use krepro_runner::host::cache::Cache;
 use krepro_runner::host::install;
 use krepro_runner::host::spawn::{Cmd, Line, Stream};
+use krepro_runner::image::arch::Arch;
 use krepro_runner::initrd;
 use serde::Serialize;
 
@@ -47,21 +48,27 @@ pub struct BenchArgs {
 /// The krepro variants measured: the boot flags given (by default,
 /// krepro's default path) and the choices it made against, each a change
 /// to those flags.
-type Variant = (&'static str, fn(&mut BootArgs));
+/// A variant runs on guests of every architecture unless it names one.
+type Variant = (&'static str, Option<Arch>, fn(&mut BootArgs));
 const KREPRO_VARIANTS: &[Variant] = &[
-    ("krepro", |_| {}),
-    ("krepro --machine pc --entry bzimage", |b| {
+    ("krepro", None, |_| {}),
+    ("krepro --machine pc --entry bzimage", Some(Arch::X86_64), |b| {
         b.machine = MachineChoice::Pc;
         b.entry = EntryChoice::Bzimage;
     }),
-    ("krepro --machine pc", |b| b.machine = MachineChoice::Pc),
-    ("krepro --entry bzimage", |b| b.entry = EntryChoice::Bzimage),
-    ("krepro --console quiet", |b| b.console = ConsoleMode::Quiet),
-    ("krepro --memory 1024", |b| b.memory = Some(1024)),
+    ("krepro --machine pc", Some(Arch::X86_64), |b| b.machine = MachineChoice::Pc),
+    ("krepro --entry bzimage", Some(Arch::X86_64), |b| b.entry = EntryChoice::Bzimage),
+    // What krepro's `-cpu max,pauth-impdef=on` saves under TCG: plain
+    // `max` emulates the architected QARMA5 pointer authentication.
+    ("krepro -cpu max (QARMA5 pauth)", Some(Arch::Aarch64), |b| {
+        b.qemu_args = vec!["-cpu".into(), "max".into()];
+    }),
+    ("krepro --console quiet", None, |b| b.console = ConsoleMode::Quiet),
+    ("krepro --memory 1024", None, |b| b.memory = Some(1024)),
     // What the resources cost: a second CPU, a fresh ext4 disk (made with
     // mkfs.ext4 per boot; virtio_blk loaded where it is a module).
-    ("krepro --cpus 2", |b| b.cpus = Some(2)),
-    ("krepro --disk new:64M:ext4", |b| b.disks = vec!["new:64M:ext4".parse().expect("a valid spec")]),
+    ("krepro --cpus 2", None, |b| b.cpus = Some(2)),
+    ("krepro --disk new:64M:ext4", None, |b| b.disks = vec!["new:64M:ext4".parse().expect("a valid spec")]),
 ];
 
 const BASELINE: &str = "c-init (plain qemu)";
@@ -113,12 +120,19 @@ fn median(v: &[f64]) -> Option<f64> {
 }
 
 /// A boot with a plain qemu command line, as people write it: the default
-/// machine and devices, -nographic, -no-reboot so the guest's restart ends
-/// qemu. Passes when the console shows `expect`.
-fn plain_qemu(qemu: &Path, accel: Accel, kernel: &Path, initrd: &Path, expect: &str) -> Result<f64> {
+/// machine and devices (on arm64 `-M virt -cpu max`, which it has no
+/// default for), -nographic, -no-reboot so the guest's restart ends qemu.
+/// Passes when the console shows `expect`.
+fn plain_qemu(qemu: &Path, arch: Arch, accel: Accel, kernel: &Path, initrd: &Path, expect: &str) -> Result<f64> {
+    let machine: &[&str] = match (arch, accel) {
+        (Arch::X86_64, _) => &[],
+        (Arch::Aarch64, Accel::Kvm) => &["-M", "virt", "-cpu", "host"],
+        (Arch::Aarch64, Accel::Tcg) => &["-M", "virt", "-cpu", "max"],
+    };
     let cmd = Cmd::new(qemu, ["-accel", accel.name(), "-m", "256", "-nographic", "-no-reboot"], Path::new("/"))
+        .args(machine)
         .args(["-kernel".as_ref(), kernel.as_os_str(), "-initrd".as_ref(), initrd.as_os_str()])
-        .args(["-append", "console=ttyS0 panic=-1"])
+        .args(["-append", &format!("console={} panic=-1", arch.console())])
         .quiet()
         .contained();
     let started = Instant::now();
@@ -150,15 +164,22 @@ fn timed(cmd: Cmd) -> Result<f64> {
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// The C-init baseline's initrd: the program above, static, plus /dev/console.
-fn baseline_initrd(dir: &Path) -> Result<PathBuf> {
+/// The C-init baseline's initrd: the program above, static (built with
+/// the host's cc, or the cross gcc for another architecture), plus
+/// /dev/console.
+fn baseline_initrd(dir: &Path, arch: Arch) -> Result<PathBuf> {
     let src = dir.join("baseline_init.c");
     std::fs::write(&src, include_str!("baseline_init.c"))?;
     let exe = dir.join("init");
-    Cmd::new("cc", ["-static".as_ref(), "-Os".as_ref(), "-o".as_ref(), exe.as_os_str(), src.as_os_str()], dir)
+    let (cc, package) = if Arch::host() == Some(arch) {
+        ("cc".to_owned(), "build-essential".to_owned())
+    } else {
+        (format!("{}-gcc", arch.gnu_triple()), format!("gcc-{}", arch.gnu_triple()))
+    };
+    Cmd::new(&cc, ["-static".as_ref(), "-Os".as_ref(), "-o".as_ref(), exe.as_os_str(), src.as_os_str()], dir)
         .quiet()
         .output()
-        .context("cc -static for the C-init baseline (apt-get install -y build-essential)")?;
+        .with_context(|| format!("{cc} -static for the C-init baseline (apt-get install -y {package})"))?;
     let entries = vec![
         initrd::Entry::dir("dev"),
         initrd::Entry::char_dev("dev/console", 0o600, 5, 1),
@@ -190,27 +211,45 @@ fn busybox_initrd(dir: &Path, busybox: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-pub fn bench(args: &BenchArgs, krepro_initrd: &Path, cache: &Cache) -> Result<()> {
+/// The architecture bench measures: that of its --kernel (one for all),
+/// else --arch, else the host's.
+pub fn guest_arch(args: &BenchArgs) -> Result<Arch> {
+    let mut arch = None;
+    for k in &args.kernel {
+        let this = cli::guest_arch(&args.boot, Some(k))?;
+        if arch.is_some_and(|a| a != this) {
+            bail!(
+                "--kernel: {} is {this}, the kernels before it are not: one bench measures one architecture",
+                k.display()
+            );
+        }
+        arch = Some(this);
+    }
+    arch.map_or_else(|| Ok(cli::guest_arch(&args.boot, None)?), Ok)
+}
+
+pub fn bench(args: &BenchArgs, arch: Arch, krepro_initrd: &Path, cache: &Cache) -> Result<()> {
     let mut progress = Progress::new();
     // Each krepro variant planned once, as `run` would with those flags.
     let mut plans = Vec::new();
-    for (label, change) in KREPRO_VARIANTS {
+    for (label, only, change) in KREPRO_VARIANTS {
+        if only.is_some_and(|a| a != arch) {
+            continue;
+        }
         let mut boot = args.boot.clone();
         change(&mut boot);
-        plans.push((
-            *label,
-            cli::plan(&boot, &ExecArgs::default(), "smoke", krepro_initrd, cache, &mut |m: &str| progress.say(m))?,
-        ));
+        let say = &mut |m: &str| progress.say(m);
+        plans.push((*label, cli::plan(&boot, &ExecArgs::default(), "smoke", arch, krepro_initrd, cache, say)?));
     }
     let qemu_bin = plans[0].1.qemu.clone();
-    let busybox = install::find_or_install("busybox", "busybox-static", &mut |m: &str| progress.say(m)).ok();
+    let busybox = install::busybox(arch, cache, &mut |m: &str| progress.say(m)).ok();
     let kernels: Vec<PathBuf> = if args.kernel.is_empty() {
-        vec![krepro_runner::host::fetch::resolve(None, cache, &mut |m: &str| progress.say(m))?.0.path]
+        vec![krepro_runner::host::fetch::resolve(None, Some(arch), cache, &mut |m: &str| progress.say(m))?.0.path]
     } else {
         args.kernel.clone()
     };
     let scratch = tempfile::tempdir()?;
-    let base_initrd = baseline_initrd(scratch.path())?;
+    let base_initrd = baseline_initrd(scratch.path(), arch)?;
     let bb_initrd = busybox.as_deref().map(|b| busybox_initrd(scratch.path(), b)).transpose()?;
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
 
@@ -229,8 +268,9 @@ pub fn bench(args: &BenchArgs, krepro_initrd: &Path, cache: &Cache) -> Result<()
         let accel = warm.accel;
         let mut walls: Vec<Vec<f64>> = vec![Vec::new(); configs.len() + 4];
         let mut krepro_runs: Vec<RunResult> = Vec::new();
-        let vng = which::which("vng").ok();
-        let vmtest = which::which("vmtest").ok();
+        let native = Arch::host() == Some(arch);
+        let vng = which::which("vng").ok().filter(|_| native);
+        let vmtest = which::which("vmtest").ok().filter(|_| native);
         for round in 0..args.runs {
             progress.line(&format!("bench {name}: round {}/{}", round + 1, args.runs), true);
             // Alternate the order so no tool always goes first.
@@ -248,10 +288,10 @@ pub fn bench(args: &BenchArgs, krepro_initrd: &Path, cache: &Cache) -> Result<()
                     }
                 } else {
                     let secs = match t - configs.len() {
-                        0 => Some(plain_qemu(&qemu_bin, accel, k, &base_initrd, "baseline: ok")?),
+                        0 => Some(plain_qemu(&qemu_bin, arch, accel, k, &base_initrd, "baseline: ok")?),
                         1 => bb_initrd
                             .as_deref()
-                            .map(|i| plain_qemu(&qemu_bin, accel, k, i, "busybox: ok"))
+                            .map(|i| plain_qemu(&qemu_bin, arch, accel, k, i, "busybox: ok"))
                             .transpose()?,
                         2 => vng
                             .as_ref()

@@ -6,18 +6,31 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use krepro_runner::{boot::qemu, host::cache};
+use krepro_runner::host::cache;
+use krepro_runner::image::arch::Arch;
 use serde_json::Value;
 
-/// The newest cached Debian cloud kernel of a series, or a failure that
-/// says how to get one.
+/// The newest cached Debian x86_64 cloud kernel of a series, or a failure
+/// that says how to get one.
 pub fn kernel_of(series: &str) -> PathBuf {
-    krepro_runner::host::fetch::newest_cached(&cache::Cache::from_env().kernels(), Some(series)).unwrap_or_else(|| {
+    arch_kernel_of(Arch::X86_64, series)
+}
+
+/// The newest cached Debian cloud kernel of `arch` and a series.
+pub fn arch_kernel_of(arch: Arch, series: &str) -> PathBuf {
+    let kernels = cache::Cache::from_env().kernels();
+    krepro_runner::host::fetch::newest_cached(&kernels, arch, Some(series)).unwrap_or_else(|| {
         panic!(
-            "no Debian {series} cloud kernel in {}: run `cargo xtask kernel fetch {series}` (or `cargo xtask ci`)",
-            cache::Cache::from_env().kernels().display()
+            "no Debian {series} {arch} cloud kernel in {}: run `cargo xtask kernel fetch {series} --arch {arch}` \
+             (or `cargo xtask ci`)",
+            kernels.display()
         )
     })
+}
+
+/// Debian's arm64 6.12 cloud kernel (an uncompressed Image).
+pub fn arm64_612() -> PathBuf {
+    arch_kernel_of(Arch::Aarch64, "6.12")
 }
 
 pub fn k612() -> PathBuf {
@@ -29,8 +42,12 @@ pub fn k61() -> PathBuf {
 }
 
 pub fn require_qemu() {
-    which::which(qemu::QEMU).unwrap_or_else(|_| {
-        panic!("{} is needed for boot tests: apt-get install -y {}", qemu::QEMU, qemu::QEMU_PACKAGE)
+    require_qemu_for(Arch::X86_64);
+}
+
+pub fn require_qemu_for(arch: Arch) {
+    which::which(arch.qemu()).unwrap_or_else(|_| {
+        panic!("{} is needed for boot tests: apt-get install -y {}", arch.qemu(), arch.qemu_package())
     });
 }
 
@@ -112,7 +129,7 @@ pub fn qemus_with(marker: &str) -> Vec<String> {
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
             let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if text.contains(qemu::QEMU) && text.contains(marker) {
+            if text.contains("qemu-system-") && text.contains(marker) {
                 found.push(text);
             }
         }
