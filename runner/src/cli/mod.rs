@@ -354,6 +354,12 @@ pub fn plan(
     if !initrd.is_file() {
         return Err(RunError::InitrdNotFound(initrd.to_owned()));
     }
+    if let Some(init) = crate::initrd::init_arch(initrd).filter(|a| *a != arch) {
+        return Err(RunError::BadFlag(format!(
+            "initrd {} holds an {init} init, but the guest is {arch} (build one with `cargo xtask initrd --arch {arch}`)",
+            initrd.display()
+        )));
+    }
     Ok(Plan {
         append,
         timeout: Duration::from_secs(boot.timeout),

@@ -132,6 +132,37 @@ fn pad4(len: usize, out: &mut impl Write) -> io::Result<()> {
     out.write_all(&[0; 3][..(4 - len % 4) % 4])
 }
 
+/// The architecture of the `init` in a gzip'd newc initrd (krepro's own,
+/// as [`write_file`] makes it), from its ELF header; None when the file is
+/// not such an archive or has no ELF init. Only the first gzip member is
+/// read: the one that holds init.
+pub fn init_arch(path: &Path) -> Option<crate::image::arch::Arch> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).ok()?;
+    let mut data = Vec::new();
+    // An initrd is small; the cap keeps a wrong --initrd from filling memory.
+    flate2::read::GzDecoder::new(file).take(256 << 20).read_to_end(&mut data).ok()?;
+    let mut at = 0;
+    while data.get(at..at + 6)? == b"070701" {
+        let field = |i: usize| {
+            let hex = std::str::from_utf8(data.get(at + 6 + 8 * i..at + 14 + 8 * i)?).ok()?;
+            usize::from_str_radix(hex, 16).ok()
+        };
+        let (size, namesize) = (field(6)?, field(11)?);
+        let name = data.get(at + 110..at + 110 + namesize.checked_sub(1)?)?;
+        let body = (at + 110 + namesize).next_multiple_of(4);
+        if name == b"init" {
+            let elf = crate::image::elf::Elf::parse(data.get(body..body + size)?).ok()?;
+            return crate::image::arch::Arch::from_elf_machine(elf.machine());
+        }
+        if name == b"TRAILER!!!" {
+            return None;
+        }
+        at = (body + size).next_multiple_of(4);
+    }
+    None
+}
+
 /// The gzip'd archive in memory.
 pub fn pack(entries: &[Entry]) -> io::Result<Vec<u8>> {
     // GzBuilder writes mtime 0 and no file name unless told to.
@@ -174,6 +205,20 @@ mod tests {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn init_arch_reads_the_elf_header_of_init() {
+        let d = tempfile::tempdir().unwrap();
+        let exe = crate::image::elf::testing::cc(d.path(), &["-static"], "int main(void) { return 0; }");
+        let path = d.path().join("initrd.gz");
+        let mut entries = standard_entries(exe);
+        entries.push(Entry::file("aaa", 0o644, b"before init in the archive".to_vec()));
+        write_file(&entries, &path).unwrap();
+        assert_eq!(init_arch(&path), Some(crate::image::arch::Arch::X86_64));
+        write_file(&sample(), &path).unwrap();
+        assert_eq!(init_arch(&path), None, "not an ELF init");
+        assert_eq!(init_arch(Path::new("/etc/passwd")), None);
     }
 
     #[test]
