@@ -202,11 +202,7 @@ unsafe fn clone(flags: usize, stack: *mut u8, tid: *mut u32, arg: *mut Control) 
             options(nostack),
         );
     }
-    if ret < 0 {
-        Err(rustix::io::Errno::from_raw_os_error(-ret as i32))
-    } else {
-        Ok(ret as usize)
-    }
+    clone_result(ret)
 }
 
 /// clone(2) whose child starts in [`entry`] with `arg`, on `stack`.
@@ -245,6 +241,11 @@ unsafe fn clone(flags: usize, stack: *mut u8, tid: *mut u32, arg: *mut Control) 
             options(nostack),
         );
     }
+    clone_result(ret)
+}
+
+/// clone's return value: the child's tid, or the errno.
+fn clone_result(ret: isize) -> Result<usize, rustix::io::Errno> {
     if ret < 0 {
         Err(rustix::io::Errno::from_raw_os_error(-ret as i32))
     } else {
