@@ -40,6 +40,8 @@ pub fn default_initrd(arch: Arch) -> PathBuf {
 /// Debian's second Rust toolchain, and where it keeps the targets' libraries.
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 const DEBIAN_RUSTLIB: &str = "/usr/lib/rustlib";
+/// Debian's clippy for that rustc (rust-web-clippy).
+const DEBIAN_CLIPPY: &str = "/usr/bin/clippy-driver";
 
 /// How init is compiled for one architecture.
 #[derive(Debug, PartialEq, Eq)]
@@ -118,7 +120,7 @@ pub fn build_init(arch: Arch, default_repro: &str) -> Result<Vec<u8>> {
         cmd = cmd.env("RUSTC", rustc);
     }
     if let Some(linker) = &tc.linker {
-        cmd = cmd.env(&format!("CARGO_TARGET_{}_LINKER", target.to_uppercase().replace('-', "_")), linker);
+        cmd = cmd.env(&linker_var(target), linker);
     }
     cmd.status().with_context(|| format!("building init for {arch}"))?;
     let path = tc.target_dir.join(target).join("init/init");
@@ -130,6 +132,37 @@ pub fn build_init(arch: Arch, default_repro: &str) -> Result<Vec<u8>> {
         bail!("{} is not an {arch} executable (ELF machine {machine})", path.display());
     }
     Ok(bytes)
+}
+
+/// clippy on init for `arch` with warnings denied, as CI runs it for the
+/// host's: cargo's own clippy where its rustc has the target; else
+/// Debian's clippy-driver (rust-web-clippy) over Debian's rustc, the
+/// way `cargo clippy` wraps rustc, in a target dir of its own.
+pub fn clippy_init(arch: Arch) -> Result<()> {
+    let tc = toolchain(arch, &mut |m| eprintln!("krepro: {m}"))?;
+    let target = arch.rust_target();
+    let package = ["--quiet", "--package", "krepro-init", "--profile", "init", "--target", target];
+    let mut cmd = match &tc.rustc {
+        None => Cmd::new(cargo(), ["clippy"].iter().chain(&package).chain(&["--", "-D", "warnings"]), &root()),
+        Some(rustc) => {
+            install::apt_packages(&["rust-web-clippy"], &mut |m| eprintln!("krepro: {m}"))?;
+            Cmd::new(cargo(), ["check"].iter().chain(&package), &root())
+                .env("RUSTC", rustc)
+                .env("RUSTC_WORKSPACE_WRAPPER", DEBIAN_CLIPPY)
+                .env("RUSTFLAGS", "-D warnings")
+                .env("CARGO_TARGET_DIR", target_dir().join("krepro/debian-clippy"))
+        }
+    };
+    if let Some(linker) = &tc.linker {
+        cmd = cmd.env(&linker_var(target), linker);
+    }
+    cmd.status().with_context(|| format!("clippy on init for {arch}"))?;
+    Ok(())
+}
+
+/// cargo's variable for the linker of `target`.
+fn linker_var(target: &str) -> String {
+    format!("CARGO_TARGET_{}_LINKER", target.to_uppercase().replace('-', "_"))
 }
 
 /// Builds init for `arch` and packs it into a gzip'd cpio at `out`.

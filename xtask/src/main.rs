@@ -497,6 +497,7 @@ fn ci(cache: &Cache) -> Result<()> {
         &root,
     )
     .status()?;
+    init::clippy_init(Arch::Aarch64)?;
     Cmd::new(&cargo, test_args, &root).status()?;
     Ok(())
 }
