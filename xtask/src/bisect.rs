@@ -272,7 +272,7 @@ fn run_inner(args: &BisectArgs, arch: Arch, initrd: &Path, cache: &Cache) -> Res
                 key_extra: format!("{:?} {:?} {:?} {:?}", args.boot, args.exec, remap, args.verdict.runs),
                 check_endpoints: !args.no_check_ends,
                 verify: !args.no_verify,
-                repeat: repeat_flags(args),
+                repeat: repeat_flags(args, arch),
             };
             let report = kernels::bisect_kernels(&opts, cache, &mut tester, &interrupted, &mut |ev| ui.event(ev))?;
             ui.progress.clear();
@@ -381,9 +381,13 @@ fn prebuilt_kernels(
 }
 
 /// The flags that make the test, for the git bisect the report suggests
-/// next: the repro (or --exec and its arguments), --append, --runs.
-fn repeat_flags(args: &BisectArgs) -> Vec<String> {
+/// next: the architecture when it is not the host's, the repro (or --exec
+/// and its arguments), --append, --runs.
+fn repeat_flags(args: &BisectArgs, arch: Arch) -> Vec<String> {
     let mut words = Vec::new();
+    if Arch::host() != Some(arch) {
+        words.extend(["--arch".to_owned(), arch.name().to_owned()]);
+    }
     match &args.exec.exec {
         Some(file) => {
             words.extend(["--exec".to_owned(), file.display().to_string()]);
