@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+use crate::image::arch::Arch;
+
 /// A value a config option can have.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Value {
@@ -72,25 +74,20 @@ pub struct Request {
     pub origin: Origin,
 }
 
-/// What init and the verdict channels need; the essential ones make the
-/// build fail when lost.
-const KREPRO_ESSENTIAL: &[&str] = &[
-    "64BIT",
-    "BLK_DEV_INITRD",
-    "RD_GZIP",
-    "BINFMT_ELF",
-    "PROC_FS",
-    "TTY",
-    "SERIAL_8250",
-    "SERIAL_8250_CONSOLE",
-    "PRINTK",
-];
-/// Used when there: sysfs and devtmpfs (the virtio port lookup, /dev/kmsg),
-/// /tmp, timerfd (init's clock), printk times, the isa-debug-exit and
-/// virtio-serial channels (over PCI on pc/q35, over virtio-mmio devices
-/// from the command line on microvm), the PVH entry (boot the vmlinux
-/// directly) and KVM guest support.
-const KREPRO_OPTIONAL: &[&str] = &[
+/// What init and the verdict channels need on every architecture; losing
+/// one of these fails the build.
+const ESSENTIAL: &[&str] = &["64BIT", "BLK_DEV_INITRD", "RD_GZIP", "BINFMT_ELF", "PROC_FS", "TTY", "PRINTK"];
+/// x86: the console is the 8250 UART (ttyS0).
+const ESSENTIAL_X86: &[&str] = &["SERIAL_8250", "SERIAL_8250_CONSOLE"];
+/// arm64 on qemu's virt machine: the console is the PL011 (ttyAMA0), and
+/// PSCI is the only way the guest ends qemu (there is no isa-debug-exit):
+/// SYSTEM_OFF on power-off, SYSTEM_RESET on panic=-1 under -no-reboot.
+/// ARM64 selects ARM_PSCI_FW; asking for it keeps that promise checked.
+const ESSENTIAL_ARM64: &[&str] = &["SERIAL_AMBA_PL011", "SERIAL_AMBA_PL011_CONSOLE", "ARM_PSCI_FW"];
+/// Used when there, on every architecture: sysfs and devtmpfs (the
+/// virtio port lookup, /dev/kmsg), /tmp, timerfd (init's clock), printk
+/// times, the virtio-serial verdict channel (over PCI, or virtio-mmio).
+const OPTIONAL: &[&str] = &[
     // `--exec script.sh`: the kernel runs the #! line.
     "BINFMT_SCRIPT",
     "SYSFS",
@@ -99,36 +96,52 @@ const KREPRO_OPTIONAL: &[&str] = &[
     "TMPFS",
     "SHMEM",
     "PRINTK_TIME",
-    "X86_IOPL_IOPERM",
-    "DEVPORT",
     "PCI",
     "VIRTIO_MENU",
     "VIRTIO_PCI",
     "VIRTIO_MMIO",
-    "VIRTIO_MMIO_CMDLINE_DEVICES",
     "VIRTIO_CONSOLE",
+];
+/// x86 only.
+const OPTIONAL_X86: &[&str] = &[
+    // The isa-debug-exit channel: ioperm on port 0xf4.
+    "X86_IOPL_IOPERM",
+    "DEVPORT",
+    // microvm has no PCI: virtio-mmio devices from the command line.
+    "VIRTIO_MMIO_CMDLINE_DEVICES",
+    // The PVH entry (boot the vmlinux directly) and KVM guest support.
     "HYPERVISOR_GUEST",
     "PARAVIRT",
     "KVM_GUEST",
     "PVH",
 ];
+/// arm64: virt's PCIe host bridge is the generic ECAM one from the device
+/// tree (the virtio-serial-pci verdict channel sits behind it).
+const OPTIONAL_ARM64: &[&str] = &["PCI_HOST_GENERIC"];
 
-/// krepro's own fragment.
-pub fn krepro_fragment() -> Vec<Request> {
+/// krepro's own fragment for guests of `arch`.
+pub fn krepro_fragment(arch: Arch) -> Vec<Request> {
+    let (essential, optional) = match arch {
+        Arch::X86_64 => (ESSENTIAL_X86, OPTIONAL_X86),
+        Arch::Aarch64 => (ESSENTIAL_ARM64, OPTIONAL_ARM64),
+    };
     let req = |origin: Origin| {
         move |name: &&str| Request { name: (*name).to_owned(), value: Value::Y, origin: origin.clone() }
     };
-    KREPRO_ESSENTIAL
+    ESSENTIAL
         .iter()
+        .chain(essential)
         .map(req(Origin::KreproEssential))
-        .chain(KREPRO_OPTIONAL.iter().map(req(Origin::Krepro)))
+        .chain(OPTIONAL.iter().chain(optional).map(req(Origin::Krepro)))
         .collect()
 }
 
-/// What the boot flags need from the kernel: SMP (and the MP table,
-/// which is how microvm without ACPI announces its CPUs) for more than one
-/// CPU; the block layer, virtio-blk and the filesystems of new disks.
-pub fn boot_fragment(cpus: u32, disks: &[crate::boot::disk::DiskSpec]) -> Vec<Request> {
+/// What the boot flags need from a kernel for `arch`: SMP for more than
+/// one CPU (on x86 with the MP table, which is how microvm without ACPI
+/// announces its CPUs; arm64 is always SMP, `config SMP def_bool y`, and
+/// finds its CPUs in the device tree); the block layer, virtio-blk and the
+/// filesystems of new disks.
+pub fn boot_fragment(arch: Arch, cpus: u32, disks: &[crate::boot::disk::DiskSpec]) -> Vec<Request> {
     let mut out = Vec::new();
     let mut add = |names: &[&str], flag: String| {
         for name in names {
@@ -136,7 +149,11 @@ pub fn boot_fragment(cpus: u32, disks: &[crate::boot::disk::DiskSpec]) -> Vec<Re
         }
     };
     if cpus > 1 {
-        add(&["SMP", "X86_MPPARSE"], format!("--cpus {cpus}"));
+        let smp: &[&str] = match arch {
+            Arch::X86_64 => &["SMP", "X86_MPPARSE"],
+            Arch::Aarch64 => &["SMP"],
+        };
+        add(smp, format!("--cpus {cpus}"));
     }
     for d in disks {
         add(&["BLOCK", "BLK_DEV", "VIRTIO_BLK"], format!("--disk {d}"));
@@ -264,13 +281,16 @@ pub fn check(final_config: &BTreeMap<String, Value>, requests: &[Request]) -> Ve
     lost
 }
 
-/// Why an option did not survive, from the tree's Kconfig files: its
-/// `depends on` lines (and enclosing `if` blocks of the same file), with
-/// the symbols among them that the final config does not have.
-pub fn explain(source: &Path, name: &str, final_config: &BTreeMap<String, Value>) -> String {
+/// Why an option did not survive, from the tree's Kconfig files (those
+/// of `arch` under arch/): its `depends on` lines (and enclosing `if`
+/// blocks of the same file), with the symbols among them that the final
+/// config does not have.
+pub fn explain(source: &Path, arch: Arch, name: &str, final_config: &BTreeMap<String, Value>) -> String {
     let mut deps = Vec::new();
     let mut found = false;
-    visit_kconfigs(source, &mut |text| {
+    let other_arches = source.join("arch");
+    let skip = |dir: &Path| dir.parent() == Some(other_arches.as_path()) && !dir.ends_with(arch.kernel_arch());
+    visit_kconfigs(source, &skip, &mut |text| {
         if let Some(d) = entry_dependencies(text, name) {
             found = true;
             deps.extend(d);
@@ -298,8 +318,9 @@ pub fn explain(source: &Path, name: &str, final_config: &BTreeMap<String, Value>
     text
 }
 
-/// Calls `f` with the text of every Kconfig file under `dir`.
-fn visit_kconfigs(dir: &Path, f: &mut dyn FnMut(&str)) {
+/// Calls `f` with the text of every Kconfig file under `dir`, except in
+/// the directories `skip` names.
+fn visit_kconfigs(dir: &Path, skip: &dyn Fn(&Path) -> bool, f: &mut dyn FnMut(&str)) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let path = e.path();
@@ -307,7 +328,9 @@ fn visit_kconfigs(dir: &Path, f: &mut dyn FnMut(&str)) {
         let name = e.file_name();
         let name = name.to_string_lossy();
         if kind.is_dir() && !name.starts_with('.') && name != "Documentation" && name != "tools" {
-            visit_kconfigs(&path, f);
+            if !skip(&path) {
+                visit_kconfigs(&path, skip, f);
+            }
         } else if kind.is_file() && name.starts_with("Kconfig") {
             if let Ok(text) = std::fs::read_to_string(&path) {
                 f(&text);
@@ -369,6 +392,10 @@ mod tests {
     /// A real .config: Debian's linux-source-6.1, `make ARCH=x86_64
     /// tinyconfig` + krepro's fragment + smoke's, then olddefconfig.
     const TINY_SMOKE_61: &str = include_str!("../../tests/fixtures/config-tiny-smoke-6.1");
+    /// The same for arm64: `make ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-
+    /// tinyconfig` + krepro's arm64 fragment + smoke's + `--cpus 2`'s,
+    /// then olddefconfig, as the builder made it.
+    const TINY_SMOKE_61_ARM64: &str = include_str!("../../tests/fixtures/config-tiny-smoke-6.1-arm64");
 
     fn req(name: &str, value: Value) -> Request {
         Request { name: name.into(), value, origin: Origin::Fragment("f".into()) }
@@ -440,17 +467,29 @@ mod tests {
         std::fs::write(dir.path().join("arch/x86/Kconfig"), text).unwrap();
         let cfg = parse_config("CONFIG_PARAVIRT=y\n");
         assert_eq!(
-            explain(dir.path(), "KVM_GUEST", &cfg),
+            explain(dir.path(), Arch::X86_64, "KVM_GUEST", &cfg),
             "depends on HYPERVISOR_GUEST && PARAVIRT (not set: HYPERVISOR_GUEST)"
         );
-        assert_eq!(explain(dir.path(), "NOPE", &cfg), "this tree has no such option");
+        assert_eq!(explain(dir.path(), Arch::X86_64, "NOPE", &cfg), "this tree has no such option");
+        // Another arch's Kconfig is not read: arm64 has its own PARAVIRT.
+        std::fs::create_dir_all(dir.path().join("arch/arm64")).unwrap();
+        std::fs::write(dir.path().join("arch/arm64/Kconfig"), "config PARAVIRT\n\tbool \"x\"\n").unwrap();
+        assert_eq!(explain(dir.path(), Arch::Aarch64, "KVM_GUEST", &cfg), "this tree has no such option");
+        assert_eq!(
+            explain(dir.path(), Arch::Aarch64, "PARAVIRT", &cfg),
+            "its Kconfig entry has no 'depends on' (a choice, a select, or a menu that is off)"
+        );
+        assert_eq!(
+            explain(dir.path(), Arch::X86_64, "PARAVIRT", &cfg),
+            "depends on HYPERVISOR_GUEST (not set: HYPERVISOR_GUEST)"
+        );
     }
 
     #[test]
     fn boot_flags_ask_for_smp_and_block_devices() {
-        assert!(boot_fragment(1, &[]).is_empty());
+        assert!(boot_fragment(Arch::X86_64, 1, &[]).is_empty());
         let disks = ["new:64M:ext4".parse().unwrap(), "/tmp/x.img".parse().unwrap()];
-        let f = boot_fragment(2, &disks);
+        let f = boot_fragment(Arch::X86_64, 2, &disks);
         let names: Vec<(&str, String)> = f.iter().map(|r| (r.name.as_str(), r.origin.to_string())).collect();
         assert_eq!(
             names,
@@ -467,14 +506,74 @@ mod tests {
             ]
         );
         assert!(f.iter().all(|r| r.origin.is_fatal()));
+        // arm64 is always SMP and has no MP table.
+        let f = boot_fragment(Arch::Aarch64, 2, &disks[1..]);
+        let names: Vec<(&str, String)> = f.iter().map(|r| (r.name.as_str(), r.origin.to_string())).collect();
+        assert_eq!(
+            names,
+            [
+                ("SMP", "--cpus 2 needs it".to_owned()),
+                ("BLOCK", "--disk /tmp/x.img needs it".into()),
+                ("BLK_DEV", "--disk /tmp/x.img needs it".into()),
+                ("VIRTIO_BLK", "--disk /tmp/x.img needs it".into()),
+            ]
+        );
     }
 
     #[test]
     fn krepro_fragment_marks_what_is_essential() {
-        let f = krepro_fragment();
+        let f = krepro_fragment(Arch::X86_64);
         assert!(f.iter().any(|r| r.name == "SERIAL_8250_CONSOLE" && r.origin.is_fatal()));
         assert!(f.iter().any(|r| r.name == "VIRTIO_CONSOLE" && !r.origin.is_fatal()));
         let smoke = repro_fragment(repros::find("smoke").unwrap());
         assert!(smoke.iter().all(|r| r.origin == Origin::Repro("smoke".into()) && r.origin.is_fatal()));
+    }
+
+    #[test]
+    fn krepro_fragment_per_arch() {
+        let names = |arch, fatal: bool| -> Vec<String> {
+            krepro_fragment(arch).into_iter().filter(|r| r.origin.is_fatal() == fatal).map(|r| r.name).collect()
+        };
+        assert_eq!(
+            names(Arch::Aarch64, true),
+            [
+                "64BIT",
+                "BLK_DEV_INITRD",
+                "RD_GZIP",
+                "BINFMT_ELF",
+                "PROC_FS",
+                "TTY",
+                "PRINTK",
+                "SERIAL_AMBA_PL011",
+                "SERIAL_AMBA_PL011_CONSOLE",
+                "ARM_PSCI_FW"
+            ]
+        );
+        let arm_optional = names(Arch::Aarch64, false);
+        for name in ["VIRTIO_CONSOLE", "VIRTIO_PCI", "PCI", "PCI_HOST_GENERIC", "DEVTMPFS", "SYSFS"] {
+            assert!(arm_optional.iter().any(|n| n == name), "{name}");
+        }
+        for name in names(Arch::Aarch64, true).iter().chain(&arm_optional) {
+            assert!(!name.starts_with("X86_") && !name.starts_with("SERIAL_8250"), "{name}");
+            assert!(
+                !["PVH", "PARAVIRT", "KVM_GUEST", "HYPERVISOR_GUEST", "DEVPORT"].contains(&name.as_str()),
+                "{name}"
+            );
+        }
+        let x86: Vec<String> = krepro_fragment(Arch::X86_64).into_iter().map(|r| r.name).collect();
+        assert!(x86.iter().all(|n| !n.contains("AMBA") && !n.starts_with("ARM_")), "{x86:?}");
+        assert!(x86.iter().any(|n| n == "PVH") && x86.iter().any(|n| n == "X86_IOPL_IOPERM"));
+    }
+
+    /// Every option krepro asks for on arm64 survives olddefconfig on a
+    /// real tinyconfig: none is dropped by a dependency the fragment forgot.
+    #[test]
+    fn the_arm64_fragment_survives_a_real_tinyconfig() {
+        assert!(TINY_SMOKE_61_ARM64.contains("\n# Linux/arm64 6.1.192 Kernel Configuration\n"));
+        let cfg = parse_config(TINY_SMOKE_61_ARM64);
+        let mut reqs = krepro_fragment(Arch::Aarch64);
+        reqs.extend(repro_fragment(repros::find("smoke").unwrap()));
+        reqs.extend(boot_fragment(Arch::Aarch64, 2, &[]));
+        assert_eq!(check(&cfg, &reqs), []);
     }
 }

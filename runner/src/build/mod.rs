@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::cache::Cache;
 use crate::host::spawn::{Cmd, CmdError, Line};
+use crate::image::arch::Arch;
 use kconfig::Request;
 
 /// The base config.
@@ -50,6 +51,9 @@ pub struct BuildOptions {
     pub disks: Vec<crate::boot::disk::DiskSpec>,
     /// The compiler (`--cc`); a CC= or LLVM= in `make_args` overrides it.
     pub cc: toolchain::CcChoice,
+    /// The guest's architecture: `ARCH=`, krepro's fragment, the image;
+    /// a cross gcc where the host is another.
+    pub arch: Arch,
 }
 
 /// What the builder is doing, for progress output.
@@ -66,6 +70,8 @@ pub enum BuildEvent<'a> {
 /// A finished kernel.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Built {
+    /// The boot image: a bzImage on x86, an Image on arm64 (the field
+    /// keeps its old name so cached info.json files still read).
     pub bzimage: PathBuf,
     pub config: PathBuf,
     pub key: String,
@@ -88,8 +94,8 @@ pub struct Built {
 /// Why a build did not produce a kernel.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("{0} is not a kernel source tree (no Makefile, Kconfig and arch/x86)")]
-    NotAKernelTree(PathBuf),
+    #[error("{} is not a kernel source tree for {arch} (no Makefile, Kconfig and arch/{})", .path.display(), .arch.kernel_arch())]
+    NotAKernelTree { path: PathBuf, arch: Arch },
     #[error("{0}")]
     BadInput(String),
     #[error("the config cannot run the repro: {}", .0.join("; "))]
@@ -146,13 +152,13 @@ fn short_hash(parts: &[&[u8]]) -> String {
 /// Every request of a build: krepro's fragment, the repro's options, then
 /// the user's fragments (later ones win).
 pub fn requests(opts: &BuildOptions) -> Result<Vec<Request>, BuildError> {
-    let mut reqs = kconfig::krepro_fragment();
+    let mut reqs = kconfig::krepro_fragment(opts.arch);
     if let Some(name) = &opts.repro {
         let repro =
             repros::find(name).ok_or_else(|| BuildError::BadInput(crate::RunError::unknown_repro(name).to_string()))?;
         reqs.extend(kconfig::repro_fragment(repro));
     }
-    reqs.extend(kconfig::boot_fragment(opts.cpus, &opts.disks));
+    reqs.extend(kconfig::boot_fragment(opts.arch, opts.cpus, &opts.disks));
     for f in &opts.fragments {
         let text = std::fs::read_to_string(f).map_err(io(format!("read fragment {}", f.display())))?;
         reqs.extend(kconfig::parse_fragment(&text, &f.display().to_string()).map_err(BuildError::BadInput)?);
@@ -200,11 +206,11 @@ fn version_line(program: &str, path: Option<&Path>) -> Option<String> {
     String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_owned)
 }
 
-/// Whether a compiler can be run here (a clang with its lld).
-fn is_installed(c: toolchain::Compiler) -> bool {
+/// Whether a compiler for `target` can be run here (a clang with its lld).
+fn is_installed(c: toolchain::Compiler, target: toolchain::Target) -> bool {
     use toolchain::Family;
     match (c.family, c.major) {
-        (Family::Gcc, _) => which::which(c.to_string()).is_ok(),
+        (Family::Gcc, _) => which::which(toolchain::program(c, target)).is_ok(),
         (Family::Clang, Some(n)) => {
             let dir = PathBuf::from(format!("/usr/lib/llvm-{n}/bin"));
             ["clang", "ld.lld", "llvm-ar", "llvm-nm", "llvm-objcopy"].iter().all(|t| dir.join(t).is_file())
@@ -215,18 +221,24 @@ fn is_installed(c: toolchain::Compiler) -> bool {
 
 /// Makes `choice` usable: installs its packages with apt when we are root
 /// and it is missing (saying so), else a one-line error with the command.
-fn provide(choice: &toolchain::Choice, on: &mut dyn FnMut(BuildEvent<'_>)) -> Result<(), BuildError> {
-    if is_installed(choice.compiler) {
+fn provide(
+    choice: &toolchain::Choice,
+    target: toolchain::Target,
+    on: &mut dyn FnMut(BuildEvent<'_>),
+) -> Result<(), BuildError> {
+    if is_installed(choice.compiler, target) {
         return Ok(());
     }
-    let pkgs = toolchain::packages(choice.compiler);
+    let program = toolchain::program(choice.compiler, target);
+    let for_arch = if target.cross { format!(" for {}", target.arch) } else { String::new() };
+    let pkgs = toolchain::packages(choice.compiler, target);
     let pkgs: Vec<&str> = pkgs.iter().map(String::as_str).collect();
-    on(BuildEvent::Note(&format!("{} is not installed: installing {} with apt-get", choice.compiler, pkgs.join(" "))));
+    on(BuildEvent::Note(&format!("{program} is not installed: installing {} with apt-get", pkgs.join(" "))));
     crate::host::install::apt_packages(&pkgs, &mut |m| on(BuildEvent::Note(m)))
-        .map_err(|e| BuildError::Toolchain(format!("--cc {}: {e}", choice.compiler)))?;
-    if !is_installed(choice.compiler) {
+        .map_err(|e| BuildError::Toolchain(format!("--cc {}{for_arch}: {e}", choice.compiler)))?;
+    if !is_installed(choice.compiler, target) {
         return Err(BuildError::Toolchain(format!(
-            "--cc {}: installed {} but the compiler is still not there",
+            "--cc {}{for_arch}: installed {} but {program} is still not there",
             choice.compiler,
             pkgs.join(" ")
         )));
@@ -245,6 +257,7 @@ fn resolve_toolchain(
     on: &mut dyn FnMut(BuildEvent<'_>),
 ) -> Result<Toolchain, BuildError> {
     use toolchain::{CcChoice, Choice, Compiler, Family};
+    let target = toolchain::Target::here(opts.arch);
     let user_cc = opts.make_args.iter().rev().find_map(|a| a.strip_prefix("CC=")).map(str::to_owned);
     let llvm = opts.make_args.iter().any(|a| a.starts_with("LLVM=") && a != "LLVM=0" && a != "LLVM=");
     if user_cc.is_some() || llvm {
@@ -256,6 +269,10 @@ fn resolve_toolchain(
         if user_cc.is_none() && ccache.is_some() {
             args.push(format!("CC=ccache {cc}"));
         }
+        // A user's gcc for another architecture still needs its binutils.
+        if target.cross && !llvm && !opts.make_args.iter().any(|a| a.starts_with("CROSS_COMPILE=")) {
+            args.push(format!("CROSS_COMPILE={}", target.prefix()));
+        }
         let version = version_line(&program, None).unwrap_or_else(|| program.clone());
         return Ok(Toolchain { name: cc, compiler: None, args, path: None, version, next: Vec::new() });
     }
@@ -263,15 +280,19 @@ fn resolve_toolchain(
     let (choice, next) = match (forced, opts.cc) {
         (Some(choice), _) => (choice, Vec::new()),
         (None, CcChoice::Fixed(c)) => {
-            (Choice { compiler: c, why: format!("--cc {c}"), install: !is_installed(c) }, Vec::new())
+            (Choice { compiler: c, why: format!("--cc {c}"), install: !is_installed(c, target) }, Vec::new())
         }
         (None, CcChoice::Auto) => {
             let v = version.unwrap_or((0, 0));
-            let mins = (toolchain::tree_minimum(source, Family::Gcc), toolchain::tree_minimum(source, Family::Clang));
+            let mins = (
+                toolchain::tree_minimum(source, Family::Gcc, opts.arch),
+                toolchain::tree_minimum(source, Family::Clang, opts.arch),
+            );
             let root = rustix::process::geteuid().is_root();
-            let mut cands = toolchain::candidates(v, mins, &toolchain::installed, &|f| {
+            let installed = |f| toolchain::installed(f, target);
+            let mut cands = toolchain::candidates(v, mins, &installed, &|f| {
                 if root {
-                    toolchain::available(f)
+                    toolchain::available(f, target)
                 } else {
                     Vec::new()
                 }
@@ -295,11 +316,15 @@ fn resolve_toolchain(
             (first, cands)
         }
     };
-    provide(&choice, on)?;
-    let (args, path) = toolchain::make_args(choice.compiler, ccache);
+    provide(&choice, target, on)?;
+    let (mut args, path) = toolchain::make_args(choice.compiler, ccache, target);
+    if target.cross && choice.compiler.family == Family::Clang && !source.join("scripts/Makefile.clang").is_file() {
+        // Before v5.15 clang took its --target from CROSS_COMPILE only.
+        args.push(format!("CROSS_COMPILE={}", target.prefix()));
+    }
     // A versioned clang is plain `clang` in its own bin dir (`path`).
     let program = match choice.compiler.family {
-        Family::Gcc => choice.compiler.to_string(),
+        Family::Gcc => toolchain::program(choice.compiler, target),
         Family::Clang => "clang".to_owned(),
     };
     let version = version_line(&program, path.as_deref()).unwrap_or_else(|| program.clone());
@@ -315,8 +340,9 @@ fn resolve_toolchain(
 /// allows in the other direction, saying so.
 pub fn build(opts: &BuildOptions, cache: &Cache, on: &mut dyn FnMut(BuildEvent<'_>)) -> Result<Built, BuildError> {
     let source = opts.source.canonicalize().map_err(io(format!("source tree {}", opts.source.display())))?;
-    if !(source.join("Makefile").is_file() && source.join("Kconfig").is_file() && source.join("arch/x86").is_dir()) {
-        return Err(BuildError::NotAKernelTree(opts.source.clone()));
+    let arch_dir = Path::new("arch").join(opts.arch.kernel_arch());
+    if !(source.join("Makefile").is_file() && source.join("Kconfig").is_file() && source.join(arch_dir).is_dir()) {
+        return Err(BuildError::NotAKernelTree { path: opts.source.clone(), arch: opts.arch });
     }
     // A git tree builds in krepro's worktree of its repository, at a
     // snapshot of it (uncommitted changes included): the build dir follows
@@ -388,15 +414,7 @@ fn build_with(
         let cc = tc.args.iter().find_map(|a| a.strip_prefix("CC=")).unwrap_or_default();
         format!("ccache found ({}): compiling with CC=\"{cc}\"", c.display())
     });
-    let req_text: Vec<String> = reqs.iter().map(|r| format!("{}={}", r.name, r.value)).collect();
-    let key = short_hash(&[
-        identity.as_bytes(),
-        base_id.as_bytes(),
-        req_text.join("\n").as_bytes(),
-        tc.version.as_bytes(),
-        tc.args.join("\0").as_bytes(),
-        opts.make_args.join("\0").as_bytes(),
-    ]);
+    let Keys { key, dir } = keys(opts, &source, &identity, &base_id, &reqs, &tc);
     let done = cache.built().join(&key);
     if let Ok(info) = std::fs::read_to_string(done.join("info.json")) {
         if let Ok(mut built) = serde_json::from_str::<Built>(&info) {
@@ -407,20 +425,11 @@ fn build_with(
         }
     }
 
-    // One build dir per (tree, base, compiler, make args): incremental
-    // rebuilds reuse it, and switching compilers does not rebuild all.
-    let build_dir = cache.build_dirs().join(short_hash(&[
-        source.as_os_str().as_encoded_bytes(),
-        base_id.as_bytes(),
-        tc.name.as_bytes(),
-        opts.make_args.join("\0").as_bytes(),
-    ]));
+    let build_dir = cache.build_dirs().join(dir);
     std::fs::create_dir_all(&build_dir).map_err(io(format!("create {}", build_dir.display())))?;
     let _lock = lock(&build_dir, on)?;
     let log_path = build_dir.join("krepro-build.log");
-    let mut make_args = vec![format!("O={}", build_dir.display()), "ARCH=x86_64".to_owned()];
-    make_args.extend(tc.args.iter().cloned());
-    make_args.extend(opts.make_args.iter().cloned());
+    let make_args = make_args(opts, &build_dir, &tc);
     let make = |extra: &[&str]| {
         let mut args = vec!["-s".to_owned()];
         args.extend(make_args.iter().cloned());
@@ -445,7 +454,7 @@ fn build_with(
     let mut fatal = Vec::new();
     let mut lost = Vec::new();
     for l in kconfig::check(&final_config, &reqs) {
-        let why = kconfig::explain(&source, &l.request.name, &final_config);
+        let why = kconfig::explain(&source, opts.arch, &l.request.name, &final_config);
         let line = format!(
             "CONFIG_{}={} ({}) is {} in the final config: {why}",
             l.request.name, l.request.value, l.request.origin, l.got
@@ -466,7 +475,10 @@ fn build_with(
     on(BuildEvent::Phase("build"));
     let started = Instant::now();
     let jobs = format!("-j{}", opts.jobs.max(1));
-    run_make(&source, &tc, &make_args, &[jobs.as_str(), "bzImage"], &log_path, on)?;
+    // The image's make target is its file name: bzImage, Image.
+    let image = opts.arch.boot_image();
+    let image_name = image.rsplit('/').next().unwrap_or(image);
+    run_make(&source, &tc, &make_args, &[jobs.as_str(), image_name], &log_path, on)?;
     let build_secs = started.elapsed().as_secs_f64();
 
     // Into the cache, atomically.
@@ -474,11 +486,10 @@ fn build_with(
     std::fs::create_dir_all(parent).map_err(io(format!("create {}", parent.display())))?;
     let staging =
         tempfile::Builder::new().prefix(".staging-").tempdir_in(parent).map_err(io("create a staging dir"))?;
-    std::fs::copy(build_dir.join("arch/x86/boot/bzImage"), staging.path().join("bzImage"))
-        .map_err(io("copy bzImage"))?;
+    std::fs::copy(build_dir.join(image), staging.path().join(image_name)).map_err(io(format!("copy {image_name}")))?;
     std::fs::copy(&config_path, staging.path().join("config")).map_err(io("copy .config"))?;
     let built = Built {
-        bzimage: done.join("bzImage"),
+        bzimage: done.join(image_name),
         config: done.join("config"),
         key: key.clone(),
         source_identity: identity,
@@ -498,6 +509,49 @@ fn build_with(
         let _ = std::fs::remove_dir_all(&staged);
     }
     Ok(built)
+}
+
+/// What a build is cached by, both led by the arch so that x86 and arm64
+/// builds of one tree never meet.
+#[derive(Debug, PartialEq, Eq)]
+struct Keys {
+    /// The finished kernel's: everything that went into it.
+    key: String,
+    /// The build dir's, per (arch, tree, base, compiler, make args):
+    /// incremental rebuilds reuse it, and switching compilers does not
+    /// rebuild all.
+    dir: String,
+}
+
+/// The cache key and build dir name of `opts` building `source`.
+fn keys(opts: &BuildOptions, source: &Path, identity: &str, base_id: &str, reqs: &[Request], tc: &Toolchain) -> Keys {
+    let req_text: Vec<String> = reqs.iter().map(|r| format!("{}={}", r.name, r.value)).collect();
+    let key = short_hash(&[
+        opts.arch.name().as_bytes(),
+        identity.as_bytes(),
+        base_id.as_bytes(),
+        req_text.join("\n").as_bytes(),
+        tc.version.as_bytes(),
+        tc.args.join("\0").as_bytes(),
+        opts.make_args.join("\0").as_bytes(),
+    ]);
+    let dir = short_hash(&[
+        opts.arch.name().as_bytes(),
+        source.as_os_str().as_encoded_bytes(),
+        base_id.as_bytes(),
+        tc.name.as_bytes(),
+        opts.make_args.join("\0").as_bytes(),
+    ]);
+    Keys { key, dir }
+}
+
+/// Every build's make args: out of tree, the arch, the compiler's, then
+/// the user's (later ones win in make).
+fn make_args(opts: &BuildOptions, build_dir: &Path, tc: &Toolchain) -> Vec<String> {
+    let mut args = vec![format!("O={}", build_dir.display()), format!("ARCH={}", opts.arch.make_arch())];
+    args.extend(tc.args.iter().cloned());
+    args.extend(opts.make_args.iter().cloned());
+    args
 }
 
 /// An exclusive lock on a build dir; waits (saying so) if another krepro
@@ -599,6 +653,7 @@ mod tests {
             cpus: 1,
             disks: vec![],
             cc: toolchain::CcChoice::Auto,
+            arch: Arch::X86_64,
         };
         let reqs = requests(&opts).unwrap();
         let inet: Vec<_> = reqs.iter().filter(|r| r.name == "INET").collect();
@@ -612,7 +667,102 @@ mod tests {
         let cache = Cache::at(dir.path().join("cache"));
         assert!(matches!(build(&bad, &cache, &mut |_| {}), Err(BuildError::Io { .. })));
         let not_kernel = BuildOptions { source: dir.path().into(), repro: None, ..opts };
-        assert!(matches!(build(&not_kernel, &cache, &mut |_| {}), Err(BuildError::NotAKernelTree(_))));
+        assert!(matches!(build(&not_kernel, &cache, &mut |_| {}), Err(BuildError::NotAKernelTree { .. })));
+    }
+
+    fn options(dir: &Path, arch: Arch) -> BuildOptions {
+        BuildOptions {
+            source: dir.into(),
+            repro: Some("smoke".into()),
+            base: Base::Tinyconfig,
+            fragments: vec![],
+            make_args: vec![],
+            jobs: 1,
+            cpus: 1,
+            disks: vec![],
+            cc: toolchain::CcChoice::Auto,
+            arch,
+        }
+    }
+
+    /// The toolchain `--cc gcc-12` resolves to, without looking at the host.
+    fn gcc12(arch: Arch) -> Toolchain {
+        let target = toolchain::Target { arch, cross: arch != Arch::X86_64 };
+        let compiler = toolchain::Compiler { family: toolchain::Family::Gcc, major: Some(12) };
+        let (args, path) = toolchain::make_args(compiler, None, target);
+        let version = format!("{} (Debian 12.2.0-14) 12.2.0", toolchain::program(compiler, target));
+        Toolchain { name: "gcc-12".into(), compiler: Some(compiler), args, path, version, next: vec![] }
+    }
+
+    #[test]
+    fn arm64_builds_an_image_with_the_cross_gcc() {
+        let opts = BuildOptions { make_args: vec!["KCFLAGS=-Og".into()], ..options(Path::new("/src"), Arch::Aarch64) };
+        assert_eq!(
+            make_args(&opts, Path::new("/cache/build/k"), &gcc12(Arch::Aarch64)),
+            [
+                "O=/cache/build/k",
+                "ARCH=arm64",
+                "CROSS_COMPILE=aarch64-linux-gnu-",
+                "CC=aarch64-linux-gnu-gcc-12",
+                "HOSTCC=gcc",
+                "KCFLAGS=-Og"
+            ]
+        );
+        let x86 = options(Path::new("/src"), Arch::X86_64);
+        assert_eq!(
+            make_args(&x86, Path::new("/cache/build/k"), &gcc12(Arch::X86_64)),
+            ["O=/cache/build/k", "ARCH=x86_64", "CC=gcc-12", "HOSTCC=gcc-12"]
+        );
+        let reqs = requests(&opts).unwrap();
+        let has = |name: &str| reqs.iter().any(|r| r.name == name);
+        assert!(has("SERIAL_AMBA_PL011_CONSOLE") && has("INET") && !has("SERIAL_8250") && !has("PVH"));
+    }
+
+    #[test]
+    fn the_cache_key_and_build_dir_differ_by_arch() {
+        let src = Path::new("/src");
+        let key = |arch| {
+            let opts = options(src, arch);
+            // The same requests and compiler for both: the arch alone differs.
+            let reqs = kconfig::krepro_fragment(Arch::X86_64);
+            keys(&opts, src, "identity", "tinyconfig", &reqs, &gcc12(Arch::X86_64))
+        };
+        let (x86, arm) = (key(Arch::X86_64), key(Arch::Aarch64));
+        assert_ne!(x86.key, arm.key);
+        assert_ne!(x86.dir, arm.dir);
+        assert_eq!(key(Arch::Aarch64), arm, "the same inputs give the same keys");
+    }
+
+    #[test]
+    fn a_tree_needs_the_arch_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["Makefile", "Kconfig"] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("arch/x86")).unwrap();
+        let cache = Cache::at(dir.path().join("cache"));
+        let err = build(&options(dir.path(), Arch::Aarch64), &cache, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, BuildError::NotAKernelTree { arch: Arch::Aarch64, .. }), "{err}");
+        assert!(
+            err.to_string().ends_with(" is not a kernel source tree for aarch64 (no Makefile, Kconfig and arch/arm64)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_users_gcc_for_another_arch_gets_its_binutils() {
+        let other = if Arch::host() == Some(Arch::X86_64) { Arch::Aarch64 } else { Arch::X86_64 };
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = options(dir.path(), other);
+        opts.make_args = vec![format!("CC={}-gcc", other.gnu_triple())];
+        let tc = resolve_toolchain(&opts, dir.path(), None, None, &mut |_| {}).unwrap();
+        assert_eq!(tc.args, [format!("CROSS_COMPILE={}-", other.gnu_triple())]);
+        opts.make_args.push("CROSS_COMPILE=/opt/cross/bin/aarch64-none-linux-gnu-".into());
+        let tc = resolve_toolchain(&opts, dir.path(), None, None, &mut |_| {}).unwrap();
+        assert!(tc.args.is_empty(), "the user's CROSS_COMPILE is left alone: {:?}", tc.args);
+        opts.make_args = vec!["LLVM=1".into()];
+        let tc = resolve_toolchain(&opts, dir.path(), None, None, &mut |_| {}).unwrap();
+        assert!(tc.args.is_empty(), "clang needs no prefix: {:?}", tc.args);
     }
 
     #[test]
@@ -630,6 +780,7 @@ mod tests {
             cpus: 1,
             disks: vec![],
             cc: gcc,
+            arch: Arch::X86_64,
         };
         let mut notes = Vec::new();
         let tc = resolve_toolchain(&opts, dir.path(), Some(ccache), None, &mut |e| {

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::host::spawn::Cmd;
+use crate::image::arch::Arch;
 
 /// A compiler family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,6 +40,43 @@ impl std::fmt::Display for Compiler {
             Some(n) => write!(f, "{}-{n}", self.family.name()),
             None => f.write_str(self.family.name()),
         }
+    }
+}
+
+/// What a build compiles for, seen from this host: the guest's
+/// architecture, and whether gcc and binutils for it are a cross
+/// toolchain here (Debian's `gcc-N-<triple>`, run as `<triple>-gcc-N`).
+/// clang is a cross compiler by itself: `LLVM=1 ARCH=arm64` gives it
+/// `--target` (scripts/Makefile.clang, v5.15 and later).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub arch: Arch,
+    pub cross: bool,
+}
+
+impl Target {
+    /// A build for `arch` on this machine.
+    pub fn here(arch: Arch) -> Target {
+        Target { arch, cross: Arch::host() != Some(arch) }
+    }
+
+    /// What gcc and binutils are prefixed with: `CROSS_COMPILE=`
+    /// (`aarch64-linux-gnu-`), empty for a native build.
+    pub fn prefix(self) -> String {
+        if self.cross {
+            format!("{}-", self.arch.gnu_triple())
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// The command that runs `c` for `target`: `gcc-12`, or a cross gcc
+/// `aarch64-linux-gnu-gcc-12`; clang is `clang` whatever the target.
+pub fn program(c: Compiler, target: Target) -> String {
+    match c.family {
+        Family::Gcc => format!("{}{c}", target.prefix()),
+        Family::Clang => c.to_string(),
     }
 }
 
@@ -161,17 +199,21 @@ pub fn tree_version(source: &Path) -> Option<KVer> {
     Some((field("VERSION")?, field("PATCHLEVEL")?))
 }
 
-/// The oldest major the tree accepts for `family`: its
-/// scripts/min-tool-version.sh (v5.15 and later), else what the era table
-/// says (gcc 4 for older trees; their compiler-gcc.h asks for 4.6 or so).
-pub fn tree_minimum(source: &Path, family: Family) -> u32 {
+/// The oldest major the tree accepts for `family` building `arch`: its
+/// scripts/min-tool-version.sh (v5.15 and later; it reads SRCARCH), else
+/// what the era table says (gcc 4 for older trees; their compiler-gcc.h
+/// asks for 4.6 or so).
+pub fn tree_minimum(source: &Path, family: Family, arch: Arch) -> u32 {
     let script = source.join("scripts/min-tool-version.sh");
     let tool = match family {
         Family::Gcc => "gcc",
         Family::Clang => "llvm",
     };
     if script.is_file() {
-        let out = Cmd::new("sh", [script.as_os_str(), tool.as_ref()], source).quiet().env("SRCARCH", "x86").output();
+        let out = Cmd::new("sh", [script.as_os_str(), tool.as_ref()], source)
+            .quiet()
+            .env("SRCARCH", arch.kernel_arch())
+            .output();
         if let Some(major) = out.ok().and_then(|o| {
             String::from_utf8_lossy(&o.stdout).trim().split('.').next().and_then(|m| m.parse::<u32>().ok())
         }) {
@@ -184,14 +226,16 @@ pub fn tree_minimum(source: &Path, family: Family) -> u32 {
     }
 }
 
-/// The majors of `family` installed on PATH (`gcc-12`, `clang-19`, ...).
-pub fn installed(family: Family) -> Vec<u32> {
+/// The majors of `family` for `target` installed on PATH (`gcc-12`,
+/// `aarch64-linux-gnu-gcc-12`, `clang-19`, ...).
+pub fn installed(family: Family, target: Target) -> Vec<u32> {
+    let stem = program(Compiler { family, major: None }, target);
     let mut found = Vec::new();
     for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(n) = name.strip_prefix(family.name()).and_then(|r| r.strip_prefix('-')) {
+            if let Some(n) = name.strip_prefix(stem.as_str()).and_then(|r| r.strip_prefix('-')) {
                 if let Ok(n) = n.parse::<u32>() {
                     found.push(n);
                 }
@@ -203,17 +247,23 @@ pub fn installed(family: Family) -> Vec<u32> {
     found
 }
 
-/// The majors of `family` the package archive offers (apt-cache), installed
-/// or not.
-pub fn available(family: Family) -> Vec<u32> {
-    let pattern = format!("^{}-[0-9]+$", family.name());
+/// The majors of `family` for `target` the package archive offers
+/// (apt-cache: `gcc-12`, `gcc-12-aarch64-linux-gnu`, `clang-19`),
+/// installed or not.
+pub fn available(family: Family, target: Target) -> Vec<u32> {
+    let suffix = match family {
+        Family::Gcc if target.cross => format!("-{}", target.arch.gnu_triple()),
+        _ => String::new(),
+    };
+    let pattern = format!("^{}-[0-9]+{suffix}$", family.name());
     let out = Cmd::new("apt-cache", ["search", "--names-only", &pattern], Path::new("/")).quiet().output();
     let mut found: Vec<u32> = out
         .map(|o| {
             String::from_utf8_lossy(&o.stdout)
                 .lines()
                 .filter_map(|l| {
-                    l.split_whitespace().next()?.strip_prefix(family.name())?.strip_prefix('-')?.parse().ok()
+                    let name = l.split_whitespace().next()?;
+                    name.strip_prefix(family.name())?.strip_prefix('-')?.strip_suffix(suffix.as_str())?.parse().ok()
                 })
                 .collect()
         })
@@ -283,27 +333,35 @@ pub fn candidates(
     out
 }
 
-/// The Debian packages that provide a compiler (clang with its lld and
-/// binutils, as LLVM=1 uses them).
-pub fn packages(c: Compiler) -> Vec<String> {
+/// The Debian packages that provide a compiler for `target` (a cross gcc
+/// brings its binutils; clang with its lld and binutils, as LLVM=1 uses
+/// them).
+pub fn packages(c: Compiler, target: Target) -> Vec<String> {
+    let cross = if target.cross { format!("-{}", target.arch.gnu_triple()) } else { String::new() };
     match (c.family, c.major) {
-        (Family::Gcc, Some(n)) => vec![format!("gcc-{n}")],
-        (Family::Gcc, None) => vec!["gcc".into()],
+        (Family::Gcc, Some(n)) => vec![format!("gcc-{n}{cross}")],
+        (Family::Gcc, None) => vec![format!("gcc{cross}")],
         (Family::Clang, Some(n)) => vec![format!("clang-{n}"), format!("lld-{n}"), format!("llvm-{n}")],
         (Family::Clang, None) => vec!["clang".into(), "lld".into(), "llvm".into()],
     }
 }
 
-/// How make is told to use `c`, with `ccache` wrapping CC when given:
-/// (make args, extra PATH dir). A versioned clang is used through its
-/// /usr/lib/llvm-N/bin (clang, ld.lld, llvm-ar, ... by their plain names),
-/// which LLVM=1 then picks up; HOSTCC follows the choice.
-pub fn make_args(c: Compiler, ccache: Option<&Path>) -> (Vec<String>, Option<PathBuf>) {
+/// How make is told to use `c` for `target`, with `ccache` wrapping CC
+/// when given: (make args, extra PATH dir). A cross gcc comes with
+/// CROSS_COMPILE (binutils by that prefix) and the host's own gcc as
+/// HOSTCC. A versioned clang is used through its /usr/lib/llvm-N/bin
+/// (clang, ld.lld, llvm-ar, ... by their plain names), which LLVM=1 then
+/// picks up, for any target; HOSTCC follows the choice.
+pub fn make_args(c: Compiler, ccache: Option<&Path>, target: Target) -> (Vec<String>, Option<PathBuf>) {
     let wrap = |cc: &str| match ccache {
         Some(_) => format!("CC=ccache {cc}"),
         None => format!("CC={cc}"),
     };
     match c.family {
+        Family::Gcc if target.cross => {
+            let prefix = target.prefix();
+            (vec![format!("CROSS_COMPILE={prefix}"), wrap(&program(c, target)), "HOSTCC=gcc".into()], None)
+        }
         Family::Gcc => {
             let cc = c.to_string();
             (vec![wrap(&cc), format!("HOSTCC={cc}")], None)
@@ -468,13 +526,54 @@ mod tests {
 
     #[test]
     fn make_args_per_family() {
+        let native = Target { arch: Arch::X86_64, cross: false };
         let gcc11 = Compiler { family: Family::Gcc, major: Some(11) };
-        assert_eq!(make_args(gcc11, None).0, ["CC=gcc-11", "HOSTCC=gcc-11"]);
+        assert_eq!(make_args(gcc11, None, native).0, ["CC=gcc-11", "HOSTCC=gcc-11"]);
         let clang = Compiler { family: Family::Clang, major: Some(19) };
-        let (args, path) = make_args(clang, Some(Path::new("/usr/bin/ccache")));
+        let (args, path) = make_args(clang, Some(Path::new("/usr/bin/ccache")), native);
         assert_eq!(args, ["LLVM=1", "CC=ccache clang", "HOSTCC=clang"]);
         assert_eq!(path, Some(PathBuf::from("/usr/lib/llvm-19/bin")));
-        assert_eq!(packages(clang), ["clang-19", "lld-19", "llvm-19"]);
+        assert_eq!(packages(clang, native), ["clang-19", "lld-19", "llvm-19"]);
+    }
+
+    #[test]
+    fn a_cross_gcc_has_its_prefix_and_the_host_gcc_builds_the_tools() {
+        let arm = Target { arch: Arch::Aarch64, cross: true };
+        let gcc12 = Compiler { family: Family::Gcc, major: Some(12) };
+        let (args, path) = make_args(gcc12, Some(Path::new("/usr/bin/ccache")), arm);
+        assert_eq!(args, ["CROSS_COMPILE=aarch64-linux-gnu-", "CC=ccache aarch64-linux-gnu-gcc-12", "HOSTCC=gcc"]);
+        assert_eq!(path, None);
+        assert_eq!(program(gcc12, arm), "aarch64-linux-gnu-gcc-12");
+        assert_eq!(packages(gcc12, arm), ["gcc-12-aarch64-linux-gnu"]);
+        let gcc = Compiler { family: Family::Gcc, major: None };
+        assert_eq!(
+            make_args(gcc, None, arm).0,
+            ["CROSS_COMPILE=aarch64-linux-gnu-", "CC=aarch64-linux-gnu-gcc", "HOSTCC=gcc"]
+        );
+        assert_eq!(packages(gcc, arm), ["gcc-aarch64-linux-gnu"]);
+        // clang targets arm64 by itself (LLVM=1 ARCH=arm64): same args as native.
+        let clang = Compiler { family: Family::Clang, major: Some(19) };
+        assert_eq!(make_args(clang, None, arm), make_args(clang, None, Target { arch: Arch::X86_64, cross: false }));
+        assert_eq!(program(clang, arm), "clang-19");
+        assert_eq!(packages(clang, arm), ["clang-19", "lld-19", "llvm-19"]);
+        // An arm64 host building arm64 is native.
+        assert_eq!(program(gcc12, Target { arch: Arch::Aarch64, cross: false }), "gcc-12");
+        assert_eq!(Target::here(Arch::Aarch64).cross, Arch::host() != Some(Arch::Aarch64));
+    }
+
+    #[test]
+    fn the_trees_minimum_is_read_for_the_builds_arch() {
+        // A min-tool-version.sh that answers by SRCARCH, as 6.1's does for s390.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("scripts")).unwrap();
+        std::fs::write(
+            dir.path().join("scripts/min-tool-version.sh"),
+            "case \"$1\" in gcc) echo 5.1.0;; llvm) if [ \"$SRCARCH\" = arm64 ]; then echo 13.0.0; else echo 11.0.0; fi;; esac\n",
+        )
+        .unwrap();
+        assert_eq!(tree_minimum(dir.path(), Family::Clang, Arch::Aarch64), 13);
+        assert_eq!(tree_minimum(dir.path(), Family::Clang, Arch::X86_64), 11);
+        assert_eq!(tree_minimum(dir.path(), Family::Gcc, Arch::Aarch64), 5);
     }
 
     #[test]

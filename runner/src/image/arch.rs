@@ -72,6 +72,17 @@ impl Arch {
         }
     }
 
+    /// What `make ARCH=` gets. Not [`Arch::kernel_arch`] on x86: with
+    /// `ARCH=x86` the 64BIT option has a prompt (arch/x86/Kconfig), so
+    /// tinyconfig (allnoconfig underneath) would make a 32-bit base;
+    /// `ARCH=x86_64` fixes 64BIT=y.
+    pub fn make_arch(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "arm64",
+        }
+    }
+
     /// Where `make` leaves the bootable image, relative to the build dir.
     pub fn boot_image(self) -> &'static str {
         match self {
