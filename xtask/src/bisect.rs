@@ -155,7 +155,8 @@ impl Tester for Real<'_> {
             }
             None => {
                 let guest = self.guest();
-                let opts = self.args.config.options(wt.to_owned(), self.args.repro.clone(), &guest);
+                let arch = self.plan.machine.arch();
+                let opts = self.args.config.options(wt.to_owned(), self.args.repro.clone(), &guest, arch);
                 match build::build(&opts, self.cache, &mut |ev| on(BisectEvent::Build(ev))) {
                     Ok(b) => Ok(BuildResult::Kernel { bzimage: b.bzimage, toolchain: b.compiler }),
                     Err(e) if e.is_tree_failure() => {
@@ -306,7 +307,7 @@ fn run_inner(args: &BisectArgs, arch: Arch, initrd: &Path, cache: &Cache) -> Res
                 Some(_) => None,
                 None => {
                     let guest = tester.guest();
-                    let opts = args.config.options(linux, args.repro.clone(), &guest);
+                    let opts = args.config.options(linux, args.repro.clone(), &guest, arch);
                     let reqs = build::requests(&opts).map_err(|e| BisectError::BadInput(e.to_string()))?;
                     Some(reqs.iter().map(|r| format!("CONFIG_{}={}\n", r.name, r.value)).collect::<String>())
                 }

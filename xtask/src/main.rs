@@ -128,14 +128,15 @@ struct ConfigArgs {
 }
 
 impl BuildArgs {
-    fn options(&self, source: PathBuf, repro: Option<String>, guest: &GuestSpec) -> build::BuildOptions {
-        self.config.options(source, repro, guest)
+    fn options(&self, source: PathBuf, repro: Option<String>, guest: &GuestSpec, arch: Arch) -> build::BuildOptions {
+        self.config.options(source, repro, guest, arch)
     }
 }
 
 impl ConfigArgs {
-    fn options(&self, source: PathBuf, repro: Option<String>, guest: &GuestSpec) -> build::BuildOptions {
+    fn options(&self, source: PathBuf, repro: Option<String>, guest: &GuestSpec, arch: Arch) -> build::BuildOptions {
         build::BuildOptions {
+            arch,
             cpus: guest.cpus,
             disks: guest.disks.clone(),
             source,
@@ -172,6 +173,11 @@ enum KernelCommand {
         /// layer, virtio-blk and the disk's filesystem; repeatable
         #[arg(long = "disk", value_name = "SPEC")]
         disks: Vec<DiskSpec>,
+        /// The kernel's architecture: x86_64 (a bzImage) or aarch64 (an
+        /// arm64 Image, cross-built with the cross gcc or LLVM=1)
+        /// [default: the host's]
+        #[arg(long, value_enum, value_name = "ARCH")]
+        arch: Option<Arch>,
         #[command(flatten)]
         build: BuildArgs,
     },
@@ -210,7 +216,14 @@ fn main() -> ExitCode {
                         return e.exit_code().into();
                     }
                 };
-                match build_kernel(&build.options(source, Some(args.repro.clone()), &guest), &cache) {
+                let arch = match cli::guest_arch(&args.boot, None) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return e.exit_code().into();
+                    }
+                };
+                match build_kernel(&build.options(source, Some(args.repro.clone()), &guest, arch), &cache) {
                     Ok(built) => args.kernel = Some(built.bzimage),
                     Err(code) => return code,
                 }
@@ -245,7 +258,7 @@ fn main() -> ExitCode {
             list_repros();
             ExitCode::SUCCESS
         }
-        Command::Kernel { command: KernelCommand::Build { repro, output, cpus, disks, build } } => {
+        Command::Kernel { command: KernelCommand::Build { repro, output, cpus, disks, arch, build } } => {
             let Some(source) = build.source.clone() else {
                 eprintln!("error: kernel build needs --source DIR");
                 return krepro_runner::ExitCode::Error.into();
@@ -259,7 +272,8 @@ fn main() -> ExitCode {
                     return e.exit_code().into();
                 }
             };
-            match build_kernel(&build.options(source, repro, &guest), &cache) {
+            let arch = arch.unwrap_or_else(Arch::host_or_default);
+            match build_kernel(&build.options(source, repro, &guest, arch), &cache) {
                 Ok(built) => {
                     let path = match output {
                         Some(out) => {
