@@ -452,6 +452,8 @@ const SLOW_PACKAGES: &[&str] = &[
     "libssl-dev",
     "git",
     "ccache",
+    // arm64 kernels (the cross gcc; qemu-system-arm comes with every ci).
+    "gcc-aarch64-linux-gnu",
 ];
 
 fn slow_tier() -> bool {

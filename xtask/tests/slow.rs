@@ -40,6 +40,9 @@ const PREREQUISITES: &[(&str, &str)] = &[
     ("ccache", "ccache"),
     ("/usr/include/gelf.h", "libelf-dev"),
     ("/usr/include/openssl/ssl.h", "libssl-dev"),
+    // arm64 kernels: the cross gcc and qemu's arm64 emulator.
+    ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
+    ("qemu-system-aarch64", "qemu-system-arm"),
 ];
 
 /// Fails naming every missing prerequisite and the command that installs them.
@@ -327,6 +330,61 @@ fn the_sdk_repros_pass_on_a_builder_kernel() {
     assert!(console.contains("devices: /dev/vda starts") && console.contains("ext4=1"), "{console}");
 }
 
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (a real arm64 kernel build, minutes)"]
+fn an_arm64_builder_kernel_runs_the_sdk_repros() {
+    require_prerequisites();
+    let env = Env::new("arm64");
+    let (_tree_lock, tree) = linux_tree();
+    let out_dir = temp("arm64");
+    let image = out_dir.path().join("Image");
+    let build = |extra: &[&str]| {
+        let mut args = vec!["kernel", "build", "--source", tree.to_str().unwrap(), "--arch", "aarch64"];
+        args.extend(["--repro", "race_two_cpus", "--disk", "new:64M:ext4", "-o", image.to_str().unwrap()]);
+        args.extend(extra);
+        env.xtask(&args)
+    };
+    let b = build(&[]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    eprintln!("arm64 kernel: {:?}\n{}", b.took, b.stderr);
+    assert!(b.stderr.contains("compiler: gcc-12"), "{}", b.stderr);
+    let bytes = std::fs::read(&image).unwrap();
+    assert_eq!(&bytes[56..60], b"ARM\x64", "an arm64 Image header");
+    let config = std::fs::read_to_string(out_dir.path().join("Image.config")).unwrap();
+    assert!(config.contains("# Linux/arm64 6.1"), "an arm64 config");
+    for want in [
+        "CONFIG_SERIAL_AMBA_PL011_CONSOLE=y",
+        "CONFIG_ARM_PSCI_FW=y",
+        "CONFIG_PCI_HOST_GENERIC=y",
+        "CONFIG_VIRTIO_PCI=y",
+        "CONFIG_VIRTIO_CONSOLE=y",
+        "CONFIG_SMP=y",
+        "CONFIG_VIRTIO_BLK=y",
+        "CONFIG_EXT4_FS=y",
+    ] {
+        assert!(config.lines().any(|l| l == want), "{want} is not in the built .config");
+    }
+    assert!(!config.lines().any(|l| l == "CONFIG_SERIAL_8250=y"), "no x86 UART");
+    let again = build(&[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains("cache hit"), "{}", again.stderr);
+
+    let k = image.to_str().unwrap();
+    for (repro, code, outcome) in [
+        ("smoke", 0, "pass"),
+        ("race_two_cpus", 0, "pass"),
+        ("fs_ext4_roundtrip", 0, "pass"),
+        ("selftest_fail", 1, "fail"),
+        ("selftest_panic", 2, "crash"),
+    ] {
+        let r = env.xtask(&["run", "--kernel", k, "--repro", repro, "--accel", "tcg", "--json"]);
+        let j = r.json();
+        assert_eq!((r.code, j["outcome"].as_str()), (code, Some(outcome)), "{repro}: {j}\n{}", r.stderr);
+        assert_eq!(j["machine"], "virt", "{j}");
+        eprintln!("arm64 {repro}: qemu {} ms, kernel to /init {} ms", j["qemu_ms"], j["boot_to_init_ms"]);
+    }
+}
+
 /// Debian's linux-source-6.12, extracted once beside the 6.1 tree (its
 /// package is installed by `KREPRO_SLOW=1 cargo xtask ci`).
 fn linux_6_12_tree() -> PathBuf {
@@ -481,6 +539,20 @@ fn linux_history() -> PathBuf {
     repo
 }
 
+/// A bisect report's steps, one line each, for the test's output.
+fn print_steps(report: &serde_json::Value) {
+    for s in report["steps"].as_array().unwrap() {
+        eprintln!(
+            "  {} {:<60} {:<5} build {:>6.1} s  boot {:>5.1} s",
+            &s["commit"].as_str().unwrap()[..12],
+            s["subject"].as_str().unwrap(),
+            s["verdict"].as_str().unwrap(),
+            s["build_secs"].as_f64().unwrap(),
+            s["boot_secs"].as_f64().unwrap()
+        );
+    }
+}
+
 #[test]
 #[ignore = "needs KREPRO_SLOW=1 (real kernel builds and a real bisect, tens of minutes)"]
 fn bisect_finds_a_planted_regression_with_real_builds() {
@@ -558,14 +630,45 @@ fn bisect_finds_a_planted_regression_with_real_builds() {
             c["boot_secs"].as_f64().unwrap()
         );
     }
-    for s in report["steps"].as_array().unwrap() {
-        eprintln!(
-            "  {} {:<60} {:<5} build {:>6.1} s  boot {:>5.1} s",
-            &s["commit"].as_str().unwrap()[..12],
-            s["subject"].as_str().unwrap(),
-            s["verdict"].as_str().unwrap(),
-            s["build_secs"].as_f64().unwrap(),
-            s["boot_secs"].as_f64().unwrap()
-        );
-    }
+    print_steps(&report);
+}
+
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (real arm64 kernel builds and a real bisect, tens of minutes)"]
+fn bisect_finds_the_planted_regression_on_arm64() {
+    require_prerequisites();
+    let env = Env::new("bisect-arm64");
+    let repo = linux_history();
+    let head_before = git_in(&repo, &["rev-parse", "HEAD"]);
+    let out_dir = temp("out-arm64");
+    let json = out_dir.path().join("bisect.json");
+    let r = env.xtask(&[
+        "bisect",
+        "--linux",
+        repo.to_str().unwrap(),
+        "--good",
+        "krepro-test-good",
+        "--bad",
+        "krepro-test-bad",
+        "--repro",
+        "listen_backlog",
+        "--arch",
+        "aarch64",
+        "--accel",
+        "tcg",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["commit"]["subject"], PLANT_SUBJECT, "{report:#}");
+    assert_eq!(report["verification"]["status"], "verified", "{report:#}");
+    assert_eq!(git_in(&repo, &["rev-parse", "HEAD"]), head_before);
+    eprintln!(
+        "arm64 bisect: {:.0} s wall, {} commits tested, verification {:.0} s",
+        report["wall_secs"].as_f64().unwrap(),
+        report["steps"].as_array().unwrap().len(),
+        report["verification"]["secs"].as_f64().unwrap()
+    );
+    print_steps(&report);
 }
