@@ -10,6 +10,7 @@ use core::time::Duration;
 
 use repros::guest;
 use repros::protocol::{self, Kind};
+use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::process::{kill_process, waitpid, Signal, WaitOptions};
 
@@ -27,15 +28,17 @@ fn read_nul_list(path: &str, step: &'static str) -> repros::Result<Vec<u8>> {
     }
 }
 
-/// Runs the child; the verdict and its message.
-pub fn run(cmdline: &str) -> (Kind, String) {
-    match run_inner(cmdline) {
+/// Runs the child, its stdout and stderr on `output` (the virtio-serial
+/// output port) when given, else on the console; the verdict and its
+/// message.
+pub fn run(cmdline: &str, output: Option<&OwnedFd>) -> (Kind, String) {
+    match run_inner(cmdline, output) {
         Ok(v) => v,
         Err(e) => (Kind::Error, format!("{}: {e}", protocol::EXEC_PATH)),
     }
 }
 
-fn run_inner(cmdline: &str) -> repros::Result<(Kind, String)> {
+fn run_inner(cmdline: &str, output: Option<&OwnedFd>) -> repros::Result<(Kind, String)> {
     let path = protocol::EXEC_PATH_C;
     let args = read_nul_list(protocol::EXEC_ARGS, "read the --exec arguments")?;
     let env = read_nul_list(protocol::EXEC_ENV, "read the --exec environment")?;
@@ -44,7 +47,7 @@ fn run_inner(cmdline: &str) -> repros::Result<(Kind, String)> {
     let mut argv = alloc::vec![path];
     argv.extend(guest::nul_list(&args));
     let started = repros::since_boot();
-    let pid = sys::spawn(path, &argv, &guest::nul_list(&env))?;
+    let pid = sys::spawn(path, &argv, &guest::nul_list(&env), output.map(AsFd::as_fd))?;
     let status = loop {
         match waitpid(Some(pid), WaitOptions::NOHANG) {
             Ok(Some((_, status))) => break status,

@@ -62,9 +62,13 @@ fn main() -> ! {
         report::warn(format_args!("bring up lo: {e}"));
     }
 
+    // Bulk output (the program's or the repro's) over its virtio-serial
+    // port where there is one; krepro's own lines stay on the console.
+    let output = report::output_port(&cmdline);
+
     let name = protocol::cmdline_param(&cmdline, protocol::CMDLINE_REPRO).unwrap_or(DEFAULT_REPRO);
     if name == protocol::EXEC_REPRO {
-        let (kind, message) = exec::run(&cmdline);
+        let (kind, message) = exec::run(&cmdline, output.as_ref());
         report::verdict(kind, name, &message);
     }
     let Some(index) = repros::REPROS.iter().position(|r| r.name == name) else {
@@ -73,7 +77,8 @@ fn main() -> ! {
     CURRENT.store(index, Ordering::Relaxed);
     let repro = &repros::REPROS[index];
 
-    let mut cx = Cx::new(cmdline, rustix::io::dup(sys::stdout()).ok()).with_runtime(&sys::thread::RUNTIME);
+    let prints = output.or_else(|| rustix::io::dup(sys::stdout()).ok());
+    let mut cx = Cx::new(cmdline, prints).with_runtime(&sys::thread::RUNTIME);
     match (repro.run)(&mut cx) {
         Ok(verdict) => {
             let (kind, message) = verdict.parts();

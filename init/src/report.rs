@@ -64,7 +64,7 @@ pub fn verdict(kind: Kind, repro: &str, message: &str) -> ! {
 
     // 2. The virtio-serial port, when the kernel has one. A blocking write
     //    returns once the host has taken the data.
-    match virtio_port() {
+    match find_port(protocol::VIRTIO_PORT_NAME) {
         Ok(Some(path)) => {
             let mut text = String::new();
             let _ = write!(text, "{}", report.key_values());
@@ -92,18 +92,67 @@ pub fn verdict(kind: Kind, repro: &str, message: &str) -> ! {
     sys::power_off()
 }
 
-/// Finds the /dev node of the virtio-serial port named
-/// [`protocol::VIRTIO_PORT_NAME`] by scanning /sys/class/virtio-ports/*/name
-/// (there is no udev to make /dev/virtio-ports/ links).
-fn virtio_port() -> Result<Option<String>, Errno> {
+/// How long init waits for the output port to show up.
+const OUTPUT_PORT_WAIT: core::time::Duration = core::time::Duration::from_secs(2);
+
+/// The virtio-serial port for bulk output ([`protocol::OUTPUT_PORT_NAME`]),
+/// opened for writing, when the host attached it (the command line says
+/// so) and the kernel's virtio-console driver has a device: the ports and
+/// their names arrive asynchronously, so this waits for them, at most
+/// [`OUTPUT_PORT_WAIT`]. Else None, and output stays on the console.
+pub fn output_port(cmdline: &str) -> Option<rustix::fd::OwnedFd> {
+    if protocol::cmdline_param(cmdline, protocol::CMDLINE_OUTPUT_PORT) != Some("1") || !virtio_console_bound() {
+        return None;
+    }
+    let deadline = repros::since_boot() + OUTPUT_PORT_WAIT;
+    let path = loop {
+        match find_port(protocol::OUTPUT_PORT_NAME) {
+            Ok(Some(path)) => break path,
+            Ok(None) if repros::since_boot() < deadline => {
+                let _ = rustix::thread::nanosleep(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 1_000_000 });
+            }
+            Ok(None) => {
+                warn(format_args!(
+                    "no {} port after {OUTPUT_PORT_WAIT:?}: output goes to the console",
+                    protocol::OUTPUT_PORT_NAME
+                ));
+                return None;
+            }
+            Err(errno) => {
+                warn(format_args!("{}", repros::Error::Errno { step: "scan /sys/class/virtio-ports", errno }));
+                return None;
+            }
+        }
+    };
+    match rustix::fs::open(path.as_str(), OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty()) {
+        Ok(fd) => Some(fd),
+        Err(errno) => {
+            warn(format_args!("output to {path}: {}", repros::Error::Errno { step: "open", errno }));
+            None
+        }
+    }
+}
+
+/// Whether the virtio-console driver is bound to a device (a kernel
+/// without it, or with it as a module not loaded, has no ports to wait
+/// for).
+fn virtio_console_bound() -> bool {
+    repros::read_dir("/sys/bus/virtio/drivers/virtio_console")
+        .is_ok_and(|entries| entries.iter().any(|e| e.starts_with("virtio")))
+}
+
+/// Finds the /dev node of the virtio-serial port named `name` by scanning
+/// /sys/class/virtio-ports/*/name (there is no udev to make
+/// /dev/virtio-ports/ links).
+fn find_port(name: &str) -> Result<Option<String>, Errno> {
     let ports = match repros::read_dir("/sys/class/virtio-ports") {
         Ok(ports) => ports,
         Err(Errno::NOENT) => return Ok(None),
         Err(e) => return Err(e),
     };
     for port in ports {
-        let name = repros::read_to_string(&alloc::format!("/sys/class/virtio-ports/{port}/name")).unwrap_or_default();
-        if name.trim_end() == protocol::VIRTIO_PORT_NAME {
+        let this = repros::read_to_string(&alloc::format!("/sys/class/virtio-ports/{port}/name")).unwrap_or_default();
+        if this.trim_end() == name {
             return Ok(Some(alloc::format!("/dev/{port}")));
         }
     }

@@ -74,6 +74,12 @@ pub const DEBUG_EXIT_IOSIZE: u16 = 0x04;
 /// Name of the virtio-serial port that carries [`Report`].
 pub const VIRTIO_PORT_NAME: &str = "krepro.verdict";
 
+/// The virtio-serial port the guest's bulk output goes to (an --exec
+/// program's stdout and stderr, a repro's prints) where the kernel has
+/// virtio-console: far faster than the emulated UART, and kept out of
+/// the console that crash detection reads.
+pub const OUTPUT_PORT_NAME: &str = "krepro.output";
+
 /// Prefix of every line PID 1 prints for the host to parse.
 pub const CONSOLE_PREFIX: &str = "krepro: ";
 
@@ -88,6 +94,10 @@ pub const CMDLINE_GUEST_TIMEOUT: &str = "guest_timeout";
 /// Command line key: the host's `--timeout` in milliseconds, from which a
 /// repro's deadline (`cx.deadline()`) is derived.
 pub const CMDLINE_DEADLINE_MS: &str = "deadline_ms";
+/// `krepro.output_port=1`: the host attached the [`OUTPUT_PORT_NAME`]
+/// port, so init waits (briefly) for the kernel to announce it: virtio
+/// console ports appear asynchronously, often after PID 1 starts.
+pub const CMDLINE_OUTPUT_PORT: &str = "output_port";
 
 /// The repro name that runs the user's static executable (`--exec FILE`)
 /// instead of a compiled-in repro. No compiled-in repro has this name.

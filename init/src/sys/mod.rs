@@ -42,7 +42,7 @@ use linux_raw_sys::net::{ifreq, IFNAMSIZ};
 use repros::guest::{FixedBuf, EXEC_FAILED};
 use repros::syscall::{nr, syscall1, syscall3};
 use repros::{Error, Step as _};
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::pipe::PipeFlags;
 use rustix::process::{Pid, WaitOptions};
@@ -141,7 +141,8 @@ pub fn set_if_flags(sock: impl AsFd, name: &[u8], flags: i16) -> Result<(), Errn
 }
 
 /// `fork(2)` then, in the child, `execve(2)`: starts `path` with `argv` and
-/// `envp` (NUL-terminated strings) and returns the child's pid once execve
+/// `envp` (NUL-terminated strings), its stdout and stderr on `stdio` when
+/// given (else PID 1's console), and returns the child's pid once execve
 /// has succeeded.
 ///
 /// If execve fails, the child prints why on the console, sends its errno
@@ -152,12 +153,19 @@ pub fn set_if_flags(sock: impl AsFd, name: &[u8], flags: i16) -> Result<(), Errn
 ///
 /// <https://man7.org/linux/man-pages/man2/fork.2.html>,
 /// <https://man7.org/linux/man-pages/man2/execve.2.html>
-pub fn spawn(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> repros::Result<Pid> {
+pub fn spawn(path: &CStr, argv: &[&CStr], envp: &[&CStr], stdio: Option<BorrowedFd<'_>>) -> repros::Result<Pid> {
     // Pointer arrays built before the fork: the child only makes syscalls.
     let argv: Vec<*const u8> = argv.iter().map(|a| a.as_ptr().cast()).chain(iter::once(ptr::null())).collect();
     let envp: Vec<*const u8> = envp.iter().map(|e| e.as_ptr().cast()).chain(iter::once(ptr::null())).collect();
     let (status_r, status_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).step("pipe2")?;
     let Some(pid) = thread::fork()? else {
+        if let Some(fd) = stdio {
+            for target in [1, 2] {
+                // SAFETY: dup3 takes integers; `fd` is open (the parent
+                // holds it) and 1 and 2 are replaced in this child only.
+                let _ = unsafe { syscall3(nr::__NR_dup3, fd.as_raw_fd() as usize, target, 0) };
+            }
+        }
         // SAFETY: path, argv and envp point to NUL-terminated strings and
         // NULL-terminated pointer arrays that live until execve replaces us.
         let ret = unsafe {

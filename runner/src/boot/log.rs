@@ -89,8 +89,9 @@ pub struct ConsoleLog {
     policy: LogPolicy,
     /// Bytes written to the head so far.
     written: u64,
-    /// Lines past the head, the newest last, at most `tail_bytes` in all.
-    tail: VecDeque<String>,
+    /// Lines past the head (an entry holds one line or several, with
+    /// their count), the newest last, at most `tail_bytes` in all.
+    tail: VecDeque<(String, u64)>,
     tail_len: u64,
     /// (lines, bytes) dropped between head and tail.
     cut: (u64, u64),
@@ -101,20 +102,32 @@ impl ConsoleLog {
         &self.path
     }
 
-    /// Adds one console line.
+    /// Adds one line, or several joined by `\n` (bulk output comes in
+    /// chunks of whole lines).
     pub fn line(&mut self, text: &str) {
         let len = text.len() as u64 + 1;
-        if self.written + len <= self.policy.head_bytes {
+        let head = self.policy.head_bytes;
+        if self.written + len <= head {
             self.written += len;
             let _ = writeln!(self.file, "{text}");
             return;
         }
-        self.tail.push_back(text.to_owned());
+        if self.written < head {
+            // A chunk that only partly fits: its lines fill the head.
+            let room = (head - self.written) as usize;
+            if let Some(end) = text.as_bytes()[..room.min(text.len())].iter().rposition(|&b| b == b'\n') {
+                self.line(&text[..end]);
+                self.line(&text[end + 1..]);
+                return;
+            }
+        }
+        let lines = memchr::memchr_iter(b'\n', text.as_bytes()).count() as u64 + 1;
+        self.tail.push_back((text.to_owned(), lines));
         self.tail_len += len;
         while self.tail_len > self.policy.tail_bytes {
-            let Some(old) = self.tail.pop_front() else { break };
+            let Some((old, lines)) = self.tail.pop_front() else { break };
             self.tail_len -= old.len() as u64 + 1;
-            self.cut.0 += 1;
+            self.cut.0 += lines;
             self.cut.1 += old.len() as u64 + 1;
         }
     }
@@ -128,7 +141,7 @@ impl ConsoleLog {
                 "[krepro: {lines} console lines ({bytes} bytes) cut here; the log keeps the first and last MiB]"
             );
         }
-        for l in &self.tail {
+        for (l, _) in &self.tail {
             let _ = writeln!(self.file, "{l}");
         }
         let _ = self.file.flush();
@@ -162,6 +175,21 @@ mod tests {
         assert_eq!(lines[..2], ["line 00", "line 01"]);
         assert_eq!(lines[2], "[krepro: 97 console lines (776 bytes) cut here; the log keeps the first and last MiB]");
         assert_eq!(lines[3..], ["line 99"]);
+    }
+
+    #[test]
+    fn chunks_of_lines_fill_the_head_by_line_and_count_as_lines_when_cut() {
+        let d = tempfile::tempdir().unwrap();
+        let mut log = small(d.path()).create("bulk").unwrap();
+        // Three 8-byte lines in one chunk: two fit the 20-byte head.
+        log.line("line 00\nline 01\nline 02");
+        log.line("line 03\nline 04");
+        log.line("line 05");
+        let text = std::fs::read_to_string(log.finish()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[..2], ["line 00", "line 01"]);
+        assert_eq!(lines[2], "[krepro: 3 console lines (24 bytes) cut here; the log keeps the first and last MiB]");
+        assert_eq!(lines[3..], ["line 05"]);
     }
 
     #[test]

@@ -260,6 +260,9 @@ pub struct QemuParams<'a> {
     pub cpus: u32,
     /// Where the virtio-serial verdict port is written.
     pub verdict_file: &'a Path,
+    /// The base of the FIFO pair the output port's `pipe` chardev uses
+    /// (`<base>.in`, `<base>.out`).
+    pub output_fifo: &'a Path,
     /// Disk drives and devices, then the user's `--qemu-arg`s, last.
     pub extra: &'a [OsString],
 }
@@ -292,6 +295,12 @@ pub fn qemu_args(p: &QemuParams<'_>) -> Vec<OsString> {
     args.extend([
         "-device".into(),
         format!("virtserialport,chardev=verdict,name={}", protocol::VIRTIO_PORT_NAME).into(),
+    ]);
+    let output = p.output_fifo.to_string_lossy().replace(',', ",,");
+    args.extend(["-chardev".into(), format!("pipe,id=output,path={output}").into()]);
+    args.extend([
+        "-device".into(),
+        format!("virtserialport,chardev=output,name={}", protocol::OUTPUT_PORT_NAME).into(),
     ]);
     args.extend(["-kernel".into(), p.kernel.into(), "-initrd".into(), p.initrd.into()]);
     args.extend(["-append".into(), p.cmdline.into()]);
@@ -333,6 +342,7 @@ mod tests {
             memory_mib: 256,
             cpus: 2,
             verdict_file: Path::new("/tmp/x/verdict"),
+            output_fifo: Path::new("/tmp/x/output"),
             extra: &["-cpu".into(), "max".into()],
         };
         let args: Vec<String> = qemu_args(&p).into_iter().map(|a| a.into_string().unwrap()).collect();
@@ -362,6 +372,10 @@ mod tests {
             "file,id=verdict,path=/tmp/x/verdict",
             "-device",
             "virtserialport,chardev=verdict,name=krepro.verdict",
+            "-chardev",
+            "pipe,id=output,path=/tmp/x/output",
+            "-device",
+            "virtserialport,chardev=output,name=krepro.output",
             "-kernel",
             "/k/bzImage",
             "-initrd",
@@ -386,6 +400,7 @@ mod tests {
             memory_mib: 128,
             cpus: 1,
             verdict_file: Path::new("v"),
+            output_fifo: Path::new("o"),
             extra: &[],
         };
         let args = qemu_args(&p);
@@ -410,6 +425,7 @@ mod tests {
             memory_mib: 256,
             cpus: 1,
             verdict_file: Path::new("v"),
+            output_fifo: Path::new("o"),
             extra: &[],
         };
         let args: Vec<String> = qemu_args(&p).into_iter().map(|a| a.into_string().unwrap()).collect();

@@ -25,6 +25,7 @@ use crate::image::kernel::{self, Kernel};
 use crate::image::vmlinux;
 use crate::initrd::extras::Extras;
 use crate::RunError;
+use rustix::fd::OwnedFd;
 
 /// Under KVM, a guest that prints nothing this long is taken as a KVM that
 /// does not work (a real KVM prints the first kernel line in well under 1 s).
@@ -242,6 +243,9 @@ pub enum RunEvent<'a> {
     Verdict(&'a Report<String>),
     /// A line qemu printed on stderr.
     QemuStderr(&'a str),
+    /// A line of the guest's bulk output (an --exec program's stdout and
+    /// stderr, a repro's prints) over the virtio-serial output port.
+    Output(&'a str),
 }
 
 /// Which channels carried the verdict.
@@ -410,6 +414,8 @@ fn boot(
         repros::protocol::CMDLINE_DEADLINE_MS,
         plan.timeout.as_millis()
     ));
+    // The output port is attached: init waits for the kernel to show it.
+    cmdline.push_str(&format!(" {}{}=1", repros::protocol::CMDLINE_PREFIX, repros::protocol::CMDLINE_OUTPUT_PORT));
     if plan.machine == Machine::Microvm && accel == Accel::Tcg {
         if let Some(khz) = qemu::host_tsc_khz() {
             cmdline.push_str(&format!(" tsc_early_khz={khz}"));
@@ -417,6 +423,8 @@ fn boot(
     }
     let mut extra = disk::qemu_args(&plan.disks, scratch.path(), plan.machine.has_pci())?;
     extra.extend(plan.qemu_args.iter().map(Into::into));
+    let output_fifo = scratch.path().join("output");
+    let (output_reader, output_writer) = output_fifo_pair(&output_fifo)?;
     let image = match &target.boot_image {
         BootImage::Pvh(p) => p.as_path(),
         BootImage::BzImage | BootImage::Image => target.kernel.path.as_path(),
@@ -431,52 +439,49 @@ fn boot(
         memory_mib: plan.memory_mib,
         cpus: plan.cpus,
         verdict_file: &verdict_file,
+        output_fifo: &output_fifo,
         extra: &extra,
     };
-    let cmd = Cmd::new(&plan.qemu, qemu::qemu_args(&params), scratch.path()).quiet().contained();
+    let cmd =
+        Cmd::new(&plan.qemu, qemu::qemu_args(&params), scratch.path()).quiet().contained().read_also(output_reader);
     let command_line = cmd.line().to_owned();
     // Dropping `qemu` kills and reaps it: on every path out of here.
     let mut qemu = cmd.spawn_lines()?;
     let qemu_started = Instant::now();
     on_event(RunEvent::QemuStarted { accel, command: &command_line });
 
-    let mut watch = Watch { log, scan: ConsoleScan::default(), init_at: None, verdict_at: None };
-    let mut stderr = String::new();
+    let mut watch = Watch {
+        log,
+        scan: ConsoleScan::default(),
+        init_at: None,
+        verdict_at: None,
+        stderr: String::new(),
+        open: [true; 3],
+        output_writer: Some(output_writer),
+    };
     let mut timed_out = false;
-    let (mut console_open, mut stderr_open) = (true, true);
     let status = loop {
-        match qemu.recv_timeout(TICK) {
-            Ok(Line::Text(Stream::Stdout, text)) => watch.console(&text, on_event),
-            Ok(Line::End(Stream::Stdout)) => console_open = false,
-            Ok(Line::Text(Stream::Stderr, text)) => {
-                on_event(RunEvent::QemuStderr(&text));
-                stderr.push_str(&text);
-                stderr.push('\n');
-                if accel == Accel::Kvm && qemu::is_kvm_failure(&text) {
-                    return Ok(Attempt::KvmBroken(text.trim().to_owned()));
+        if let Ok(line) = qemu.recv_timeout(TICK) {
+            if let Some(failure) = watch.line(line, on_event) {
+                if accel == Accel::Kvm && qemu::is_kvm_failure(&failure) {
+                    return Ok(Attempt::KvmBroken(failure.trim().to_owned()));
                 }
             }
-            Ok(Line::End(Stream::Stderr)) => stderr_open = false,
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
         }
         if plan.interrupt.load(Ordering::SeqCst) {
             return Err(RunError::Interrupted);
         }
         if let Some(status) = qemu.try_wait().map_err(|e| RunError::io("wait for qemu", e))? {
             // Take what the readers still hold: the console's last lines
-            // matter most (the verdict, the panic), then why qemu failed.
+            // matter most (the verdict, the panic), then the guest's output
+            // still in the FIFO, then why qemu failed.
             let deadline = Instant::now() + DRAIN;
-            while (console_open || stderr_open) && Instant::now() < deadline {
+            while watch.open.iter().any(|o| *o) && Instant::now() < deadline {
                 match qemu.recv_timeout(TICK) {
-                    Ok(Line::Text(Stream::Stdout, text)) => watch.console(&text, on_event),
-                    Ok(Line::End(Stream::Stdout)) => console_open = false,
-                    Ok(Line::Text(Stream::Stderr, text)) => {
-                        on_event(RunEvent::QemuStderr(&text));
-                        stderr.push_str(&text);
-                        stderr.push('\n');
+                    Ok(line) => {
+                        watch.line(line, on_event);
                     }
-                    Ok(Line::End(Stream::Stderr)) => stderr_open = false,
-                    Err(RecvTimeoutError::Disconnected) => (console_open, stderr_open) = (false, false),
+                    Err(RecvTimeoutError::Disconnected) => watch.open = [false; 3],
                     Err(RecvTimeoutError::Timeout) => {}
                 }
             }
@@ -496,7 +501,7 @@ fn boot(
     };
     drop(qemu); // kills qemu if it is still running
     let qemu_ended = Instant::now();
-    let Watch { log, scan, init_at, verdict_at } = watch;
+    let Watch { log, scan, init_at, verdict_at, stderr, .. } = watch;
     let console_log = log.finish();
 
     let qemu_status = status.and_then(|s| s.code());
@@ -558,16 +563,83 @@ fn boot(
     })))
 }
 
-/// Reads the console as it comes: the log, the scan, and when PID 1 and
-/// the verdict showed up.
+/// The FIFOs of qemu's `pipe` chardev for the guest's output port
+/// (`<base>.out`, which qemu writes, and `<base>.in`, which it reads and
+/// nobody writes), and our ends of `<base>.out`: the reader, and a writer
+/// that keeps a read from ending before qemu has opened its end.
+/// Through a FIFO a guest that prints faster than we read waits instead
+/// of filling memory: qemu stops taking from the virtio-serial port.
+fn output_fifo_pair(base: &Path) -> Result<(std::fs::File, OwnedFd), RunError> {
+    use rustix::fs::{FileType, Mode, OFlags, CWD};
+    let fifo = |suffix: &str| {
+        let mut p = base.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
+    };
+    let (out, input) = (fifo(".out"), fifo(".in"));
+    for path in [&out, &input] {
+        rustix::fs::mknodat(CWD, path, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
+            .map_err(|e| RunError::io(format!("mkfifo {}", path.display()), e.into()))?;
+    }
+    let open = |flags: OFlags| {
+        rustix::fs::open(&out, flags | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| RunError::io(format!("open {}", out.display()), e.into()))
+    };
+    let reader = open(OFlags::RDONLY)?;
+    let writer = open(OFlags::WRONLY)?;
+    // Blocking reads from here on; fewer, larger reads with a bigger pipe.
+    rustix::fs::fcntl_setfl(&reader, OFlags::empty()).map_err(|e| RunError::io("fcntl the output FIFO", e.into()))?;
+    let _ = rustix::pipe::fcntl_setpipe_size(&reader, 1 << 20);
+    Ok((std::fs::File::from(reader), writer))
+}
+
+/// Reads what qemu's readers hand over as it comes: the console (the log,
+/// the scan, when PID 1 and the verdict showed up), the guest's bulk
+/// output, qemu's stderr.
 struct Watch {
     log: ConsoleLog,
     scan: ConsoleScan,
     init_at: Option<Instant>,
     verdict_at: Option<Instant>,
+    stderr: String,
+    /// Whether the console, stderr and the output FIFO are still open.
+    open: [bool; 3],
+    /// Our write end of the output FIFO, held until qemu has opened its
+    /// own (so that reading it does not end before qemu starts), then
+    /// dropped (so that it ends when qemu exits).
+    output_writer: Option<OwnedFd>,
 }
 
 impl Watch {
+    /// Takes one line; a line qemu printed on stderr is returned too (for
+    /// the KVM check).
+    fn line(&mut self, line: Line, on_event: &mut dyn FnMut(RunEvent<'_>)) -> Option<String> {
+        let slot = |s: Stream| match s {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+            Stream::Extra => 2,
+        };
+        match line {
+            Line::Text(Stream::Stdout, text) => {
+                // The guest prints: qemu has opened every chardev by now.
+                self.output_writer = None;
+                self.console(&text, on_event);
+            }
+            Line::Text(Stream::Extra, text) => {
+                self.log.line(&text);
+                on_event(RunEvent::Output(&text));
+            }
+            Line::Text(Stream::Stderr, text) => {
+                on_event(RunEvent::QemuStderr(&text));
+                self.stderr.push_str(&text);
+                self.stderr.push('\n');
+                return Some(text);
+            }
+            Line::End(stream) => self.open[slot(stream)] = false,
+        }
+        None
+    }
+
     fn console(&mut self, text: &str, on_event: &mut dyn FnMut(RunEvent<'_>)) {
         self.log.line(text);
         on_event(RunEvent::Console(text));

@@ -530,7 +530,7 @@ pub fn show_run_event(progress: &mut Progress, verbose: bool, ev: &RunEvent<'_>)
     match ev {
         RunEvent::Fallback { reason } => progress.say(reason),
         RunEvent::QemuStarted { command, .. } if verbose => eprintln!("$ {command}"),
-        RunEvent::Console(line) if verbose => eprintln!("{line}"),
+        RunEvent::Console(line) | RunEvent::Output(line) if verbose => eprintln!("{line}"),
         RunEvent::QemuStderr(line) if verbose => eprintln!("qemu: {line}"),
         _ => {}
     }

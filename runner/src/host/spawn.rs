@@ -7,7 +7,7 @@ use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 
 /// A command that could not be run or did not succeed.
@@ -31,11 +31,20 @@ fn tail(stderr: &str) -> String {
 /// memory without bound.
 pub const MAX_LINE: usize = 64 * 1024;
 
+/// How many lines [`Cmd::spawn_lines`] holds between its readers and the
+/// caller: past that a reader waits, and so does what writes to it (qemu,
+/// and through virtio-serial the guest), so a guest that prints without
+/// end holds the runner's memory to this many lines of at most
+/// [`MAX_LINE`] bytes.
+pub const LINES_IN_FLIGHT: usize = 1024;
+
 /// A command about to run.
 pub struct Cmd {
     inner: Command,
     line: String,
     echo: bool,
+    /// Read line by line beside stdout and stderr ([`Stream::Extra`]).
+    extra: Option<std::fs::File>,
 }
 
 impl Cmd {
@@ -49,7 +58,7 @@ impl Cmd {
         let mut inner = Command::new(program.as_ref());
         inner.current_dir(cwd);
         let line = program.as_ref().to_string_lossy().into_owned();
-        Cmd { inner, line, echo: true }.args(args)
+        Cmd { inner, line, echo: true, extra: None }.args(args)
     }
 
     /// The user's own shell command line (`--build-cmd`), run by `sh -c`
@@ -151,14 +160,24 @@ impl Cmd {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|source| CmdError::Spawn { line: self.line.clone(), source })?;
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(LINES_IN_FLIGHT);
         if let Some(out) = child.stdout.take() {
             read_lines(out, tx.clone(), Stream::Stdout);
+        }
+        if let Some(extra) = self.extra.take() {
+            read_chunks(extra, tx.clone());
         }
         if let Some(err) = child.stderr.take() {
             read_lines(err, tx, Stream::Stderr);
         }
         Ok(Running { child, lines: rx, line: self.line })
+    }
+
+    /// With [`Cmd::spawn_lines`], also reads `file` line by line as
+    /// [`Stream::Extra`] (a FIFO the child writes to), until it ends.
+    pub fn read_also(mut self, file: std::fs::File) -> Cmd {
+        self.extra = Some(file);
+        self
     }
 
     fn announce(&self) {
@@ -173,6 +192,9 @@ impl Cmd {
 pub enum Stream {
     Stdout,
     Stderr,
+    /// The file given to [`Cmd::read_also`]. Read in bulk: one
+    /// [`Line::Text`] of it holds one or more whole lines, joined by `\n`.
+    Extra,
 }
 
 /// What a running child's reader threads report.
@@ -233,9 +255,9 @@ impl Drop for Running {
     }
 }
 
-fn read_lines<R: Read + Send + 'static>(from: R, tx: Sender<Line>, stream: Stream) {
+fn read_lines<R: Read + Send + 'static>(from: R, tx: SyncSender<Line>, stream: Stream) {
     std::thread::spawn(move || {
-        let mut reader = BufReader::new(from);
+        let mut reader = BufReader::with_capacity(64 * 1024, from);
         let mut buf = Vec::new();
         loop {
             buf.clear();
@@ -251,6 +273,41 @@ fn read_lines<R: Read + Send + 'static>(from: R, tx: Sender<Line>, stream: Strea
             }
         }
         let _ = tx.send(Line::End(stream));
+    });
+}
+
+/// Reads `from` in chunks of up to 64 KiB of whole lines, each sent as one
+/// [`Line::Text`] (lines joined by `\n`, the last newline dropped): bulk
+/// output at a message per chunk, not per line. A line longer than
+/// [`MAX_LINE`] comes in pieces, as from [`read_lines`].
+fn read_chunks<R: Read + Send + 'static>(mut from: R, tx: SyncSender<Line>) {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; MAX_LINE];
+        let mut have = 0;
+        loop {
+            let n = match from.read(&mut buf[have..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            have += n;
+            // Up to the last newline, or all of it when the buffer is full.
+            let end = match buf[..have].iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None if have == buf.len() => have,
+                None => continue,
+            };
+            let text = String::from_utf8_lossy(&buf[..end]);
+            let text = text.strip_suffix('\n').unwrap_or(&text).replace('\r', "");
+            if tx.send(Line::Text(Stream::Extra, text)).is_err() {
+                return;
+            }
+            buf.copy_within(end..have, 0);
+            have -= end;
+        }
+        if have > 0 {
+            let _ = tx.send(Line::Text(Stream::Extra, String::from_utf8_lossy(&buf[..have]).into_owned()));
+        }
+        let _ = tx.send(Line::End(Stream::Extra));
     });
 }
 
@@ -300,6 +357,31 @@ mod tests {
         assert_eq!(out[3].len(), 10);
         assert!(lines.contains(&Line::Text(Stream::Stderr, "e".into())));
         assert!(lines.contains(&Line::End(Stream::Stdout)) && lines.contains(&Line::End(Stream::Stderr)));
+    }
+
+    #[test]
+    fn an_extra_file_comes_in_chunks_of_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("extra");
+        let long = "y".repeat(MAX_LINE + 5);
+        std::fs::write(&path, format!("one\ntwo\r\n{long}\nlast, no newline")).unwrap();
+        let run = Cmd::new("true", [""; 0], dir.path())
+            .quiet()
+            .read_also(std::fs::File::open(&path).unwrap())
+            .spawn_lines()
+            .unwrap();
+        let pieces: Vec<String> = run
+            .lines()
+            .filter_map(|l| match l {
+                Line::Text(Stream::Extra, t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pieces[0], "one\ntwo", "whole lines, the CR dropped");
+        assert!(pieces.iter().all(|p| p.len() <= MAX_LINE), "no piece longer than MAX_LINE");
+        assert_eq!(pieces.last().map(String::as_str), Some("last, no newline"));
+        let all: String = pieces.concat().chars().filter(|c| *c != '\n').collect();
+        assert!(all == format!("onetwo{long}last, no newline"), "nothing lost or added");
     }
 
     #[test]
