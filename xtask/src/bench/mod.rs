@@ -7,6 +7,7 @@
 //! (the baseline), a busybox initramfs doing the same, and virtme-ng and
 //! vmtest when installed.
 
+mod profile;
 mod svg;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,11 @@ pub struct BenchArgs {
     /// Also draw them: one box per tool and kernel, in seconds (SVG)
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// Instead of timing rounds, boot each kernel once with initcall_debug
+    /// and print where the time goes: krepro's split, the slowest
+    /// initcalls, the longest silences on the console (--json FILE too)
+    #[arg(long, conflicts_with = "plot")]
+    profile: bool,
     /// How krepro boots, as for `run`; the variants below change one
     /// choice each, and the baselines use the accelerator krepro ends up with
     #[command(flatten)]
@@ -230,6 +236,31 @@ pub fn guest_arch(args: &BenchArgs) -> Result<Arch> {
 
 pub fn bench(args: &BenchArgs, arch: Arch, krepro_initrd: &Path, cache: &Cache) -> Result<()> {
     let mut progress = Progress::new();
+    if args.profile {
+        let mut boot = args.boot.clone();
+        boot.append.extend(profile::PROFILE_APPEND.iter().map(|w| (*w).to_owned()));
+        let say = &mut |m: &str| progress.say(m);
+        let plan = cli::plan(&boot, &ExecArgs::default(), "smoke", arch, krepro_initrd, cache, say)?;
+        let kernels: Vec<PathBuf> = if args.kernel.is_empty() {
+            vec![krepro_runner::host::fetch::resolve(None, Some(arch), cache, say)?.0.path]
+        } else {
+            args.kernel.clone()
+        };
+        let mut profiles = Vec::new();
+        for k in &kernels {
+            progress.line(&format!("profiling {}", k.display()), true);
+            profiles.push(profile::profile(&plan, k, &mut |m: &str| progress.say(m))?);
+        }
+        progress.clear();
+        for p in &profiles {
+            profile::print(p);
+        }
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_string_pretty(&profiles)?)
+                .with_context(|| format!("write {}", path.display()))?;
+        }
+        return Ok(());
+    }
     // Each krepro variant planned once, as `run` would with those flags.
     let mut plans = Vec::new();
     for (label, only, change) in KREPRO_VARIANTS {
