@@ -71,7 +71,7 @@ pub fn rank(lines: &[String]) -> (Vec<Initcall>, Vec<Gap>, f64, usize) {
         lines.iter().filter_map(|l| printk_time(l)).filter_map(|(_, t)| initcall(t)).collect();
     let total_ms = calls.iter().map(|c| c.usecs as f64 / 1000.0).sum();
     let count = calls.len();
-    calls.sort_by(|a, b| b.usecs.cmp(&a.usecs));
+    calls.sort_by_key(|c| std::cmp::Reverse(c.usecs));
     calls.truncate(TOP);
     let stamped: Vec<(f64, &str)> = lines.iter().filter_map(|l| printk_time(l)).collect();
     let mut gaps: Vec<Gap> = stamped
