@@ -338,9 +338,14 @@ fn an_arm64_builder_kernel_runs_the_sdk_repros() {
     let (_tree_lock, tree) = linux_tree();
     let out_dir = temp("arm64");
     let image = out_dir.path().join("Image");
+    // smoke's options (the network stack) beside race_two_cpus's.
+    let frag = out_dir.path().join("smoke.config");
+    let smoke = krepro_repros_config("smoke");
+    std::fs::write(&frag, smoke.iter().map(|o| format!("CONFIG_{o}=y\n")).collect::<String>()).unwrap();
     let build = |extra: &[&str]| {
         let mut args = vec!["kernel", "build", "--source", tree.to_str().unwrap(), "--arch", "aarch64"];
-        args.extend(["--repro", "race_two_cpus", "--disk", "new:64M:ext4", "-o", image.to_str().unwrap()]);
+        args.extend(["--repro", "race_two_cpus", "--disk", "new:64M:ext4", "--fragment", frag.to_str().unwrap()]);
+        args.extend(["-o", image.to_str().unwrap()]);
         args.extend(extra);
         env.xtask(&args)
     };
