@@ -279,9 +279,7 @@ fn the_sdk_repros_pass_on_a_builder_kernel() {
     let (_tree_lock, tree) = linux_tree();
     let out_dir = temp("sdk");
     let bz = out_dir.path().join("bzImage");
-    let frag = out_dir.path().join("kcmp.config");
-    let kcmp = krepro_repros_config("kcmp");
-    std::fs::write(&frag, kcmp.iter().map(|o| format!("CONFIG_{o}=y\n")).collect::<String>()).unwrap();
+    let frag = repro_fragment(out_dir.path(), "kcmp");
     let b = env.xtask(&[
         "kernel",
         "build",
@@ -339,9 +337,7 @@ fn an_arm64_builder_kernel_runs_the_sdk_repros() {
     let out_dir = temp("arm64");
     let image = out_dir.path().join("Image");
     // smoke's options (the network stack) beside race_two_cpus's.
-    let frag = out_dir.path().join("smoke.config");
-    let smoke = krepro_repros_config("smoke");
-    std::fs::write(&frag, smoke.iter().map(|o| format!("CONFIG_{o}=y\n")).collect::<String>()).unwrap();
+    let frag = repro_fragment(out_dir.path(), "smoke");
     let build = |extra: &[&str]| {
         let mut args = vec!["kernel", "build", "--source", tree.to_str().unwrap(), "--arch", "aarch64"];
         args.extend(["--repro", "race_two_cpus", "--disk", "new:64M:ext4", "--fragment", frag.to_str().unwrap()]);
@@ -463,6 +459,14 @@ fn krepro_repros_config(name: &str) -> Vec<String> {
         .unwrap_or_else(|| panic!("{name} in\n{}", r.stdout));
     let list = line.rsplit_once('[').unwrap().1.split_once(']').unwrap().0;
     list.split(',').map(str::to_owned).collect()
+}
+
+/// A config fragment in `dir` with the options repro `name` declares.
+fn repro_fragment(dir: &Path, name: &str) -> PathBuf {
+    let frag = dir.join(format!("{name}.config"));
+    let options = krepro_repros_config(name);
+    std::fs::write(&frag, options.iter().map(|o| format!("CONFIG_{o}=y\n")).collect::<String>()).unwrap();
+    frag
 }
 
 /// The build log a fresh build names: "krepro: built X in T (log PATH)".

@@ -770,18 +770,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ccache = Path::new("/usr/bin/ccache");
         let gcc = toolchain::CcChoice::Fixed(toolchain::Compiler { family: toolchain::Family::Gcc, major: None });
-        let mut opts = BuildOptions {
-            source: dir.path().into(),
-            repro: None,
-            base: Base::Tinyconfig,
-            fragments: vec![],
-            make_args: vec![],
-            jobs: 1,
-            cpus: 1,
-            disks: vec![],
-            cc: gcc,
-            arch: Arch::X86_64,
-        };
+        let mut opts = BuildOptions { repro: None, cc: gcc, ..options(dir.path(), Arch::X86_64) };
         let mut notes = Vec::new();
         let tc = resolve_toolchain(&opts, dir.path(), Some(ccache), None, &mut |e| {
             if let BuildEvent::Note(n) = e {
