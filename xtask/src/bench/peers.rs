@@ -161,7 +161,11 @@ fn cargo_install(cache: &Cache, krate: &str, version: &str, say: &mut dyn FnMut(
     say(&format!("installing {krate} {version} into {} (cargo install: minutes)", root.join("bin").display()));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let args = ["install", "--locked", "--quiet", "--version", version, krate, "--root"];
-    Cmd::new(&cargo, args, Path::new("/")).args([&root]).quiet().output()?;
+    // Built in a temp dir of its own, as cargo install does unless
+    // CARGO_TARGET_DIR (which `cargo xtask` may run under) says otherwise.
+    std::fs::create_dir_all(&root).with_context(|| format!("create {}", root.display()))?;
+    let build = tempfile::Builder::new().prefix(".build-").tempdir_in(&root)?;
+    Cmd::new(&cargo, args, Path::new("/")).args([&root]).env("CARGO_TARGET_DIR", build.path()).quiet().output()?;
     Ok(())
 }
 
