@@ -681,3 +681,43 @@ fn bisect_finds_the_planted_regression_on_arm64() {
     );
     print_steps(&report);
 }
+
+/// `bench --peers` installs virtme-ng and vmtest with what they need (once:
+/// a second run installs nothing) and runs them for real, under TCG, on
+/// Debian's 6.12 cloud kernel: vng boots it; vmtest cannot (a cloud kernel
+/// has no 9p) and its row says exactly why instead of a number.
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (installs virtme-ng, vmtest and virtiofsd: minutes; boots under TCG)"]
+fn bench_installs_and_runs_the_peers() {
+    common::require_qemu();
+    // What --peers installs outlives the test, as the other slow inputs
+    // do: the second run of the test installs nothing either.
+    let xdg = scratch().join("peers-cache");
+    let out = temp("peers");
+    let json = out.path().join("bench.json");
+    let k = common::k612();
+    let args = ["bench", "--kernel", k.to_str().unwrap(), "--peers", "--runs", "1", "--accel", "tcg", "--json"];
+    let bench = || xtask_env(&[&args[..], &[json.to_str().unwrap()]].concat(), &[("XDG_CACHE_HOME", &xdg)]);
+    let first = bench();
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    eprintln!("first run ({:?}):\n{}", first.took, first.stderr);
+    let again = bench();
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert!(!again.stderr.contains("krepro: installing "), "the second run installed again:\n{}", again.stderr);
+
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let tools = j[0]["tools"].as_array().unwrap();
+    let tool = |name: &str| tools.iter().find(|t| t["tool"] == name).unwrap_or_else(|| panic!("{name} in {j:#}"));
+    let vng = tool("virtme-ng (vng --exec true)");
+    assert_eq!(vng["note"], serde_json::Value::Null, "{vng:#}");
+    assert_eq!(vng["wall_s"].as_array().unwrap().len(), 1, "{vng:#}");
+    // A full userspace boot over virtio-fs: slower than a C init.
+    assert!(vng["ratio_to_baseline"].as_f64().unwrap() > 1.0, "{vng:#}");
+    assert_eq!(
+        tool("vmtest (vmtest -k K true)")["note"],
+        "cannot run: the kernel has no CONFIG_NET_9P, no CONFIG_NET_9P_VIRTIO, no CONFIG_9P_FS: vmtest mounts the \
+         host's / over 9p with no initramfs and talks to qemu-guest-agent over virtio-serial, so it needs them \
+         built in (=y)"
+    );
+    println!("{}", again.stdout);
+}

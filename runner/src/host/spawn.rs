@@ -10,6 +10,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 
+use rustix::process::Signal;
+
 /// A command that could not be run or did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum CmdError {
@@ -243,6 +245,15 @@ impl Running {
         let _ = self.child.wait();
     }
 
+    /// Kills the process group of a [`Cmd::contained`] child, so also what
+    /// it started (vng's qemu and virtiofsd), then reaps the child. Its pid
+    /// names the group until it is reaped and the group's last process is
+    /// gone, so call it before waiting, or right after.
+    pub fn stop_group(&mut self) {
+        let _ = rustix::process::kill_process_group(rustix::process::Pid::from_child(&self.child), Signal::KILL);
+        self.stop();
+    }
+
     /// The command line it was started with.
     pub fn line(&self) -> &str {
         &self.line
@@ -390,6 +401,25 @@ mod tests {
         let pid = run.child.id();
         drop(run);
         assert!(!Path::new(&format!("/proc/{pid}")).exists(), "sleep {pid} still exists");
+    }
+
+    #[test]
+    fn a_stopped_group_takes_the_grandchildren_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+        let mut run = Cmd::shell(&script, Path::new("/")).quiet().contained().spawn_lines().unwrap();
+        while std::fs::read_to_string(&pid_file).map_or(true, |p| !p.ends_with('\n')) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let grandchild = std::fs::read_to_string(&pid_file).unwrap().trim().to_owned();
+        run.stop_group();
+        // Killed, its parent gone: init reaps it soon after.
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            std::fs::read_to_string(format!("/proc/{grandchild}/stat")).map_or(true, |s| s.contains(") Z "))
+        });
+        assert!(gone, "sleep {grandchild} still runs");
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! Tools: krepro (its default path and the plainer paths it chose against),
 //! a static C init in a gzip'd cpio booted with a plain qemu command line
 //! (the baseline), a busybox initramfs doing the same, and virtme-ng and
-//! vmtest when installed.
+//! vmtest when installed (`--peers` installs them: see peers.rs).
 
+mod peers;
 mod profile;
 mod svg;
 
@@ -45,6 +46,11 @@ pub struct BenchArgs {
     /// initcalls, the longest silences on the console (--json FILE too)
     #[arg(long, conflicts_with = "plot")]
     profile: bool,
+    /// Install virtme-ng and vmtest (and what they need: apt packages, a
+    /// venv and cargo installs under ~/.cache/krepro/peers) and run them in
+    /// the same rounds; a peer that cannot run on a kernel says why
+    #[arg(long)]
+    peers: bool,
     /// How krepro boots, as for `run`; the variants below change one
     /// choice each, and the baselines use the accelerator krepro ends up with
     #[command(flatten)]
@@ -163,13 +169,6 @@ fn plain_qemu(qemu: &Path, arch: Arch, accel: Accel, kernel: &Path, initrd: &Pat
     Ok(secs)
 }
 
-/// An installed command's wall time (vng, vmtest); fails unless it exits 0.
-fn timed(cmd: Cmd) -> Result<f64> {
-    let started = Instant::now();
-    cmd.quiet().output()?;
-    Ok(started.elapsed().as_secs_f64())
-}
-
 /// The C-init baseline's initrd: the program above, static (built with
 /// the host's cc, or the cross gcc for another architecture), plus
 /// /dev/console.
@@ -274,6 +273,7 @@ pub fn bench(args: &BenchArgs, arch: Arch, krepro_initrd: &Path, cache: &Cache) 
     }
     let qemu_bin = plans[0].1.qemu.clone();
     let busybox = install::busybox(arch, cache, &mut |m: &str| progress.say(m)).ok();
+    let peers = peers::prepare(args.peers, arch, cache, &mut |m: &str| progress.say(m))?;
     let kernels: Vec<PathBuf> = if args.kernel.is_empty() {
         vec![krepro_runner::host::fetch::resolve(None, Some(arch), cache, &mut |m: &str| progress.say(m))?.0.path]
     } else {
@@ -299,9 +299,7 @@ pub fn bench(args: &BenchArgs, arch: Arch, krepro_initrd: &Path, cache: &Cache) 
         let accel = warm.accel;
         let mut walls: Vec<Vec<f64>> = vec![Vec::new(); configs.len() + 4];
         let mut krepro_runs: Vec<RunResult> = Vec::new();
-        let native = Arch::host() == Some(arch);
-        let vng = which::which("vng").ok().filter(|_| native);
-        let vmtest = which::which("vmtest").ok().filter(|_| native);
+        let mut peer_runs = peers.on(&kernel, &qemu_bin, accel, scratch.path(), cache);
         for round in 0..args.runs {
             progress.line(&format!("bench {name}: round {}/{}", round + 1, args.runs), true);
             // Alternate the order so no tool always goes first.
@@ -324,19 +322,7 @@ pub fn bench(args: &BenchArgs, arch: Arch, krepro_initrd: &Path, cache: &Cache) 
                             .as_deref()
                             .map(|i| plain_qemu(&qemu_bin, arch, accel, k, i, "busybox: ok"))
                             .transpose()?,
-                        2 => vng
-                            .as_ref()
-                            .map(|v| {
-                                let r = ["--disable-kvm".as_ref(), "-r".as_ref(), k.as_os_str(), "--exec".as_ref()];
-                                timed(Cmd::new(v, r, Path::new("/")).args(["true"]))
-                            })
-                            .transpose()?,
-                        _ => vmtest
-                            .as_ref()
-                            .map(|v| {
-                                timed(Cmd::new(v, ["-k".as_ref(), k.as_os_str(), "true".as_ref()], Path::new("/")))
-                            })
-                            .transpose()?,
+                        p => peer_runs.run(p - 2, &configs[0].1.interrupt)?,
                     };
                     if let Some(s) = secs {
                         walls[t].push(s);
@@ -349,17 +335,18 @@ pub fn bench(args: &BenchArgs, arch: Arch, krepro_initrd: &Path, cache: &Cache) 
         let labels: Vec<String> = configs
             .iter()
             .map(|(l, _, _)| l.to_string())
-            .chain([BASELINE, BUSYBOX, "virtme-ng (vng --exec true)", "vmtest"].map(String::from))
+            .chain([BASELINE, BUSYBOX].map(String::from))
+            .chain(peers::Peer::ALL.map(|p| p.label().to_owned()))
             .collect();
         for (t, label) in labels.iter().enumerate() {
             let w = &walls[t];
             let ratios: Vec<f64> = w.iter().zip(base).map(|(a, b)| a / b).collect();
-            let note = if !w.is_empty() {
+            let note = if t >= configs.len() + 2 {
+                peer_runs.note(t - configs.len() - 2)
+            } else if !w.is_empty() {
                 None
-            } else if t == configs.len() + 1 {
-                Some("not installed (busybox-static)".to_owned())
             } else {
-                Some("not installed".to_owned())
+                Some("not installed (busybox-static)".to_owned())
             };
             let initrd_bytes = match t {
                 t if t < configs.len() => size(krepro_initrd),
