@@ -376,7 +376,9 @@ fn an_arm64_builder_kernel_runs_the_sdk_repros() {
         ("race_two_cpus", 0, "pass"),
         ("fs_ext4_roundtrip", 0, "pass"),
         ("selftest_fail", 1, "fail"),
-        ("selftest_panic", 2, "crash"),
+        // tinyconfig has no MAGIC_SYSRQ: the repro says it cannot test this
+        // kernel (the crash path on arm64 is tests/arm64.rs's, on Debian's).
+        ("selftest_panic", 125, "skip"),
     ] {
         let r = env.xtask(&["run", "--kernel", k, "--repro", repro, "--accel", "tcg", "--json"]);
         let j = r.json();
