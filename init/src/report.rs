@@ -100,11 +100,14 @@ const OUTPUT_PORT_WAIT: core::time::Duration = core::time::Duration::from_secs(2
 /// so) and the kernel's virtio-console driver has a device: the ports and
 /// their names arrive asynchronously, so this waits for them, at most
 /// [`OUTPUT_PORT_WAIT`]. Else None, and output stays on the console.
-pub fn output_port(cmdline: &str) -> Option<rustix::fd::OwnedFd> {
+///
+/// `wait` false takes the port only if it is there already: a compiled-in
+/// repro prints little, and waiting would cost every boot ~0.1 s under TCG.
+pub fn output_port(cmdline: &str, wait: bool) -> Option<rustix::fd::OwnedFd> {
     if protocol::cmdline_param(cmdline, protocol::CMDLINE_OUTPUT_PORT) != Some("1") || !virtio_console_bound() {
         return None;
     }
-    let deadline = repros::since_boot() + OUTPUT_PORT_WAIT;
+    let deadline = repros::since_boot() + if wait { OUTPUT_PORT_WAIT } else { core::time::Duration::ZERO };
     let path = loop {
         match find_port(protocol::OUTPUT_PORT_NAME) {
             Ok(Some(path)) => break path,
