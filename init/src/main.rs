@@ -57,6 +57,8 @@ fn main() -> ! {
         }
     };
     report::QUIET.store(repros::guest::cmdline_has(&cmdline, "quiet"), Ordering::Relaxed);
+    let attached = protocol::cmdline_param(&cmdline, protocol::CMDLINE_OUTPUT_PORT) == Some("1");
+    report::PORTS_ATTACHED.store(attached, Ordering::Relaxed);
     setup::load_modules(&cmdline);
     if let Err(e) = setup::loopback_up() {
         report::warn(format_args!("bring up lo: {e}"));

@@ -30,6 +30,12 @@ pub fn warn(args: fmt::Arguments<'_>) {
 /// console log on the host is complete where it matters.
 pub static QUIET: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
+/// Whether the host attached krepro's virtio-serial ports
+/// (`krepro.output_port=1`): then the verdict waits for its port to show
+/// up, since ports appear asynchronously (after a module load, say) and a
+/// quick repro can be done before they do.
+pub static PORTS_ATTACHED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Prints kernel log records as `krepro: kmsg: ` lines: the last `tail`,
 /// or all of them.
 pub fn kmsg(tail: Option<usize>) {
@@ -64,7 +70,8 @@ pub fn verdict(kind: Kind, repro: &str, message: &str) -> ! {
 
     // 2. The virtio-serial port, when the kernel has one. A blocking write
     //    returns once the host has taken the data.
-    match find_port(protocol::VIRTIO_PORT_NAME) {
+    let wait = PORTS_ATTACHED.load(core::sync::atomic::Ordering::Relaxed) && virtio_console_bound();
+    match wait_for_port(protocol::VIRTIO_PORT_NAME, if wait { OUTPUT_PORT_WAIT } else { core::time::Duration::ZERO }) {
         Ok(Some(path)) => {
             let mut text = String::new();
             let _ = write!(text, "{}", report.key_values());
@@ -107,24 +114,21 @@ pub fn output_port(cmdline: &str, wait: bool) -> Option<rustix::fd::OwnedFd> {
     if protocol::cmdline_param(cmdline, protocol::CMDLINE_OUTPUT_PORT) != Some("1") || !virtio_console_bound() {
         return None;
     }
-    let deadline = repros::since_boot() + if wait { OUTPUT_PORT_WAIT } else { core::time::Duration::ZERO };
-    let path = loop {
-        match find_port(protocol::OUTPUT_PORT_NAME) {
-            Ok(Some(path)) => break path,
-            Ok(None) if repros::since_boot() < deadline => {
-                let _ = rustix::thread::nanosleep(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 1_000_000 });
-            }
-            Ok(None) => {
+    let limit = if wait { OUTPUT_PORT_WAIT } else { core::time::Duration::ZERO };
+    let path = match wait_for_port(protocol::OUTPUT_PORT_NAME, limit) {
+        Ok(Some(path)) => path,
+        Ok(None) => {
+            if wait {
                 warn(format_args!(
                     "no {} port after {OUTPUT_PORT_WAIT:?}: output goes to the console",
                     protocol::OUTPUT_PORT_NAME
                 ));
-                return None;
             }
-            Err(errno) => {
-                warn(format_args!("{}", repros::Error::Errno { step: "scan /sys/class/virtio-ports", errno }));
-                return None;
-            }
+            return None;
+        }
+        Err(errno) => {
+            warn(format_args!("{}", repros::Error::Errno { step: "scan /sys/class/virtio-ports", errno }));
+            return None;
         }
     };
     match rustix::fs::open(path.as_str(), OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty()) {
@@ -142,6 +146,20 @@ pub fn output_port(cmdline: &str, wait: bool) -> Option<rustix::fd::OwnedFd> {
 fn virtio_console_bound() -> bool {
     repros::read_dir("/sys/bus/virtio/drivers/virtio_console")
         .is_ok_and(|entries| entries.iter().any(|e| e.starts_with("virtio")))
+}
+
+/// [`find_port`], polled every millisecond for at most `limit`.
+fn wait_for_port(name: &str, limit: core::time::Duration) -> Result<Option<String>, Errno> {
+    let deadline = repros::since_boot() + limit;
+    loop {
+        match find_port(name)? {
+            Some(path) => return Ok(Some(path)),
+            None if repros::since_boot() < deadline => {
+                let _ = rustix::thread::nanosleep(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 1_000_000 });
+            }
+            None => return Ok(None),
+        }
+    }
 }
 
 /// Finds the /dev node of the virtio-serial port named `name` by scanning
