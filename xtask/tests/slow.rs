@@ -550,6 +550,21 @@ fn linux_history() -> PathBuf {
     repo
 }
 
+/// `bisect` of the planted history for listen_backlog under TCG, with
+/// `extra` flags; it must exit 0. The run and its JSON report.
+fn planted_bisect(env: &Env, repo: &Path, extra: &[&str]) -> (Run, serde_json::Value) {
+    let out_dir = temp("out");
+    let json = out_dir.path().join("bisect.json");
+    let mut args = vec!["bisect", "--linux", repo.to_str().unwrap(), "--good", "krepro-test-good"];
+    args.extend(["--bad", "krepro-test-bad", "--repro", "listen_backlog", "--accel", "tcg"]);
+    args.extend(["--json", json.to_str().unwrap()]);
+    args.extend(extra);
+    let r = env.xtask(&args);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (r, report)
+}
+
 /// A bisect report's steps, one line each, for the test's output.
 fn print_steps(report: &serde_json::Value) {
     for s in report["steps"].as_array().unwrap() {
@@ -585,25 +600,7 @@ fn bisect_finds_a_planted_regression_with_real_builds() {
     assert_eq!(git_in(&repo, &["status", "--porcelain"]), status_before);
     eprintln!("the user's build: {:?}", user.took);
 
-    let out_dir = temp("out");
-    let json = out_dir.path().join("bisect.json");
-    let r = env.xtask(&[
-        "bisect",
-        "--linux",
-        repo.to_str().unwrap(),
-        "--good",
-        "krepro-test-good",
-        "--bad",
-        "krepro-test-bad",
-        "--repro",
-        "listen_backlog",
-        "--accel",
-        "tcg",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (r, report) = planted_bisect(&env, &repo, &[]);
     assert_eq!(report["commit"]["subject"], PLANT_SUBJECT, "{report:#}");
     // Verified: the plant fails again, its parent passes, and the bad end
     // with the plant reverted (a real revert, a real build) passes.
@@ -651,27 +648,7 @@ fn bisect_finds_the_planted_regression_on_arm64() {
     let env = Env::new("bisect-arm64");
     let repo = linux_history();
     let head_before = git_in(&repo, &["rev-parse", "HEAD"]);
-    let out_dir = temp("out-arm64");
-    let json = out_dir.path().join("bisect.json");
-    let r = env.xtask(&[
-        "bisect",
-        "--linux",
-        repo.to_str().unwrap(),
-        "--good",
-        "krepro-test-good",
-        "--bad",
-        "krepro-test-bad",
-        "--repro",
-        "listen_backlog",
-        "--arch",
-        "aarch64",
-        "--accel",
-        "tcg",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (_, report) = planted_bisect(&env, &repo, &["--arch", "aarch64"]);
     assert_eq!(report["commit"]["subject"], PLANT_SUBJECT, "{report:#}");
     assert_eq!(report["verification"]["status"], "verified", "{report:#}");
     assert_eq!(git_in(&repo, &["rev-parse", "HEAD"]), head_before);
