@@ -68,7 +68,7 @@ fn main() -> ! {
     // port where there is one; krepro's own lines stay on the console. An
     // --exec program's output is worth waiting for the port.
     let name = protocol::cmdline_param(&cmdline, protocol::CMDLINE_REPRO).unwrap_or(DEFAULT_REPRO);
-    let output = report::output_port(&cmdline, name == protocol::EXEC_REPRO);
+    let output = report::output_port(name == protocol::EXEC_REPRO);
 
     if name == protocol::EXEC_REPRO {
         let (kind, message) = exec::run(&cmdline, output.as_ref());

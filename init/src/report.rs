@@ -70,8 +70,8 @@ pub fn verdict(kind: Kind, repro: &str, message: &str) -> ! {
 
     // 2. The virtio-serial port, when the kernel has one. A blocking write
     //    returns once the host has taken the data.
-    let wait = PORTS_ATTACHED.load(core::sync::atomic::Ordering::Relaxed) && virtio_console_bound();
-    match wait_for_port(protocol::VIRTIO_PORT_NAME, if wait { OUTPUT_PORT_WAIT } else { core::time::Duration::ZERO }) {
+    let limit = if ports_live() { OUTPUT_PORT_WAIT } else { core::time::Duration::ZERO };
+    match wait_for_port(protocol::VIRTIO_PORT_NAME, limit) {
         Ok(Some(path)) => {
             let mut text = String::new();
             let _ = write!(text, "{}", report.key_values());
@@ -103,15 +103,15 @@ pub fn verdict(kind: Kind, repro: &str, message: &str) -> ! {
 const OUTPUT_PORT_WAIT: core::time::Duration = core::time::Duration::from_secs(2);
 
 /// The virtio-serial port for bulk output ([`protocol::OUTPUT_PORT_NAME`]),
-/// opened for writing, when the host attached it (the command line says
-/// so) and the kernel's virtio-console driver has a device: the ports and
+/// opened for writing, when the host attached it ([`PORTS_ATTACHED`]) and
+/// the kernel's virtio-console driver has a device: the ports and
 /// their names arrive asynchronously, so this waits for them, at most
 /// [`OUTPUT_PORT_WAIT`]. Else None, and output stays on the console.
 ///
 /// `wait` false takes the port only if it is there already: a compiled-in
 /// repro prints little, and waiting would cost every boot ~0.1 s under TCG.
-pub fn output_port(cmdline: &str, wait: bool) -> Option<rustix::fd::OwnedFd> {
-    if protocol::cmdline_param(cmdline, protocol::CMDLINE_OUTPUT_PORT) != Some("1") || !virtio_console_bound() {
+pub fn output_port(wait: bool) -> Option<rustix::fd::OwnedFd> {
+    if !ports_live() {
         return None;
     }
     let limit = if wait { OUTPUT_PORT_WAIT } else { core::time::Duration::ZERO };
@@ -138,6 +138,12 @@ pub fn output_port(cmdline: &str, wait: bool) -> Option<rustix::fd::OwnedFd> {
             None
         }
     }
+}
+
+/// Whether krepro's ports can show up: the host attached them and the
+/// virtio-console driver is bound to a device.
+fn ports_live() -> bool {
+    PORTS_ATTACHED.load(core::sync::atomic::Ordering::Relaxed) && virtio_console_bound()
 }
 
 /// Whether the virtio-console driver is bound to a device (a kernel
