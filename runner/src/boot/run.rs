@@ -63,6 +63,9 @@ pub struct Plan {
     /// The user's `--qemu-arg`s, passed after krepro's own.
     pub qemu_args: Vec<String>,
     pub warn_is_crash: bool,
+    /// Whether the kernel command line gets [`qemu::speedup_words`]
+    /// (`--no-speedups` clears it).
+    pub speedups: bool,
     /// --exec, --file and --modules.
     pub extras: Extras,
     pub logs: LogDir,
@@ -92,6 +95,7 @@ impl Plan {
             disks: Vec::new(),
             qemu_args: Vec::new(),
             warn_is_crash: false,
+            speedups: true,
             extras: Extras::default(),
             logs: LogDir::new(cache.logs()),
             cache,
@@ -289,6 +293,8 @@ pub struct RunResult {
     /// beyond what krepro knows (`customised` says so).
     pub qemu_args: Vec<String>,
     pub customised: bool,
+    /// The whole kernel command line the guest got.
+    pub cmdline: String,
 }
 
 /// Boots `target` once (run `run_index` of `--runs N`; the guest sees
@@ -406,7 +412,9 @@ fn boot(
         std::fs::write(&combined, bytes).map_err(|e| RunError::io(format!("write {}", combined.display()), e))?;
         combined
     };
-    let mut cmdline = qemu::kernel_cmdline(plan.machine.arch(), &plan.repro, run_index, &plan.append);
+    let arch = plan.machine.arch();
+    let speedups = if plan.speedups { qemu::speedup_words(arch, accel, plan.cpus) } else { Vec::new() };
+    let mut cmdline = qemu::kernel_cmdline(arch, &plan.repro, run_index, &speedups, &plan.append);
     // The guest's own deadline: racing repros stop before the hang timer.
     cmdline.push_str(&format!(
         " {}{}={}",
@@ -560,6 +568,7 @@ fn boot(
         disks: plan.disks.iter().map(ToString::to_string).collect(),
         qemu_args: plan.qemu_args.clone(),
         customised: !plan.qemu_args.is_empty(),
+        cmdline,
     })))
 }
 

@@ -90,6 +90,14 @@ pub struct BootArgs {
     #[arg(long)]
     pub warn_is_crash: bool,
 
+    /// Boot with the kernel's own defaults: leave out krepro's speed-ups on
+    /// the command line (cryptomgr.notests; on x86_64 noreplace-smp and
+    /// 8250.nr_uarts=1, and nolapic_timer on one CPU under TCG). They skip
+    /// crypto self-tests, LOCK-prefix patching and probes of absent
+    /// hardware; `--append` can also undo the ones that take a value
+    #[arg(long)]
+    pub no_speedups: bool,
+
     /// Where console logs go [default: ~/.cache/krepro/logs, which keeps
     /// the newest 200 logs and 64 MiB; each log keeps the first and last
     /// MiB of the console]
@@ -371,6 +379,7 @@ pub fn plan(
         disks: guest.disks,
         qemu_args: boot.qemu_args.clone(),
         warn_is_crash: boot.warn_is_crash,
+        speedups: !boot.no_speedups,
         extras,
         logs: LogDir::new(boot.log_dir.clone().unwrap_or_else(|| cache.logs())),
         interrupt: interrupt::install(),
