@@ -277,10 +277,20 @@ fn main() -> ExitCode {
                 Ok(built) => {
                     let path = match output {
                         Some(out) => {
-                            let mut config = out.clone().into_os_string();
-                            config.push(".config");
+                            let beside = |suffix: &str| {
+                                let mut p = out.clone().into_os_string();
+                                p.push(suffix);
+                                PathBuf::from(p)
+                            };
+                            // System.map as FILE.map, where the build kept one
+                            // (builds cached before it did not).
+                            let map = built.bzimage.with_file_name("System.map");
                             let copied = std::fs::copy(&built.bzimage, &out)
-                                .and_then(|_| std::fs::copy(&built.config, PathBuf::from(config)));
+                                .and_then(|_| std::fs::copy(&built.config, beside(".config")))
+                                .and_then(|_| match map.is_file() {
+                                    true => std::fs::copy(&map, beside(".map")).map(drop),
+                                    false => Ok(()),
+                                });
                             if let Err(e) = copied {
                                 return fail(anyhow::anyhow!("copy the bzImage to {}: {e}", out.display()));
                             }

@@ -488,6 +488,9 @@ fn build_with(
         tempfile::Builder::new().prefix(".staging-").tempdir_in(parent).map_err(io("create a staging dir"))?;
     std::fs::copy(build_dir.join(image), staging.path().join(image_name)).map_err(io(format!("copy {image_name}")))?;
     std::fs::copy(&config_path, staging.path().join("config")).map_err(io("copy .config"))?;
+    // The symbols, for `bench --profile` (a tinyconfig kernel has no
+    // kallsyms to ask).
+    std::fs::copy(build_dir.join("System.map"), staging.path().join("System.map")).map_err(io("copy System.map"))?;
     let built = Built {
         bzimage: done.join(image_name),
         config: done.join("config"),

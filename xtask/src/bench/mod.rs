@@ -64,6 +64,8 @@ pub struct BenchArgs {
 type Variant = (&'static str, Option<Arch>, fn(&mut BootArgs));
 const KREPRO_VARIANTS: &[Variant] = &[
     ("krepro", None, |_| {}),
+    // What the command-line speed-ups save (qemu::speedup_words).
+    ("krepro --no-speedups", None, |b| b.no_speedups = true),
     ("krepro --machine pc --entry bzimage", Some(Arch::X86_64), |b| {
         b.machine = MachineChoice::Pc;
         b.entry = EntryChoice::Bzimage;
@@ -245,10 +247,23 @@ pub fn bench(args: &BenchArgs, arch: Arch, krepro_initrd: &Path, cache: &Cache) 
         } else {
             args.kernel.clone()
         };
+        // For kernels without a System.map: a boot that prints the guest's
+        // kallsyms, on pc, where virtio-pci carries the output port
+        // without modules.
+        let script_dir = tempfile::Builder::new().prefix("krepro-profile-").tempdir()?;
+        let script = script_dir.path().join("kallsyms.sh");
+        std::fs::write(&script, "#!/bin/sh\nexec cat /proc/kallsyms\n")?;
+        let mut kallsyms_plan = || -> Result<krepro_runner::boot::run::Plan> {
+            let mut boot = args.boot.clone();
+            boot.machine = MachineChoice::Pc;
+            boot.append.push("nokaslr".into());
+            let exec = ExecArgs { exec: Some(script.clone()), ..ExecArgs::default() };
+            Ok(cli::plan(&boot, &exec, "smoke", arch, krepro_initrd, cache, &mut |m: &str| eprintln!("krepro: {m}"))?)
+        };
         let mut profiles = Vec::new();
         for k in &kernels {
             progress.line(&format!("profiling {}", k.display()), true);
-            profiles.push(profile::profile(&plan, k, &mut |m: &str| progress.say(m))?);
+            profiles.push(profile::profile(&plan, &mut kallsyms_plan, k, &mut |m: &str| progress.say(m))?);
         }
         progress.clear();
         for p in &profiles {
