@@ -10,6 +10,9 @@ fn main() {
         "-Wl,--gc-sections",
         "-Wl,--build-id=none",
         "-Wl,--no-eh-frame-hdr",
+        // Segments aligned to 4 KiB pages, not aarch64's 64 KiB default,
+        // which padded the file to 131 KB.
+        "-Wl,-z,max-page-size=4096",
     ] {
         println!("cargo:rustc-link-arg-bins={arg}");
     }
