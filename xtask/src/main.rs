@@ -161,8 +161,10 @@ enum KernelCommand {
         /// The repro whose config options go in
         #[arg(long, value_name = "NAME")]
         repro: Option<String>,
-        /// Also copy the bzImage here, and its .config to FILE.config (the
-        /// runner reads it, e.g. to know whether the kernel has ACPI)
+        /// Also copy the bzImage here, its .config to FILE.config (the
+        /// runner reads it, e.g. to know whether the kernel has ACPI) and
+        /// its System.map to FILE.map (`bench --profile` names functions
+        /// with it)
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
         /// The guest will have N CPUs: N > 1 adds SMP [default: what the
