@@ -121,8 +121,14 @@ impl Plan {
         }
         let boot_image = choose_entry(&kernel, self.entry, &self.cache, say)?;
         let extra_initrd = self.extras.pack_for(&kernel, self.machine, &self.device_modules())?;
-        let acpi = kernel::has_acpi(&kernel);
-        Ok(Target { kernel, boot_image, acpi, extra_initrd })
+        let facts = kernel::config_facts(&kernel);
+        Ok(Target {
+            kernel,
+            boot_image,
+            acpi: facts.acpi,
+            periodic_ticks_only: facts.periodic_ticks_only,
+            extra_initrd,
+        })
     }
 
     /// The modules the devices need where the kernel has them as modules:
@@ -149,6 +155,9 @@ pub struct Target {
     pub boot_image: BootImage,
     /// Whether the kernel has ACPI (unknown: yes).
     pub acpi: bool,
+    /// Whether its config is known to tick periodically only (see
+    /// [`kernel::ConfigFacts`]).
+    pub periodic_ticks_only: bool,
     /// A gzip'd cpio appended to the initrd (--exec, --file, --modules);
     /// empty for none.
     pub extra_initrd: Vec<u8>,
@@ -413,7 +422,11 @@ fn boot(
         combined
     };
     let arch = plan.machine.arch();
-    let speedups = if plan.speedups { qemu::speedup_words(arch, accel, plan.cpus) } else { Vec::new() };
+    let speedups = if plan.speedups {
+        qemu::speedup_words(arch, accel == Accel::Tcg && plan.cpus == 1 && target.periodic_ticks_only)
+    } else {
+        Vec::new()
+    };
     let mut cmdline = qemu::kernel_cmdline(arch, &plan.repro, run_index, &speedups, &plan.append);
     // The guest's own deadline: racing repros stop before the hang timer.
     cmdline.push_str(&format!(

@@ -189,9 +189,26 @@ pub fn config_of(kernel: &Kernel) -> Option<std::collections::BTreeMap<String, c
     candidates.iter().find_map(|c| std::fs::read_to_string(c).ok()).map(|t| crate::build::kconfig::parse_config(&t))
 }
 
-/// Whether the kernel has ACPI; unknown (no config found) counts as yes.
-pub fn has_acpi(kernel: &Kernel) -> bool {
-    config_of(kernel).is_none_or(|c| c.get("ACPI") == Some(&crate::build::kconfig::Value::Y))
+/// What the runner needs to know of a kernel's config (found beside it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigFacts {
+    /// Whether the kernel has ACPI; unknown (no config found) counts as yes.
+    pub acpi: bool,
+    /// Whether its ticks are known to be periodic and nothing else
+    /// (HZ_PERIODIC, no HIGH_RES_TIMERS): no clock event device is ever
+    /// programmed one-shot. Unknown counts as no.
+    pub periodic_ticks_only: bool,
+}
+
+pub fn config_facts(kernel: &Kernel) -> ConfigFacts {
+    use crate::build::kconfig::Value;
+    match config_of(kernel) {
+        None => ConfigFacts { acpi: true, periodic_ticks_only: false },
+        Some(c) => ConfigFacts {
+            acpi: c.get("ACPI") == Some(&Value::Y),
+            periodic_ticks_only: c.get("HZ_PERIODIC") == Some(&Value::Y) && c.get("HIGH_RES_TIMERS") != Some(&Value::Y),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -301,16 +318,22 @@ mod tests {
     }
 
     #[test]
-    fn acpi_comes_from_the_config_beside_the_kernel() {
+    fn config_facts_come_from_the_config_beside_the_kernel() {
         let d = tempfile::tempdir().unwrap();
         let k = Kernel { path: d.path().join("vmlinuz-6.1.0-9"), release: None, arch: Arch::X86_64 };
-        assert!(has_acpi(&k), "unknown counts as ACPI");
-        std::fs::write(d.path().join("config-6.1.0-9"), "# CONFIG_ACPI is not set\n").unwrap();
-        assert!(!has_acpi(&k));
+        let unknown = config_facts(&k);
+        assert!(unknown.acpi, "unknown counts as ACPI");
+        assert!(!unknown.periodic_ticks_only, "unknown counts as one-shot ticks");
+        std::fs::write(d.path().join("config-6.1.0-9"), "# CONFIG_ACPI is not set\nCONFIG_NO_HZ_IDLE=y\n").unwrap();
+        assert_eq!(config_facts(&k), ConfigFacts { acpi: false, periodic_ticks_only: false });
         let built = Kernel { path: d.path().join("bzImage"), release: Some("6.1.192".into()), arch: Arch::X86_64 };
-        std::fs::write(d.path().join("config"), "CONFIG_ACPI=y\n").unwrap();
-        assert!(has_acpi(&built));
-        std::fs::write(d.path().join("bzImage.config"), "# CONFIG_ACPI is not set\n").unwrap();
-        assert!(!has_acpi(&built), "<image>.config comes first");
+        std::fs::write(d.path().join("config"), "CONFIG_ACPI=y\nCONFIG_HZ_PERIODIC=y\n").unwrap();
+        assert_eq!(config_facts(&built), ConfigFacts { acpi: true, periodic_ticks_only: true });
+        std::fs::write(d.path().join("bzImage.config"), "CONFIG_HZ_PERIODIC=y\nCONFIG_HIGH_RES_TIMERS=y\n").unwrap();
+        assert_eq!(
+            config_facts(&built),
+            ConfigFacts { acpi: false, periodic_ticks_only: false },
+            "<image>.config comes first; high-res timers are one-shot"
+        );
     }
 }
