@@ -92,7 +92,8 @@ pub struct BootArgs {
 
     /// Boot with the kernel's own defaults: leave out krepro's speed-ups on
     /// the command line (cryptomgr.notests; on x86_64 noreplace-smp and
-    /// 8250.nr_uarts=1, and nolapic_timer on one CPU under TCG). They skip
+    /// 8250.nr_uarts=1, and nolapic_timer under TCG on one CPU for kernels
+    /// that tick periodically only). They skip
     /// crypto self-tests, LOCK-prefix patching and probes of absent
     /// hardware; `--append` can also undo the ones that take a value
     #[arg(long)]
