@@ -68,6 +68,7 @@ impl World {
             },
             boot_image,
             acpi: true,
+            periodic_ticks_only: false,
             extra_initrd: Vec::new(),
         }
     }
