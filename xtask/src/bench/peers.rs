@@ -4,15 +4,20 @@
 //! from the kernel's config), then run in the bench's rounds with the flags
 //! that force TCG when the bench runs under TCG, each under a time limit.
 //!
-//! - virtme-ng: `vng --run K --qemu QEMU [--disable-kvm] --exec true`. It
-//!   shares the host's / with the guest over virtio-fs (virtiofsd, from
-//!   crates.io) or 9p, loads what is a module from the `lib/modules/<release>`
-//!   beside the kernel, and starts the host's udev in the guest.
+//! - virtme-ng: `vng --run K --qemu QEMU [--disable-kvm] [--force-9p]
+//!   --exec true`. It shares the host's / with the guest over virtio-fs
+//!   (virtiofsd, from crates.io) or 9p, loads what is a module from the
+//!   `lib/modules/<release>` beside the kernel, and starts the host's udev in
+//!   the guest. It picks virtio-fs whenever virtiofsd starts, whatever the
+//!   kernel has, so a kernel with 9p and no virtio-fs gets --force-9p. It
+//!   ends the run by powering the guest off: ACPI on x86.
 //! - vmtest: `vmtest -k K -q QEMU true`. It mounts the host's / as the
-//!   guest's root over 9p with no initramfs and runs the command through the
-//!   host's qemu-guest-agent. It uses KVM whenever /dev/kvm exists and has
-//!   no flag against that, so under TCG it runs where /dev/kvm is not: in a
-//!   mount namespace with a fresh /dev (`bwrap --dev-bind / / --dev /dev`).
+//!   guest's root over 9p with no initramfs and no root= (the kernel does
+//!   that through its block-device path: CONFIG_BLOCK) and runs the command
+//!   through the host's qemu-guest-agent. It uses KVM whenever /dev/kvm
+//!   exists and has no flag against that, so under TCG it runs where
+//!   /dev/kvm is not: in a mount namespace with a fresh /dev
+//!   (`bwrap --dev-bind / / --dev /dev`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -193,65 +198,91 @@ fn modules_beside(kernel: &Kernel) -> bool {
 
 type Config = std::collections::BTreeMap<String, Value>;
 
+/// What the kernel lacks of `opts`: "no CONFIG_X", or "CONFIG_X=m" where
+/// a module will not do (or would, but none is there). `modules`: whether
+/// the kernel's modules are beside it, where vng loads them from.
+fn lack(config: &Config, opts: &[&str], module_ok: bool, modules: bool) -> Vec<String> {
+    opts.iter()
+        .filter_map(|o| match config.get(*o).filter(|v| **v != Value::N) {
+            Some(Value::Y) => None,
+            Some(Value::M) if module_ok && modules => None,
+            Some(Value::M) if module_ok => Some(format!("CONFIG_{o}=m but no lib/modules/<release> beside it")),
+            Some(Value::M) => Some(format!("CONFIG_{o}=m")),
+            _ => Some(format!("no CONFIG_{o}")),
+        })
+        .collect()
+}
+
+/// What vng needs to share the host's / over virtio-fs.
+const VNG_VIRTIOFS: &[&str] = &["VIRTIO_PCI", "VIRTIO_FS", "FUSE_FS"];
+
+/// Whether vng must be told to use 9p: the kernel has no virtio-fs (vng
+/// would use it anyway, virtiofsd being there, and the guest would panic
+/// with no root). An unknown config: vng chooses.
+fn vng_force_9p(config: Option<&Config>, modules: bool) -> bool {
+    config.is_some_and(|c| !lack(c, VNG_VIRTIOFS, true, modules).is_empty())
+}
+
 /// Why `peer` cannot boot a kernel with this config, or None when it may
 /// (an unknown config included: then it runs and its own error tells).
-/// `modules`: whether the kernel's modules are beside it, where vng loads
-/// them from.
+/// `modules`: whether the kernel's modules are beside it.
 fn cannot_run(peer: Peer, config: Option<&Config>, modules: bool) -> Option<String> {
     let config = config?;
-    let value = |o: &str| config.get(o).filter(|v| **v != Value::N);
-    // What the kernel lacks of `opts`: "no CONFIG_X", or "CONFIG_X=m"
-    // where a module will not do (or would, but none is there).
-    let lack = |opts: &[&str], module_ok: bool| -> Vec<String> {
-        opts.iter()
-            .filter_map(|o| match value(o) {
-                Some(Value::Y) => None,
-                Some(Value::M) if module_ok && modules => None,
-                Some(Value::M) if module_ok => Some(format!("CONFIG_{o}=m but no lib/modules/<release> beside it")),
-                Some(Value::M) => Some(format!("CONFIG_{o}=m")),
-                _ => Some(format!("no CONFIG_{o}")),
-            })
-            .collect()
-    };
+    let lacks = |opts: &[&str], module_ok: bool| lack(config, opts, module_ok, modules);
     match peer {
         Peer::Vmtest => {
-            let missing = lack(&["NET_9P", "NET_9P_VIRTIO", "9P_FS", "VIRTIO_PCI", "VIRTIO_CONSOLE"], false);
+            let missing = lacks(&["NET_9P", "NET_9P_VIRTIO", "9P_FS", "BLOCK", "VIRTIO_PCI", "VIRTIO_CONSOLE"], false);
             (!missing.is_empty()).then(|| {
                 format!(
-                    "the kernel has {}: vmtest mounts the host's / over 9p with no initramfs and talks to \
-                     qemu-guest-agent over virtio-serial, so it needs them built in (=y)",
+                    "the kernel has {}: vmtest mounts the host's / over 9p with no initramfs and no root= (which \
+                     the kernel does only with the block layer) and talks to qemu-guest-agent over virtio-serial, \
+                     so it needs them built in (=y)",
                     missing.join(", ")
                 )
             })
         }
         Peer::Vng => {
-            let virtiofs = lack(&["VIRTIO_PCI", "VIRTIO_FS", "FUSE_FS"], true);
-            let ninep = lack(&["VIRTIO_PCI", "NET_9P", "NET_9P_VIRTIO", "9P_FS"], true);
+            // With no modules to load vng has no initramfs, and the kernel
+            // mounts a 9p root given no root= through its block-device path
+            // (init/do_mounts.c: mount_block_root, empty without BLOCK).
+            let virtiofs = lacks(VNG_VIRTIOFS, true);
+            let ninep = lacks(&["VIRTIO_PCI", "NET_9P", "NET_9P_VIRTIO", "9P_FS", "BLOCK"], true);
             if let (Some(a), Some(b)) = (virtiofs.first(), ninep.first()) {
                 let both = if a == b { a.clone() } else { format!("{a} and {b}") };
                 return Some(format!(
                     "the kernel has {both}: vng shares the host's / with the guest over virtio-fs or 9p"
                 ));
             }
-            let console = lack(&["VIRTIO_CONSOLE"], true);
-            (!console.is_empty()).then(|| {
-                format!("the kernel has {}: vng returns the command's output and status over virtio-serial", console[0])
+            if let Some(console) = lacks(&["VIRTIO_CONSOLE"], true).first() {
+                return Some(format!(
+                    "the kernel has {console}: vng returns the command's output and status over virtio-serial"
+                ));
+            }
+            lacks(&["ACPI"], false).first().map(|acpi| {
+                format!(
+                    "the kernel has {acpi}: vng ends the run by powering the guest off, which an x86 guest does \
+                     through ACPI only (without it the guest halts and vng waits until it is killed)"
+                )
             })
         }
     }
 }
 
+/// How the peers run on one kernel, besides the kernel and qemu.
+#[derive(Clone, Copy, Debug)]
+struct Flags {
+    accel: Accel,
+    /// /dev/kvm exists (vmtest would use it).
+    kvm_exists: bool,
+    /// vng shares / over 9p: see [`vng_force_9p`].
+    force_9p: bool,
+}
+
 /// The command line that runs `peer` once on `kernel`: program, arguments.
 /// Under TCG vng gets --disable-kvm, and vmtest runs under bwrap with a
-/// fresh /dev when `kvm_exists` (it would use /dev/kvm otherwise).
-fn command_line(
-    peer: Peer,
-    program: &Path,
-    kernel: &Path,
-    qemu: &Path,
-    accel: Accel,
-    kvm_exists: bool,
-) -> (PathBuf, Vec<OsString>) {
+/// fresh /dev when /dev/kvm exists (it would use it otherwise).
+fn command_line(peer: Peer, program: &Path, kernel: &Path, qemu: &Path, flags: Flags) -> (PathBuf, Vec<OsString>) {
+    let Flags { accel, kvm_exists, force_9p } = flags;
     let tcg = accel == Accel::Tcg;
     let mut args: Vec<OsString> = Vec::new();
     match peer {
@@ -259,6 +290,9 @@ fn command_line(
             args.extend(["--run".into(), kernel.into(), "--qemu".into(), qemu.into()]);
             if tcg {
                 args.push("--disable-kvm".into());
+            }
+            if force_9p {
+                args.push("--force-9p".into());
             }
             args.extend(["--exec".into(), "true".into()]);
             (program.to_owned(), args)
@@ -356,7 +390,7 @@ pub struct OnKernel<'a> {
     slots: [Slot; 2],
     kernel: &'a Kernel,
     qemu: &'a Path,
-    accel: Accel,
+    flags: Flags,
     work: &'a Path,
     logs: PathBuf,
 }
@@ -381,7 +415,12 @@ impl Peers {
                 None => Slot::Ready(tool.clone()),
             },
         });
-        OnKernel { slots, kernel, qemu, accel, work, logs: dir(cache).join("logs") }
+        let flags = Flags {
+            accel,
+            kvm_exists: Path::new("/dev/kvm").exists(),
+            force_9p: vng_force_9p(config.as_ref(), modules),
+        };
+        OnKernel { slots, kernel, qemu, flags, work, logs: dir(cache).join("logs") }
     }
 }
 
@@ -391,8 +430,7 @@ impl OnKernel<'_> {
     pub fn run(&mut self, i: usize, interrupt: &AtomicBool) -> Result<Option<f64>> {
         let Slot::Ready(tool) = &self.slots[i] else { return Ok(None) };
         let peer = Peer::ALL[i];
-        let kvm = Path::new("/dev/kvm").exists();
-        let (program, args) = command_line(peer, &tool.program, &self.kernel.path, self.qemu, self.accel, kvm);
+        let (program, args) = command_line(peer, &tool.program, &self.kernel.path, self.qemu, self.flags);
         let cmd = Cmd::new(program, args, self.work).env("PATH", &tool.path).env("RUST_BACKTRACE", "0");
         std::fs::create_dir_all(&self.logs).with_context(|| format!("create {}", self.logs.display()))?;
         let release = self.kernel.release.as_deref().unwrap_or("kernel");
@@ -428,20 +466,26 @@ mod tests {
     fn the_command_lines_force_tcg_each_its_own_way() {
         let (k, q) = (Path::new("/k/vmlinuz"), Path::new("/usr/bin/qemu-system-x86_64"));
         let vng = Path::new("/c/peers/venv/bin/vng");
-        let line = |peer, program, accel, kvm| command_line(peer, program, k, q, accel, kvm);
+        let line = |peer, program, accel, kvm_exists, force_9p| {
+            command_line(peer, program, k, q, Flags { accel, kvm_exists, force_9p })
+        };
         let vng_args = ["--run", "/k/vmlinuz", "--qemu", "/usr/bin/qemu-system-x86_64"];
         assert_eq!(
-            line(Peer::Vng, vng, Accel::Tcg, true),
+            line(Peer::Vng, vng, Accel::Tcg, true, false),
             (vng.to_owned(), os(&[&vng_args[..], &["--disable-kvm", "--exec", "true"]].concat()))
         );
         assert_eq!(
-            line(Peer::Vng, vng, Accel::Kvm, true),
+            line(Peer::Vng, vng, Accel::Kvm, true, false),
             (vng.to_owned(), os(&[&vng_args[..], &["--exec", "true"]].concat()))
+        );
+        assert_eq!(
+            line(Peer::Vng, vng, Accel::Tcg, true, true),
+            (vng.to_owned(), os(&[&vng_args[..], &["--disable-kvm", "--force-9p", "--exec", "true"]].concat()))
         );
         let vmtest = Path::new("/c/peers/bin/vmtest");
         let vmtest_args = ["-k", "/k/vmlinuz", "-q", "/usr/bin/qemu-system-x86_64", "true"];
         assert_eq!(
-            line(Peer::Vmtest, vmtest, Accel::Tcg, true),
+            line(Peer::Vmtest, vmtest, Accel::Tcg, true, true),
             (
                 PathBuf::from("bwrap"),
                 os(&[&["--dev-bind", "/", "/", "--dev", "/dev", "/c/peers/bin/vmtest"][..], &vmtest_args].concat())
@@ -449,28 +493,31 @@ mod tests {
         );
         // No /dev/kvm to hide, or KVM wanted: vmtest as it is.
         for (accel, kvm) in [(Accel::Tcg, false), (Accel::Kvm, true)] {
-            assert_eq!(line(Peer::Vmtest, vmtest, accel, kvm), (vmtest.to_owned(), os(&vmtest_args)));
+            assert_eq!(line(Peer::Vmtest, vmtest, accel, kvm, false), (vmtest.to_owned(), os(&vmtest_args)));
         }
     }
 
     /// The options that decide, as the kernels here have them.
     const CLOUD_6_12: &str = "# CONFIG_NET_9P is not set\nCONFIG_VIRTIO_CONSOLE=y\nCONFIG_VIRTIO_PCI=y\n\
-                              CONFIG_FUSE_FS=y\nCONFIG_VIRTIO_FS=y\n";
+                              CONFIG_FUSE_FS=y\nCONFIG_VIRTIO_FS=y\nCONFIG_BLOCK=y\nCONFIG_ACPI=y\n";
     const CLOUD_6_1: &str = "# CONFIG_NET_9P is not set\nCONFIG_VIRTIO_CONSOLE=m\nCONFIG_VIRTIO_PCI=m\n\
-                             CONFIG_FUSE_FS=m\nCONFIG_VIRTIO_FS=m\n";
+                             CONFIG_FUSE_FS=m\nCONFIG_VIRTIO_FS=m\nCONFIG_BLOCK=y\nCONFIG_ACPI=y\n";
+    /// A tinyconfig kernel from the builder.
     const TINY: &str = "CONFIG_VIRTIO_CONSOLE=y\nCONFIG_VIRTIO_PCI=y\n# CONFIG_FUSE_FS is not set\n\
-                        # CONFIG_NET_9P is not set\n";
-    const NINEP: &str = "CONFIG_NET_9P=y\nCONFIG_NET_9P_VIRTIO=y\nCONFIG_9P_FS=y\nCONFIG_VIRTIO_PCI=y\n\
-                         CONFIG_VIRTIO_CONSOLE=y\n";
+                        # CONFIG_NET_9P is not set\n# CONFIG_BLOCK is not set\n# CONFIG_ACPI is not set\n";
+    /// examples/peers-kernel.config over it.
+    const PEERS: &str = "CONFIG_NET_9P=y\nCONFIG_NET_9P_VIRTIO=y\nCONFIG_9P_FS=y\nCONFIG_VIRTIO_PCI=y\n\
+                         CONFIG_VIRTIO_CONSOLE=y\nCONFIG_BLOCK=y\nCONFIG_ACPI=y\n# CONFIG_FUSE_FS is not set\n";
 
     fn why(peer: Peer, config: &str, modules: bool) -> Option<String> {
         cannot_run(peer, Some(&parse_config(config)), modules)
     }
 
     #[test]
-    fn vmtest_needs_9p_and_virtio_serial_built_in() {
-        let reason = "vmtest mounts the host's / over 9p with no initramfs and talks to qemu-guest-agent over \
-                      virtio-serial, so it needs them built in (=y)";
+    fn vmtest_needs_9p_the_block_layer_and_virtio_serial_built_in() {
+        let reason = "vmtest mounts the host's / over 9p with no initramfs and no root= (which the kernel does only \
+                      with the block layer) and talks to qemu-guest-agent over virtio-serial, so it needs them built \
+                      in (=y)";
         assert_eq!(
             why(Peer::Vmtest, CLOUD_6_12, true).unwrap(),
             format!("the kernel has no CONFIG_NET_9P, no CONFIG_NET_9P_VIRTIO, no CONFIG_9P_FS: {reason}")
@@ -482,14 +529,20 @@ mod tests {
                  CONFIG_VIRTIO_CONSOLE=m: {reason}"
             )
         );
-        assert_eq!(why(Peer::Vmtest, NINEP, false), None);
+        assert_eq!(
+            why(Peer::Vmtest, TINY, false).unwrap(),
+            format!(
+                "the kernel has no CONFIG_NET_9P, no CONFIG_NET_9P_VIRTIO, no CONFIG_9P_FS, no CONFIG_BLOCK: {reason}"
+            )
+        );
+        assert_eq!(why(Peer::Vmtest, PEERS, false), None);
     }
 
     #[test]
-    fn vng_needs_virtio_fs_or_9p_and_loads_modules_from_beside_the_kernel() {
+    fn vng_needs_virtio_fs_or_9p_and_acpi_and_loads_modules_from_beside_the_kernel() {
         assert_eq!(why(Peer::Vng, CLOUD_6_12, false), None);
         assert_eq!(why(Peer::Vng, CLOUD_6_1, true), None);
-        assert_eq!(why(Peer::Vng, NINEP, false), None);
+        assert_eq!(why(Peer::Vng, PEERS, false), None);
         assert_eq!(
             why(Peer::Vng, CLOUD_6_1, false).unwrap(),
             "the kernel has CONFIG_VIRTIO_PCI=m but no lib/modules/<release> beside it: vng shares the host's / \
@@ -500,13 +553,33 @@ mod tests {
             "the kernel has no CONFIG_VIRTIO_FS and no CONFIG_NET_9P: vng shares the host's / with the guest over \
              virtio-fs or 9p"
         );
+        assert_eq!(
+            why(Peer::Vng, &PEERS.replace("CONFIG_BLOCK=y", ""), false).unwrap(),
+            "the kernel has no CONFIG_VIRTIO_FS and no CONFIG_BLOCK: vng shares the host's / with the guest over \
+             virtio-fs or 9p"
+        );
         let no_console = CLOUD_6_12.replace("CONFIG_VIRTIO_CONSOLE=y", "# CONFIG_VIRTIO_CONSOLE is not set");
         assert_eq!(
             why(Peer::Vng, &no_console, true).unwrap(),
             "the kernel has no CONFIG_VIRTIO_CONSOLE: vng returns the command's output and status over virtio-serial"
         );
+        assert_eq!(
+            why(Peer::Vng, &PEERS.replace("CONFIG_ACPI=y", ""), false).unwrap(),
+            "the kernel has no CONFIG_ACPI: vng ends the run by powering the guest off, which an x86 guest does \
+             through ACPI only (without it the guest halts and vng waits until it is killed)"
+        );
         // No config beside the kernel: it runs, and its own error tells.
         assert_eq!(cannot_run(Peer::Vmtest, None, false), None);
+    }
+
+    #[test]
+    fn vng_is_told_9p_only_where_the_kernel_has_no_virtio_fs() {
+        let force = |config: &str, modules| vng_force_9p(Some(&parse_config(config)), modules);
+        assert!(force(PEERS, false));
+        assert!(!force(CLOUD_6_12, false));
+        assert!(!force(CLOUD_6_1, true));
+        // Unknown config: vng picks.
+        assert!(!vng_force_9p(None, false));
     }
 
     #[test]
