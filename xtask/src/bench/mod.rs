@@ -123,6 +123,15 @@ struct KernelResult {
     krepro_split: Split,
 }
 
+impl KernelResult {
+    /// The release and the file: two builds of one tree share a release.
+    fn heading(&self) -> String {
+        let file =
+            self.kernel.file_name().map_or_else(|| self.kernel.display().to_string(), |f| f.to_string_lossy().into());
+        format!("{} [{file}] ({}, {} rounds)", self.release.as_deref().unwrap_or("?"), self.accel, self.rounds)
+    }
+}
+
 fn median(v: &[f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -415,7 +424,7 @@ pub fn bench(args: &BenchArgs, arch: Arch, krepro_initrd: &Path, cache: &Cache) 
 fn print_table(results: &[KernelResult]) {
     let s = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
     for k in results {
-        println!("{} ({}, {} rounds)", k.release.as_deref().unwrap_or("?"), k.accel, k.rounds);
+        println!("{}", k.heading());
         println!("  {:<38} {:>6} {:>7} {:>6} {:>7} {:>9}", "tool", "min s", "median", "max s", "ratio", "initrd");
         for t in &k.tools {
             if let Some(note) = &t.note {

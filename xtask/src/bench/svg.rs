@@ -24,8 +24,7 @@ pub fn boxes(results: &[KernelResult]) -> String {
     let rows: Vec<(String, Vec<f64>)> = results
         .iter()
         .flat_map(|k| {
-            let heading =
-                (format!("{} ({}, {} rounds)", k.release.as_deref().unwrap_or("?"), k.accel, k.rounds), Vec::new());
+            let heading = (k.heading(), Vec::new());
             std::iter::once(heading)
                 .chain(k.tools.iter().filter(|t| !t.wall_s.is_empty()).map(|t| (t.tool.clone(), t.wall_s.clone())))
         })
