@@ -54,6 +54,26 @@ fn two_cpus_are_online_on_both_kernels() {
     assert_eq!(probed(&r, &j)[0], "nproc=1", "one CPU by default");
 }
 
+/// A kernel whose config says it cannot use what was asked for gets a
+/// warning, and the boot goes ahead: here Debian 6.12 with a config beside
+/// its copy that has no SMP and no virtio-blk, which the guest then
+/// contradicts (two CPUs online): the warning reads the config, not the
+/// guest.
+#[test]
+fn flags_the_kernels_config_cannot_serve_are_warned_about() {
+    let dir = temp("facts");
+    let k = dir.path().join("bzImage");
+    std::fs::copy(k612(), &k).unwrap();
+    std::fs::write(dir.path().join("bzImage.config"), "CONFIG_ACPI=y\n# CONFIG_SMP is not set\n").unwrap();
+    let r = run(&k, &probe(), &["--cpus", "2", "--disk", "new:16M"]);
+    outcome(&r, "pass", 0);
+    assert!(r.stderr.contains("has no CONFIG_SMP (its config says): the guest uses one of its 2 CPUs"), "{}", r.stderr);
+    assert!(r.stderr.contains("has no CONFIG_VIRTIO_BLK (its config says)"), "{}", r.stderr);
+    let quiet = run(&k612(), &probe(), &["--cpus", "2"]);
+    outcome(&quiet, "pass", 0);
+    assert!(!quiet.stderr.contains("has no CONFIG_"), "Debian's own config has both: {}", quiet.stderr);
+}
+
 #[test]
 fn a_users_image_is_never_written_and_rw_holds_the_write() {
     let dir = temp("disks");

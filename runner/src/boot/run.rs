@@ -122,6 +122,21 @@ impl Plan {
         let boot_image = choose_entry(&kernel, self.entry, &self.cache, say)?;
         let extra_initrd = self.extras.pack_for(&kernel, self.machine, &self.device_modules())?;
         let facts = kernel::config_facts(&kernel);
+        // The config beside the kernel tells what it cannot do with what
+        // was asked for; the boot goes ahead (the repro decides).
+        if self.cpus > 1 && !facts.smp {
+            say(&format!(
+                "{} has no CONFIG_SMP (its config says): the guest uses one of its {} CPUs",
+                kernel.path.display(),
+                self.cpus
+            ));
+        }
+        if !self.disks.is_empty() && !facts.virtio_blk {
+            say(&format!(
+                "{} has no CONFIG_VIRTIO_BLK (its config says): the guest will not see its --disk",
+                kernel.path.display()
+            ));
+        }
         Ok(Target {
             kernel,
             boot_image,

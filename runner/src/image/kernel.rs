@@ -198,15 +198,22 @@ pub struct ConfigFacts {
     /// (HZ_PERIODIC, no HIGH_RES_TIMERS): no clock event device is ever
     /// programmed one-shot. Unknown counts as no.
     pub periodic_ticks_only: bool,
+    /// Whether it can use a second CPU (SMP); unknown counts as yes.
+    pub smp: bool,
+    /// Whether it has virtio-blk, built in or as a module; unknown counts
+    /// as yes.
+    pub virtio_blk: bool,
 }
 
 pub fn config_facts(kernel: &Kernel) -> ConfigFacts {
     use crate::build::kconfig::Value;
     match config_of(kernel) {
-        None => ConfigFacts { acpi: true, periodic_ticks_only: false },
+        None => ConfigFacts { acpi: true, periodic_ticks_only: false, smp: true, virtio_blk: true },
         Some(c) => ConfigFacts {
             acpi: c.get("ACPI") == Some(&Value::Y),
             periodic_ticks_only: c.get("HZ_PERIODIC") == Some(&Value::Y) && c.get("HIGH_RES_TIMERS") != Some(&Value::Y),
+            smp: c.get("SMP") == Some(&Value::Y),
+            virtio_blk: matches!(c.get("VIRTIO_BLK"), Some(Value::Y | Value::M)),
         },
     }
 }
@@ -325,15 +332,14 @@ mod tests {
         assert!(unknown.acpi, "unknown counts as ACPI");
         assert!(!unknown.periodic_ticks_only, "unknown counts as one-shot ticks");
         std::fs::write(d.path().join("config-6.1.0-9"), "# CONFIG_ACPI is not set\nCONFIG_NO_HZ_IDLE=y\n").unwrap();
-        assert_eq!(config_facts(&k), ConfigFacts { acpi: false, periodic_ticks_only: false });
+        let none = ConfigFacts { acpi: false, periodic_ticks_only: false, smp: false, virtio_blk: false };
+        assert_eq!(config_facts(&k), none);
         let built = Kernel { path: d.path().join("bzImage"), release: Some("6.1.192".into()), arch: Arch::X86_64 };
-        std::fs::write(d.path().join("config"), "CONFIG_ACPI=y\nCONFIG_HZ_PERIODIC=y\n").unwrap();
-        assert_eq!(config_facts(&built), ConfigFacts { acpi: true, periodic_ticks_only: true });
+        let text = "CONFIG_ACPI=y\nCONFIG_HZ_PERIODIC=y\nCONFIG_SMP=y\nCONFIG_VIRTIO_BLK=m\n";
+        std::fs::write(d.path().join("config"), text).unwrap();
+        let all = ConfigFacts { acpi: true, periodic_ticks_only: true, smp: true, virtio_blk: true };
+        assert_eq!(config_facts(&built), all);
         std::fs::write(d.path().join("bzImage.config"), "CONFIG_HZ_PERIODIC=y\nCONFIG_HIGH_RES_TIMERS=y\n").unwrap();
-        assert_eq!(
-            config_facts(&built),
-            ConfigFacts { acpi: false, periodic_ticks_only: false },
-            "<image>.config comes first; high-res timers are one-shot"
-        );
+        assert_eq!(config_facts(&built), none, "<image>.config comes first; high-res timers are one-shot");
     }
 }
