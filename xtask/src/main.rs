@@ -289,9 +289,11 @@ fn main() -> ExitCode {
                             let map = built.bzimage.with_file_name("System.map");
                             let copied = std::fs::copy(&built.bzimage, &out)
                                 .and_then(|_| std::fs::copy(&built.config, beside(".config")))
-                                .and_then(|_| match map.is_file() {
-                                    true => std::fs::copy(&map, beside(".map")).map(drop),
-                                    false => Ok(()),
+                                .and_then(|_| {
+                                    if map.is_file() {
+                                        std::fs::copy(&map, beside(".map"))?;
+                                    }
+                                    Ok(())
                                 });
                             if let Err(e) = copied {
                                 return fail(anyhow::anyhow!("copy the bzImage to {}: {e}", out.display()));

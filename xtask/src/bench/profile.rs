@@ -19,7 +19,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -310,14 +309,13 @@ pub fn profile(
     sampled.append.retain(|w| !PROFILE_APPEND.contains(&w.as_str()));
     sampled.append.push("nokaslr".into());
     sampled.qemu_args.extend(["-monitor".to_owned(), format!("unix:{},server=on,wait=off", socket.display())]);
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (socket, done) = (socket.clone(), done.clone());
-        std::thread::spawn(move || sample(&socket, &done))
-    };
-    let r = run::run(&sampled, &target, 1, &mut |_| {});
-    done.store(true, Ordering::Relaxed);
-    let samples = sampler.join().unwrap_or_default();
+    let done = AtomicBool::new(false);
+    let (r, samples) = std::thread::scope(|s| {
+        let sampler = s.spawn(|| sample(&socket, &done));
+        let r = run::run(&sampled, &target, 1, &mut |_| {});
+        done.store(true, Ordering::Relaxed);
+        (r, sampler.join().unwrap_or_default())
+    });
     let r = r?;
     if r.outcome != krepro_runner::Outcome::Pass {
         bail!("the sampled boot of {} did not pass: {} {}", kernel.display(), r.outcome, r.message);
