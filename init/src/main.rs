@@ -16,6 +16,10 @@ compile_error!("krepro-init supports x86_64 and aarch64 Linux only (_start, clon
 extern crate alloc;
 
 mod exec;
+mod registry {
+    //! The repros this init runs (init/build.rs generates the list).
+    include!(concat!(env!("OUT_DIR"), "/registry.rs"));
+}
 mod report;
 mod setup;
 mod sys;
@@ -28,19 +32,20 @@ use repros::protocol::{self, Kind, StartLine};
 use repros::{Cx, Step as _};
 
 /// The repro run when the command line names none: `KREPRO_DEFAULT_REPRO`
-/// at build time (`cargo xtask initrd --repro NAME` sets it), else `smoke`.
-const DEFAULT_REPRO: &str = match option_env!("KREPRO_DEFAULT_REPRO") {
-    Some(name) if !name.is_empty() => name,
-    _ => "smoke",
+/// at build time (the host sets it to the first it compiles in), else the
+/// first in the registry.
+const DEFAULT_REPRO: Option<&str> = match option_env!("KREPRO_DEFAULT_REPRO") {
+    Some(name) if !name.is_empty() => Some(name),
+    _ => None,
 };
 
-/// Index into [`repros::REPROS`] of the repro running now, for the panic
+/// Index into [`registry::REPROS`] of the repro running now, for the panic
 /// handler; `usize::MAX` before one is chosen.
 static CURRENT: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// The name the verdict is reported under.
 fn current_repro() -> &'static str {
-    repros::REPROS.get(CURRENT.load(Ordering::Relaxed)).map_or("init", |r| r.name)
+    registry::REPROS.get(CURRENT.load(Ordering::Relaxed)).map_or("init", |r| r.name)
 }
 
 /// Called by `_start` with nothing set up but a stack.
@@ -67,18 +72,20 @@ fn main() -> ! {
     // Bulk output (the program's or the repro's) over its virtio-serial
     // port where there is one; krepro's own lines stay on the console. An
     // --exec program's output is worth waiting for the port.
-    let name = protocol::cmdline_param(&cmdline, protocol::CMDLINE_REPRO).unwrap_or(DEFAULT_REPRO);
+    let first = registry::REPROS.first().map_or(protocol::EXEC_REPRO, |r| r.name);
+    let name = protocol::cmdline_param(&cmdline, protocol::CMDLINE_REPRO).or(DEFAULT_REPRO).unwrap_or(first);
     let output = report::output_port(name == protocol::EXEC_REPRO);
 
     if name == protocol::EXEC_REPRO {
         let (kind, message) = exec::run(&cmdline, output.as_ref());
         report::verdict(kind, name, &message);
     }
-    let Some(index) = repros::REPROS.iter().position(|r| r.name == name) else {
-        report::verdict(Kind::Error, name, &repros::guest::unknown_repro(name));
+    let Some(index) = registry::REPROS.iter().position(|r| r.name == name) else {
+        let known = registry::REPROS.iter().map(|r| r.name);
+        report::verdict(Kind::Error, name, &repros::guest::unknown_repro(name, known));
     };
     CURRENT.store(index, Ordering::Relaxed);
-    let repro = &repros::REPROS[index];
+    let repro = &registry::REPROS[index];
 
     let prints = output.or_else(|| rustix::io::dup(sys::stdout()).ok());
     let mut cx = Cx::new(cmdline, prints).with_runtime(&sys::thread::RUNTIME);

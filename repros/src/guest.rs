@@ -125,10 +125,11 @@ pub fn source_path(file: &str) -> &str {
     file.strip_prefix(env!("KREPRO_SOURCE_ROOT")).unwrap_or(file)
 }
 
-/// The verdict message for a repro name PID 1 does not know.
-pub fn unknown_repro(name: &str) -> String {
+/// The verdict message for a repro name PID 1 does not know, naming
+/// those it was built with.
+pub fn unknown_repro<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
     let mut msg = format!("unknown repro '{name}'; known repros: ");
-    for n in crate::names() {
+    for n in known {
         let _ = write!(msg, "{n}, ");
     }
     msg.push_str(protocol::EXEC_REPRO);
@@ -326,10 +327,11 @@ mod tests {
 
     #[test]
     fn unknown_repro_lists_every_name_and_exec() {
-        let msg = unknown_repro("nope");
+        let msg = unknown_repro("nope", crate::registry::REPROS.iter().map(|r| r.name));
         assert!(msg.starts_with("unknown repro 'nope'; known repros: smoke, listen_backlog, "), "{msg}");
         assert!(msg.ends_with(", selftest_version, exec"), "{msg}");
-        assert_eq!(msg.matches(", ").count(), crate::REPROS.len());
+        assert_eq!(msg.matches(", ").count(), crate::registry::REPROS.len());
+        assert_eq!(unknown_repro("x", core::iter::empty()), "unknown repro 'x'; known repros: exec");
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //!
 //! A repro is a [`Repro`]: a name, a one-line description, the kernel config
 //! options it needs, the guest it needs (CPUs, disks, memory) and a
-//! function that gets a [`Cx`] and returns a [`Verdict`]. It is one file
-//! in `src/repros/`: build.rs makes the registry, [`REPROS`]. PID 1
-//! (`init/`) runs one of them inside the guest; the host-side runner uses
-//! the same registry to list and check names.
+//! function that gets a [`Cx`] and returns a [`Verdict`]. It is one file:
+//! krepro's own are in `src/repros/`, a user's anywhere. PID 1 (`init/`)
+//! is built with the files of the repros it runs (init/build.rs makes its
+//! registry); the host reads their declarations from the source
+//! ([`decl`]). Repro files say `use repros::prelude::*;`, here as in
+//! init, so the same file compiles in both.
 //!
 //! What a repro has, besides rustix:
 //! - files, sysctls, the command line, printing: [`Cx`]; directories and
@@ -51,11 +53,16 @@
 #![no_std]
 
 extern crate alloc;
+// `repros::...` paths work inside this crate too: krepro's own repro
+// files are modules of it for their host tests, and of init in the guest.
+extern crate self as repros;
 
+pub mod decl;
 mod fs;
 pub mod guest;
 pub mod kmsg;
 pub mod protocol;
+#[cfg(test)]
 mod registry;
 mod sdk;
 pub mod syscall;
@@ -63,7 +70,6 @@ mod task;
 mod time;
 
 pub use fs::read_dir;
-pub use registry::{find, names, REPROS};
 pub use sdk::{
     errno_name, listen_loopback, read_file, read_to_string, since_boot, tcp_client, write_all, Cx, Error, Repro,
     Result, Step, Verdict,

@@ -13,10 +13,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use krepro_runner::boot::qemu::{Accel, AccelChoice};
-use krepro_runner::boot::run::{self, BootImage, Entry, Plan, RunEvent, Target};
+use krepro_runner::boot::run::{self, BootImage, Bootable, Entry, Plan, RunEvent};
+use krepro_runner::boot::BootError;
 use krepro_runner::host::cache::Cache;
 use krepro_runner::image::kernel::Kernel;
-use krepro_runner::{Outcome, RunError};
+use krepro_runner::Outcome;
 use repros::protocol::{Kind, Report, StartLine};
 
 /// A temp world: cache, fake qemu, a kernel file, an initrd, a KVM device
@@ -59,8 +60,8 @@ impl World {
         plan
     }
 
-    fn target(&self, boot_image: BootImage) -> Target {
-        Target {
+    fn target(&self, boot_image: BootImage) -> Bootable {
+        Bootable {
             kernel: Kernel {
                 path: self.path("bzImage"),
                 release: Some("6.99.0-fake".into()),
@@ -105,7 +106,7 @@ fn tcg_passes(kvm: &str) -> String {
     format!("case \"$*\" in *'-accel kvm'*) {kvm} ;; esac\n{}exit {}", passing_console(), Kind::Pass.qemu_status())
 }
 
-fn boot(plan: &Plan, target: &Target) -> (Result<run::RunResult, RunError>, Vec<String>) {
+fn boot(plan: &Plan, target: &Bootable) -> (Result<run::RunResult, BootError>, Vec<String>) {
     let mut events = Vec::new();
     let r = run::run(plan, target, 1, &mut |ev| {
         if let RunEvent::Fallback { reason } = ev {
@@ -167,11 +168,11 @@ fn accel_kvm_fails_instead_of_falling_back() {
     let mut plan = w.plan(&tcg_passes("echo 'KVM internal error. Suberror: 1' >&2; sleep 30"));
     plan.accel = AccelChoice::Kvm;
     let (r, _) = boot(&plan, &w.target(BootImage::BzImage));
-    assert!(matches!(&r, Err(RunError::KvmFailed(why)) if why == "KVM internal error. Suberror: 1"), "{r:?}");
+    assert!(matches!(&r, Err(BootError::KvmFailed(why)) if why == "KVM internal error. Suberror: 1"), "{r:?}");
     std::fs::remove_file(w.path("kvm")).unwrap();
     let (r, _) = boot(&plan, &w.target(BootImage::BzImage));
     assert!(
-        matches!(&r, Err(RunError::KvmUnavailable(why)) if why.ends_with("No such file or directory (os error 2)")),
+        matches!(&r, Err(BootError::KvmUnavailable(why)) if why.ends_with("No such file or directory (os error 2)")),
         "{r:?}"
     );
     // auto without a KVM device: TCG from the start, saying so.
@@ -213,7 +214,7 @@ fn qemu_dying_before_the_kernel_prints_is_an_error_with_its_stderr() {
     plan.accel = AccelChoice::Tcg;
     let (r, _) = boot(&plan, &w.target(BootImage::BzImage));
     match r {
-        Err(RunError::QemuFailed { status, stderr }) => {
+        Err(BootError::QemuFailed { status, stderr }) => {
             assert_eq!(status, "exit status: 1");
             assert_eq!(stderr, "qemu-system-x86_64: -machine microvm: unsupported machine type");
         }
@@ -275,7 +276,7 @@ fn an_interrupt_stops_qemu_and_removes_its_files() {
     let started = std::time::Instant::now();
     let (r, _) = boot(&plan, &w.target(BootImage::BzImage));
     setter.join().unwrap();
-    assert!(matches!(r, Err(RunError::Interrupted)), "{r:?}");
+    assert!(matches!(r, Err(BootError::Interrupted)), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
     w.assert_no_fake_left();
 }

@@ -260,7 +260,7 @@ fn kernel_builder_on_linux_source_6_1() {
     drop(edit);
 
     // Build and boot in one command.
-    let lb = env.xtask(&["run", "--source", src, "--repro", "listen_backlog", "--accel", "tcg", "--json"]);
+    let lb = env.xtask(&["run", "-b", "--source", src, "--repro", "listen_backlog", "--accel", "tcg", "--json"]);
     assert_eq!(lb.code, 0, "{}\n{}", lb.stdout, lb.stderr);
     assert_eq!(lb.json()["outcome"], "pass", "{}", lb.stdout);
     // Only the file the test edited (and restored) differs, in its mtime.

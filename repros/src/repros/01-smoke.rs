@@ -1,6 +1,6 @@
 //! `smoke`: /proc is mounted and a TCP connection over 127.0.0.1 works.
 
-use crate::prelude::*;
+use repros::prelude::*;
 use rustix::net::{self, RecvFlags, SendFlags};
 
 pub const REPRO: Repro = Repro {

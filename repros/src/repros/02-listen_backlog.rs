@@ -1,7 +1,7 @@
 //! `listen_backlog`: with syncookies off, `listen(fd, 0)` still accepts one
 //! connection (Linux 4.4, "tcp: remove max_qlen_log", changed this).
 
-use crate::prelude::*;
+use repros::prelude::*;
 use rustix::net;
 
 pub const REPRO: Repro = Repro {

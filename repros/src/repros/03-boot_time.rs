@@ -1,6 +1,6 @@
 //! `boot_time`: the kernel reached the repro within `krepro.max_uptime_ms=`.
 
-use crate::prelude::*;
+use repros::prelude::*;
 
 pub const REPRO: Repro = Repro {
     name: "boot_time",

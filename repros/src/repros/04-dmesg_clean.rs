@@ -1,6 +1,6 @@
 //! `dmesg_clean`: the kernel log holds no warning, BUG or Oops.
 
-use crate::prelude::*;
+use repros::prelude::*;
 
 pub const REPRO: Repro = Repro {
     name: "dmesg_clean",

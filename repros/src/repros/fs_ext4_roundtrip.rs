@@ -2,7 +2,7 @@
 //! after an unmount and a fresh mount, and the kernel logs nothing bad on
 //! the way.
 
-use crate::prelude::*;
+use repros::prelude::*;
 use rustix::mount::MountFlags;
 
 pub const REPRO: Repro = Repro {

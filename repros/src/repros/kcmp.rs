@@ -13,9 +13,9 @@
 //! not 0) and a type past the last is EINVAL. And where the C test's
 //! parent ignores its child's exit status, here it is the verdict.
 
-use crate::prelude::*;
-use crate::syscall::kcmp_type::{KCMP_FILE, KCMP_TYPES, KCMP_VM};
-use crate::syscall::{kcmp, kcmp_epoll_tfd, KcmpEpollSlot};
+use repros::prelude::*;
+use repros::syscall::kcmp_type::{KCMP_FILE, KCMP_TYPES, KCMP_VM};
+use repros::syscall::{kcmp, kcmp_epoll_tfd, KcmpEpollSlot};
 use rustix::event::epoll;
 use rustix::fd::AsRawFd;
 use rustix::fs::{Mode, OFlags};

@@ -5,7 +5,7 @@
 //! the number open, on one of the two files. Also checks that each thread runs on the CPU it was
 //! pinned to, and that the two really ran at the same time.
 
-use crate::prelude::*;
+use repros::prelude::*;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use rustix::fd::{AsRawFd, OwnedFd};
 

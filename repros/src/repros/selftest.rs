@@ -1,7 +1,7 @@
 //! Self-tests: one repro per outcome, so every path from guest to host exit
 //! code can be tested on a real kernel.
 
-use crate::prelude::*;
+use repros::prelude::*;
 
 pub const FAIL: Repro = Repro {
     name: "selftest_fail",
@@ -106,7 +106,7 @@ fn version(cx: &mut Cx) -> Result {
     if let Some(every) = cx.param("fail_every") {
         let every: u32 = every.parse().map_err(|_| not_a_number("parse krepro.fail_every"))?;
         let run: u32 = cx
-            .param(crate::protocol::CMDLINE_RUN)
+            .param(repros::protocol::CMDLINE_RUN)
             .unwrap_or("1")
             .parse()
             .map_err(|_| not_a_number("parse krepro.run"))?;

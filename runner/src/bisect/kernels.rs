@@ -5,19 +5,14 @@
 //! boundary it finds is checked again as a git culprit is, and the report
 //! says which upstream range to bisect in git next.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::Path;
 
 use serde::Serialize;
 
-use crate::bisect::verify::{Check, Verification};
-use crate::bisect::{boot_runs, BisectError, BisectEvent, BisectReport, Mark, State, TestKind, TestedCommit, Tester};
-use crate::boot::outcome::Remap;
+use super::{BisectError, BisectEvent, Candidate, Detail, ExtraCheck, Made, Space, Tested, Words};
 use crate::host::cache::Cache;
 use crate::host::fetch::{self, Package};
-use crate::image::kernel::{check_kernel, version_string};
-use crate::RunError;
+use crate::image::kernel::{check_kernel, version_string, Kernel, KernelError};
 
 /// One kernel of the list, as the report names it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -36,7 +31,8 @@ pub struct KernelInfo {
 /// Where a listed kernel's bzImage comes from.
 #[derive(Clone, Debug)]
 pub enum Source {
-    File(PathBuf),
+    /// A file, checked when the list was made.
+    File(Kernel),
     /// Fetched into the cache when a step needs it.
     Package(Package),
 }
@@ -52,13 +48,14 @@ impl Prebuilt {
     /// A bzImage file (checked here, before anything boots); its upstream
     /// version from the image's version string: Debian's package version
     /// when it names one, else the release's leading numbers.
-    pub fn file(path: &Path) -> Result<Prebuilt, RunError> {
+    pub fn file(path: &Path) -> Result<Prebuilt, KernelError> {
         let kernel = check_kernel(path)?;
         let version = version_string(path).unwrap_or_default();
         let package_version = version.split(' ').skip_while(|w| *w != "Debian").nth(1).map(str::to_owned);
         let upstream = package_version.as_deref().or(kernel.release.as_deref()).and_then(fetch::upstream_of);
-        let info = KernelInfo { name: path.display().to_string(), release: kernel.release, package_version, upstream };
-        Ok(Prebuilt { info, source: Source::File(path.to_owned()) })
+        let info =
+            KernelInfo { name: path.display().to_string(), release: kernel.release.clone(), package_version, upstream };
+        Ok(Prebuilt { info, source: Source::File(kernel) })
     }
 
     /// A package the archive offers, fetched when a step needs it.
@@ -87,30 +84,6 @@ impl Prebuilt {
     fn label(&self) -> &str {
         self.info.upstream.as_deref().unwrap_or(&self.info.name)
     }
-}
-
-/// What to bisect.
-#[derive(Clone, Debug)]
-pub struct KernelOptions {
-    /// Oldest first.
-    pub kernels: Vec<Prebuilt>,
-    /// --good and --bad as given; None: the list's ends (the older one is
-    /// good, or with --find-fix bad).
-    pub good: Option<String>,
-    pub bad: Option<String>,
-    pub repro: String,
-    pub runs: u32,
-    pub remap: Remap,
-    pub find_fix: bool,
-    /// Also part of the state key: what else changes the answer.
-    pub key_extra: String,
-    /// Test the ends first and stop if they do not behave as said.
-    pub check_endpoints: bool,
-    /// Test the boundary again after the search.
-    pub verify: bool,
-    /// The flags that make the test (--repro NAME, --append ...), repeated
-    /// in the git bisect the report suggests.
-    pub repeat: Vec<String>,
 }
 
 /// What a bisect over prebuilt kernels found, beyond what every bisect
@@ -167,6 +140,16 @@ impl Answer {
         md
     }
 
+    /// The answer in one line: the first kernel and the one before it.
+    pub fn answer_line(&self) -> String {
+        let version = |k: &KernelInfo| k.upstream.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
+        match (&self.first, &self.before) {
+            (Some(f), Some(b)) => format!("{}{}, after {}{}", f.name, version(f), b.name, version(b)),
+            (Some(f), None) => format!("{}{}", f.name, version(f)),
+            _ => String::new(),
+        }
+    }
+
     /// The report's "next" paragraph: the git bisect over the upstream range.
     pub fn markdown_next(&self) -> String {
         match &self.next {
@@ -174,53 +157,6 @@ impl Answer {
             Some(NextBisect { command: None, why }) => format!("\nNext: {why}\n"),
             None => String::new(),
         }
-    }
-}
-
-/// Which side of the boundary a verdict puts a kernel on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    /// Like the older end: good (with --find-fix: broken).
-    Old,
-    /// Like the newer end: bad (with --find-fix: fixed).
-    New,
-}
-
-fn side(verdict: Mark, find_fix: bool) -> Option<Side> {
-    match (verdict, find_fix) {
-        (Mark::Skip, _) => None,
-        (Mark::Good, false) | (Mark::Bad, true) => Some(Side::Old),
-        (Mark::Bad, false) | (Mark::Good, true) => Some(Side::New),
-    }
-}
-
-/// The verdict a side means.
-fn mark_of(side: Side, find_fix: bool) -> Mark {
-    match (side, find_fix) {
-        (Side::Old, false) | (Side::New, true) => Mark::Good,
-        (Side::New, false) | (Side::Old, true) => Mark::Bad,
-    }
-}
-
-/// What the search does next between the last old-side kernel `lo` and
-/// the first new-side kernel `hi`.
-#[derive(Debug, PartialEq, Eq)]
-enum Next {
-    /// Test this kernel: the untested one nearest the middle.
-    Test(usize),
-    /// `lo` and `hi` are neighbours: the boundary.
-    Found,
-    /// Only skipped kernels lie between: any of them, or `hi`, is the first.
-    OnlySkipped(Vec<usize>),
-}
-
-fn next(lo: usize, hi: usize, skipped: &BTreeSet<usize>) -> Next {
-    let open: Vec<usize> = (lo + 1..hi).filter(|i| !skipped.contains(i)).collect();
-    let mid = lo + (hi - lo) / 2;
-    match open.iter().min_by_key(|&&i| (i.abs_diff(mid), i)) {
-        Some(&i) => Next::Test(i),
-        None if hi - lo > 1 => Next::OnlySkipped((lo + 1..=hi).collect()),
-        None => Next::Found,
     }
 }
 
@@ -245,9 +181,9 @@ fn find(kernels: &[Prebuilt], spec: &str, flag: &str) -> Result<usize, BisectErr
     }
 }
 
-/// The search's ends: (older, newer) indexes, checked.
-fn ends(opts: &KernelOptions) -> Result<(usize, usize), BisectError> {
-    let k = &opts.kernels;
+/// The search's ends: (older, newer) indexes, checked. `good` and `bad`
+/// name kernels of the list (None: its ends).
+fn ends(k: &[Prebuilt], good: Option<&str>, bad: Option<&str>, find_fix: bool) -> Result<(usize, usize), BisectError> {
     if k.len() < 2 {
         return Err(BisectError::BadInput(format!(
             "a bisect over kernels needs at least two, oldest first (got {})",
@@ -260,15 +196,15 @@ fn ends(opts: &KernelOptions) -> Result<(usize, usize), BisectError> {
         }
     }
     let last = k.len() - 1;
-    let good = opts.good.as_deref().map(|s| find(k, s, "--good")).transpose()?;
-    let bad = opts.bad.as_deref().map(|s| find(k, s, "--bad")).transpose()?;
-    let (old, new, old_flag, new_flag) = if opts.find_fix {
+    let good = good.map(|s| find(k, s, "--good")).transpose()?;
+    let bad = bad.map(|s| find(k, s, "--bad")).transpose()?;
+    let (old, new, old_flag, new_flag) = if find_fix {
         (bad.unwrap_or(0), good.unwrap_or(last), "--bad", "--good")
     } else {
         (good.unwrap_or(0), bad.unwrap_or(last), "--good", "--bad")
     };
     if old >= new {
-        let fix = if opts.find_fix { " (with --find-fix the broken kernel is the older one)" } else { "" };
+        let fix = if find_fix { " (with --find-fix the broken kernel is the older one)" } else { "" };
         return Err(BisectError::BadInput(format!(
             "{old_flag} {} is not older than {new_flag} {} in the list{fix}",
             k[old].label(),
@@ -313,7 +249,7 @@ pub fn next_bisect(before: &KernelInfo, first: &KernelInfo, find_fix: bool, repe
     let range =
         if find_fix { format!("--find-fix --bad {old} --good {new}") } else { format!("--good {old} --bad {new}") };
     let rest: Vec<String> = repeat.iter().map(|w| shell_word(w)).collect();
-    let command = format!("cargo xtask bisect --linux {tree} {range} {}", rest.join(" "));
+    let command = format!("krepro bisect --source {tree} {range} {}", rest.join(" "));
     NextBisect { command: Some(command.trim_end().to_owned()), why }
 }
 
@@ -336,241 +272,136 @@ fn shell_word(w: &str) -> String {
     }
 }
 
-/// The search's moving parts: what tests a kernel and where its steps go.
-struct Search<'a> {
-    opts: &'a KernelOptions,
+/// A list of prebuilt kernels, oldest first, between two of them.
+pub struct PrebuiltSpace<'a> {
+    kernels: Vec<Prebuilt>,
+    /// (older, newer) indexes.
+    ends: (usize, usize),
+    find_fix: bool,
+    /// The flags that make the test, repeated in the git bisect the
+    /// report suggests next.
+    repeat: Vec<String>,
     cache: &'a Cache,
-    tester: &'a mut dyn Tester,
     interrupted: &'a dyn Fn() -> bool,
-    state: State,
-    state_path: PathBuf,
 }
 
-impl Search<'_> {
-    /// Kernel `i`'s verdict: from the state when it was tested before,
-    /// else tested now and saved.
-    fn test(
-        &mut self,
-        i: usize,
-        kind: TestKind,
-        step: usize,
-        steps_left: Option<u32>,
-        on: &mut dyn FnMut(BisectEvent<'_>),
-    ) -> Result<TestedCommit, BisectError> {
-        let opts = self.opts;
-        let name = &opts.kernels[i].info.name;
-        if let Some(done) = self.state.steps.iter().find(|s| s.commit == *name) {
-            return Ok(done.clone());
-        }
-        let s = self.boot(i, kind, step, steps_left, on)?;
-        self.state.steps.push(s.clone());
-        self.state.save(&self.state_path)?;
-        Ok(s)
+impl<'a> PrebuiltSpace<'a> {
+    /// The list, checked: at least two kernels, none twice, `good` and
+    /// `bad` (None: the list's ends) naming one each, the older first.
+    pub fn new(
+        kernels: Vec<Prebuilt>,
+        good: Option<&str>,
+        bad: Option<&str>,
+        find_fix: bool,
+        repeat: Vec<String>,
+        cache: &'a Cache,
+        interrupted: &'a dyn Fn() -> bool,
+    ) -> Result<PrebuiltSpace<'a>, BisectError> {
+        let ends = ends(&kernels, good, bad, find_fix)?;
+        Ok(PrebuiltSpace { kernels, ends, find_fix, repeat, cache, interrupted })
     }
 
-    /// Kernel `i` made ready (fetched, for a package) and booted `--runs`
-    /// times, fresh.
-    fn boot(
-        &mut self,
-        i: usize,
-        kind: TestKind,
-        step: usize,
-        steps_left: Option<u32>,
-        on: &mut dyn FnMut(BisectEvent<'_>),
-    ) -> Result<TestedCommit, BisectError> {
-        let opts = self.opts;
-        let k = &opts.kernels[i];
-        let subject = k.info.upstream.clone().or(k.info.release.clone()).unwrap_or_default();
-        on(BisectEvent::Testing { commit: &k.info.name, subject: &subject, step, steps_left, revs_left: None, kind });
-        let fetch_started = Instant::now();
-        let image = match &k.source {
-            Source::File(path) => path.clone(),
+    fn candidate(&self, i: usize) -> Candidate {
+        let k = &self.kernels[i];
+        Candidate {
+            id: k.info.name.clone(),
+            label: k.info.upstream.clone().or(k.info.release.clone()).unwrap_or_default(),
+        }
+    }
+
+    fn index(&self, c: &Candidate) -> Option<usize> {
+        self.kernels.iter().position(|k| k.info.name == c.id)
+    }
+
+    /// The newest old-side kernel below `hi`.
+    fn lo(&self, old: &[&Candidate], hi: usize) -> usize {
+        old.iter().filter_map(|c| self.index(c)).filter(|i| *i < hi).max().unwrap_or(self.ends.0)
+    }
+}
+
+impl Space for PrebuiltSpace<'_> {
+    fn words(&self) -> Words {
+        Words { one: "kernel", many: "kernels", about: "version", made: "fetch", compiled: false }
+    }
+
+    fn key(&self) -> String {
+        let names: Vec<&str> = self.kernels.iter().map(|k| k.info.name.as_str()).collect();
+        format!("kernels\n{}\n{} {}", names.join("\n"), self.ends.0, self.ends.1)
+    }
+
+    fn ends(&self) -> (Candidate, Candidate) {
+        (self.candidate(self.ends.0), self.candidate(self.ends.1))
+    }
+
+    /// The kernels between, nearest the middle first (the older on a tie).
+    fn open(&mut self, old: &[&Candidate], new: &Candidate) -> Result<Vec<Candidate>, BisectError> {
+        let hi = self.index(new).unwrap_or(self.ends.1);
+        let lo = self.lo(old, hi);
+        let mid = lo + (hi - lo) / 2;
+        let mut open: Vec<usize> = (lo + 1..hi).collect();
+        open.sort_by_key(|&i| (i.abs_diff(mid), i));
+        Ok(open.into_iter().map(|i| self.candidate(i)).collect())
+    }
+
+    fn before(&mut self, c: &Candidate, old: &[&Candidate]) -> Result<Option<Candidate>, BisectError> {
+        Ok(self.index(c).map(|hi| self.candidate(self.lo(old, hi))))
+    }
+
+    fn kernel(&mut self, c: &Candidate, on: &mut dyn FnMut(BisectEvent<'_>)) -> Result<Made, BisectError> {
+        let k = &self.kernels[self.index(c).expect("a kernel of the list")];
+        let kernel = match &k.source {
+            Source::File(kernel) => kernel.clone(),
             Source::Package(p) => {
-                on(BisectEvent::Phase("fetch"));
-                fetch::fetch_package(self.cache, &p.name, &p.release, &mut |m| on(BisectEvent::Say(m))).map_err(
-                    |e| match (self.interrupted)() {
+                let image = fetch::fetch_package(self.cache, &p.name, &p.release, &mut |m| on(BisectEvent::Say(m)))
+                    .map_err(|e| match (self.interrupted)() {
                         true => BisectError::Interrupted,
                         false => BisectError::Infrastructure { commit: p.name.clone(), message: e.to_string() },
-                    },
-                )?
+                    })?;
+                check_kernel(&image)
+                    .map_err(|e| BisectError::Infrastructure { commit: c.id.clone(), message: e.to_string() })?
             }
         };
-        let fetch_secs = fetch_started.elapsed().as_secs_f64();
-        if (self.interrupted)() {
-            return Err(BisectError::Interrupted);
-        }
-        let runs = boot_runs(&image, &k.info.name, opts.runs, &opts.remap, self.tester, on)?;
-        let s = TestedCommit {
-            commit: k.info.name.clone(),
-            subject,
-            verdict: runs.verdict,
-            outcomes: runs.outcomes,
-            message: runs.message,
-            flaky: runs.flaky,
-            build_secs: fetch_secs,
-            boot_secs: runs.boot_secs,
-            console_log: runs.console_log,
-            kind,
-            // Prebuilt: nothing of ours compiled it.
-            toolchain: String::new(),
-            fixes: Vec::new(),
-        };
-        on(BisectEvent::Tested(&s));
-        Ok(s)
-    }
-}
-
-/// Runs the bisect over `opts.kernels` to its end. `interrupted` is polled
-/// between steps; the state is kept in the cache, so the same call after
-/// an interruption goes on where it stopped.
-pub fn bisect_kernels(
-    opts: &KernelOptions,
-    cache: &Cache,
-    tester: &mut dyn Tester,
-    interrupted: &dyn Fn() -> bool,
-    on: &mut dyn FnMut(BisectEvent<'_>),
-) -> Result<BisectReport, BisectError> {
-    let started = Instant::now();
-    let (old, new) = ends(opts)?;
-    let names: Vec<&str> = opts.kernels.iter().map(|k| k.info.name.as_str()).collect();
-    let key = blake3::hash(
-        format!(
-            "kernels\n{}\n{old} {new}\n{}\n{}\n{}\n{}",
-            names.join("\n"),
-            opts.repro,
-            opts.runs,
-            opts.find_fix,
-            opts.key_extra
-        )
-        .as_bytes(),
-    )
-    .to_hex()[..16]
-        .to_owned();
-    let state_dir = cache.bisect().join(&key);
-    let state_path = state_dir.join("state.json");
-    let state = match State::load(&state_path) {
-        Some(s) => {
-            on(BisectEvent::Say(&format!(
-                "resuming the bisect in {} ({} kernels tested so far)",
-                state_dir.display(),
-                s.steps.len()
-            )));
-            s
-        }
-        None => {
-            std::fs::create_dir_all(&state_dir).map_err(super::io(format!("create {}", state_dir.display())))?;
-            State::default()
-        }
-    };
-    let mut search = Search { opts, cache, tester, interrupted, state, state_path };
-    let ff = opts.find_fix;
-    let (old_flag, new_flag) = if ff { ("--bad", "--good") } else { ("--good", "--bad") };
-
-    if opts.check_endpoints {
-        // The newer end first, as in a git bisect: a repro that does not
-        // reproduce at all is the most common wrong setup.
-        for (i, want, flag) in [(new, Side::New, new_flag), (old, Side::Old, old_flag)] {
-            if interrupted() {
-                return Err(BisectError::Interrupted);
-            }
-            let s = search.test(i, TestKind::Endpoint, 0, None, on)?;
-            if side(s.verdict, ff) != Some(want) {
-                let runs: Vec<&str> = s.outcomes.iter().map(|o| o.name()).collect();
-                let seen = format!("{} {}", runs.join(", "), s.message);
-                return Err(BisectError::Endpoint(format!(
-                    "{flag} {} tests {} instead of {}: {}",
-                    opts.kernels[i].info.name,
-                    s.verdict.name(),
-                    mark_of(want, ff).name(),
-                    seen.trim()
-                )));
-            }
-        }
+        // Prebuilt: nothing of ours compiled it.
+        Ok(Made::Kernel { kernel, toolchain: String::new(), fixes: Vec::new() })
     }
 
-    let (mut lo, mut hi) = (old, new);
-    let mut skipped = BTreeSet::new();
-    let mut step = 0;
-    let candidates = loop {
-        if interrupted() {
-            return Err(BisectError::Interrupted);
-        }
-        match next(lo, hi, &skipped) {
-            Next::Found => break None,
-            Next::OnlySkipped(c) => break Some(c),
-            Next::Test(i) => {
-                step += 1;
-                let open = (lo + 1..hi).filter(|j| !skipped.contains(j)).count();
-                let steps_left = (usize::BITS - open.leading_zeros()).saturating_sub(1);
-                let s = search.test(i, TestKind::Bisect, step, Some(steps_left), on)?;
-                match side(s.verdict, ff) {
-                    Some(Side::Old) => lo = i,
-                    Some(Side::New) => hi = i,
-                    None => {
-                        skipped.insert(i);
-                    }
-                }
-            }
-        }
-    };
-
-    let info = |i: usize| opts.kernels[i].info.clone();
-    let mut verification = None;
-    if candidates.is_none() && opts.verify {
-        // Fresh boots of both sides of the boundary, not the steps' results.
-        let verify_started = Instant::now();
-        let (first_what, before_what) = if ff {
+    fn check_words(&self, _: &Candidate, _: &Candidate, find_fix: bool) -> (String, String) {
+        let (first, before) = if find_fix {
             ("the first fixed kernel passes again", "the last broken kernel fails again")
         } else {
             ("the first bad kernel fails again", "the last good kernel passes again")
         };
-        let mut checks = Vec::new();
-        for (i, what, want) in [(hi, first_what, Side::New), (lo, before_what, Side::Old)] {
-            if interrupted() {
-                return Err(BisectError::Interrupted);
-            }
-            let s = search.boot(i, TestKind::Verify, 0, None, on)?;
-            checks.push(Check::from_test(what, &opts.kernels[i].info.name, mark_of(want, ff), &s));
-        }
-        verification = Some(Verification::from_checks(checks, verify_started.elapsed().as_secs_f64()));
+        (first.to_owned(), before.to_owned())
     }
 
-    let mut state = search.state;
-    state.wall_secs += started.elapsed().as_secs_f64();
-    let answer = match &candidates {
-        None => Answer {
-            first: Some(info(hi)),
-            before: Some(info(lo)),
-            next: Some(next_bisect(&info(lo), &info(hi), ff, &opts.repeat)),
-            find_fix: ff,
-        },
-        Some(_) => Answer { first: None, before: Some(info(lo)), next: None, find_fix: ff },
-    };
-    let report = BisectReport {
-        found: if ff { "first fixed kernel".into() } else { "first bad kernel".into() },
-        commit: None,
-        candidates: candidates.unwrap_or_default().into_iter().map(|i| opts.kernels[i].info.name.clone()).collect(),
-        kernels: Some(answer),
-        repro: opts.repro.clone(),
-        good: opts.kernels[if ff { new } else { old }].info.name.clone(),
-        bad: opts.kernels[if ff { old } else { new }].info.name.clone(),
-        flaky: state.steps.iter().any(|s| s.flaky),
-        steps: state.steps,
-        bisect_log: String::new(),
-        wall_secs: state.wall_secs,
-        verification,
-    };
-    // Done: the state goes.
-    let _ = std::fs::remove_dir_all(&state_dir);
-    Ok(report)
+    fn extra_checks(&mut self, _: &Candidate, _: &Candidate) -> Result<Vec<ExtraCheck>, BisectError> {
+        Ok(Vec::new())
+    }
+
+    fn detail(&mut self, first: Option<&Candidate>, before: Option<&Candidate>) -> Result<Detail, BisectError> {
+        let info = |c: Option<&Candidate>| c.and_then(|c| self.index(c)).map(|i| self.kernels[i].info.clone());
+        let (first, before) = (info(first), info(before));
+        let next = match (&first, &before) {
+            (Some(f), Some(b)) => Some(next_bisect(b, f, self.find_fix, &self.repeat)),
+            _ => None,
+        };
+        Ok(Detail::Kernels(Answer { first, before, next, find_fix: self.find_fix }))
+    }
+
+    fn log(&self, _: &[Tested], _: Option<&Candidate>, _: bool) -> String {
+        String::new()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bisect::verify::VerifyStatus;
-    use crate::bisect::{BootSummary, BuildResult};
-    use crate::boot::outcome::Outcome;
+    use crate::bisect::{bisect, BisectReport, BootSummary, Booter, Options, TestKind};
+    use crate::boot::outcome::{Mark, Outcome, Remap};
+    use crate::boot::BootError;
+    use crate::image::arch::Arch;
+    use std::collections::BTreeSet;
 
     /// Kernel i is a file holding its word: "good", "bad" or "skip".
     struct Fake {
@@ -598,17 +429,16 @@ mod tests {
                         package_version: None,
                         upstream: Some(format!("6.12.{i}0")),
                     };
-                    Prebuilt { info, source: Source::File(path) }
+                    let kernel = Kernel { path, release: info.release.clone(), arch: Arch::X86_64 };
+                    Prebuilt { info, source: Source::File(kernel) }
                 })
                 .collect()
         }
     }
 
-    impl Tester for Fake {
-        fn build(&mut self, _: &Path, _: &str, _: &mut dyn FnMut(BisectEvent<'_>)) -> Result<BuildResult, String> {
-            unreachable!("nothing is built")
-        }
-        fn boot(&mut self, k: &Path, _: u32, _: &mut dyn FnMut(BisectEvent<'_>)) -> Result<BootSummary, RunError> {
+    impl Booter for Fake {
+        fn boot(&mut self, k: &Kernel, _: u32, _: &mut dyn FnMut(BisectEvent<'_>)) -> Result<BootSummary, BootError> {
+            let k = k.path.as_path();
             let name = k.file_name().unwrap().to_string_lossy().into_owned();
             let again = self.boots.contains(&name) && self.flip_on_retest.contains(&name);
             self.boots.push(name);
@@ -616,24 +446,29 @@ mod tests {
                 ("good", false) | ("bad", true) => Outcome::Pass,
                 ("bad", false) | ("good", true) => Outcome::Fail,
                 ("skip", _) => Outcome::Skip,
-                ("infra", _) => return Err(RunError::QemuFailed { status: "1".into(), stderr: "boom".into() }),
+                ("infra", _) => return Err(BootError::QemuFailed { status: "1".into(), stderr: "boom".into() }),
                 (w, _) => unreachable!("{w}"),
             };
             Ok(BootSummary { outcome, message: String::new(), console_log: k.to_owned() })
         }
     }
 
-    fn opts(kernels: Vec<Prebuilt>) -> KernelOptions {
-        KernelOptions {
+    /// A bisect of the list, as `krepro bisect --kernels` sets it up.
+    struct Args {
+        kernels: Vec<Prebuilt>,
+        good: Option<String>,
+        bad: Option<String>,
+        find_fix: bool,
+        verify: bool,
+        repeat: Vec<String>,
+    }
+
+    fn opts(kernels: Vec<Prebuilt>) -> Args {
+        Args {
             kernels,
             good: None,
             bad: None,
-            repro: "selftest_version".into(),
-            runs: 1,
-            remap: Remap::default(),
             find_fix: false,
-            key_extra: String::new(),
-            check_endpoints: true,
             verify: true,
             repeat: vec![
                 "--repro".into(),
@@ -650,8 +485,44 @@ mod tests {
         (dir, cache)
     }
 
-    fn run(o: &KernelOptions, cache: &Cache, fake: &mut Fake) -> Result<BisectReport, BisectError> {
-        bisect_kernels(o, cache, fake, &|| false, &mut |_| {})
+    fn run_with(
+        a: &Args,
+        cache: &Cache,
+        fake: &mut Fake,
+        on: &mut dyn FnMut(BisectEvent<'_>),
+    ) -> Result<BisectReport, BisectError> {
+        let never = || false;
+        let mut space = PrebuiltSpace::new(
+            a.kernels.clone(),
+            a.good.as_deref(),
+            a.bad.as_deref(),
+            a.find_fix,
+            a.repeat.clone(),
+            cache,
+            &never,
+        )?;
+        let o = Options {
+            repro: "selftest_version".into(),
+            description: String::new(),
+            runs: 1,
+            remap: Remap::default(),
+            find_fix: a.find_fix,
+            key_extra: String::new(),
+            check_endpoints: true,
+            verify: a.verify,
+        };
+        bisect(&o, &mut space, fake, cache, &never, on)
+    }
+
+    fn run(a: &Args, cache: &Cache, fake: &mut Fake) -> Result<BisectReport, BisectError> {
+        run_with(a, cache, fake, &mut |_| {})
+    }
+
+    fn answer(r: &BisectReport) -> &Answer {
+        match &r.detail {
+            Detail::Kernels(k) => k,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -660,7 +531,7 @@ mod tests {
         let mut fake = Fake::new();
         let o = opts(fake.kernels("good good good good good bad bad bad bad bad bad"));
         let r = run(&o, &cache, &mut fake).unwrap();
-        let k = r.kernels.as_ref().unwrap();
+        let k = answer(&r);
         assert_eq!(k.first.as_ref().unwrap().name, "k5");
         assert_eq!(k.before.as_ref().unwrap().name, "k4");
         // Two ends, then 5, 2, 3, 4 (or so): at most ceil(log2(9)) = 4 steps.
@@ -677,12 +548,12 @@ mod tests {
         let next = k.next.as_ref().unwrap();
         assert_eq!(
             next.command.as_deref(),
-            Some("cargo xtask bisect --linux <linux-stable> --good v6.12.40 --bad v6.12.50 --repro selftest_version --append krepro.fail_from=6.12.50")
+            Some("krepro bisect --source <linux-stable> --good v6.12.40 --bad v6.12.50 --repro selftest_version --append krepro.fail_from=6.12.50")
         );
         let md = r.markdown(None);
         assert!(md.starts_with("## first bad kernel: k5 (6.12.50)\n\n- first bad: k5, upstream 6.12.50 (release 6.12.50+deb12-cloud-amd64)\n- last good: k4"), "{md}");
         assert!(md.contains("| kernel | version | verdict | runs | fetch | boot |"), "{md}");
-        assert!(md.contains("    cargo xtask bisect --linux <linux-stable>"), "{md}");
+        assert!(md.contains("    krepro bisect --source <linux-stable>"), "{md}");
         assert!(!md.contains("git bisect log"), "{md}");
         // Done: no state left.
         assert!(std::fs::read_dir(cache.bisect()).unwrap().next().is_none());
@@ -695,7 +566,7 @@ mod tests {
         // The middle (3) skips: its neighbours are tried instead.
         let o = opts(fake.kernels("good good good skip good bad bad"));
         let r = run(&o, &cache, &mut fake).unwrap();
-        assert_eq!(r.kernels.as_ref().unwrap().first.as_ref().unwrap().name, "k5");
+        assert_eq!(answer(&r).first.as_ref().unwrap().name, "k5");
         assert!(r.steps.iter().any(|s| s.commit == "k3" && s.verdict == Mark::Skip), "{:?}", fake.boots);
         assert_eq!(r.verification.unwrap().status, VerifyStatus::Verified);
     }
@@ -707,7 +578,7 @@ mod tests {
         let o = opts(fake.kernels("good skip skip bad"));
         let r = run(&o, &cache, &mut fake).unwrap();
         assert_eq!(r.candidates, ["k1", "k2", "k3"]);
-        assert!(r.kernels.as_ref().unwrap().first.is_none());
+        assert!(answer(&r).first.is_none());
         assert!(r.verification.is_none());
         assert!(r.markdown(None).starts_with("## first bad kernel: one of 3 kernels that could not be tested"));
     }
@@ -720,15 +591,15 @@ mod tests {
         o.find_fix = true;
         o.repeat = vec!["--repro".into(), "x y".into()];
         let r = run(&o, &cache, &mut fake).unwrap();
-        let k = r.kernels.as_ref().unwrap();
+        let k = answer(&r);
         assert_eq!(r.found, "first fixed kernel");
         assert_eq!(k.first.as_ref().unwrap().name, "k3");
         assert_eq!((r.good.as_str(), r.bad.as_str()), ("k4", "k0"));
-        let v = r.verification.unwrap();
+        let v = r.verification.as_ref().unwrap();
         assert_eq!(v.summary, "the first fixed kernel passes again, the last broken kernel fails again");
         assert_eq!(
             k.next.as_ref().unwrap().command.as_deref(),
-            Some("cargo xtask bisect --linux <linux-stable> --find-fix --bad v6.12.20 --good v6.12.30 --repro 'x y'")
+            Some("krepro bisect --source <linux-stable> --find-fix --bad v6.12.20 --good v6.12.30 --repro 'x y'")
         );
     }
 
@@ -766,7 +637,7 @@ mod tests {
         o.good = Some("6.12.10".into());
         o.bad = Some("6.12.40+deb12".into());
         let r = run(&o, &cache, &mut fake).unwrap();
-        assert_eq!(r.kernels.unwrap().first.unwrap().name, "k3");
+        assert_eq!(answer(&r).first.as_ref().unwrap().name, "k3");
         assert!(!fake.boots.contains(&"k0".to_owned()) && !fake.boots.contains(&"k5".to_owned()));
     }
 
@@ -775,7 +646,7 @@ mod tests {
         let (_d, cache) = cache();
         let mut fake = Fake::new();
         let ks = fake.kernels("good bad bad");
-        let err = |o: KernelOptions, fake: &mut Fake| run(&o, &cache, fake).unwrap_err().to_string();
+        let err = |o: Args, fake: &mut Fake| run(&o, &cache, fake).unwrap_err().to_string();
         let mut o = opts(ks.clone());
         o.good = Some("6.12.99".into());
         assert_eq!(err(o, &mut fake), "--good 6.12.99: not one of the kernels (6.12.00, 6.12.10, 6.12.20)");
@@ -816,7 +687,7 @@ mod tests {
         std::fs::write(fake.dir.path().join("k3"), "good").unwrap();
         fake.boots.clear();
         let mut said = Vec::new();
-        let r = bisect_kernels(&opts(ks), &cache, &mut fake, &|| false, &mut |e| {
+        let r = run_with(&opts(ks), &cache, &mut fake, &mut |e| {
             if let BisectEvent::Say(s) = e {
                 said.push(s.to_owned());
             }
@@ -826,7 +697,7 @@ mod tests {
             said.iter().any(|s| s.starts_with("resuming the bisect") && s.ends_with("(2 kernels tested so far)")),
             "{said:?}"
         );
-        assert_eq!(r.kernels.unwrap().first.unwrap().name, "k4");
+        assert_eq!(answer(&r).first.as_ref().unwrap().name, "k4");
         assert!(!fake.boots[..fake.boots.len() - 2].contains(&"k6".to_owned()), "the ends again: {:?}", fake.boots);
     }
 
@@ -840,33 +711,33 @@ mod tests {
         };
         let across =
             next_bisect(&k(Some("6.1.192"), None), &k(Some("6.12.107"), None), false, &["--repro".into(), "r".into()]);
-        assert_eq!(
-            across.command.as_deref(),
-            Some("cargo xtask bisect --linux <linux> --good v6.1 --bad v6.12 --repro r")
-        );
+        assert_eq!(across.command.as_deref(), Some("krepro bisect --source <linux> --good v6.1 --bad v6.12 --repro r"));
         assert!(across.why.contains("different stable branches, neither an ancestor of the other"), "{}", across.why);
         let same =
             next_bisect(&k(Some("6.1.192"), Some("6.1.192-1")), &k(Some("6.1.192"), Some("6.1.192-2")), false, &[]);
         assert_eq!(same.command, None);
         assert!(same.why.contains("(6.1.192-1 to 6.1.192-2)"), "{}", same.why);
         let base = next_bisect(&k(Some("6.12.0"), None), &k(Some("6.12.3"), None), false, &[]);
-        assert_eq!(
-            base.command.as_deref(),
-            Some("cargo xtask bisect --linux <linux-stable> --good v6.12 --bad v6.12.3")
-        );
+        assert_eq!(base.command.as_deref(), Some("krepro bisect --source <linux-stable> --good v6.12 --bad v6.12.3"));
         assert_eq!(next_bisect(&k(None, None), &k(Some("6.1"), None), false, &[]).command, None);
         assert_eq!(shell_word("krepro.fail_from=6.12.111"), "krepro.fail_from=6.12.111");
         assert_eq!(shell_word("it's"), r"'it'\''s'");
     }
 
     #[test]
-    fn search_order() {
-        let none = BTreeSet::new();
-        assert_eq!(next(0, 10, &none), Next::Test(5));
-        assert_eq!(next(4, 5, &none), Next::Found);
-        let skipped: BTreeSet<usize> = [5].into();
-        assert_eq!(next(0, 10, &skipped), Next::Test(4), "the nearest untested, the older on a tie");
-        let skipped: BTreeSet<usize> = [1, 2].into();
-        assert_eq!(next(0, 3, &skipped), Next::OnlySkipped(vec![1, 2, 3]));
+    fn the_middle_first_then_outwards_the_older_on_a_tie() {
+        let (_d, cache) = cache();
+        let fake = Fake::new();
+        let never = || false;
+        let mut space =
+            PrebuiltSpace::new(fake.kernels("a b c d e f g h i j k"), None, None, false, vec![], &cache, &never)
+                .unwrap();
+        let c = |i: usize| space.candidate(i);
+        let (k0, k10, k4, k5) = (c(0), c(10), c(4), c(5));
+        let ids = |v: Vec<Candidate>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(ids(space.open(&[&k0], &k10).unwrap())[..3], ["k5", "k4", "k6"]);
+        assert!(space.open(&[&k0, &k4], &k5).unwrap().is_empty(), "neighbours: found");
+        assert_eq!(space.before(&k5, &[&k0, &k4]).unwrap().unwrap().id, "k4");
+        let _ = BTreeSet::<usize>::new();
     }
 }

@@ -7,7 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bisect::{short, Mark};
+use crate::bisect::short;
+use crate::boot::outcome::Mark;
 use crate::boot::outcome::Outcome;
 
 /// How many console lines a disagreeing check keeps.
@@ -75,7 +76,7 @@ impl Check {
 
     /// A check from a tested commit or kernel: what its runs gave, and the
     /// console's tail when that is not what was expected.
-    pub fn from_test(what: &str, tested: &str, expected: Mark, t: &crate::bisect::TestedCommit) -> Check {
+    pub fn from_test(what: &str, tested: &str, expected: Mark, t: &crate::bisect::Tested) -> Check {
         let agreed = t.verdict == expected;
         let console_tail = match (&t.console_log, agreed) {
             (Some(log), false) => std::fs::read_to_string(log)

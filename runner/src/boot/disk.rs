@@ -13,8 +13,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use super::BootError;
 use crate::host::spawn::Cmd;
-use crate::RunError;
 
 /// One `--disk`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,19 +82,19 @@ fn parse_size(s: &str) -> Option<u64> {
 
 /// Checks what can be checked before anything boots: the user's image
 /// exists (and is writable with :rw), the mkfs of a new disk is installed.
-pub fn check(spec: &DiskSpec) -> Result<(), RunError> {
+pub fn check(spec: &DiskSpec) -> Result<(), BootError> {
     match spec {
         DiskSpec::File { path, rw } => {
             let meta =
-                std::fs::metadata(path).map_err(|e| RunError::BadFlag(format!("--disk {}: {e}", path.display())))?;
+                std::fs::metadata(path).map_err(|e| BootError::BadFlag(format!("--disk {}: {e}", path.display())))?;
             if meta.is_dir() {
-                return Err(RunError::BadFlag(format!("--disk {}: a directory, not a disk image", path.display())));
+                return Err(BootError::BadFlag(format!("--disk {}: a directory, not a disk image", path.display())));
             }
             if *rw {
                 std::fs::OpenOptions::new()
                     .write(true)
                     .open(path)
-                    .map_err(|e| RunError::BadFlag(format!("--disk {spec}: cannot write it: {e}")))?;
+                    .map_err(|e| BootError::BadFlag(format!("--disk {spec}: cannot write it: {e}")))?;
             }
             Ok(())
         }
@@ -103,16 +103,16 @@ pub fn check(spec: &DiskSpec) -> Result<(), RunError> {
     }
 }
 
-fn mkfs(fs: &str) -> Result<PathBuf, RunError> {
+fn mkfs(fs: &str) -> Result<PathBuf, BootError> {
     let tool = format!("mkfs.{fs}");
     which::which(&tool).or_else(|_| which::which(Path::new("/usr/sbin").join(&tool))).map_err(|_| {
-        RunError::BadFlag(format!("--disk new:...:{fs}: {tool} is not installed (e.g. apt-get install -y e2fsprogs)"))
+        BootError::BadFlag(format!("--disk new:...:{fs}: {tool} is not installed (e.g. apt-get install -y e2fsprogs)"))
     })
 }
 
 /// Makes the disks of one boot (new ones in `scratch`) and returns qemu's
 /// arguments for them: a drive and a virtio-blk device each, in order.
-pub fn qemu_args(specs: &[DiskSpec], scratch: &Path, pci: bool) -> Result<Vec<OsString>, RunError> {
+pub fn qemu_args(specs: &[DiskSpec], scratch: &Path, pci: bool) -> Result<Vec<OsString>, BootError> {
     let mut args = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         let (path, extra) = match spec {
@@ -120,8 +120,8 @@ pub fn qemu_args(specs: &[DiskSpec], scratch: &Path, pci: bool) -> Result<Vec<Os
             DiskSpec::New { bytes, fs } => {
                 let path = scratch.join(format!("disk{i}.img"));
                 let file =
-                    std::fs::File::create(&path).map_err(|e| RunError::io(format!("create {}", path.display()), e))?;
-                file.set_len(*bytes).map_err(|e| RunError::io(format!("size {}", path.display()), e))?;
+                    std::fs::File::create(&path).map_err(|e| BootError::io(format!("create {}", path.display()), e))?;
+                file.set_len(*bytes).map_err(|e| BootError::io(format!("size {}", path.display()), e))?;
                 if let Some(fs) = fs {
                     let tool = mkfs(fs)?;
                     let force: &[&str] = match fs.as_str() {

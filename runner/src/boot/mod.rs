@@ -8,3 +8,45 @@ pub mod log;
 pub mod outcome;
 pub mod qemu;
 pub mod run;
+
+use std::path::PathBuf;
+
+use crate::host::spawn::CmdError;
+use crate::image::kernel::KernelError;
+use crate::initrd::extras::ExtrasError;
+
+/// Why a boot could not happen at all (as opposed to what it found, an
+/// [`outcome::Outcome`]). Every variant is one line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("{qemu} is not installed: install it with `{hint}`")]
+    QemuMissing { qemu: String, hint: String },
+    #[error("installing {package} failed: {reason}")]
+    QemuInstall { package: String, reason: String },
+    #[error("KVM is not usable: {0} (use --accel auto or --accel tcg)")]
+    KvmUnavailable(String),
+    #[error("KVM failed at run time: {0} (use --accel auto or --accel tcg)")]
+    KvmFailed(String),
+    #[error("qemu failed before the kernel printed anything ({status}): {stderr}")]
+    QemuFailed { status: String, stderr: String },
+    #[error("initrd {0} does not exist")]
+    InitrdNotFound(PathBuf),
+    #[error("{0}")]
+    BadFlag(String),
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Extras(#[from] ExtrasError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl BootError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> BootError {
+        BootError::Io { context: context.into(), source }
+    }
+}

@@ -1,10 +1,10 @@
-//! What a run found ([`Outcome`]) and the exit code it becomes ([`ExitCode`]).
+//! What a run found ([`Outcome`]) and the exit code it becomes ([`Exit`]).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// What a boot found. Kept apart from [`crate::RunError`], which is why a
+/// What a boot found. Kept apart from [`super::BootError`], which is why a
 /// boot could not happen at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -51,53 +51,75 @@ impl fmt::Display for Outcome {
 /// that `git bisect run` does the right thing: 0 good, 1-127 bad except 125
 /// skip, above 127 abort.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum ExitCode {
-    /// pass
-    Good = 0,
+pub enum Exit {
+    /// pass; a bisect's verified answer
+    Good,
     /// fail (or an outcome remapped to bad)
-    Bad = 1,
+    Bad,
     /// crash
-    Crash = 2,
+    Crash,
+    /// a bisect named an answer that its verification did not confirm
+    NotVerified,
     /// hang
-    Hang = 3,
-    /// skip, no-verdict (by default)
-    Skip = 125,
+    Hang,
+    /// skip, no-verdict (by default); a tree that does not build
+    Skip,
     /// could not run: setup error, bad input, init `error`
-    Error = 128,
+    Error,
     /// interrupted by a signal (Ctrl-C)
-    Interrupted = 130,
+    Interrupted,
 }
 
-impl ExitCode {
+impl Exit {
     /// The number the process exits with.
     pub fn code(self) -> u8 {
-        self as u8
+        match self {
+            Exit::Good => 0,
+            Exit::Bad => 1,
+            Exit::Crash | Exit::NotVerified => 2,
+            Exit::Hang => 3,
+            Exit::Skip => 125,
+            Exit::Error => 128,
+            Exit::Interrupted => 130,
+        }
     }
 }
 
-impl From<ExitCode> for std::process::ExitCode {
-    fn from(code: ExitCode) -> Self {
+impl From<Exit> for std::process::ExitCode {
+    fn from(code: Exit) -> Self {
         std::process::ExitCode::from(code.code())
     }
 }
 
-/// What `--on-crash`, `--on-hang` and `--on-no-verdict` turn an outcome into.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Decision {
-    /// exit 0
+/// Good, bad or skip: what a kernel (or commit) is for the bug, and what
+/// `--on-crash`, `--on-hang` and `--on-no-verdict` turn an outcome into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mark {
+    /// The bug is absent (exit 0).
     Good,
-    /// exit 1
+    /// The bug is present (exit 1).
     Bad,
-    /// exit 125
+    /// Cannot tell: does not build, the repro skipped, no verdict (exit 125).
     Skip,
 }
 
-impl From<Decision> for ExitCode {
-    fn from(d: Decision) -> Self {
-        match d {
-            Decision::Good => ExitCode::Good,
-            Decision::Bad => ExitCode::Bad,
-            Decision::Skip => ExitCode::Skip,
+impl Mark {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mark::Good => "good",
+            Mark::Bad => "bad",
+            Mark::Skip => "skip",
+        }
+    }
+}
+
+impl From<Mark> for Exit {
+    fn from(m: Mark) -> Self {
+        match m {
+            Mark::Good => Exit::Good,
+            Mark::Bad => Exit::Bad,
+            Mark::Skip => Exit::Skip,
         }
     }
 }
@@ -106,22 +128,22 @@ impl From<Decision> for ExitCode {
 /// the bug being chased.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Remap {
-    pub on_crash: Option<Decision>,
-    pub on_hang: Option<Decision>,
-    pub on_no_verdict: Option<Decision>,
+    pub on_crash: Option<Mark>,
+    pub on_hang: Option<Mark>,
+    pub on_no_verdict: Option<Mark>,
 }
 
 impl Remap {
     /// The exit code of `outcome` under this remapping.
-    pub fn exit_code(&self, outcome: Outcome) -> ExitCode {
+    pub fn exit_code(&self, outcome: Outcome) -> Exit {
         match outcome {
-            Outcome::Pass => ExitCode::Good,
-            Outcome::Fail => ExitCode::Bad,
-            Outcome::Crash => self.on_crash.map_or(ExitCode::Crash, ExitCode::from),
-            Outcome::Hang => self.on_hang.map_or(ExitCode::Hang, ExitCode::from),
-            Outcome::Skip => ExitCode::Skip,
-            Outcome::NoVerdict => self.on_no_verdict.map_or(ExitCode::Skip, ExitCode::from),
-            Outcome::Error => ExitCode::Error,
+            Outcome::Pass => Exit::Good,
+            Outcome::Fail => Exit::Bad,
+            Outcome::Crash => self.on_crash.map_or(Exit::Crash, Exit::from),
+            Outcome::Hang => self.on_hang.map_or(Exit::Hang, Exit::from),
+            Outcome::Skip => Exit::Skip,
+            Outcome::NoVerdict => self.on_no_verdict.map_or(Exit::Skip, Exit::from),
+            Outcome::Error => Exit::Error,
         }
     }
 }
@@ -163,21 +185,20 @@ mod tests {
         .map(|o| r.exit_code(o).code())
         .collect();
         assert_eq!(codes, [0, 1, 2, 3, 125, 125, 128]);
-        assert_eq!(ExitCode::Interrupted.code(), 130);
+        assert_eq!(Exit::Interrupted.code(), 130);
     }
 
     #[test]
     fn remap_changes_only_what_it_names() {
-        let r =
-            Remap { on_crash: Some(Decision::Good), on_hang: Some(Decision::Bad), on_no_verdict: Some(Decision::Bad) };
-        assert_eq!(r.exit_code(Outcome::Crash), ExitCode::Good);
-        assert_eq!(r.exit_code(Outcome::Hang), ExitCode::Bad);
-        assert_eq!(r.exit_code(Outcome::NoVerdict), ExitCode::Bad);
-        assert_eq!(r.exit_code(Outcome::Fail), ExitCode::Bad);
-        assert_eq!(r.exit_code(Outcome::Error), ExitCode::Error);
-        let r = Remap { on_crash: Some(Decision::Skip), ..Remap::default() };
-        assert_eq!(r.exit_code(Outcome::Crash), ExitCode::Skip);
-        assert_eq!(r.exit_code(Outcome::Hang), ExitCode::Hang);
+        let r = Remap { on_crash: Some(Mark::Good), on_hang: Some(Mark::Bad), on_no_verdict: Some(Mark::Bad) };
+        assert_eq!(r.exit_code(Outcome::Crash), Exit::Good);
+        assert_eq!(r.exit_code(Outcome::Hang), Exit::Bad);
+        assert_eq!(r.exit_code(Outcome::NoVerdict), Exit::Bad);
+        assert_eq!(r.exit_code(Outcome::Fail), Exit::Bad);
+        assert_eq!(r.exit_code(Outcome::Error), Exit::Error);
+        let r = Remap { on_crash: Some(Mark::Skip), ..Remap::default() };
+        assert_eq!(r.exit_code(Outcome::Crash), Exit::Skip);
+        assert_eq!(r.exit_code(Outcome::Hang), Exit::Hang);
     }
 
     #[test]

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use repros::protocol;
 use serde::Serialize;
 
+use super::BootError;
 use crate::host::cache::Cache;
 use crate::image::arch::Arch;
-use crate::RunError;
 
 /// Flags every boot gets: no devices but the ones asked for, no display, no
 /// user config, and a guest reboot (panic=-1) ends qemu instead of rebooting.
@@ -44,7 +44,7 @@ pub enum Machine {
 impl Machine {
     /// The machine `--machine` names for a guest of `arch`; an x86 machine
     /// for an arm64 guest (or the other way round) is an error.
-    pub fn from_choice(c: MachineChoice, arch: Arch) -> Result<Machine, RunError> {
+    pub fn from_choice(c: MachineChoice, arch: Arch) -> Result<Machine, BootError> {
         let machine = match (c, arch) {
             (MachineChoice::Auto, Arch::X86_64) | (MachineChoice::Microvm, _) => Machine::Microvm,
             (MachineChoice::Auto, Arch::Aarch64) | (MachineChoice::Virt, _) => Machine::Virt,
@@ -52,7 +52,7 @@ impl Machine {
             (MachineChoice::Q35, _) => Machine::Q35,
         };
         if machine.arch() != arch {
-            return Err(RunError::BadFlag(format!(
+            return Err(BootError::BadFlag(format!(
                 "--machine {} is an {} machine; this guest is {arch} (use --machine auto)",
                 machine.name(),
                 machine.arch()
@@ -232,20 +232,64 @@ pub fn is_kvm_failure(line: &str) -> bool {
     KVM_FAILURES.iter().any(|p| line.contains(p))
 }
 
-/// The kernel command line: the console, reboot (so qemu exits) on panic,
-/// the repro, which of `--runs N` this boot is, the `speedups` (see
-/// [`speedup_words`]), then the user's `--append`, last, so that a user's
-/// `cryptomgr.notests=0` or `8250.nr_uarts=4` wins.
-pub fn kernel_cmdline(arch: Arch, repro: &str, run: u32, speedups: &[&str], append: &[String]) -> String {
-    let mut words = vec![
-        format!("console={}", arch.console()),
-        "panic=-1".to_owned(),
-        format!("{}{}={repro}", protocol::CMDLINE_PREFIX, protocol::CMDLINE_REPRO),
-        format!("{}{}={run}", protocol::CMDLINE_PREFIX, protocol::CMDLINE_RUN),
-    ];
-    words.extend(speedups.iter().map(|w| (*w).to_owned()));
-    words.extend(append.iter().cloned());
-    words.join(" ")
+/// Everything on one boot's kernel command line. [`Cmdline::render`] is
+/// the one place it is put together: krepro's words first, the user's
+/// `--append` words last, so that a word of the user's wins over one of
+/// krepro's (the kernel takes the last of a repeated parameter), e.g.
+/// `cryptomgr.notests=0` or `krepro.deadline_ms=5000`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cmdline<'a> {
+    pub arch: Arch,
+    /// The repro init runs (`exec` for a program).
+    pub repro: &'a str,
+    /// Which of `--runs N` this boot is.
+    pub run: u32,
+    /// The host's `--timeout`: racing repros stop before it.
+    pub deadline_ms: u128,
+    /// `--console quiet`.
+    pub quiet: bool,
+    /// Seconds the guest gives an `--exec` program.
+    pub guest_timeout: Option<u64>,
+    /// The host's TSC rate, for microvm under TCG (see [`host_tsc_khz`]).
+    pub tsc_early_khz: Option<u64>,
+    /// [`speedup_words`], unless `--no-speedups`.
+    pub speedups: &'a [&'static str],
+    /// The user's `--append`, last.
+    pub user: &'a [String],
+}
+
+impl Cmdline<'_> {
+    /// The words, in order: the console and reboot on panic (so qemu
+    /// exits), then krepro's parameters for init, the guest's timing, the
+    /// speed-ups, and the user's words.
+    pub fn words(&self) -> Vec<String> {
+        let param = |key: &str, value: &dyn std::fmt::Display| format!("{}{key}={value}", protocol::CMDLINE_PREFIX);
+        let mut words = vec![
+            format!("console={}", self.arch.console()),
+            "panic=-1".to_owned(),
+            param(protocol::CMDLINE_REPRO, &self.repro),
+            param(protocol::CMDLINE_RUN, &self.run),
+            param(protocol::CMDLINE_DEADLINE_MS, &self.deadline_ms),
+            // The output port is attached: init waits for the kernel to show it.
+            param(protocol::CMDLINE_OUTPUT_PORT, &1),
+        ];
+        if let Some(secs) = self.guest_timeout {
+            words.push(param(protocol::CMDLINE_GUEST_TIMEOUT, &secs));
+        }
+        if self.quiet {
+            words.push("quiet".to_owned());
+        }
+        if let Some(khz) = self.tsc_early_khz {
+            words.push(format!("tsc_early_khz={khz}"));
+        }
+        words.extend(self.speedups.iter().map(|w| (*w).to_owned()));
+        words.extend(self.user.iter().cloned());
+        words
+    }
+
+    pub fn render(&self) -> String {
+        self.words().join(" ")
+    }
 }
 
 /// Kernel command-line words that cut boot time without changing what a
@@ -356,10 +400,10 @@ pub fn qemu_args(p: &QemuParams<'_>) -> Vec<OsString> {
 /// Finds qemu for `arch`; when it is missing and we are root on a
 /// Debian-family system, installs it with apt-get (saying so), else fails
 /// with the exact command.
-pub fn find_or_install(arch: Arch, say: &mut dyn FnMut(&str)) -> Result<PathBuf, RunError> {
+pub fn find_or_install(arch: Arch, say: &mut dyn FnMut(&str)) -> Result<PathBuf, BootError> {
     crate::host::install::find_or_install(arch.qemu(), arch.qemu_package(), say).map_err(|e| match e {
-        crate::host::install::InstallError::Missing { tool, hint } => RunError::QemuMissing { qemu: tool, hint },
-        crate::host::install::InstallError::Failed { package, reason } => RunError::QemuInstall { package, reason },
+        crate::host::install::InstallError::Missing { tool, hint } => BootError::QemuMissing { qemu: tool, hint },
+        crate::host::install::InstallError::Failed { package, reason } => BootError::QemuInstall { package, reason },
     })
 }
 
@@ -367,18 +411,48 @@ pub fn find_or_install(arch: Arch, say: &mut dyn FnMut(&str)) -> Result<PathBuf,
 mod tests {
     use super::*;
 
+    fn cmdline<'a>(speedups: &'a [&'static str], user: &'a [String]) -> Cmdline<'a> {
+        Cmdline {
+            arch: Arch::X86_64,
+            repro: "smoke",
+            run: 2,
+            deadline_ms: 60_000,
+            quiet: false,
+            guest_timeout: None,
+            tsc_early_khz: None,
+            speedups,
+            user,
+        }
+    }
+
     #[test]
-    fn cmdline_has_console_panic_and_repro_then_user_words() {
+    fn cmdline_has_console_panic_and_krepros_words_then_the_users() {
+        let user = ["krepro.max_uptime_ms=10".to_owned(), "quiet".to_owned()];
         assert_eq!(
-            kernel_cmdline(
-                Arch::X86_64,
-                "smoke",
-                2,
-                &["cryptomgr.notests"],
-                &["krepro.max_uptime_ms=10".into(), "quiet".into()]
-            ),
-            "console=ttyS0 panic=-1 krepro.repro=smoke krepro.run=2 cryptomgr.notests krepro.max_uptime_ms=10 quiet"
+            cmdline(&["cryptomgr.notests"], &user).render(),
+            "console=ttyS0 panic=-1 krepro.repro=smoke krepro.run=2 krepro.deadline_ms=60000 krepro.output_port=1 \
+             cryptomgr.notests krepro.max_uptime_ms=10 quiet"
         );
+        let all = Cmdline { quiet: true, guest_timeout: Some(9), tsc_early_khz: Some(2_000_000), ..cmdline(&[], &[]) };
+        assert!(all.render().ends_with(" krepro.guest_timeout=9 quiet tsc_early_khz=2000000"), "{}", all.render());
+    }
+
+    #[test]
+    fn a_users_word_comes_after_every_word_krepro_adds() {
+        // Every word krepro can add, with a value or not.
+        let speedups = speedup_words(Arch::X86_64, true);
+        let full = Cmdline { quiet: true, guest_timeout: Some(9), tsc_early_khz: Some(1), ..cmdline(&speedups, &[]) };
+        let ours = full.words();
+        assert!(ours.len() >= 13, "{ours:?}");
+        for word in &ours {
+            // The user's own value for it: the kernel takes the last.
+            let key = word.split('=').next().unwrap_or(word);
+            let theirs = [format!("{key}=user")];
+            let words = Cmdline { user: &theirs, ..full.clone() }.words();
+            let mine = words.iter().rposition(|w| w == word).unwrap();
+            let user = words.iter().rposition(|w| *w == theirs[0]).unwrap();
+            assert!(user > mine && user == words.len() - 1, "{key}: {words:?}");
+        }
     }
 
     #[test]
@@ -476,7 +550,7 @@ mod tests {
         let p = QemuParams {
             kernel: Path::new("/k/Image"),
             initrd: Path::new("i"),
-            cmdline: &kernel_cmdline(Arch::Aarch64, "smoke", 1, &[], &[]),
+            cmdline: &Cmdline { arch: Arch::Aarch64, ..cmdline(&[], &[]) }.render(),
             accel: Accel::Tcg,
             machine: Machine::from_choice(MachineChoice::Auto, Arch::Aarch64).unwrap(),
             acpi: true,

@@ -1,9 +1,10 @@
 //! One boot: qemu under a guard, the console read live, the verdict taken
 //! from every channel, and the outcome decided.
 //!
-//! A command makes one [`Plan`] from its flags (what every boot shares),
-//! one [`Target`] per kernel (the checked image, its entry, the initrd
-//! with that kernel's modules), then calls [`run`] once per boot.
+//! A command makes one [`Plan`] (what every boot shares: the session
+//! checks the flags once and fills it in), one [`Bootable`] per kernel
+//! (the checked image, its entry, the initrd with that kernel's modules),
+//! then calls [`run`] once per boot.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,12 +20,12 @@ use super::disk::{self, DiskSpec};
 use super::log::{ConsoleLog, LogDir};
 use super::outcome::Outcome;
 use super::qemu::{self, Accel, AccelChoice, Machine, QemuParams};
+use super::BootError;
 use crate::host::cache::Cache;
 use crate::host::spawn::{Cmd, Line, Stream};
 use crate::image::kernel::{self, Kernel};
 use crate::image::vmlinux;
 use crate::initrd::extras::Extras;
-use crate::RunError;
 use rustix::fd::OwnedFd;
 
 /// Under KVM, a guest that prints nothing this long is taken as a KVM that
@@ -45,8 +46,13 @@ pub struct Plan {
     /// krepro's initrd (init and nothing else).
     pub initrd: PathBuf,
     pub repro: String,
-    /// Kernel command line words after krepro's own.
+    /// The user's kernel command line words: last, after krepro's own
+    /// ([`qemu::Cmdline`]).
     pub append: Vec<String>,
+    /// `--console quiet`.
+    pub quiet: bool,
+    /// Seconds the guest gives an `--exec` program (`--guest-timeout`).
+    pub guest_timeout: Option<u64>,
     pub timeout: Duration,
     pub accel: AccelChoice,
     /// The KVM device to try (`/dev/kvm`).
@@ -84,6 +90,8 @@ impl Plan {
             initrd,
             repro: repro.to_owned(),
             append: Vec::new(),
+            quiet: false,
+            guest_timeout: None,
             timeout: Duration::from_secs(60),
             accel: AccelChoice::Auto,
             kvm_device: qemu::KVM_DEVICE.into(),
@@ -103,15 +111,15 @@ impl Plan {
         }
     }
 
-    /// Makes `kernel` ready to boot: checks it is a kernel image of the
-    /// plan's architecture, picks its
-    /// entry (taking the vmlinux out once, cached), and packs the initrd
-    /// additions with its modules. `say` gets any fallback.
-    pub fn target(&self, kernel: &Path, say: &mut dyn FnMut(&str)) -> Result<Target, RunError> {
-        let kernel = kernel::check_kernel(kernel)?;
+    /// Makes `kernel` (checked) ready to boot: a kernel of the plan's
+    /// architecture, its entry picked (the vmlinux taken out once,
+    /// cached), the initrd additions packed with its modules. `say` gets
+    /// any fallback.
+    pub fn target(&self, kernel: &Kernel, say: &mut dyn FnMut(&str)) -> Result<Bootable, BootError> {
+        let kernel = kernel.clone();
         let arch = self.machine.arch();
         if kernel.arch != arch {
-            return Err(RunError::BadFlag(format!(
+            return Err(BootError::BadFlag(format!(
                 "{} is an {} kernel, but this run boots {arch} guests (--arch {} or --machine {}); one run boots one architecture",
                 kernel.path.display(),
                 kernel.arch,
@@ -120,7 +128,8 @@ impl Plan {
             )));
         }
         let boot_image = choose_entry(&kernel, self.entry, &self.cache, say)?;
-        let extra_initrd = self.extras.pack_for(&kernel, self.machine, &self.device_modules())?;
+        let extra_initrd =
+            self.extras.pack_for(&kernel, arch, self.machine.channel_modules(), &self.device_modules())?;
         let facts = kernel::config_facts(&kernel);
         // The config beside the kernel tells what it cannot do with what
         // was asked for; the boot goes ahead (the repro decides).
@@ -137,7 +146,7 @@ impl Plan {
                 kernel.path.display()
             ));
         }
-        Ok(Target {
+        Ok(Bootable {
             kernel,
             boot_image,
             acpi: facts.acpi,
@@ -164,7 +173,7 @@ impl Plan {
 
 /// One kernel, ready to boot.
 #[derive(Clone, Debug)]
-pub struct Target {
+pub struct Bootable {
     pub kernel: Kernel,
     /// What `-kernel` gets: the PVH vmlinux, or the bzImage.
     pub boot_image: BootImage,
@@ -227,11 +236,11 @@ pub fn choose_entry(
     choice: EntryChoice,
     cache: &Cache,
     say: &mut dyn FnMut(&str),
-) -> Result<BootImage, RunError> {
+) -> Result<BootImage, BootError> {
     if kernel.arch == crate::image::arch::Arch::Aarch64 {
         return match choice {
             EntryChoice::Auto => Ok(BootImage::Image),
-            EntryChoice::Pvh | EntryChoice::Bzimage => Err(RunError::BadFlag(format!(
+            EntryChoice::Pvh | EntryChoice::Bzimage => Err(BootError::BadFlag(format!(
                 "--entry {}: {} is an arm64 Image, which has one entry (use --entry auto)",
                 if choice == EntryChoice::Pvh { "pvh" } else { "bzimage" },
                 kernel.path.display()
@@ -240,10 +249,10 @@ pub fn choose_entry(
     }
     match choice {
         EntryChoice::Bzimage => Ok(BootImage::BzImage),
-        EntryChoice::Pvh => vmlinux::pvh_vmlinux(cache, &kernel.path)
+        EntryChoice::Pvh => vmlinux::pvh_vmlinux(&cache.vmlinux(), &kernel.path)
             .map(BootImage::Pvh)
-            .map_err(|e| RunError::BadFlag(format!("--entry pvh: {}: {e}", kernel.path.display()))),
-        EntryChoice::Auto => match vmlinux::pvh_vmlinux(cache, &kernel.path) {
+            .map_err(|e| BootError::BadFlag(format!("--entry pvh: {}: {e}", kernel.path.display()))),
+        EntryChoice::Auto => match vmlinux::pvh_vmlinux(&cache.vmlinux(), &kernel.path) {
             Ok(p) => Ok(BootImage::Pvh(p)),
             Err(e) => {
                 say(&format!("booting the bzImage (no PVH fast path: {e})"));
@@ -332,10 +341,10 @@ pub struct RunResult {
 /// booted instead.
 pub fn run(
     plan: &Plan,
-    target: &Target,
+    target: &Bootable,
     run_index: u32,
     on_event: &mut dyn FnMut(RunEvent<'_>),
-) -> Result<RunResult, RunError> {
+) -> Result<RunResult, BootError> {
     let started = Instant::now();
     let arch = plan.machine.arch();
     let foreign = || {
@@ -346,9 +355,9 @@ pub fn run(
     };
     let mut accel = match plan.accel {
         AccelChoice::Tcg => Accel::Tcg,
-        AccelChoice::Kvm if !arch.kvm_capable() => return Err(RunError::KvmUnavailable(foreign())),
+        AccelChoice::Kvm if !arch.kvm_capable() => return Err(BootError::KvmUnavailable(foreign())),
         AccelChoice::Kvm => {
-            qemu::kvm_usable(&plan.kvm_device).map_err(RunError::KvmUnavailable)?;
+            qemu::kvm_usable(&plan.kvm_device).map_err(BootError::KvmUnavailable)?;
             Accel::Kvm
         }
         AccelChoice::Auto if !arch.kvm_capable() => {
@@ -371,7 +380,7 @@ pub fn run(
     let mut pvh_retried = false;
     loop {
         let attempt = match (boot(plan, &target, run_index, accel, started, on_event), &target.boot_image) {
-            (Err(RunError::QemuFailed { status, stderr }), BootImage::Pvh(image)) => {
+            (Err(BootError::QemuFailed { status, stderr }), BootImage::Pvh(image)) => {
                 let image = image.clone();
                 if !pvh_retried && image.starts_with(plan.cache.vmlinux()) {
                     // A cached image qemu cannot load is damaged: make it again, once.
@@ -383,7 +392,7 @@ pub fn run(
                             image.display()
                         ),
                     });
-                    if let Ok(fresh) = vmlinux::pvh_vmlinux(&plan.cache, &target.kernel.path) {
+                    if let Ok(fresh) = vmlinux::pvh_vmlinux(&plan.cache.vmlinux(), &target.kernel.path) {
                         target.to_mut().boot_image = BootImage::Pvh(fresh);
                         continue;
                     }
@@ -403,7 +412,7 @@ pub fn run(
                 on_event(RunEvent::Fallback { reason: &format!("KVM failed at run time ({why}); retrying under TCG") });
                 accel = Accel::Tcg;
             }
-            Attempt::KvmBroken(why) => return Err(RunError::KvmFailed(why)),
+            Attempt::KvmBroken(why) => return Err(BootError::KvmFailed(why)),
         }
     }
 }
@@ -415,28 +424,28 @@ enum Attempt {
 
 fn boot(
     plan: &Plan,
-    target: &Target,
+    target: &Bootable,
     run_index: u32,
     accel: Accel,
     started: Instant,
     on_event: &mut dyn FnMut(RunEvent<'_>),
-) -> Result<Attempt, RunError> {
+) -> Result<Attempt, BootError> {
     let scratch =
-        tempfile::Builder::new().prefix("krepro-").tempdir().map_err(|e| RunError::io("create a temp dir", e))?;
+        tempfile::Builder::new().prefix("krepro-").tempdir().map_err(|e| BootError::io("create a temp dir", e))?;
     let verdict_file = scratch.path().join("verdict");
     let log = plan
         .logs
         .create(&format!("{}-{}", plan.repro, accel.name()))
-        .map_err(|e| RunError::io(format!("create a console log in {}", plan.logs.dir.display()), e))?;
+        .map_err(|e| BootError::io(format!("create a console log in {}", plan.logs.dir.display()), e))?;
 
     let initrd = if target.extra_initrd.is_empty() {
         plan.initrd.clone()
     } else {
         let combined = scratch.path().join("initrd.cpio.gz");
         let mut bytes =
-            std::fs::read(&plan.initrd).map_err(|e| RunError::io(format!("read {}", plan.initrd.display()), e))?;
+            std::fs::read(&plan.initrd).map_err(|e| BootError::io(format!("read {}", plan.initrd.display()), e))?;
         bytes.extend_from_slice(&target.extra_initrd);
-        std::fs::write(&combined, bytes).map_err(|e| RunError::io(format!("write {}", combined.display()), e))?;
+        std::fs::write(&combined, bytes).map_err(|e| BootError::io(format!("write {}", combined.display()), e))?;
         combined
     };
     let arch = plan.machine.arch();
@@ -445,21 +454,18 @@ fn boot(
     } else {
         Vec::new()
     };
-    let mut cmdline = qemu::kernel_cmdline(arch, &plan.repro, run_index, &speedups, &plan.append);
-    // The guest's own deadline: racing repros stop before the hang timer.
-    cmdline.push_str(&format!(
-        " {}{}={}",
-        repros::protocol::CMDLINE_PREFIX,
-        repros::protocol::CMDLINE_DEADLINE_MS,
-        plan.timeout.as_millis()
-    ));
-    // The output port is attached: init waits for the kernel to show it.
-    cmdline.push_str(&format!(" {}{}=1", repros::protocol::CMDLINE_PREFIX, repros::protocol::CMDLINE_OUTPUT_PORT));
-    if plan.machine == Machine::Microvm && accel == Accel::Tcg {
-        if let Some(khz) = qemu::host_tsc_khz() {
-            cmdline.push_str(&format!(" tsc_early_khz={khz}"));
-        }
+    let cmdline = qemu::Cmdline {
+        arch,
+        repro: &plan.repro,
+        run: run_index,
+        deadline_ms: plan.timeout.as_millis(),
+        quiet: plan.quiet,
+        guest_timeout: plan.guest_timeout,
+        tsc_early_khz: (plan.machine == Machine::Microvm && accel == Accel::Tcg).then(qemu::host_tsc_khz).flatten(),
+        speedups: &speedups,
+        user: &plan.append,
     }
+    .render();
     let mut extra = disk::qemu_args(&plan.disks, scratch.path(), plan.machine.has_pci())?;
     extra.extend(plan.qemu_args.iter().map(Into::into));
     let output_fifo = scratch.path().join("output");
@@ -508,9 +514,9 @@ fn boot(
             }
         }
         if plan.interrupt.load(Ordering::SeqCst) {
-            return Err(RunError::Interrupted);
+            return Err(BootError::Interrupted);
         }
-        if let Some(status) = qemu.try_wait().map_err(|e| RunError::io("wait for qemu", e))? {
+        if let Some(status) = qemu.try_wait().map_err(|e| BootError::io("wait for qemu", e))? {
             // Take what the readers still hold: the console's last lines
             // matter most (the verdict, the panic), then the guest's output
             // still in the FIFO, then why qemu failed.
@@ -553,7 +559,7 @@ fn boot(
     if scan.lines == 0 && !timed_out && exit_kind.is_none() && qemu_status != Some(0) {
         // qemu never got a kernel to print anything: its own failure.
         let status = status.map_or_else(|| "killed".to_owned(), |s| s.to_string());
-        return Err(RunError::QemuFailed { status, stderr: last_lines(&stderr, 3) });
+        return Err(BootError::QemuFailed { status, stderr: last_lines(&stderr, 3) });
     }
 
     let obs = Observations {
@@ -609,7 +615,7 @@ fn boot(
 /// that keeps a read from ending before qemu has opened its end.
 /// Through a FIFO a guest that prints faster than we read waits instead
 /// of filling memory: qemu stops taking from the virtio-serial port.
-fn output_fifo_pair(base: &Path) -> Result<(std::fs::File, OwnedFd), RunError> {
+fn output_fifo_pair(base: &Path) -> Result<(std::fs::File, OwnedFd), BootError> {
     use rustix::fs::{FileType, Mode, OFlags, CWD};
     let fifo = |suffix: &str| {
         let mut p = base.as_os_str().to_owned();
@@ -619,16 +625,16 @@ fn output_fifo_pair(base: &Path) -> Result<(std::fs::File, OwnedFd), RunError> {
     let (out, input) = (fifo(".out"), fifo(".in"));
     for path in [&out, &input] {
         rustix::fs::mknodat(CWD, path, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
-            .map_err(|e| RunError::io(format!("mkfifo {}", path.display()), e.into()))?;
+            .map_err(|e| BootError::io(format!("mkfifo {}", path.display()), e.into()))?;
     }
     let open = |flags: OFlags| {
         rustix::fs::open(&out, flags | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| RunError::io(format!("open {}", out.display()), e.into()))
+            .map_err(|e| BootError::io(format!("open {}", out.display()), e.into()))
     };
     let reader = open(OFlags::RDONLY)?;
     let writer = open(OFlags::WRONLY)?;
     // Blocking reads from here on; fewer, larger reads with a bigger pipe.
-    rustix::fs::fcntl_setfl(&reader, OFlags::empty()).map_err(|e| RunError::io("fcntl the output FIFO", e.into()))?;
+    rustix::fs::fcntl_setfl(&reader, OFlags::empty()).map_err(|e| BootError::io("fcntl the output FIFO", e.into()))?;
     let _ = rustix::pipe::fcntl_setpipe_size(&reader, 1 << 20);
     Ok((std::fs::File::from(reader), writer))
 }

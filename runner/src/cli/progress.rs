@@ -6,7 +6,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use crate::build::BuildEvent;
+use crate::builder::BuildEvent;
 
 pub struct Progress {
     tty: bool,

@@ -77,6 +77,13 @@ impl Cache {
         self.root.join("worktrees")
     }
 
+    /// The guest side: krepro's embedded source written out, cargo's
+    /// target dirs, built inits and initrds (by content), compiled C
+    /// repros.
+    pub fn guest(&self) -> PathBuf {
+        self.root.join("guest")
+    }
+
     /// Where `--accel auto` remembers that KVM failed at run time.
     pub fn kvm_broken(&self) -> PathBuf {
         self.root.join("kvm-broken")
@@ -90,9 +97,17 @@ mod tests {
     #[test]
     fn everything_is_below_the_root() {
         let c = Cache::at("/t/krepro");
-        for p in
-            [c.kernels(), c.logs(), c.vmlinux(), c.build_dirs(), c.built(), c.treehash(), c.bisect(), c.kvm_broken()]
-        {
+        for p in [
+            c.kernels(),
+            c.logs(),
+            c.vmlinux(),
+            c.build_dirs(),
+            c.built(),
+            c.treehash(),
+            c.bisect(),
+            c.guest(),
+            c.kvm_broken(),
+        ] {
             assert!(p.starts_with("/t/krepro") && p != Path::new("/t/krepro"), "{}", p.display());
         }
     }

@@ -3,16 +3,14 @@
 //! a series, in order, for a bisect over them; and finding the kernel to
 //! boot when the user names none.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::host::cache::Cache;
 use crate::host::install::{apt_update, ensure_dpkg_arch};
 use crate::host::spawn::Cmd;
 use crate::image::arch::Arch;
-use crate::image::kernel::{check_kernel, Kernel};
+
 use crate::image::version::{release_matches, version_cmp};
-use crate::RunError;
 
 /// The packages searched: Debian's cloud kernels for `arch` (small, boot
 /// fine in qemu, built with what krepro needs: X86_IOPL_IOPERM, PVH and
@@ -291,60 +289,6 @@ fn newest_package(names: &[String], series: Option<&str>) -> Option<(String, Str
         .filter_map(|n| release_of(n))
         .filter(|(_, release)| series.is_none_or(|s| release_matches(release, s)))
         .max_by(|a, b| version_cmp(&a.1, &b.1))
-}
-
-/// Where a kernel came from, for the message that says which one is used.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KernelSource {
-    Flag,
-    Env,
-    Cache,
-    Boot,
-    Fetched,
-}
-
-/// Finds the kernel to boot: `explicit` (`--kernel`), else `$KREPRO_KERNEL`,
-/// else for `arch` (`--arch`; None: the host's) the newest kernel in the
-/// cache, else /boot/vmlinuz-$(uname -r) if readable and of the host's
-/// architecture, else fetches the newest distro kernel into the cache.
-/// A kernel named by path is taken whatever its architecture: the caller
-/// checks it against `--arch`.
-pub fn resolve(
-    explicit: Option<&Path>,
-    arch: Option<Arch>,
-    cache: &Cache,
-    say: &mut dyn FnMut(&str),
-) -> Result<(Kernel, KernelSource), RunError> {
-    if let Some(path) = explicit {
-        return Ok((check_kernel(path)?, KernelSource::Flag));
-    }
-    if let Some(path) = std::env::var_os("KREPRO_KERNEL").filter(|v| !v.is_empty()) {
-        return Ok((check_kernel(Path::new(&path))?, KernelSource::Env));
-    }
-    let arch = arch.unwrap_or_else(Arch::host_or_default);
-    if let Some(path) = newest_cached(&cache.kernels(), arch, None) {
-        return Ok((check_kernel(&path)?, KernelSource::Cache));
-    }
-    let release = rustix::system::uname().release().to_string_lossy().into_owned();
-    let boot = PathBuf::from(format!("/boot/vmlinuz-{release}"));
-    if File::open(&boot).is_ok() {
-        if let Ok(k) = check_kernel(&boot).and_then(|k| {
-            if k.arch == arch {
-                Ok(k)
-            } else {
-                Err(RunError::KernelNotFound(boot.clone()))
-            }
-        }) {
-            return Ok((k, KernelSource::Boot));
-        }
-    }
-    say(&format!(
-        "no kernel given (--kernel), no {arch} kernel in the cache and no readable /boot kernel: fetching the newest distro kernel"
-    ));
-    match fetch(cache, None, arch, say) {
-        Ok(path) => Ok((check_kernel(&path)?, KernelSource::Fetched)),
-        Err(e) => Err(RunError::NoKernel(e.to_string())),
-    }
 }
 
 /// The newest `arch` kernel under the kernel cache whose release starts

@@ -89,6 +89,12 @@ impl Cmd {
         self
     }
 
+    /// Removes an environment variable for the command.
+    pub fn env_remove(mut self, key: &str) -> Cmd {
+        self.inner.env_remove(key);
+        self
+    }
+
     /// Does not echo the command line.
     pub fn quiet(mut self) -> Cmd {
         self.echo = false;

@@ -6,7 +6,6 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::arch::Arch;
-use crate::RunError;
 
 /// Offset of the "HdrS" magic in the x86 boot protocol's setup header.
 const HDRS_OFFSET: u64 = 0x202;
@@ -23,6 +22,21 @@ const ZBOOT_MAGIC: &[u8; 4] = b"zimg";
 /// Where `linux_banner` begins: "Linux version " and the release.
 const BANNER: &[u8] = b"Linux version ";
 
+/// Why a file is not a kernel krepro can boot.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("kernel {0} does not exist")]
+    NotFound(PathBuf),
+    #[error("{path} is not a kernel image (an x86 bzImage or an arm64 Image): {why}")]
+    NotAKernel { path: PathBuf, why: String },
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> KernelError {
+    move |source| KernelError::Io { context, source }
+}
+
 /// A kernel image that passed [`check_kernel`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Kernel {
@@ -36,17 +50,17 @@ pub struct Kernel {
 /// its release, before qemu is ever started: an x86 bzImage ("HdrS" at
 /// 0x202), or an arm64 Image ("ARM\x64" at 56), plain, gzip'd (Debian's
 /// older `vmlinuz`, `Image.gz`) or as an EFI zboot image.
-pub fn check_kernel(path: &Path) -> Result<Kernel, RunError> {
-    let not_kernel = |why: &str| RunError::NotABzImage { path: path.to_owned(), why: why.to_owned() };
+pub fn check_kernel(path: &Path) -> Result<Kernel, KernelError> {
+    let not_kernel = |why: &str| KernelError::NotAKernel { path: path.to_owned(), why: why.to_owned() };
     let mut file = File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => RunError::KernelNotFound(path.to_owned()),
-        _ => RunError::io(format!("open kernel {}", path.display()), e),
+        std::io::ErrorKind::NotFound => KernelError::NotFound(path.to_owned()),
+        _ => io(format!("open kernel {}", path.display()))(e),
     })?;
     if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
         return Err(not_kernel("it is a directory"));
     }
     let mut header = [0u8; 0x210];
-    let n = read_up_to(&mut file, &mut header).map_err(|e| RunError::io(format!("read {}", path.display()), e))?;
+    let n = read_up_to(&mut file, &mut header).map_err(io(format!("read {}", path.display())))?;
     let head = &header[..n];
     if head.len() >= ARM64_HEADER && &head[ARM64_MAGIC_OFFSET..ARM64_MAGIC_OFFSET + 4] == ARM64_MAGIC {
         let release = arm64_version(path).and_then(|v| release_from_version(&v));
@@ -55,7 +69,7 @@ pub fn check_kernel(path: &Path) -> Result<Kernel, RunError> {
     if head.starts_with(&[0x1f, 0x8b]) {
         let mut inner = [0u8; ARM64_HEADER];
         let read = flate2::read::GzDecoder::new(std::io::BufReader::new(
-            File::open(path).map_err(|e| RunError::io(format!("open kernel {}", path.display()), e))?,
+            File::open(path).map_err(io(format!("open kernel {}", path.display())))?,
         ))
         .read_exact(&mut inner);
         if read.is_ok() && &inner[ARM64_MAGIC_OFFSET..ARM64_MAGIC_OFFSET + 4] == ARM64_MAGIC {
@@ -173,7 +187,7 @@ fn release_from_version(s: &str) -> Option<String> {
 /// `kernel build -o FILE` writes), beside the image as `config` (krepro's
 /// build cache) or `config-<release>` (a distro's /boot), or at the top of
 /// the tree for `arch/*/boot/bzImage` or `Image`.
-pub fn config_of(kernel: &Kernel) -> Option<std::collections::BTreeMap<String, crate::build::kconfig::Value>> {
+pub fn config_of(kernel: &Kernel) -> Option<std::collections::BTreeMap<String, super::config::Value>> {
     let dir = kernel.path.parent()?;
     let mut own = kernel.path.clone().into_os_string();
     own.push(".config");
@@ -186,7 +200,7 @@ pub fn config_of(kernel: &Kernel) -> Option<std::collections::BTreeMap<String, c
     if let Some(rel) = &kernel.release {
         candidates.push(dir.join(format!("config-{rel}")));
     }
-    candidates.iter().find_map(|c| std::fs::read_to_string(c).ok()).map(|t| crate::build::kconfig::parse_config(&t))
+    candidates.iter().find_map(|c| std::fs::read_to_string(c).ok()).map(|t| super::config::parse_config(&t))
 }
 
 /// What the runner needs to know of a kernel's config (found beside it).
@@ -206,7 +220,7 @@ pub struct ConfigFacts {
 }
 
 pub fn config_facts(kernel: &Kernel) -> ConfigFacts {
-    use crate::build::kconfig::Value;
+    use super::config::Value;
     match config_of(kernel) {
         None => ConfigFacts { acpi: true, periodic_ticks_only: false, smp: true, virtio_blk: true },
         Some(c) => ConfigFacts {
@@ -257,21 +271,21 @@ mod tests {
         f.write_all(&bytes[..bytes.len() - 1]).unwrap();
         let err = check_kernel(f.path()).unwrap_err();
         let want = format!("truncated: its boot header says {} bytes, the file has {}", bytes.len(), bytes.len() - 1);
-        assert!(matches!(&err, RunError::NotABzImage { why, .. } if *why == want), "{err}");
+        assert!(matches!(&err, KernelError::NotAKernel { why, .. } if *why == want), "{err}");
     }
 
     #[test]
     fn refuses_what_is_not_a_bzimage() {
         let err = check_kernel(Path::new("/etc/passwd")).unwrap_err();
-        assert!(matches!(err, RunError::NotABzImage { .. }), "{err:?}");
+        assert!(matches!(err, KernelError::NotAKernel { .. }), "{err:?}");
         assert!(err.to_string().contains("/etc/passwd"), "{err}");
         let err = check_kernel(Path::new("/nonexistent/bzImage")).unwrap_err();
-        assert!(matches!(err, RunError::KernelNotFound(_)), "{err:?}");
+        assert!(matches!(err, KernelError::NotFound(_)), "{err:?}");
         let err = check_kernel(Path::new("/")).unwrap_err();
-        assert!(matches!(err, RunError::NotABzImage { .. }), "{err:?}");
+        assert!(matches!(err, KernelError::NotAKernel { .. }), "{err:?}");
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&[0u8; 0x400]).unwrap();
-        assert!(matches!(check_kernel(f.path()).unwrap_err(), RunError::NotABzImage { .. }));
+        assert!(matches!(check_kernel(f.path()).unwrap_err(), KernelError::NotAKernel { .. }));
     }
 
     fn fake_arm64_image(banner: &str) -> Vec<u8> {

@@ -2,6 +2,7 @@
 //! PVH vmlinux inside them, ELF files, and version strings.
 
 pub mod arch;
+pub mod config;
 pub mod elf;
 pub mod kernel;
 pub(crate) mod version;

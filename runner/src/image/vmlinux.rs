@@ -16,7 +16,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::host::cache::Cache;
 use crate::image::elf::{Elf, ElfError, PT_NOTE};
 
 /// Bumped when extraction changes what it can do. 3: the vmlinux must be a
@@ -169,7 +168,8 @@ fn vmlinux_beside(bzimage: &Path) -> Option<PathBuf> {
 
 /// The PVH-bootable vmlinux for a bzImage: one built beside it, else the
 /// one taken out of it (cached, made on first use).
-pub fn pvh_vmlinux(cache: &Cache, bzimage: &Path) -> Result<PathBuf, PvhError> {
+/// `dir` is where taken-out images are kept (the cache's `vmlinux/`).
+pub fn pvh_vmlinux(dir: &Path, bzimage: &Path) -> Result<PathBuf, PvhError> {
     if let Some(v) = vmlinux_beside(bzimage) {
         return Ok(v);
     }
@@ -177,7 +177,6 @@ pub fn pvh_vmlinux(cache: &Cache, bzimage: &Path) -> Result<PathBuf, PvhError> {
     // The extractor's version is part of the key: a "no PVH" verdict from an
     // older extractor is not trusted.
     let key = format!("{}-v{EXTRACT_VERSION}", &blake3::hash(&bz).to_hex()[..24]);
-    let dir = cache.vmlinux();
     let path = dir.join(format!("{key}.elf"));
     let no_pvh = dir.join(format!("{key}.no-pvh"));
     if path.is_file() {
@@ -187,11 +186,11 @@ pub fn pvh_vmlinux(cache: &Cache, bzimage: &Path) -> Result<PathBuf, PvhError> {
         return Err(PvhError::Io(why));
     }
     let io = |e: std::io::Error| PvhError::Io(format!("write {}: {e}", dir.display()));
-    std::fs::create_dir_all(&dir).map_err(io)?;
+    std::fs::create_dir_all(dir).map_err(io)?;
     let result = extract(&bz).and_then(|elf| check_pvh(&elf).map(|()| elf));
     match result {
         Ok(elf) => {
-            let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
             std::io::Write::write_all(&mut tmp, &elf).map_err(io)?;
             tmp.persist(&path).map_err(|e| io(e.error))?;
             Ok(path)

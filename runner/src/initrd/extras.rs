@@ -8,13 +8,28 @@ use std::path::{Path, PathBuf};
 use repros::protocol;
 
 use super::modules::{self, ModuleError, Modules};
-use super::Entry;
-use crate::boot::qemu::Machine;
+use super::Member;
 use crate::host::spawn::Cmd;
 use crate::image::arch::Arch;
 use crate::image::elf::{self, ElfError};
 use crate::image::kernel::Kernel;
-use crate::RunError;
+
+/// Why an initrd addition cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtrasError {
+    #[error("--exec {}: {why}", .path.display())]
+    BadExec { path: PathBuf, why: String },
+    #[error("{0}")]
+    BadFlag(String),
+    #[error(transparent)]
+    Modules(#[from] ModuleError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> ExtrasError {
+    move |source| ExtrasError::Io { context, source }
+}
 
 /// What a dynamically linked --exec FILE needs instead.
 const STATIC_HINT: &str = "link it statically: `cc -static ...`, or for Rust \
@@ -51,8 +66,8 @@ pub struct ModuleSpec {
 /// The initrd additions of one command.
 #[derive(Clone, Debug, Default)]
 pub struct Extras {
-    /// --exec and --file entries, the same for every kernel.
-    fixed: Vec<Entry>,
+    /// --exec and --file members, the same for every kernel.
+    fixed: Vec<Member>,
     modules: Option<ModuleSpec>,
     /// The --exec program's architecture, from its ELF header (or, for a
     /// script, busybox's): it must be the guest's.
@@ -66,18 +81,18 @@ impl Extras {
     /// Reads and checks everything that does not depend on the kernel. A
     /// --exec FILE that is not a complete static executable is refused
     /// here, before qemu starts.
-    pub fn new(exec: Option<&ExecSpec>, files: &[String], modules: Option<ModuleSpec>) -> Result<Extras, RunError> {
+    pub fn new(exec: Option<&ExecSpec>, files: &[String], modules: Option<ModuleSpec>) -> Result<Extras, ExtrasError> {
         let mut fixed = Vec::new();
         let mut notes = Vec::new();
         let mut exec_arch = None;
         if let Some(spec) = exec {
-            let (entries, arch) = exec_entries(spec, &mut notes)?;
-            let script = entries.iter().any(|e| e.path == "bin/busybox");
-            fixed.extend(entries);
+            let (members, arch) = exec_members(spec, &mut notes)?;
+            let script = members.iter().any(|e| e.path == "bin/busybox");
+            fixed.extend(members);
             exec_arch = Some((spec.path.clone(), arch, script));
         }
         for spec in files {
-            fixed.extend(file_entries(spec)?);
+            fixed.extend(file_members(spec)?);
         }
         Ok(Extras { fixed, modules, exec_arch, notes })
     }
@@ -86,13 +101,20 @@ impl Extras {
         self.fixed.is_empty() && self.modules.is_none()
     }
 
-    /// The entries for `kernel` booted on `machine`: the fixed ones and
-    /// the modules from the kernel's package, with their dependencies.
-    /// `needs` are modules the devices need (virtio_blk for disks), loaded
-    /// where the kernel has them as modules, like `--modules auto`'s.
-    pub fn entries_for(&self, kernel: &Kernel, machine: Machine, needs: &[&str]) -> Result<Vec<Entry>, RunError> {
+    /// The members for `kernel` booted as a guest of `guest`: the fixed
+    /// ones and the modules from the kernel's package, with their
+    /// dependencies. `channel` are the modules the verdict and output
+    /// channel need on the machine (what `--modules auto` loads); `needs`
+    /// are modules the devices need (virtio_blk for disks), loaded where
+    /// the kernel has them as modules, like `--modules auto`'s.
+    pub fn members_for(
+        &self,
+        kernel: &Kernel,
+        guest: Arch,
+        channel: &[&str],
+        needs: &[&str],
+    ) -> Result<Vec<Member>, ExtrasError> {
         if let Some((path, arch, script)) = &self.exec_arch {
-            let guest = machine.arch();
             if *arch != Some(guest) {
                 let why = match (arch, script) {
                     (_, true) => format!(
@@ -101,14 +123,14 @@ impl Extras {
                     (Some(a), false) => format!("an {a} executable, but the guest is {guest}"),
                     (None, false) => format!("not an executable for the {guest} guest"),
                 };
-                return Err(RunError::BadExec { path: path.clone(), why });
+                return Err(ExtrasError::BadExec { path: path.clone(), why });
             }
         }
         let mut out = self.fixed.clone();
         let from = self.modules.as_ref().and_then(|s| s.from.as_deref());
         let mut auto: Vec<&str> = needs.to_vec();
         if let Some(ModuleSpec { want: Modules::Auto, .. }) = &self.modules {
-            auto.extend(machine.channel_modules());
+            auto.extend(channel);
         }
         let explicit = match &self.modules {
             Some(ModuleSpec { want: list @ Modules::List(_), .. }) => Some(list),
@@ -128,7 +150,7 @@ impl Extras {
                             mods.push(m);
                         }
                     }
-                    out.extend(modules::entries(mods));
+                    out.extend(modules::members(mods));
                 }
                 // A kernel without a module tree has its drivers built in
                 // (krepro's builder) or cannot be helped: only an explicit
@@ -141,14 +163,20 @@ impl Extras {
         Ok(super::dedup_dirs(out))
     }
 
-    /// [`Extras::entries_for`] as a gzip'd cpio to append to the initrd
+    /// [`Extras::members_for`] as a gzip'd cpio to append to the initrd
     /// (the kernel unpacks concatenated archives in order); empty for none.
-    pub fn pack_for(&self, kernel: &Kernel, machine: Machine, needs: &[&str]) -> Result<Vec<u8>, RunError> {
-        let entries = self.entries_for(kernel, machine, needs)?;
-        if entries.is_empty() {
+    pub fn pack_for(
+        &self,
+        kernel: &Kernel,
+        guest: Arch,
+        channel: &[&str],
+        needs: &[&str],
+    ) -> Result<Vec<u8>, ExtrasError> {
+        let members = self.members_for(kernel, guest, channel, needs)?;
+        if members.is_empty() {
             return Ok(Vec::new());
         }
-        super::pack(&entries).map_err(|e| RunError::io("pack the extra initrd", e))
+        super::pack(&members).map_err(io("pack the extra initrd".into()))
     }
 }
 
@@ -157,14 +185,14 @@ fn elf_arch(bytes: &[u8]) -> Option<Arch> {
     elf::Elf::parse(bytes).ok().and_then(|e| Arch::from_elf_machine(e.machine()))
 }
 
-fn exec_entries(spec: &ExecSpec, notes: &mut Vec<String>) -> Result<(Vec<Entry>, Option<Arch>), RunError> {
-    let bad = |why: String| RunError::BadExec { path: spec.path.clone(), why };
+fn exec_members(spec: &ExecSpec, notes: &mut Vec<String>) -> Result<(Vec<Member>, Option<Arch>), ExtrasError> {
+    let bad = |why: String| ExtrasError::BadExec { path: spec.path.clone(), why };
     let bytes = std::fs::read(&spec.path).map_err(|e| bad(e.to_string()))?;
     let mut shell = Vec::new();
     let mut env = spec.env.clone();
     let arch;
     if bytes.starts_with(b"#!") {
-        shell = script_entries(&bytes, spec.busybox.as_deref(), notes).map_err(bad)?;
+        shell = script_members(&bytes, spec.busybox.as_deref(), notes).map_err(bad)?;
         arch = spec.busybox.as_deref().and_then(|b| std::fs::read(b).ok()).and_then(|b| elf_arch(&b));
         if !env.iter().any(|kv| kv.starts_with("PATH=")) {
             env.insert(0, SCRIPT_PATH.to_owned());
@@ -178,19 +206,19 @@ fn exec_entries(spec: &ExecSpec, notes: &mut Vec<String>) -> Result<(Vec<Entry>,
     }
     for kv in &spec.env {
         if !kv.contains('=') || kv.contains('\0') {
-            return Err(RunError::BadFlag(format!("--env {kv}: expected K=V")));
+            return Err(ExtrasError::BadFlag(format!("--env {kv}: expected K=V")));
         }
     }
     if spec.args.iter().any(|a| a.contains('\0')) {
-        return Err(RunError::BadFlag("--arg: an argument cannot hold a NUL byte".into()));
+        return Err(ExtrasError::BadFlag("--arg: an argument cannot hold a NUL byte".into()));
     }
     let nul_list = |items: &[String]| items.iter().flat_map(|a| a.bytes().chain([0])).collect::<Vec<u8>>();
     let at = |p: &str| p.trim_start_matches('/').to_owned();
     shell.extend([
-        Entry::dir("krepro"),
-        Entry::file(&at(protocol::EXEC_PATH), 0o755, bytes),
-        Entry::file(&at(protocol::EXEC_ARGS), 0o644, nul_list(&spec.args)),
-        Entry::file(&at(protocol::EXEC_ENV), 0o644, nul_list(&env)),
+        Member::dir("krepro"),
+        Member::file(&at(protocol::EXEC_PATH), 0o755, bytes),
+        Member::file(&at(protocol::EXEC_ARGS), 0o644, nul_list(&spec.args)),
+        Member::file(&at(protocol::EXEC_ENV), 0o644, nul_list(&env)),
     ]);
     Ok((shell, arch))
 }
@@ -199,7 +227,7 @@ fn exec_entries(spec: &ExecSpec, notes: &mut Vec<String>) -> Result<(Vec<Entry>,
 /// of its applets (sh, grep, dmesg, ip, ...) and for the script's own
 /// interpreter path. The kernel's binfmt_script then runs it as a shell
 /// would. Only shells run: busybox sh is ash, so a bash script gets a note.
-fn script_entries(bytes: &[u8], busybox: Option<&Path>, notes: &mut Vec<String>) -> Result<Vec<Entry>, String> {
+fn script_members(bytes: &[u8], busybox: Option<&Path>, notes: &mut Vec<String>) -> Result<Vec<Member>, String> {
     let line = bytes[2..].split(|&b| b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line).trim().to_owned();
     let mut words = line.split_whitespace();
@@ -228,24 +256,24 @@ fn script_entries(bytes: &[u8], busybox: Option<&Path>, notes: &mut Vec<String>)
     // busybox picks the applet by its name; it has no `bash`, so bash is a
     // script that hands over to sh (the kernel runs nested #! lines). It
     // sets what bash sets and kselftests test (`[ $UID != 0 ]`).
-    let mut entries = vec![
-        Entry::file("bin/busybox", 0o755, bb),
-        Entry::file("bin/bash", 0o755, b"#!/bin/sh\nUID=$(id -u) EUID=$(id -u) exec /bin/sh \"$@\"\n".to_vec()),
+    let mut members = vec![
+        Member::file("bin/busybox", 0o755, bb),
+        Member::file("bin/bash", 0o755, b"#!/bin/sh\nUID=$(id -u) EUID=$(id -u) exec /bin/sh \"$@\"\n".to_vec()),
     ];
     if !matches!(interpreter.as_str(), "/bin/bash" | "/usr/bin/env") {
         links.push(interpreter.trim_start_matches('/').to_owned());
     }
     for link in links {
-        entries.extend(parent_dirs(&link));
-        if !entries.iter().any(|e| e.path == link) {
-            entries.push(Entry::symlink(&link, "/bin/busybox"));
+        members.extend(parent_dirs(&link));
+        if !members.iter().any(|e| e.path == link) {
+            members.push(Member::symlink(&link, "/bin/busybox"));
         }
     }
-    Ok(super::dedup_dirs(entries))
+    Ok(super::dedup_dirs(members))
 }
 
 /// `--file SRC[:DEST]`: a file, or a directory and everything below it.
-fn file_entries(spec: &str) -> Result<Vec<Entry>, RunError> {
+fn file_members(spec: &str) -> Result<Vec<Member>, ExtrasError> {
     let (src, dest) = match spec.split_once(':') {
         Some((s, d)) => (PathBuf::from(s), d.trim_start_matches('/').to_owned()),
         None => {
@@ -255,7 +283,7 @@ fn file_entries(spec: &str) -> Result<Vec<Entry>, RunError> {
         }
     };
     if dest.is_empty() || dest.split('/').any(|c| c == "..") {
-        return Err(RunError::BadFlag(format!("--file {spec}: DEST must be a path inside the initrd")));
+        return Err(ExtrasError::BadFlag(format!("--file {spec}: DEST must be a path inside the initrd")));
     }
     let mut out = parent_dirs(&dest);
     add_tree(&src, &dest, &mut out)?;
@@ -264,17 +292,17 @@ fn file_entries(spec: &str) -> Result<Vec<Entry>, RunError> {
 
 /// The directories above `path` (relative), outermost first:
 /// "usr/bin/env" -> usr, usr/bin.
-fn parent_dirs(path: &str) -> Vec<Entry> {
-    path.match_indices('/').map(|(at, _)| Entry::dir(&path[..at])).collect()
+fn parent_dirs(path: &str) -> Vec<Member> {
+    path.match_indices('/').map(|(at, _)| Member::dir(&path[..at])).collect()
 }
 
-fn add_tree(src: &Path, dest: &str, out: &mut Vec<Entry>) -> Result<(), RunError> {
+fn add_tree(src: &Path, dest: &str, out: &mut Vec<Member>) -> Result<(), ExtrasError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(src).map_err(|e| RunError::BadFlag(format!("--file {}: {e}", src.display())))?;
+    let meta = std::fs::metadata(src).map_err(|e| ExtrasError::BadFlag(format!("--file {}: {e}", src.display())))?;
     if meta.is_dir() {
-        out.push(Entry::dir(dest));
+        out.push(Member::dir(dest));
         let mut names: Vec<_> = std::fs::read_dir(src)
-            .map_err(|e| RunError::io(format!("list {}", src.display()), e))?
+            .map_err(io(format!("list {}", src.display())))?
             .flatten()
             .map(|e| e.file_name())
             .collect();
@@ -283,8 +311,8 @@ fn add_tree(src: &Path, dest: &str, out: &mut Vec<Entry>) -> Result<(), RunError
             add_tree(&src.join(&n), &format!("{dest}/{}", n.to_string_lossy()), out)?;
         }
     } else {
-        let data = std::fs::read(src).map_err(|e| RunError::io(format!("read {}", src.display()), e))?;
-        out.push(Entry::file(dest, meta.permissions().mode() & 0o777, data));
+        let data = std::fs::read(src).map_err(io(format!("read {}", src.display())))?;
+        out.push(Member::file(dest, meta.permissions().mode() & 0o777, data));
     }
     Ok(())
 }
@@ -293,7 +321,7 @@ fn add_tree(src: &Path, dest: &str, out: &mut Vec<Entry>) -> Result<(), RunError
 mod tests {
     use super::*;
 
-    fn paths(e: &[Entry]) -> Vec<&str> {
+    fn paths(e: &[Member]) -> Vec<&str> {
         e.iter().map(|e| e.path.as_str()).collect()
     }
 
@@ -310,11 +338,14 @@ mod tests {
         let x = Extras::new(None, &specs, None).unwrap();
         let k = Kernel { path: "/k".into(), release: None, arch: crate::image::arch::Arch::X86_64 };
         assert_eq!(
-            paths(&x.entries_for(&k, Machine::Microvm, &[]).unwrap()),
+            paths(&x.members_for(&k, Arch::X86_64, &["virtio_mmio", "virtio_console"], &[]).unwrap()),
             ["srv", "srv/data", "srv/data/a", "srv/b"]
         );
         // A kernel without a module tree: device needs are left to it.
-        assert_eq!(x.entries_for(&k, Machine::Microvm, &["virtio_blk"]).unwrap().len(), 4);
+        assert_eq!(
+            x.members_for(&k, Arch::X86_64, &["virtio_mmio", "virtio_console"], &["virtio_blk"]).unwrap().len(),
+            4
+        );
     }
 
     fn script(dir: &Path, text: &str) -> ExecSpec {
@@ -330,7 +361,7 @@ mod tests {
         let x = Extras::new(Some(&script(d.path(), "#!/bin/sh\nexit 4\n")), &[], None).unwrap();
         assert!(x.notes.is_empty(), "{:?}", x.notes);
         let k = Kernel { path: "/k".into(), release: None, arch: crate::image::arch::Arch::X86_64 };
-        let e = x.entries_for(&k, Machine::Microvm, &[]).unwrap();
+        let e = x.members_for(&k, Arch::X86_64, &["virtio_mmio", "virtio_console"], &[]).unwrap();
         let find = |p: &str| e.iter().find(|e| e.path == p).unwrap_or_else(|| panic!("no {p} in {:?}", paths(&e)));
         assert!(matches!(&find("bin/busybox").node, crate::initrd::Node::File(b) if b.starts_with(b"\x7fELF")));
         assert!(matches!(&find("bin/bash").node, crate::initrd::Node::File(b) if b.starts_with(b"#!/bin/sh\n")));
@@ -340,7 +371,7 @@ mod tests {
         let env = find("krepro/exec.env");
         assert_eq!(env.node, crate::initrd::Node::File(b"PATH=/bin:/sbin:/usr/bin:/usr/sbin\0".to_vec()));
         // The whole set packs: no duplicate paths.
-        x.pack_for(&k, Machine::Microvm, &[]).unwrap();
+        x.pack_for(&k, Arch::X86_64, &["virtio_mmio", "virtio_console"], &[]).unwrap();
     }
 
     #[test]
@@ -373,8 +404,8 @@ mod tests {
         assert!(e.to_string().starts_with("--file /nonexistent: "), "{e}");
         let script = ExecSpec { path: "/bin/sh".into(), ..ExecSpec::default() };
         let e = Extras::new(Some(&script), &[], None).unwrap_err();
-        assert!(matches!(&e, RunError::BadExec { why, .. } if why.contains("cc -static")), "{e}");
+        assert!(matches!(&e, ExtrasError::BadExec { why, .. } if why.contains("cc -static")), "{e}");
         let missing = ExecSpec { path: "/nonexistent/x".into(), ..ExecSpec::default() };
-        assert!(matches!(Extras::new(Some(&missing), &[], None).unwrap_err(), RunError::BadExec { .. }));
+        assert!(matches!(Extras::new(Some(&missing), &[], None).unwrap_err(), ExtrasError::BadExec { .. }));
     }
 }

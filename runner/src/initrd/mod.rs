@@ -1,5 +1,5 @@
 //! The initrd: a gzip'd newc cpio archive, written byte-for-byte the same
-//! for the same input (entries sorted, mtimes and owners zero, inode numbers
+//! for the same input (members sorted, mtimes and owners zero, inode numbers
 //! assigned in order, gzip header without a time or name).
 //!
 //! cpio-archive only reads newc, so the writer is here; tests read its
@@ -28,50 +28,50 @@ pub enum Node {
 
 /// One archive member. `path` is relative, without a leading `/`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
+pub struct Member {
     pub path: String,
     pub mode: u32,
     pub node: Node,
 }
 
-impl Entry {
-    pub fn file(path: &str, mode: u32, data: Vec<u8>) -> Entry {
-        Entry { path: path.into(), mode, node: Node::File(data) }
+impl Member {
+    pub fn file(path: &str, mode: u32, data: Vec<u8>) -> Member {
+        Member { path: path.into(), mode, node: Node::File(data) }
     }
 
-    pub fn dir(path: &str) -> Entry {
-        Entry { path: path.into(), mode: 0o755, node: Node::Dir }
+    pub fn dir(path: &str) -> Member {
+        Member { path: path.into(), mode: 0o755, node: Node::Dir }
     }
 
-    pub fn char_dev(path: &str, mode: u32, major: u32, minor: u32) -> Entry {
-        Entry { path: path.into(), mode, node: Node::CharDev { major, minor } }
+    pub fn char_dev(path: &str, mode: u32, major: u32, minor: u32) -> Member {
+        Member { path: path.into(), mode, node: Node::CharDev { major, minor } }
     }
 
-    pub fn symlink(path: &str, target: &str) -> Entry {
-        Entry { path: path.into(), mode: 0o777, node: Node::Symlink(target.into()) }
+    pub fn symlink(path: &str, target: &str) -> Member {
+        Member { path: path.into(), mode: 0o777, node: Node::Symlink(target.into()) }
     }
 }
 
-/// The entries of krepro's initrd: `/init`, the directories it mounts on and
+/// The members of krepro's initrd: `/init`, the directories it mounts on and
 /// `/dev/console` (the kernel opens it for PID 1's stdio before init runs).
-pub fn standard_entries(init: Vec<u8>) -> Vec<Entry> {
+pub fn standard_members(init: Vec<u8>) -> Vec<Member> {
     vec![
-        Entry::dir("dev"),
-        Entry::char_dev("dev/console", 0o600, 5, 1),
-        Entry::file("init", 0o755, init),
-        Entry::dir("proc"),
-        Entry::dir("sys"),
-        Entry::dir("tmp"),
+        Member::dir("dev"),
+        Member::char_dev("dev/console", 0o600, 5, 1),
+        Member::file("init", 0o755, init),
+        Member::dir("proc"),
+        Member::dir("sys"),
+        Member::dir("tmp"),
     ]
 }
 
-/// Drops repeated directory entries (the same path, both directories),
+/// Drops repeated directory members (the same path, both directories),
 /// keeping the first: pieces of an initrd made apart (--exec, --file,
-/// --modules, the standard entries) may each bring a parent directory.
+/// --modules, the standard members) may each bring a parent directory.
 /// Any other repeat is left for [`write_newc`] to refuse.
-pub fn dedup_dirs(entries: Vec<Entry>) -> Vec<Entry> {
+pub fn dedup_dirs(members: Vec<Member>) -> Vec<Member> {
     let mut seen = std::collections::BTreeSet::new();
-    entries.into_iter().filter(|e| e.node != Node::Dir || seen.insert(e.path.clone())).collect()
+    members.into_iter().filter(|e| e.node != Node::Dir || seen.insert(e.path.clone())).collect()
 }
 
 const S_IFREG: u32 = 0o100000;
@@ -79,10 +79,10 @@ const S_IFDIR: u32 = 0o040000;
 const S_IFCHR: u32 = 0o020000;
 const S_IFLNK: u32 = 0o120000;
 
-/// Writes `entries` as a newc ("070701") archive, sorted by path, with the
+/// Writes `members` as a newc ("070701") archive, sorted by path, with the
 /// `TRAILER!!!` entry.
-pub fn write_newc(entries: &[Entry], mut out: impl Write) -> io::Result<()> {
-    let mut sorted: Vec<&Entry> = entries.iter().collect();
+pub fn write_newc(members: &[Member], mut out: impl Write) -> io::Result<()> {
+    let mut sorted: Vec<&Member> = members.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     if let Some(w) = sorted.windows(2).find(|w| w[0].path == w[1].path) {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("duplicate initrd entry {}", w[0].path)));
@@ -164,17 +164,17 @@ pub fn init_arch(path: &Path) -> Option<crate::image::arch::Arch> {
 }
 
 /// The gzip'd archive in memory.
-pub fn pack(entries: &[Entry]) -> io::Result<Vec<u8>> {
+pub fn pack(members: &[Member]) -> io::Result<Vec<u8>> {
     // GzBuilder writes mtime 0 and no file name unless told to.
     let mut gz = GzBuilder::new().write(Vec::new(), Compression::best());
-    write_newc(entries, &mut gz)?;
+    write_newc(members, &mut gz)?;
     gz.finish()
 }
 
 /// Writes the gzip'd archive to `path` atomically (a temp file beside it,
 /// then rename), so concurrent builders never see half a file.
-pub fn write_file(entries: &[Entry], path: &Path) -> io::Result<()> {
-    let bytes = pack(entries)?;
+pub fn write_file(members: &[Member], path: &Path) -> io::Result<()> {
+    let bytes = pack(members)?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
@@ -192,12 +192,12 @@ mod tests {
     use std::io::Read;
     use std::process::{Command, Stdio};
 
-    fn sample() -> Vec<Entry> {
-        let mut e = standard_entries(b"\x7fELF fake init".to_vec());
-        e.push(Entry::file("etc/data.txt", 0o644, b"hello\n".to_vec()));
-        e.push(Entry::dir("etc"));
-        e.push(Entry::dir("bin"));
-        e.push(Entry::symlink("bin/sh", "busybox"));
+    fn sample() -> Vec<Member> {
+        let mut e = standard_members(b"\x7fELF fake init".to_vec());
+        e.push(Member::file("etc/data.txt", 0o644, b"hello\n".to_vec()));
+        e.push(Member::dir("etc"));
+        e.push(Member::dir("bin"));
+        e.push(Member::symlink("bin/sh", "busybox"));
         e
     }
 
@@ -212,9 +212,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let exe = crate::image::elf::testing::cc(d.path(), &["-static"], "int main(void) { return 0; }");
         let path = d.path().join("initrd.gz");
-        let mut entries = standard_entries(exe);
-        entries.push(Entry::file("aaa", 0o644, b"before init in the archive".to_vec()));
-        write_file(&entries, &path).unwrap();
+        let mut members = standard_members(exe);
+        members.push(Member::file("aaa", 0o644, b"before init in the archive".to_vec()));
+        write_file(&members, &path).unwrap();
         assert_eq!(init_arch(&path), Some(crate::image::arch::Arch::X86_64));
         write_file(&sample(), &path).unwrap();
         assert_eq!(init_arch(&path), None, "not an ELF init");
@@ -283,17 +283,17 @@ mod tests {
     #[test]
     fn duplicates_are_refused() {
         let mut e = sample();
-        e.push(Entry::dir("proc"));
+        e.push(Member::dir("proc"));
         let err = write_newc(&e, Vec::new()).unwrap_err();
         assert_eq!(err.to_string(), "duplicate initrd entry proc");
     }
 
     #[test]
     fn repeated_dirs_merge_but_files_do_not() {
-        let merged = dedup_dirs(vec![Entry::dir("srv"), Entry::file("srv/a", 0o644, vec![]), Entry::dir("srv")]);
+        let merged = dedup_dirs(vec![Member::dir("srv"), Member::file("srv/a", 0o644, vec![]), Member::dir("srv")]);
         assert_eq!(merged.len(), 2);
         write_newc(&merged, Vec::new()).unwrap();
-        let files = dedup_dirs(vec![Entry::file("x", 0o644, vec![1]), Entry::file("x", 0o644, vec![2])]);
+        let files = dedup_dirs(vec![Member::file("x", 0o644, vec![1]), Member::file("x", 0o644, vec![2])]);
         assert_eq!(write_newc(&files, Vec::new()).unwrap_err().to_string(), "duplicate initrd entry x");
     }
 

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::image::kernel::Kernel;
-use crate::initrd::Entry;
+use crate::initrd::Member;
 
 /// What `--modules` asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,8 +77,8 @@ pub fn modules_dir(kernel: &Kernel, from: Option<&Path>) -> Option<PathBuf> {
 /// Every module file under `dir`, by normalized name.
 fn index(dir: &Path) -> BTreeMap<String, PathBuf> {
     fn walk(d: &Path, out: &mut BTreeMap<String, PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(d) else { return };
-        for e in entries.flatten() {
+        let Ok(members) = std::fs::read_dir(d) else { return };
+        for e in members.flatten() {
             let p = e.path();
             if p.is_dir() {
                 walk(&p, out);
@@ -164,11 +164,11 @@ pub fn resolve(dir: &Path, want: &Modules, auto: &[&str]) -> Result<Vec<(String,
     Ok(order)
 }
 
-/// The initrd entries for modules in load order: `krepro/modules/NN-name.ko`.
-pub fn entries(mods: Vec<(String, Vec<u8>)>) -> Vec<Entry> {
-    let mut out = vec![Entry::dir("krepro"), Entry::dir(INITRD_DIR)];
+/// The initrd members for modules in load order: `krepro/modules/NN-name.ko`.
+pub fn members(mods: Vec<(String, Vec<u8>)>) -> Vec<Member> {
+    let mut out = vec![Member::dir("krepro"), Member::dir(INITRD_DIR)];
     for (i, (name, bytes)) in mods.into_iter().enumerate() {
-        out.push(Entry::file(&format!("{INITRD_DIR}/{i:02}-{name}.ko"), 0o644, bytes));
+        out.push(Member::file(&format!("{INITRD_DIR}/{i:02}-{name}.ko"), 0o644, bytes));
     }
     out
 }

@@ -17,14 +17,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use krepro_runner::boot::qemu::{Accel, MachineChoice};
-use krepro_runner::boot::run::{self, EntryChoice, RunResult};
+use krepro_runner::boot::run::{self, EntryChoice, Plan, RunResult};
 use krepro_runner::cli::progress::Progress;
-use krepro_runner::cli::{self, BootArgs, ConsoleMode, ExecArgs};
+use krepro_runner::cli::BootArgs;
+use krepro_runner::guest::{ReproArg, Selected};
 use krepro_runner::host::cache::Cache;
 use krepro_runner::host::install;
 use krepro_runner::host::spawn::{Cmd, Line, Stream};
 use krepro_runner::image::arch::Arch;
+use krepro_runner::image::kernel::{check_kernel, Kernel};
 use krepro_runner::initrd;
+use krepro_runner::request::{self, Program};
+use krepro_runner::session::{self, What};
 use serde::Serialize;
 
 #[derive(clap::Args, Debug)]
@@ -61,11 +65,11 @@ pub struct BenchArgs {
 /// krepro's default path) and the choices it made against, each a change
 /// to those flags.
 /// A variant runs on guests of every architecture unless it names one.
-type Variant = (&'static str, Option<Arch>, fn(&mut BootArgs));
+type Variant = (&'static str, Option<Arch>, fn(&mut request::Boot));
 const KREPRO_VARIANTS: &[Variant] = &[
     ("krepro", None, |_| {}),
     // What the command-line speed-ups save (qemu::speedup_words).
-    ("krepro --no-speedups", None, |b| b.no_speedups = true),
+    ("krepro --no-speedups", None, |b| b.speedups = false),
     ("krepro --machine pc --entry bzimage", Some(Arch::X86_64), |b| {
         b.machine = MachineChoice::Pc;
         b.entry = EntryChoice::Bzimage;
@@ -77,8 +81,8 @@ const KREPRO_VARIANTS: &[Variant] = &[
     ("krepro -cpu max (QARMA5 pauth)", Some(Arch::Aarch64), |b| {
         b.qemu_args = vec!["-cpu".into(), "max".into()];
     }),
-    ("krepro --console quiet", None, |b| b.console = ConsoleMode::Quiet),
-    ("krepro --memory 1024", None, |b| b.memory = Some(1024)),
+    ("krepro --console quiet", None, |b| b.quiet = true),
+    ("krepro --memory 1024", None, |b| b.memory_mib = Some(1024)),
     // What the resources cost: a second CPU, a fresh ext4 disk (made with
     // mkfs.ext4 per boot; virtio_blk loaded where it is a module).
     ("krepro --cpus 2", None, |b| b.cpus = Some(2)),
@@ -197,9 +201,9 @@ fn baseline_initrd(dir: &Path, arch: Arch) -> Result<PathBuf> {
         .output()
         .with_context(|| format!("{cc} -static for the C-init baseline (apt-get install -y {package})"))?;
     let entries = vec![
-        initrd::Entry::dir("dev"),
-        initrd::Entry::char_dev("dev/console", 0o600, 5, 1),
-        initrd::Entry::file("init", 0o755, std::fs::read(&exe)?),
+        initrd::Member::dir("dev"),
+        initrd::Member::char_dev("dev/console", 0o600, 5, 1),
+        initrd::Member::file("init", 0o755, std::fs::read(&exe)?),
     ];
     let out = dir.join("c-init.cpio.gz");
     initrd::write_file(&entries, &out)?;
@@ -214,64 +218,85 @@ fn busybox_initrd(dir: &Path, busybox: &Path) -> Result<PathBuf> {
     // reboot, not poweroff: see baseline_init.c.
     let inittab = "::sysinit:/bin/busybox echo busybox: ok\n::sysinit:/bin/busybox reboot -f\n";
     let entries = vec![
-        initrd::Entry::dir("bin"),
-        initrd::Entry::file("bin/busybox", 0o755, bb.clone()),
-        initrd::Entry::dir("dev"),
-        initrd::Entry::char_dev("dev/console", 0o600, 5, 1),
-        initrd::Entry::dir("etc"),
-        initrd::Entry::file("etc/inittab", 0o644, inittab.as_bytes().to_vec()),
-        initrd::Entry::file("init", 0o755, bb),
+        initrd::Member::dir("bin"),
+        initrd::Member::file("bin/busybox", 0o755, bb.clone()),
+        initrd::Member::dir("dev"),
+        initrd::Member::char_dev("dev/console", 0o600, 5, 1),
+        initrd::Member::dir("etc"),
+        initrd::Member::file("etc/inittab", 0o644, inittab.as_bytes().to_vec()),
+        initrd::Member::file("init", 0o755, bb),
     ];
     let out = dir.join("busybox.cpio.gz");
     initrd::write_file(&entries, &out)?;
     Ok(out)
 }
 
-/// The architecture bench measures: that of its --kernel (one for all),
-/// else --arch, else the host's.
-pub fn guest_arch(args: &BenchArgs) -> Result<Arch> {
-    let mut arch = None;
+/// The kernels bench measures, checked: its --kernels (one architecture
+/// for all), else krepro's default kernel for --arch or the host's.
+fn kernels(args: &BenchArgs, boot: &request::Boot, cache: &Cache, say: &mut dyn FnMut(&str)) -> Result<Vec<Kernel>> {
+    let mut kernels = Vec::new();
     for k in &args.kernel {
-        let this = cli::guest_arch(&args.boot, Some(k))?;
-        if arch.is_some_and(|a| a != this) {
+        let kernel = check_kernel(k)?;
+        let arch = session::arch(boot, Some(&kernel))?;
+        if kernels.first().is_some_and(|f: &Kernel| f.arch != arch) {
             bail!(
-                "--kernel: {} is {this}, the kernels before it are not: one bench measures one architecture",
+                "--kernel: {} is {arch}, the kernels before it are not: one bench measures one architecture",
                 k.display()
             );
         }
-        arch = Some(this);
+        kernels.push(kernel);
     }
-    arch.map_or_else(|| Ok(cli::guest_arch(&args.boot, None)?), Ok)
+    if kernels.is_empty() {
+        let arch = session::arch(boot, None)?;
+        kernels.push(session::default_kernel(arch, cache, say)?);
+    }
+    Ok(kernels)
 }
 
-pub fn bench(args: &BenchArgs, arch: Arch, krepro_initrd: &Path, cache: &Cache) -> Result<()> {
+/// krepro's plan for the smoke repro (or `what`) with `boot`.
+fn plan_for(
+    what: &What,
+    guest: &request::Guest,
+    boot: &request::Boot,
+    arch: Arch,
+    cache: &Cache,
+    say: &mut dyn FnMut(&str),
+) -> Result<(Plan, PathBuf)> {
+    let g = session::guest(what, guest, boot, arch, cache, say)?;
+    Ok((session::plan(boot, &g, cache, say)?, g.initrd))
+}
+
+pub fn bench(args: &BenchArgs, cache: &Cache) -> Result<()> {
     let mut progress = Progress::new();
+    let boot = args.boot.request();
+    let kernels = kernels(args, &boot, cache, &mut |m| progress.say(m))?;
+    let arch = kernels[0].arch;
+    let smoke = match krepro_runner::guest::select(&ReproArg::Name(request::DEFAULT_REPRO.into()), None)? {
+        Selected::Repro(r) => What::Repro(r),
+        Selected::CSource(_) => unreachable!("smoke is a repro"),
+    };
+    let no_guest = request::Guest::default();
     if args.profile {
-        let mut boot = args.boot.clone();
+        let mut boot = boot.clone();
         boot.append.extend(profile::PROFILE_APPEND.iter().map(|w| (*w).to_owned()));
-        let say = &mut |m: &str| progress.say(m);
-        let plan = cli::plan(&boot, &ExecArgs::default(), "smoke", arch, krepro_initrd, cache, say)?;
-        let kernels: Vec<PathBuf> = if args.kernel.is_empty() {
-            vec![krepro_runner::host::fetch::resolve(None, Some(arch), cache, say)?.0.path]
-        } else {
-            args.kernel.clone()
-        };
+        let (plan, _) = plan_for(&smoke, &no_guest, &boot, arch, cache, &mut |m| progress.say(m))?;
         // For kernels without a System.map: a boot that prints the guest's
         // kallsyms, on pc, where virtio-pci carries the output port
         // without modules.
         let script_dir = tempfile::Builder::new().prefix("krepro-profile-").tempdir()?;
         let script = script_dir.path().join("kallsyms.sh");
         std::fs::write(&script, "#!/bin/sh\nexec cat /proc/kallsyms\n")?;
-        let mut kallsyms_plan = || -> Result<krepro_runner::boot::run::Plan> {
-            let mut boot = args.boot.clone();
+        let mut kallsyms_plan = || -> Result<Plan> {
+            let mut boot = args.boot.request();
             boot.machine = MachineChoice::Pc;
             boot.append.push("nokaslr".into());
-            let exec = ExecArgs { exec: Some(script.clone()), ..ExecArgs::default() };
-            Ok(cli::plan(&boot, &exec, "smoke", arch, krepro_initrd, cache, &mut |m: &str| eprintln!("krepro: {m}"))?)
+            let exec = request::Guest { program: Program::Exec(script.clone()), ..request::Guest::default() };
+            let what = What::Exec(script.clone());
+            Ok(plan_for(&what, &exec, &boot, arch, cache, &mut |m: &str| eprintln!("krepro: {m}"))?.0)
         };
         let mut profiles = Vec::new();
         for k in &kernels {
-            progress.line(&format!("profiling {}", k.display()), true);
+            progress.line(&format!("profiling {}", k.path.display()), true);
             profiles.push(profile::profile(&plan, &mut kallsyms_plan, k, &mut |m: &str| progress.say(m))?);
         }
         progress.clear();
@@ -286,33 +311,32 @@ pub fn bench(args: &BenchArgs, arch: Arch, krepro_initrd: &Path, cache: &Cache) 
     }
     // Each krepro variant planned once, as `run` would with those flags.
     let mut plans = Vec::new();
+    let mut krepro_initrd = PathBuf::new();
     for (label, only, change) in KREPRO_VARIANTS {
         if only.is_some_and(|a| a != arch) {
             continue;
         }
-        let mut boot = args.boot.clone();
+        let mut boot = boot.clone();
         change(&mut boot);
-        let say = &mut |m: &str| progress.say(m);
-        plans.push((*label, cli::plan(&boot, &ExecArgs::default(), "smoke", arch, krepro_initrd, cache, say)?));
+        let (p, initrd) = plan_for(&smoke, &no_guest, &boot, arch, cache, &mut |m| progress.say(m))?;
+        krepro_initrd = initrd;
+        plans.push((*label, p));
     }
+    let krepro_initrd = krepro_initrd.as_path();
     let qemu_bin = plans[0].1.qemu.clone();
     let busybox = install::busybox(arch, cache, &mut |m: &str| progress.say(m)).ok();
     let peers = peers::prepare(args.peers, arch, cache, &mut |m: &str| progress.say(m))?;
-    let kernels: Vec<PathBuf> = if args.kernel.is_empty() {
-        vec![krepro_runner::host::fetch::resolve(None, Some(arch), cache, &mut |m: &str| progress.say(m))?.0.path]
-    } else {
-        args.kernel.clone()
-    };
     let scratch = tempfile::tempdir()?;
     let base_initrd = baseline_initrd(scratch.path(), arch)?;
     let bb_initrd = busybox.as_deref().map(|b| busybox_initrd(scratch.path(), b)).transpose()?;
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
 
     let mut results = Vec::new();
-    for k in &kernels {
+    for kernel in &kernels {
+        let k = &kernel.path;
         let mut configs = Vec::new();
         for (label, plan) in &plans {
-            configs.push((*label, plan, plan.target(k, &mut |m: &str| progress.say(m))?));
+            configs.push((*label, plan, plan.target(kernel, &mut |m: &str| progress.say(m))?));
         }
         let kernel = configs[0].2.kernel.clone();
         let name = kernel.release.clone().unwrap_or_else(|| k.display().to_string());

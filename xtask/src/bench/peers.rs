@@ -27,11 +27,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use krepro_runner::boot::qemu::Accel;
-use krepro_runner::build::kconfig::Value;
 use krepro_runner::host::cache::Cache;
 use krepro_runner::host::install;
 use krepro_runner::host::spawn::{Cmd, Line, Stream};
 use krepro_runner::image::arch::Arch;
+use krepro_runner::image::config::Value;
 use krepro_runner::image::kernel::{self, Kernel};
 
 /// The peers, in the order of their rows.
@@ -456,7 +456,7 @@ impl OnKernel<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use krepro_runner::build::kconfig::parse_config;
+    use krepro_runner::image::config::parse_config;
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()

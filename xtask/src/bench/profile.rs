@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use krepro_runner::boot::run::{self, Plan, RunEvent};
+use krepro_runner::image::kernel::Kernel;
 use serde::Serialize;
 
 /// How many entries each ranking shows.
@@ -259,10 +260,11 @@ pub fn rank(lines: &[String]) -> (Vec<Initcall>, Vec<Gap>, f64, usize) {
 pub fn profile(
     plan: &Plan,
     kallsyms_plan: &mut dyn FnMut() -> Result<Plan>,
-    kernel: &Path,
+    kernel: &Kernel,
     say: &mut dyn FnMut(&str),
 ) -> Result<Profile> {
     let target = plan.target(kernel, say)?;
+    let kernel_path = kernel.path.as_path();
     let mut lines = Vec::new();
     let r = run::run(plan, &target, 1, &mut |ev| {
         if let RunEvent::Console(l) = ev {
@@ -270,11 +272,11 @@ pub fn profile(
         }
     })?;
     if r.outcome != krepro_runner::Outcome::Pass {
-        bail!("the profiled boot of {} did not pass: {} {}", kernel.display(), r.outcome, r.message);
+        bail!("the profiled boot of {} did not pass: {} {}", kernel_path.display(), r.outcome, r.message);
     }
     let (slowest_initcalls, longest_gaps, initcalls_ms, initcall_count) = rank(&lines);
 
-    let (symbols_from, symbols) = match system_map(kernel, target.kernel.release.as_deref()) {
+    let (symbols_from, symbols) = match system_map(kernel_path, target.kernel.release.as_deref()) {
         Some((path, syms)) => (path.display().to_string(), syms),
         None => {
             say("no System.map beside the kernel: reading the guest's /proc/kallsyms");
@@ -318,12 +320,12 @@ pub fn profile(
     });
     let r = r?;
     if r.outcome != krepro_runner::Outcome::Pass {
-        bail!("the sampled boot of {} did not pass: {} {}", kernel.display(), r.outcome, r.message);
+        bail!("the sampled boot of {} did not pass: {} {}", kernel_path.display(), r.outcome, r.message);
     }
     let sampled_ms = samples.last().map_or(0.0, |s| s.0 * 1000.0);
     let interval_ms = if samples.len() > 1 { sampled_ms / (samples.len() - 1) as f64 } else { 0.0 };
     Ok(Profile {
-        kernel: target.kernel.release.clone().unwrap_or_else(|| kernel.display().to_string()),
+        kernel: target.kernel.release.clone().unwrap_or_else(|| kernel_path.display().to_string()),
         kernel_to_init_ms: r.boot_to_init_ms,
         init_to_verdict_ms: r.init_to_verdict_ms,
         verdict_to_exit_ms: r.verdict_to_exit_ms,

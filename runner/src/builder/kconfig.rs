@@ -7,28 +7,7 @@ use std::fmt;
 use std::path::Path;
 
 use crate::image::arch::Arch;
-
-/// A value a config option can have.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Value {
-    Y,
-    M,
-    /// `# CONFIG_X is not set`
-    N,
-    /// A string (with its quotes) or a number, as written.
-    Raw(String),
-}
-
-impl fmt::Display for Value {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Value::Y => f.write_str("y"),
-            Value::M => f.write_str("m"),
-            Value::N => f.write_str("n"),
-            Value::Raw(r) => f.write_str(r),
-        }
-    }
-}
+pub use crate::image::config::{parse_config, parse_line, Value};
 
 /// Who asked for an option; decides whether losing it is fatal.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -186,34 +165,11 @@ pub fn boot_fragment(arch: Arch, cpus: u32, disks: &[crate::boot::disk::DiskSpec
 }
 
 /// A repro's declared options (all `=y`).
-pub fn repro_fragment(repro: &repros::Repro) -> Vec<Request> {
-    repro
-        .config
+pub fn repro_fragment(repro: &str, options: &[String]) -> Vec<Request> {
+    options
         .iter()
-        .map(|name| Request { name: (*name).to_owned(), value: Value::Y, origin: Origin::Repro(repro.name.to_owned()) })
+        .map(|name| Request { name: name.clone(), value: Value::Y, origin: Origin::Repro(repro.to_owned()) })
         .collect()
-}
-
-/// Parses one .config or fragment line: `CONFIG_X=v` or `# CONFIG_X is not set`.
-pub fn parse_line(line: &str) -> Option<(String, Value)> {
-    let line = line.trim();
-    if let Some(rest) = line.strip_prefix("# CONFIG_") {
-        let name = rest.strip_suffix(" is not set")?;
-        return Some((name.to_owned(), Value::N));
-    }
-    let (name, value) = line.strip_prefix("CONFIG_")?.split_once('=')?;
-    let value = match value {
-        "y" => Value::Y,
-        "m" => Value::M,
-        "n" => Value::N,
-        other => Value::Raw(other.to_owned()),
-    };
-    Some((name.to_owned(), value))
-}
-
-/// A .config as a map; options absent from it are off.
-pub fn parse_config(text: &str) -> BTreeMap<String, Value> {
-    text.lines().filter_map(parse_line).collect()
 }
 
 /// A user fragment file's requests.
@@ -543,7 +499,7 @@ mod tests {
         let opt = |name: &str| f.iter().find(|r| r.name == name).map(|r| (r.value.clone(), r.origin.is_fatal()));
         assert_eq!(opt("CC_OPTIMIZE_FOR_PERFORMANCE"), Some((Value::Y, false)));
         assert_eq!(opt("CC_OPTIMIZE_FOR_SIZE"), Some((Value::N, false)));
-        let smoke = repro_fragment(repros::find("smoke").unwrap());
+        let smoke = repro_fragment("smoke", &["PROC_FS".into(), "NET".into(), "INET".into()]);
         assert!(smoke.iter().all(|r| r.origin == Origin::Repro("smoke".into()) && r.origin.is_fatal()));
     }
 
@@ -590,7 +546,7 @@ mod tests {
         assert!(TINY_SMOKE_61_ARM64.contains("\n# Linux/arm64 6.1.192 Kernel Configuration\n"));
         let cfg = parse_config(TINY_SMOKE_61_ARM64);
         let mut reqs = krepro_fragment(Arch::Aarch64);
-        reqs.extend(repro_fragment(repros::find("smoke").unwrap()));
+        reqs.extend(repro_fragment("smoke", &["PROC_FS".into(), "NET".into(), "INET".into()]));
         reqs.extend(boot_fragment(Arch::Aarch64, 2, &[]));
         assert_eq!(check(&cfg, &reqs), []);
     }

@@ -37,11 +37,29 @@ impl std::str::FromStr for Base {
     }
 }
 
+impl Base {
+    /// How a report names it.
+    pub fn describe(&self) -> String {
+        match self {
+            Base::Tinyconfig => "tinyconfig".to_owned(),
+            Base::Defconfig => "defconfig".to_owned(),
+            Base::File(f) => f.display().to_string(),
+        }
+    }
+}
+
+/// Whether `dir` is the top of a kernel source tree: a Makefile, Kconfig
+/// and arch/.
+pub fn is_kernel_tree(dir: &Path) -> bool {
+    dir.join("Makefile").is_file() && dir.join("Kconfig").is_file() && dir.join("arch").is_dir()
+}
+
 /// What to build.
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
     pub source: PathBuf,
-    pub repro: Option<String>,
+    /// The repro the kernel is for: its name and the options it declares.
+    pub repro: Option<ReproConfig>,
     pub base: Base,
     pub fragments: Vec<PathBuf>,
     pub make_args: Vec<String>,
@@ -56,6 +74,13 @@ pub struct BuildOptions {
     pub arch: Arch,
 }
 
+/// What a repro asks of the kernel: its declared options (each `=y`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ReproConfig {
+    pub name: String,
+    pub options: Vec<String>,
+}
+
 /// What the builder is doing, for progress output.
 #[derive(Debug)]
 pub enum BuildEvent<'a> {
@@ -65,6 +90,27 @@ pub enum BuildEvent<'a> {
     Note(&'a str),
     /// During `make`: objects compiled so far.
     Progress { compiled: usize, elapsed: Duration },
+}
+
+impl Built {
+    /// Copies the image to `out`, its config to `out.config` (the runner
+    /// reads it beside a kernel) and, where the build kept one, its
+    /// System.map to `out.map`.
+    pub fn copy_to(&self, out: &Path) -> std::io::Result<()> {
+        let beside = |suffix: &str| {
+            let mut p = out.to_owned().into_os_string();
+            p.push(suffix);
+            PathBuf::from(p)
+        };
+        std::fs::copy(&self.bzimage, out)?;
+        std::fs::copy(&self.config, beside(".config"))?;
+        // Builds cached before System.map was kept have none.
+        let map = self.bzimage.with_file_name("System.map");
+        if map.is_file() {
+            std::fs::copy(&map, beside(".map"))?;
+        }
+        Ok(())
+    }
 }
 
 /// A finished kernel.
@@ -153,10 +199,8 @@ fn short_hash(parts: &[&[u8]]) -> String {
 /// the user's fragments (later ones win).
 pub fn requests(opts: &BuildOptions) -> Result<Vec<Request>, BuildError> {
     let mut reqs = kconfig::krepro_fragment(opts.arch);
-    if let Some(name) = &opts.repro {
-        let repro =
-            repros::find(name).ok_or_else(|| BuildError::BadInput(crate::RunError::unknown_repro(name).to_string()))?;
-        reqs.extend(kconfig::repro_fragment(repro));
+    if let Some(repro) = &opts.repro {
+        reqs.extend(kconfig::repro_fragment(&repro.name, &repro.options));
     }
     reqs.extend(kconfig::boot_fragment(opts.arch, opts.cpus, &opts.disks));
     for f in &opts.fragments {
@@ -648,7 +692,10 @@ mod tests {
         std::fs::write(&frag, "CONFIG_INET=n\n").unwrap();
         let opts = BuildOptions {
             source: dir.path().into(),
-            repro: Some("smoke".into()),
+            repro: Some(ReproConfig {
+                name: "smoke".into(),
+                options: vec!["PROC_FS".into(), "NET".into(), "INET".into()],
+            }),
             base: Base::Tinyconfig,
             fragments: vec![frag],
             make_args: vec![],
@@ -663,8 +710,6 @@ mod tests {
         assert_eq!(inet.len(), 2);
         assert_eq!(inet[1].value, kconfig::Value::N);
         let mut bad = opts.clone();
-        bad.repro = Some("nope".into());
-        assert!(requests(&bad).unwrap_err().to_string().starts_with("unknown repro 'nope'"));
         bad.source = "/nonexistent".into();
         bad.repro = None;
         let cache = Cache::at(dir.path().join("cache"));
@@ -676,7 +721,10 @@ mod tests {
     fn options(dir: &Path, arch: Arch) -> BuildOptions {
         BuildOptions {
             source: dir.into(),
-            repro: Some("smoke".into()),
+            repro: Some(ReproConfig {
+                name: "smoke".into(),
+                options: vec!["PROC_FS".into(), "NET".into(), "INET".into()],
+            }),
             base: Base::Tinyconfig,
             fragments: vec![],
             make_args: vec![],

@@ -1,0 +1,381 @@
+//! `krepro bisect`: the flags, the space to search (the tree's commits, or
+//! prebuilt kernels), progress and the report.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::args::{BootArgs, ConfigArgs, GuestArgs, TreeArgs, VerdictArgs};
+use super::progress::{mmss, Progress};
+use super::run::show_run_event;
+use super::Failure;
+use crate::bisect::git::{GitSpace, Range, RealBuilder};
+use crate::bisect::kernels::{Prebuilt, PrebuiltSpace};
+use crate::bisect::verify::VerifyStatus;
+use crate::bisect::{self, BisectError, BisectEvent, Options, PlanBooter, Space, TestKind};
+use crate::boot::outcome::Exit;
+use crate::host::cache::Cache;
+use crate::host::fetch;
+use crate::image::arch::Arch;
+use crate::request;
+use crate::session::{self, RunError, What};
+
+/// The flags that build kernels, which a bisect over prebuilt ones refuses.
+const BUILD_FLAGS: [&str; 7] = ["build_cmd", "cherry_picks", "base", "config", "fragments", "make_args", "jobs"];
+
+#[derive(clap::Args, Debug)]
+pub struct BisectArgs {
+    /// Prebuilt kernels (bzImage files), oldest first: bisect over them, nothing built
+    #[arg(long, value_name = "KERNEL", num_args = 1.., conflicts_with_all = ["source", "debian"])]
+    #[arg(conflicts_with_all = BUILD_FLAGS)]
+    kernels: Vec<PathBuf>,
+    /// Debian's cloud kernels of these series (e.g. 6.1,6.12), in version
+    /// order: bisect over them, each fetched into the cache when a step
+    /// needs it, nothing built
+    #[arg(long, value_name = "SERIES", value_delimiter = ',', conflicts_with_all = ["source"])]
+    #[arg(conflicts_with_all = BUILD_FLAGS)]
+    debian: Vec<String>,
+    /// A commit where the repro passes; with --kernels/--debian a kernel:
+    /// its upstream version (6.12.111), release (6.1.0-50, 6.12.111+deb12)
+    /// or name [default there: the oldest; with --find-fix the newest]
+    #[arg(long, value_name = "REV", required_unless_present_any = ["kernels", "debian"])]
+    good: Option<String>,
+    /// A commit where the repro fails (or crashes, or hangs); with
+    /// --kernels/--debian a kernel, as for --good [default there: the
+    /// newest; with --find-fix the oldest]
+    #[arg(long, value_name = "REV", required_unless_present_any = ["kernels", "debian"])]
+    bad: Option<String>,
+    /// A fix to apply to every tested commit before building (old trees
+    /// that need a build or boot fix); repeatable
+    #[arg(long = "cherry-pick", value_name = "REV")]
+    cherry_picks: Vec<String>,
+    /// Build with this shell command instead of krepro's builder; it runs in
+    /// the worktree ($KREPRO_WORKTREE) and must leave a bzImage at
+    /// $KREPRO_BZIMAGE; a non-zero exit skips the commit
+    #[arg(long, value_name = "CMD")]
+    build_cmd: Option<String>,
+    /// Find the commit that fixed the bug: --bad is an older commit with
+    /// the bug, --good a newer one without it
+    #[arg(long)]
+    find_fix: bool,
+    /// Do not test --good and --bad before bisecting
+    #[arg(long)]
+    no_check_ends: bool,
+    /// Do not test the answer again (git: the culprit, its parent and the
+    /// bad end with it reverted; prebuilt kernels: the boundary)
+    #[arg(long)]
+    no_verify: bool,
+    /// Also write the report as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Stream every boot's console (and qemu command) to stderr
+    #[arg(short, long)]
+    verbose: bool,
+    /// The repro (or --exec FILE), --file, --modules: as for `run`
+    #[command(flatten)]
+    guest: GuestArgs,
+    /// How every commit boots: as for `run`
+    #[command(flatten)]
+    boot: BootArgs,
+    /// --runs and how outcomes count: as for `run`, with crash and hang bad
+    #[command(flatten)]
+    verdict: VerdictArgs,
+    #[command(flatten)]
+    tree: TreeArgs,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+pub fn run(args: &BisectArgs, cache: &Cache) -> Result<Exit, Failure> {
+    let mut ui = Ui {
+        progress: Progress::new(),
+        verbose: args.verbose,
+        started: Instant::now(),
+        tested: 0,
+        tested_secs: 0.0,
+        made: "build",
+    };
+    let result = execute(args, cache, &mut ui);
+    ui.progress.clear();
+    result
+}
+
+/// The prebuilt kernels to bisect for --kernels or --debian (None: a git
+/// bisect), checked: each file a kernel, one architecture, each series known.
+fn prebuilt_kernels(args: &BisectArgs, say: &mut dyn FnMut(&str)) -> Result<Option<Vec<Prebuilt>>, RunError> {
+    if !args.kernels.is_empty() {
+        if args.kernels.len() < 2 {
+            return Err(RunError::BadFlag("--kernels needs at least two kernels, oldest first".into()));
+        }
+        let mut list = Vec::new();
+        for k in &args.kernels {
+            list.push(Prebuilt::file(k).map_err(|e| RunError::BadFlag(format!("--kernels: {e}")))?);
+        }
+        return Ok(Some(list));
+    }
+    if !args.debian.is_empty() {
+        let arch = args.boot.arch.unwrap_or_else(Arch::host_or_default);
+        let packages = fetch::list(&args.debian, arch, say)
+            .map_err(|e| RunError::BadFlag(format!("--debian {}: {e}", args.debian.join(","))))?;
+        return Ok(Some(packages.into_iter().map(Prebuilt::package).collect()));
+    }
+    Ok(None)
+}
+
+/// The architecture of a list of kernels: one for all.
+fn list_arch(args: &BisectArgs, list: &[Prebuilt]) -> Result<Option<Arch>, RunError> {
+    let mut arch: Option<(Arch, &str)> = None;
+    for p in list {
+        if let crate::bisect::kernels::Source::File(k) = &p.source {
+            match arch {
+                Some((a, first)) if a != k.arch => {
+                    return Err(RunError::BadFlag(format!(
+                        "--kernels: {first} is an {a} kernel but {} is {}: one bisect boots one architecture",
+                        p.info.name, k.arch
+                    )))
+                }
+                Some(_) => {}
+                None => arch = Some((k.arch, &p.info.name)),
+            }
+        }
+    }
+    let arch = arch.map(|(a, _)| a).or(args.boot.arch.filter(|_| !args.debian.is_empty()));
+    match (arch, args.boot.arch) {
+        (Some(a), Some(b)) if a != b => Err(RunError::BadFlag(format!("--arch {b}, but the kernels are {a}"))),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+fn execute(args: &BisectArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Failure> {
+    // Everything that can be wrong with the request fails here, before a
+    // build or a boot.
+    let prebuilt = prebuilt_kernels(args, &mut |m| ui.progress.say(m))?;
+    let source =
+        match &prebuilt {
+            Some(_) => None,
+            None => Some(args.tree.tree().ok_or_else(|| {
+                Failure::error("a git bisect needs a kernel tree: run it in one, or give --source DIR")
+            })?),
+        };
+    if prebuilt.is_some() {
+        ui.made = "fetch";
+    }
+    let guest_req = args.guest.request();
+    let what = What::resolve(&guest_req.program)?;
+    let boot = args.boot.request();
+    let arch = match &prebuilt {
+        Some(list) => list_arch(args, list)?.unwrap_or_else(Arch::host_or_default),
+        None => session::arch(&boot, None)?,
+    };
+    let boot = request::Boot { arch: Some(arch), ..boot };
+    let guest = session::guest(&what, &guest_req, &boot, arch, cache, &mut |m| ui.progress.say(m))?;
+    let plan = session::plan(&boot, &guest, cache, &mut |m| ui.progress.say(m))?;
+    let flag = plan.interrupt.clone();
+    let interrupted = || flag.load(Ordering::SeqCst);
+    let verdicts = args.verdict.request();
+    let opts = Options {
+        repro: guest.label.clone(),
+        description: guest.selected.as_ref().map(|r| r.decl.description.clone()).unwrap_or_default(),
+        runs: verdicts.runs,
+        remap: verdicts.remap,
+        find_fix: args.find_fix,
+        // What else changes the answer, so a changed flag starts afresh.
+        key_extra: format!("{:?} {:?} {:?} {:?}", args.build_cmd, args.config, boot, guest_req),
+        check_endpoints: !args.no_check_ends,
+        verify: !args.no_verify,
+    };
+    let mut booter = PlanBooter::new(&plan);
+    let build = source.as_ref().map(|s| args.config.request(s.clone()));
+    let (report, config) = match (prebuilt, &source) {
+        (Some(list), _) => {
+            let repeat = repeat_flags(args, arch);
+            let mut space = PrebuiltSpace::new(
+                list,
+                args.good.as_deref(),
+                args.bad.as_deref(),
+                args.find_fix,
+                repeat,
+                cache,
+                &interrupted,
+            )
+            .map_err(bisect_failure)?;
+            let report = search(&opts, &mut space, &mut booter, cache, &interrupted, ui)?;
+            (report, None)
+        }
+        (None, Some(source)) => {
+            let build = build.expect("a git bisect builds");
+            let options = |wt: PathBuf| guest.build_options(&build, wt);
+            let mut builder = RealBuilder {
+                cache,
+                options: if args.build_cmd.is_some() { None } else { Some(Box::new(options)) },
+                build_cmd: args.build_cmd.clone(),
+                logs: &plan.logs,
+                out: tempfile::tempdir().map_err(|e| Failure::error(format!("create a temp dir: {e}")))?,
+            };
+            let (good, bad) = (args.good.as_deref().unwrap_or_default(), args.bad.as_deref().unwrap_or_default());
+            let range = Range { dir: source, good, bad, find_fix: args.find_fix, cherry_picks: &args.cherry_picks };
+            let mut space =
+                GitSpace::new(range, &mut builder, cache, &mut |m| ui.progress.say(m)).map_err(bisect_failure)?;
+            let report = search(&opts, &mut space, &mut booter, cache, &interrupted, ui)?;
+            drop(space);
+            let config = match &args.build_cmd {
+                Some(_) => None,
+                None => {
+                    let opts = guest.build_options(&build, source.clone());
+                    let reqs = crate::builder::requests(&opts).map_err(Failure::error)?;
+                    let fragment: String = reqs.iter().map(|r| format!("CONFIG_{}={}\n", r.name, r.value)).collect();
+                    Some((opts.base.describe(), fragment))
+                }
+            };
+            (report, config)
+        }
+        (None, None) => unreachable!("a tree or a list"),
+    };
+    let md = report.markdown(config.as_ref().map(|(b, f)| (b.as_str(), f.as_str())));
+    println!("{md}");
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).expect("plain data");
+        std::fs::write(path, text).map_err(|e| Failure::error(format!("write {}: {e}", path.display())))?;
+    }
+    match report.answer_line() {
+        Some(answer) => {
+            eprintln!("krepro: {}: {answer} ({} tested, {})", report.found, report.steps.len(), mmss(report.wall_secs));
+            match &report.verification {
+                Some(v) if v.status != VerifyStatus::Verified => {
+                    eprintln!("krepro: {}: {}", v.status.name(), v.summary);
+                    Ok(Exit::NotVerified)
+                }
+                Some(v) => {
+                    eprintln!("krepro: verified in {}: {}", mmss(v.secs), v.summary);
+                    Ok(Exit::Good)
+                }
+                None => Ok(Exit::Good),
+            }
+        }
+        None => {
+            eprintln!(
+                "krepro: {} is one of {} {} that could not be tested",
+                report.found,
+                report.candidates.len(),
+                report.many()
+            );
+            Ok(Exit::Skip)
+        }
+    }
+}
+
+fn search(
+    opts: &Options,
+    space: &mut dyn Space,
+    booter: &mut PlanBooter<'_>,
+    cache: &Cache,
+    interrupted: &dyn Fn() -> bool,
+    ui: &mut Ui,
+) -> Result<bisect::BisectReport, Failure> {
+    let report = bisect::bisect(opts, space, booter, cache, interrupted, &mut |ev| ui.event(ev));
+    ui.progress.clear();
+    report.map_err(bisect_failure)
+}
+
+fn bisect_failure(e: BisectError) -> Failure {
+    let exit = if matches!(e, BisectError::Interrupted) { Exit::Interrupted } else { Exit::Error };
+    Failure::new(exit, e)
+}
+
+/// The flags that make the test, for the git bisect the report suggests
+/// next: the architecture when it is not the host's, the repro (or --exec
+/// and its arguments), --append, --runs.
+fn repeat_flags(args: &BisectArgs, arch: Arch) -> Vec<String> {
+    let mut words = Vec::new();
+    if Arch::host() != Some(arch) {
+        words.extend(["--arch".to_owned(), arch.name().to_owned()]);
+    }
+    let g = &args.guest;
+    match (&g.exec, &g.what, &g.repro) {
+        (Some(file), _, _) => {
+            words.extend(["--exec".to_owned(), file.display().to_string()]);
+            for a in &g.args {
+                words.extend(["--arg".to_owned(), a.clone()]);
+            }
+        }
+        (None, Some(what), name) => {
+            words.push(what.clone());
+            if let Some(n) = name {
+                words.extend(["--repro".to_owned(), n.clone()]);
+            }
+        }
+        (None, None, name) => {
+            words.extend(["--repro".to_owned(), name.clone().unwrap_or_else(|| request::DEFAULT_REPRO.into())])
+        }
+    }
+    for a in &args.boot.append {
+        words.extend(["--append".to_owned(), a.clone()]);
+    }
+    if args.verdict.runs > 1 {
+        words.extend(["--runs".to_owned(), args.verdict.runs.to_string()]);
+    }
+    words
+}
+
+struct Ui {
+    progress: Progress,
+    verbose: bool,
+    started: Instant,
+    tested: usize,
+    tested_secs: f64,
+    /// How a kernel is made ready: "build", or "fetch" for prebuilt ones.
+    made: &'static str,
+}
+
+impl Ui {
+    fn event(&mut self, ev: BisectEvent<'_>) {
+        match ev {
+            BisectEvent::Say(s) => self.progress.say(s),
+            BisectEvent::Run(ev) => show_run_event(&mut self.progress, self.verbose, &ev),
+            BisectEvent::Testing { commit, subject, step, steps_left, revs_left, kind } => {
+                self.progress.clear();
+                let elapsed = mmss(self.started.elapsed().as_secs_f64());
+                let head = if kind == TestKind::Endpoint {
+                    "checking an end".to_owned()
+                } else if kind == TestKind::Verify {
+                    match steps_left {
+                        Some(left) => format!("verifying ({step} of {})", step as u32 + left),
+                        None => "verifying".to_owned(),
+                    }
+                } else {
+                    let total = steps_left.map(|l| format!(" of ~{}", step as u32 + l)).unwrap_or_default();
+                    let revs = revs_left.map(|r| format!(", {r} revisions left after it")).unwrap_or_default();
+                    format!("step {step}{total}{revs}")
+                };
+                let eta = match (steps_left, self.tested) {
+                    (Some(l), n) if n > 0 => {
+                        format!(", ~{} to go", mmss(self.tested_secs / n as f64 * f64::from(l + 1)))
+                    }
+                    _ => String::new(),
+                };
+                eprintln!("krepro: {head}: {} {subject} [{elapsed}{eta}]", bisect::short(commit));
+            }
+            BisectEvent::Phase(p) => self.progress.status(p),
+            BisectEvent::Build(b) => self.progress.build_event(b),
+            BisectEvent::Tested(s) => {
+                self.tested += 1;
+                self.tested_secs += s.build_secs + s.boot_secs;
+                self.progress.clear();
+                let runs: Vec<&str> = s.outcomes.iter().map(|o| o.name()).collect();
+                let detail =
+                    if runs.is_empty() { s.message.clone() } else { format!("{} {}", runs.join(", "), s.message) };
+                let flaky = if s.flaky { " (runs disagree: flaky)" } else { "" };
+                eprintln!(
+                    "krepro:   -> {}{flaky}: {} [{} {}, boot {}]",
+                    s.verdict.name(),
+                    detail.trim(),
+                    self.made,
+                    mmss(s.build_secs),
+                    mmss(s.boot_secs)
+                );
+                let _ = std::io::stderr().flush();
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! A kernel's `.config`: its lines read into a map, as the builder, the
+//! runner (what a kernel has: ACPI, SMP, virtio-blk) and config bisect
+//! read them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A value a config option can have.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Value {
+    Y,
+    M,
+    /// `# CONFIG_X is not set`
+    N,
+    /// A string (with its quotes) or a number, as written.
+    Raw(String),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Y => f.write_str("y"),
+            Value::M => f.write_str("m"),
+            Value::N => f.write_str("n"),
+            Value::Raw(r) => f.write_str(r),
+        }
+    }
+}
+
+/// Parses one .config or fragment line: `CONFIG_X=v` or `# CONFIG_X is not set`.
+pub fn parse_line(line: &str) -> Option<(String, Value)> {
+    let line = line.trim();
+    if let Some(rest) = line.strip_prefix("# CONFIG_") {
+        let name = rest.strip_suffix(" is not set")?;
+        return Some((name.to_owned(), Value::N));
+    }
+    let (name, value) = line.strip_prefix("CONFIG_")?.split_once('=')?;
+    let value = match value {
+        "y" => Value::Y,
+        "m" => Value::M,
+        "n" => Value::N,
+        other => Value::Raw(other.to_owned()),
+    };
+    Some((name.to_owned(), value))
+}
+
+/// A .config as a map; options absent from it are off.
+pub fn parse_config(text: &str) -> BTreeMap<String, Value> {
+    text.lines().filter_map(parse_line).collect()
+}
