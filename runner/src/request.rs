@@ -100,7 +100,7 @@ pub struct Guest {
 
 /// How a kernel is built from source.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Build {
+pub(crate) struct Build {
     pub source: PathBuf,
     /// The base config: tinyconfig, defconfig, or a whole config file
     /// (`--config FILE`).
@@ -112,23 +112,9 @@ pub struct Build {
     pub cc: CcChoice,
 }
 
-impl Build {
-    /// krepro's minimal config for `source`, its defaults for the rest.
-    pub fn of(source: PathBuf) -> Build {
-        Build {
-            source,
-            base: Base::Tinyconfig,
-            fragments: Vec::new(),
-            make_args: Vec::new(),
-            jobs: None,
-            cc: CcChoice::Auto,
-        }
-    }
-}
-
 /// Which kernel a run boots.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Kernel {
+pub(crate) enum Kernel {
     /// `--kernel FILE`.
     File(PathBuf),
     /// A kernel tree's own image, as it was last built there (`O=` in
@@ -144,7 +130,7 @@ pub enum Kernel {
 
 /// How the runs of one kernel add up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Verdicts {
+pub(crate) struct Verdicts {
     pub runs: u32,
     pub remap: Remap,
 }
@@ -157,7 +143,7 @@ impl Default for Verdicts {
 
 /// `krepro run`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Run {
+pub(crate) struct Run {
     pub kernel: Kernel,
     pub guest: Guest,
     pub boot: Boot,

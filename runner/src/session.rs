@@ -77,12 +77,12 @@ pub struct GuestSpec {
 }
 
 /// Guest memory when neither the flag nor the repro says.
-pub const DEFAULT_MEMORY_MIB: u32 = 256;
+pub(crate) const DEFAULT_MEMORY_MIB: u32 = 256;
 
 impl GuestSpec {
     /// The guest for `repro` (None: an `--exec` program): each flag given
     /// wins over what the repro declares.
-    pub fn resolve(boot: &request::Boot, repro: Option<&guest::Repro>) -> Result<GuestSpec, RunError> {
+    pub(crate) fn resolve(boot: &request::Boot, repro: Option<&guest::Repro>) -> Result<GuestSpec, RunError> {
         let decl = repro.map(|r| &r.decl);
         let disks = match (boot.disks.as_slice(), decl) {
             ([], Some(d)) => d
@@ -122,7 +122,7 @@ impl Guest {
     /// The builder's options for `req` at `source` (the tree, or a
     /// bisect's worktree): for this guest's architecture, resources and
     /// repro.
-    pub fn build_options(&self, req: &request::Build, source: PathBuf) -> BuildOptions {
+    pub(crate) fn build_options(&self, req: &request::Build, source: PathBuf) -> BuildOptions {
         build_options(req, self.arch, &self.spec, self.selected.as_ref(), source)
     }
 }
@@ -130,7 +130,7 @@ impl Guest {
 /// The builder's options for `req` at `source`: krepro's fragment for
 /// `arch`, what `spec` needs (SMP, virtio-blk, the disks' filesystems) and
 /// what `repro` declares.
-pub fn build_options(
+pub(crate) fn build_options(
     req: &request::Build,
     arch: Arch,
     spec: &GuestSpec,
@@ -163,7 +163,7 @@ pub enum What {
 }
 
 impl What {
-    pub fn resolve(program: &Program) -> Result<What, RunError> {
+    pub(crate) fn resolve(program: &Program) -> Result<What, RunError> {
         Ok(match program {
             Program::Repro { arg, name } => match guest::select(arg, name.as_deref())? {
                 Selected::Repro(r) => What::Repro(r),
@@ -179,7 +179,7 @@ impl What {
         })
     }
 
-    pub fn repro(&self) -> Option<&guest::Repro> {
+    pub(crate) fn repro(&self) -> Option<&guest::Repro> {
         match self {
             What::Repro(r) => Some(r),
             _ => None,
@@ -296,7 +296,7 @@ pub fn arch(boot: &request::Boot, kernel: Option<&Kernel>) -> Result<Arch, RunEr
 }
 
 /// `$KREPRO_KERNEL`, checked, when it is set.
-pub fn env_kernel() -> Result<Option<Kernel>, RunError> {
+pub(crate) fn env_kernel() -> Result<Option<Kernel>, RunError> {
     match std::env::var_os("KREPRO_KERNEL").filter(|v| !v.is_empty()) {
         Some(path) => Ok(Some(check_kernel(Path::new(&path))?)),
         None => Ok(None),
@@ -312,7 +312,7 @@ const TREE_IMAGES: &[(Arch, &str)] = &[
 
 /// A kernel tree's own image (in `build_dir`, its `O=`, when given): of
 /// `arch` when given, else the newest. Said with its age.
-pub fn tree_kernel(
+pub(crate) fn tree_kernel(
     dir: &Path,
     build_dir: Option<&Path>,
     arch: Option<Arch>,
@@ -379,7 +379,7 @@ pub fn default_kernel(arch: Arch, cache: &Cache, say: &mut dyn FnMut(&str)) -> R
 
 /// Builds (or finds in the build cache) the kernel `req` describes for
 /// `guest`: krepro's fragment, the repro's options, the guest's needs.
-pub fn build_kernel(
+pub(crate) fn build_kernel(
     req: &request::Build,
     guest: &Guest,
     cache: &Cache,
@@ -389,7 +389,7 @@ pub fn build_kernel(
 }
 
 /// `krepro run`, ready: one plan and one kernel to boot `verdicts.runs` times.
-pub struct RunSession {
+pub(crate) struct RunSession {
     pub guest: Guest,
     pub plan: Plan,
     pub target: Bootable,
@@ -398,13 +398,17 @@ pub struct RunSession {
 
 /// What `prepare` reports as it goes.
 #[derive(Debug)]
-pub enum Progress<'a> {
+pub(crate) enum Progress<'a> {
     Say(&'a str),
     Build(BuildEvent<'a>),
 }
 
 /// Checks a `run` request once and makes it ready to boot.
-pub fn prepare(req: &request::Run, cache: &Cache, on: &mut dyn FnMut(Progress<'_>)) -> Result<RunSession, RunError> {
+pub(crate) fn prepare(
+    req: &request::Run,
+    cache: &Cache,
+    on: &mut dyn FnMut(Progress<'_>),
+) -> Result<RunSession, RunError> {
     let what = What::resolve(&req.guest.program)?;
     if req.boot.quiet && req.boot.warn_is_crash {
         return Err(RunError::BadFlag("--warn-is-crash needs --console full: quiet hides WARNINGs".into()));

@@ -20,7 +20,7 @@ use crate::image::kernel::{check_kernel, Kernel};
 
 /// A commit, as the report names it.
 #[derive(Clone, Debug, Serialize)]
-pub struct CommitInfo {
+pub(crate) struct CommitInfo {
     pub hash: String,
     pub subject: String,
     pub author: String,
@@ -41,7 +41,7 @@ impl CommitInfo {
 }
 
 /// What building one commit gave.
-pub enum BuildResult {
+pub(crate) enum BuildResult {
     Kernel {
         /// The image it left, checked.
         kernel: Kernel,
@@ -56,7 +56,7 @@ pub enum BuildResult {
 
 /// Builds the worktree as it is checked out. The real one is the kernel
 /// builder (or the user's --build-cmd); tests use a fake.
-pub trait Builder {
+pub(crate) trait Builder {
     fn build(
         &mut self,
         worktree: &Path,
@@ -77,7 +77,7 @@ fn resolve(repo: &Path, rev: &str, flag: &str) -> Result<String, BisectError> {
 }
 
 /// A repository's commits between two ends.
-pub struct GitSpace<'a> {
+pub(crate) struct GitSpace<'a> {
     repo: PathBuf,
     worktree: Worktree,
     /// (older, newer): --good and --bad, swapped with --find-fix.
@@ -89,7 +89,7 @@ pub struct GitSpace<'a> {
 
 /// What a git bisect searches, as the user gave it.
 #[derive(Clone, Copy, Debug)]
-pub struct Range<'a> {
+pub(crate) struct Range<'a> {
     /// The repository (any directory of its work tree).
     pub dir: &'a Path,
     pub good: &'a str,
@@ -103,7 +103,7 @@ pub struct Range<'a> {
 impl<'a> GitSpace<'a> {
     /// The commits of `range`, checked: both ends are commits, and the
     /// older an ancestor of the newer.
-    pub fn new(
+    pub(crate) fn new(
         range: Range<'_>,
         builder: &'a mut dyn Builder,
         cache: &Cache,
@@ -337,7 +337,7 @@ impl Space for GitSpace<'_> {
 
 /// The real builder: the kernel builder for the session's guest, or the
 /// user's --build-cmd.
-pub struct RealBuilder<'a> {
+pub(crate) struct RealBuilder<'a> {
     pub cache: &'a Cache,
     /// What the kernel builder builds at a worktree; None: `build_cmd`.
     pub options: Option<Box<dyn Fn(PathBuf) -> crate::builder::BuildOptions + 'a>>,

@@ -16,7 +16,7 @@ use crate::image::kernel::{check_kernel, version_string, Kernel, KernelError};
 
 /// One kernel of the list, as the report names it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct KernelInfo {
+pub(crate) struct KernelInfo {
     /// The package name, or the file as given.
     pub name: String,
     /// Its release (`uname -r`), when known.
@@ -30,7 +30,7 @@ pub struct KernelInfo {
 
 /// Where a listed kernel's bzImage comes from.
 #[derive(Clone, Debug)]
-pub enum Source {
+pub(crate) enum Source {
     /// A file, checked when the list was made.
     File(Kernel),
     /// Fetched into the cache when a step needs it.
@@ -39,7 +39,7 @@ pub enum Source {
 
 /// A kernel of the list.
 #[derive(Clone, Debug)]
-pub struct Prebuilt {
+pub(crate) struct Prebuilt {
     pub info: KernelInfo,
     pub source: Source,
 }
@@ -48,7 +48,7 @@ impl Prebuilt {
     /// A bzImage file (checked here, before anything boots); its upstream
     /// version from the image's version string: Debian's package version
     /// when it names one, else the release's leading numbers.
-    pub fn file(path: &Path) -> Result<Prebuilt, KernelError> {
+    pub(crate) fn file(path: &Path) -> Result<Prebuilt, KernelError> {
         let kernel = check_kernel(path)?;
         let version = version_string(path).unwrap_or_default();
         let package_version = version.split(' ').skip_while(|w| *w != "Debian").nth(1).map(str::to_owned);
@@ -59,7 +59,7 @@ impl Prebuilt {
     }
 
     /// A package the archive offers, fetched when a step needs it.
-    pub fn package(p: Package) -> Prebuilt {
+    pub(crate) fn package(p: Package) -> Prebuilt {
         let info = KernelInfo {
             name: p.name.clone(),
             release: Some(p.release.clone()),
@@ -89,7 +89,7 @@ impl Prebuilt {
 /// What a bisect over prebuilt kernels found, beyond what every bisect
 /// reports.
 #[derive(Clone, Debug, Serialize)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The first kernel that behaves like the newer end: the first bad
     /// (with --find-fix: the first fixed). None when only skipped kernels
     /// are left (the report's candidates).
@@ -105,7 +105,7 @@ pub struct Answer {
 
 /// The git bisect a kernel boundary leads to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct NextBisect {
+pub(crate) struct NextBisect {
     /// The command, when there is an upstream range to bisect.
     pub command: Option<String>,
     /// Why this range (or why there is none), one line.
@@ -114,7 +114,7 @@ pub struct NextBisect {
 
 impl Answer {
     /// The report's head: the boundary.
-    pub fn markdown_head(&self, found: &str) -> String {
+    pub(crate) fn markdown_head(&self, found: &str) -> String {
         let describe = |k: &KernelInfo| {
             let mut facts = Vec::new();
             if let Some(v) = &k.package_version {
@@ -141,7 +141,7 @@ impl Answer {
     }
 
     /// The answer in one line: the first kernel and the one before it.
-    pub fn answer_line(&self) -> String {
+    pub(crate) fn answer_line(&self) -> String {
         let version = |k: &KernelInfo| k.upstream.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
         match (&self.first, &self.before) {
             (Some(f), Some(b)) => format!("{}{}, after {}{}", f.name, version(f), b.name, version(b)),
@@ -151,7 +151,7 @@ impl Answer {
     }
 
     /// The report's "next" paragraph: the git bisect over the upstream range.
-    pub fn markdown_next(&self) -> String {
+    pub(crate) fn markdown_next(&self) -> String {
         match &self.next {
             Some(NextBisect { command: Some(c), why }) => format!("\nNext, in git: {why}\n\n    {c}\n"),
             Some(NextBisect { command: None, why }) => format!("\nNext: {why}\n"),
@@ -216,7 +216,7 @@ fn ends(k: &[Prebuilt], good: Option<&str>, bad: Option<&str>, find_fix: bool) -
 
 /// The git bisect to run over the upstream range between `before` and
 /// `first` (oldest first), repeating `repeat`.
-pub fn next_bisect(before: &KernelInfo, first: &KernelInfo, find_fix: bool, repeat: &[String]) -> NextBisect {
+pub(crate) fn next_bisect(before: &KernelInfo, first: &KernelInfo, find_fix: bool, repeat: &[String]) -> NextBisect {
     let (Some(a), Some(b)) = (&before.upstream, &first.upstream) else {
         let unknown = if before.upstream.is_none() { &before.name } else { &first.name };
         return NextBisect { command: None, why: format!("the upstream version of {unknown} is not known") };
@@ -273,7 +273,7 @@ fn shell_word(w: &str) -> String {
 }
 
 /// A list of prebuilt kernels, oldest first, between two of them.
-pub struct PrebuiltSpace<'a> {
+pub(crate) struct PrebuiltSpace<'a> {
     kernels: Vec<Prebuilt>,
     /// (older, newer) indexes.
     ends: (usize, usize),
@@ -288,7 +288,7 @@ pub struct PrebuiltSpace<'a> {
 impl<'a> PrebuiltSpace<'a> {
     /// The list, checked: at least two kernels, none twice, `good` and
     /// `bad` (None: the list's ends) naming one each, the older first.
-    pub fn new(
+    pub(crate) fn new(
         kernels: Vec<Prebuilt>,
         good: Option<&str>,
         bad: Option<&str>,

@@ -12,9 +12,9 @@
 //! candidate, the verification's checks), so the same command after
 //! Ctrl-C, an infrastructure failure or a reboot goes on where it stopped.
 
-pub mod git;
-pub mod kernels;
-pub mod verify;
+pub(crate) mod git;
+pub(crate) mod kernels;
+pub(crate) mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -29,7 +29,7 @@ use crate::image::kernel::Kernel;
 
 /// A commit hash shortened to 12 digits, for people; anything else (a
 /// kernel's name, "BAD with C reverted") whole.
-pub fn short(name: &str) -> &str {
+pub(crate) fn short(name: &str) -> &str {
     if name.len() > 12 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
         &name[..12]
     } else {
@@ -41,7 +41,7 @@ pub fn short(name: &str) -> &str {
 /// for `run`: good only if every run passed, bad if any run was bad. An
 /// outcome whose exit code is above 127 (`error`) is not a verdict on the
 /// candidate but on the setup: the bisect must stop (Err with the reason).
-pub fn decide(outcomes: &[Outcome], remap: &Remap) -> Result<Mark, String> {
+pub(crate) fn decide(outcomes: &[Outcome], remap: &Remap) -> Result<Mark, String> {
     let mut verdict = Mark::Good;
     for o in outcomes {
         match remap.exit_code(*o).code() {
@@ -64,14 +64,14 @@ pub fn decide(outcomes: &[Outcome], remap: &Remap) -> Result<Mark, String> {
 }
 
 /// Whether more runs could change the verdict: after a bad run, no.
-pub fn needs_more_runs(outcomes: &[Outcome], remap: &Remap) -> bool {
+pub(crate) fn needs_more_runs(outcomes: &[Outcome], remap: &Remap) -> bool {
     !matches!(decide(outcomes, remap), Ok(Mark::Bad))
 }
 
 /// Which end a candidate behaves like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Side {
+pub(crate) enum Side {
     /// Like the older end: good (with --find-fix: still broken).
     Old,
     /// Like the newer end: bad (with --find-fix: fixed).
@@ -80,7 +80,7 @@ pub enum Side {
 
 impl Side {
     /// The side a verdict puts a candidate on; None for a skip.
-    pub fn of(verdict: Mark, find_fix: bool) -> Option<Side> {
+    pub(crate) fn of(verdict: Mark, find_fix: bool) -> Option<Side> {
         match (verdict, find_fix) {
             (Mark::Skip, _) => None,
             (Mark::Good, false) | (Mark::Bad, true) => Some(Side::Old),
@@ -89,7 +89,7 @@ impl Side {
     }
 
     /// The verdict this side means.
-    pub fn mark(self, find_fix: bool) -> Mark {
+    pub(crate) fn mark(self, find_fix: bool) -> Mark {
         match (self, find_fix) {
             (Side::Old, false) | (Side::New, true) => Mark::Good,
             (Side::New, false) | (Side::Old, true) => Mark::Bad,
@@ -99,7 +99,7 @@ impl Side {
 
 /// One thing a bisect can test: a commit, or a prebuilt kernel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     /// What names it for good: a commit hash, a kernel's name.
     pub id: String,
     /// What people read: the commit's subject, the kernel's version.
@@ -108,7 +108,7 @@ pub struct Candidate {
 
 /// A candidate made ready to boot, or why it cannot be tested.
 #[derive(Debug)]
-pub enum Made {
+pub(crate) enum Made {
     Kernel {
         kernel: Kernel,
         /// How it was made, for the report ("gcc-12"); empty for prebuilt.
@@ -123,7 +123,7 @@ pub enum Made {
 /// A check of the answer that the space adds (git: the new end with the
 /// culprit reverted), or why it cannot be made.
 #[derive(Debug)]
-pub struct ExtraCheck {
+pub(crate) struct ExtraCheck {
     pub what: String,
     /// How the report names what is tested.
     pub tested: String,
@@ -133,7 +133,7 @@ pub struct ExtraCheck {
 
 /// How a report names what a space searches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Words {
+pub(crate) struct Words {
     /// "commit", "kernel".
     pub one: &'static str,
     pub many: &'static str,
@@ -147,7 +147,7 @@ pub struct Words {
 
 /// What a bisect searches. Each space supplies the candidates and their
 /// kernels; everything else is the search's.
-pub trait Space {
+pub(crate) trait Space {
     /// How the report names its candidates.
     fn words(&self) -> Words;
     /// What makes this search this one (part of the state's key).
@@ -181,7 +181,7 @@ pub trait Space {
 
 /// Boots a kernel once. The real one is qemu under a [`crate::boot::run::Plan`];
 /// tests use a fake.
-pub trait Booter {
+pub(crate) trait Booter {
     fn boot(
         &mut self,
         kernel: &Kernel,
@@ -191,7 +191,7 @@ pub trait Booter {
 }
 
 /// One boot's result, as the bisect needs it.
-pub struct BootSummary {
+pub(crate) struct BootSummary {
     pub outcome: Outcome,
     pub message: String,
     pub console_log: PathBuf,
@@ -200,7 +200,7 @@ pub struct BootSummary {
 /// Why a candidate was tested.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TestKind {
+pub(crate) enum TestKind {
     /// The --good/--bad check before bisecting.
     Endpoint,
     /// A step of the search.
@@ -211,7 +211,7 @@ pub enum TestKind {
 
 /// One tested candidate.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Tested {
+pub(crate) struct Tested {
     /// Its id: a commit hash or a kernel's name.
     pub commit: String,
     /// Its label: the commit's subject, the kernel's version.
@@ -238,7 +238,7 @@ pub struct Tested {
 
 /// The search's progress.
 #[derive(Debug)]
-pub enum BisectEvent<'a> {
+pub(crate) enum BisectEvent<'a> {
     Say(&'a str),
     /// A candidate is about to be tested.
     Testing {
@@ -258,7 +258,7 @@ pub enum BisectEvent<'a> {
 
 /// How the search goes: what is the same for every space.
 #[derive(Clone, Debug)]
-pub struct Options {
+pub(crate) struct Options {
     pub repro: String,
     /// The repro's one-line description, for the report.
     pub description: String,
@@ -276,7 +276,7 @@ pub struct Options {
 
 /// Why a bisect stopped without an answer.
 #[derive(Debug, thiserror::Error)]
-pub enum BisectError {
+pub(crate) enum BisectError {
     #[error("{0}")]
     BadInput(String),
     #[error("{0}")]
@@ -300,7 +300,7 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BisectError 
 
 /// What the report says of the answer that only the space knows.
 #[derive(Clone, Debug, Serialize)]
-pub enum Detail {
+pub(crate) enum Detail {
     /// A commit: who wrote it, when.
     #[serde(rename = "commit")]
     Commit(git::CommitInfo),
@@ -332,7 +332,7 @@ impl Detail {
 
 /// The answer.
 #[derive(Clone, Debug, Serialize)]
-pub struct BisectReport {
+pub(crate) struct BisectReport {
     /// "first bad commit", "first fixed kernel", ...
     pub found: String,
     /// The first candidate like the newer end, when the search narrowed
@@ -547,7 +547,7 @@ enum End {
 }
 
 /// Runs the bisect to its end. `interrupted` is polled between phases.
-pub fn bisect(
+pub(crate) fn bisect(
     opts: &Options,
     space: &mut dyn Space,
     booter: &mut dyn Booter,
@@ -741,7 +741,7 @@ fn verify_answer(
 impl BisectReport {
     /// The ready-to-paste Markdown report; `config` is (what it is on top
     /// of, the fragment), when krepro built the kernels.
-    pub fn markdown(&self, config: Option<(&str, &str)>) -> String {
+    pub(crate) fn markdown(&self, config: Option<(&str, &str)>) -> String {
         let w = self.words.unwrap_or(Words {
             one: "commit",
             many: "commits",
@@ -841,7 +841,7 @@ impl BisectReport {
 
     /// The answer in one line, for the terminal: None when only skipped
     /// candidates are left.
-    pub fn answer_line(&self) -> Option<String> {
+    pub(crate) fn answer_line(&self) -> Option<String> {
         let first = self.first.as_ref()?;
         Some(match &self.detail {
             Detail::Kernels(k) => k.answer_line(),
@@ -850,20 +850,20 @@ impl BisectReport {
     }
 
     /// How the report names what was searched: "commits", "kernels".
-    pub fn many(&self) -> &'static str {
+    pub(crate) fn many(&self) -> &'static str {
         self.words.map_or("commits", |w| w.many)
     }
 }
 
 /// The real booter: qemu under the command's plan, one target per kernel
 /// (made at its first run, reused for its other runs).
-pub struct PlanBooter<'a> {
+pub(crate) struct PlanBooter<'a> {
     pub plan: &'a crate::boot::run::Plan,
     target: Option<crate::boot::run::Bootable>,
 }
 
 impl<'a> PlanBooter<'a> {
-    pub fn new(plan: &'a crate::boot::run::Plan) -> PlanBooter<'a> {
+    pub(crate) fn new(plan: &'a crate::boot::run::Plan) -> PlanBooter<'a> {
         PlanBooter { plan, target: None }
     }
 }

@@ -12,12 +12,12 @@ use crate::boot::outcome::Mark;
 use crate::boot::outcome::Outcome;
 
 /// How many console lines a disagreeing check keeps.
-pub const CONSOLE_TAIL: usize = 30;
+pub(crate) const CONSOLE_TAIL: usize = 30;
 
 /// The verdict on the answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum VerifyStatus {
+pub(crate) enum VerifyStatus {
     /// Every check gave what the answer predicts.
     Verified,
     /// A check gave the opposite: the answer is not to be trusted.
@@ -28,7 +28,7 @@ pub enum VerifyStatus {
 }
 
 impl VerifyStatus {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             VerifyStatus::Verified => "verified",
             VerifyStatus::NotVerified => "not verified",
@@ -39,7 +39,7 @@ impl VerifyStatus {
 
 /// One re-test.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Check {
+pub(crate) struct Check {
     /// What it checks, e.g. "the culprit fails again".
     pub what: String,
     /// What was tested: a commit, a kernel, or "BAD with C reverted".
@@ -60,7 +60,7 @@ pub struct Check {
 
 impl Check {
     /// A check that could not be made (nothing booted).
-    pub fn untestable(what: &str, tested: &str, expected: Mark, why: String, build_secs: f64) -> Check {
+    pub(crate) fn untestable(what: &str, tested: &str, expected: Mark, why: String, build_secs: f64) -> Check {
         Check {
             what: what.to_owned(),
             tested: tested.to_owned(),
@@ -76,7 +76,7 @@ impl Check {
 
     /// A check from a tested commit or kernel: what its runs gave, and the
     /// console's tail when that is not what was expected.
-    pub fn from_test(what: &str, tested: &str, expected: Mark, t: &crate::bisect::Tested) -> Check {
+    pub(crate) fn from_test(what: &str, tested: &str, expected: Mark, t: &crate::bisect::Tested) -> Check {
         let agreed = t.verdict == expected;
         let console_tail = match (&t.console_log, agreed) {
             (Some(log), false) => std::fs::read_to_string(log)
@@ -101,14 +101,14 @@ impl Check {
         }
     }
 
-    pub fn agrees(&self) -> bool {
+    pub(crate) fn agrees(&self) -> bool {
         self.got == Some(self.expected)
     }
 }
 
 /// The checks of one answer, and what they add up to.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Verification {
+pub(crate) struct Verification {
     pub status: VerifyStatus,
     /// One line: what held, or which check disagreed or could not be made.
     pub summary: String,
@@ -120,7 +120,7 @@ pub struct Verification {
 impl Verification {
     /// Adds the checks up: a disagreement outweighs a check that could not
     /// be made (it is evidence against the answer, not a lack of it).
-    pub fn from_checks(checks: Vec<Check>, secs: f64) -> Verification {
+    pub(crate) fn from_checks(checks: Vec<Check>, secs: f64) -> Verification {
         let disagreed: Vec<&Check> = checks.iter().filter(|c| c.got.is_some() && !c.agrees()).collect();
         let untested: Vec<&Check> = checks.iter().filter(|c| c.got.is_none()).collect();
         let describe = |c: &Check| {
@@ -146,7 +146,7 @@ impl Verification {
     }
 
     /// The report's section on it, in Markdown.
-    pub fn markdown(&self) -> String {
+    pub(crate) fn markdown(&self) -> String {
         let mut md = format!("\n### Verification: {} ({:.0} s)\n\n{}\n", self.status.name(), self.secs, self.summary);
         md.push_str("\n| check | tested | expected | got | runs | build | boot |\n|---|---|---|---|---|---|---|\n");
         for c in &self.checks {

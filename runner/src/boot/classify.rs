@@ -23,7 +23,7 @@ pub struct Crash {
 
 /// The message of a console line without the kernel's `[    1.234567] `
 /// timestamp and surrounding `\r`.
-pub fn kernel_text(line: &str) -> &str {
+pub(crate) fn kernel_text(line: &str) -> &str {
     let line = line.trim_matches(['\r', '\n']);
     if let Some(rest) = line.strip_prefix('[') {
         if let Some((stamp, text)) = rest.split_once(']') {
@@ -36,7 +36,7 @@ pub fn kernel_text(line: &str) -> &str {
 }
 
 /// Whether a console line starts a kernel splat, and which.
-pub fn classify(line: &str) -> Option<CrashKind> {
+pub(crate) fn classify(line: &str) -> Option<CrashKind> {
     if line.contains(repros::protocol::CONSOLE_PREFIX) {
         return None; // PID 1's own lines (a repro may quote a splat)
     }
@@ -62,7 +62,7 @@ pub fn classify(line: &str) -> Option<CrashKind> {
 
 /// What the console said so far, fed one line at a time.
 #[derive(Debug, Default)]
-pub struct ConsoleScan {
+pub(crate) struct ConsoleScan {
     /// Whether any line was seen at all.
     pub lines: usize,
     /// From `krepro: start boot_ms=`.
@@ -77,7 +77,7 @@ pub struct ConsoleScan {
 
 /// What a fed line turned out to be, for the event stream.
 #[derive(Debug, PartialEq, Eq)]
-pub enum LineKind {
+pub(crate) enum LineKind {
     Plain,
     InitStarted(u64),
     Verdict,
@@ -85,7 +85,7 @@ pub enum LineKind {
 }
 
 impl ConsoleScan {
-    pub fn feed(&mut self, line: &str) -> LineKind {
+    pub(crate) fn feed(&mut self, line: &str) -> LineKind {
         self.lines += 1;
         if let Some(start) = StartLine::parse(line) {
             self.boot_to_init_ms.get_or_insert(start.boot_ms);

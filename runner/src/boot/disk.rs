@@ -82,7 +82,7 @@ fn parse_size(s: &str) -> Option<u64> {
 
 /// Checks what can be checked before anything boots: the user's image
 /// exists (and is writable with :rw), the mkfs of a new disk is installed.
-pub fn check(spec: &DiskSpec) -> Result<(), BootError> {
+pub(crate) fn check(spec: &DiskSpec) -> Result<(), BootError> {
     match spec {
         DiskSpec::File { path, rw } => {
             let meta =
@@ -112,7 +112,7 @@ fn mkfs(fs: &str) -> Result<PathBuf, BootError> {
 
 /// Makes the disks of one boot (new ones in `scratch`) and returns qemu's
 /// arguments for them: a drive and a virtio-blk device each, in order.
-pub fn qemu_args(specs: &[DiskSpec], scratch: &Path, pci: bool) -> Result<Vec<OsString>, BootError> {
+pub(crate) fn qemu_args(specs: &[DiskSpec], scratch: &Path, pci: bool) -> Result<Vec<OsString>, BootError> {
     let mut args = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         let (path, extra) = match spec {

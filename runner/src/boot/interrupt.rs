@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 /// Installs the handlers once and returns the flag they set.
-pub fn install() -> Arc<AtomicBool> {
+pub(crate) fn install() -> Arc<AtomicBool> {
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
     FLAG.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));

@@ -11,11 +11,11 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// How much console krepro keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LogPolicy {
+pub(crate) struct LogPolicy {
     pub head_bytes: u64,
     pub tail_bytes: u64,
     pub keep_files: usize,
@@ -32,18 +32,18 @@ impl Default for LogPolicy {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogDir {
     pub dir: PathBuf,
-    pub policy: LogPolicy,
+    pub(crate) policy: LogPolicy,
 }
 
 impl LogDir {
-    pub fn new(dir: impl Into<PathBuf>) -> LogDir {
+    pub(crate) fn new(dir: impl Into<PathBuf>) -> LogDir {
         LogDir { dir: dir.into(), policy: LogPolicy::default() }
     }
 
     /// A new log file named by time, pid and `label` (also for other
     /// logs, like `--build-cmd`'s output, rotated with the console logs),
     /// after removing logs the policy no longer keeps.
-    pub fn create_file(&self, label: &str) -> std::io::Result<(PathBuf, File)> {
+    pub(crate) fn create_file(&self, label: &str) -> std::io::Result<(PathBuf, File)> {
         std::fs::create_dir_all(&self.dir)?;
         self.prune();
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
@@ -53,7 +53,7 @@ impl LogDir {
     }
 
     /// Starts a new console log (named as by [`LogDir::create_file`]).
-    pub fn create(&self, label: &str) -> std::io::Result<ConsoleLog> {
+    pub(crate) fn create(&self, label: &str) -> std::io::Result<ConsoleLog> {
         let (path, file) = self.create_file(label)?;
         let file = BufWriter::new(file);
         Ok(ConsoleLog { path, file, policy: self.policy, written: 0, tail: VecDeque::new(), tail_len: 0, cut: (0, 0) })
@@ -83,7 +83,7 @@ impl LogDir {
 }
 
 /// One boot's console log being written.
-pub struct ConsoleLog {
+pub(crate) struct ConsoleLog {
     path: PathBuf,
     file: BufWriter<File>,
     policy: LogPolicy,
@@ -98,13 +98,9 @@ pub struct ConsoleLog {
 }
 
 impl ConsoleLog {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Adds one line, or several joined by `\n` (bulk output comes in
     /// chunks of whole lines).
-    pub fn line(&mut self, text: &str) {
+    pub(crate) fn line(&mut self, text: &str) {
         let len = text.len() as u64 + 1;
         let head = self.policy.head_bytes;
         if self.written + len <= head {
@@ -133,7 +129,7 @@ impl ConsoleLog {
     }
 
     /// Writes the tail and closes the log; returns its path.
-    pub fn finish(mut self) -> PathBuf {
+    pub(crate) fn finish(mut self) -> PathBuf {
         if self.cut.0 > 0 {
             let (lines, bytes) = self.cut;
             let _ = writeln!(
@@ -153,7 +149,7 @@ impl ConsoleLog {
 mod tests {
     use super::*;
 
-    fn small(dir: &Path) -> LogDir {
+    fn small(dir: &std::path::Path) -> LogDir {
         LogDir {
             dir: dir.to_owned(),
             policy: LogPolicy { head_bytes: 20, tail_bytes: 12, keep_files: 3, keep_bytes: 1000 },

@@ -1,11 +1,11 @@
 //! Booting: qemu's argument lists, one boot under a guard, reading the
 //! console, deciding the outcome, and Ctrl-C.
 
-pub mod classify;
-pub mod disk;
+pub(crate) mod classify;
+pub(crate) mod disk;
 pub(crate) mod interrupt;
-pub mod log;
-pub mod outcome;
+pub(crate) mod log;
+pub(crate) mod outcome;
 pub mod qemu;
 pub mod run;
 
@@ -46,7 +46,7 @@ pub enum BootError {
 }
 
 impl BootError {
-    pub fn io(context: impl Into<String>, source: std::io::Error) -> BootError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> BootError {
         BootError::Io { context: context.into(), source }
     }
 }

@@ -28,7 +28,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The name used in messages and JSON.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Outcome::Pass => "pass",
             Outcome::Fail => "fail",
@@ -72,7 +72,7 @@ pub enum Exit {
 
 impl Exit {
     /// The number the process exits with.
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Exit::Good => 0,
             Exit::Bad => 1,
@@ -105,7 +105,7 @@ pub enum Mark {
 }
 
 impl Mark {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Mark::Good => "good",
             Mark::Bad => "bad",
@@ -135,7 +135,7 @@ pub struct Remap {
 
 impl Remap {
     /// The exit code of `outcome` under this remapping.
-    pub fn exit_code(&self, outcome: Outcome) -> Exit {
+    pub(crate) fn exit_code(&self, outcome: Outcome) -> Exit {
         match outcome {
             Outcome::Pass => Exit::Good,
             Outcome::Fail => Exit::Bad,
@@ -151,7 +151,7 @@ impl Remap {
 /// The outcome of several runs of the same test: pass only if every run
 /// passed; otherwise the most serious outcome seen (error, then fail,
 /// crash, hang, no-verdict, skip).
-pub fn combine(outcomes: impl IntoIterator<Item = Outcome>) -> Option<Outcome> {
+pub(crate) fn combine(outcomes: impl IntoIterator<Item = Outcome>) -> Option<Outcome> {
     const SEVERITY: [Outcome; 7] = [
         Outcome::Pass,
         Outcome::Skip,

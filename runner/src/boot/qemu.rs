@@ -13,7 +13,7 @@ use crate::image::arch::Arch;
 
 /// Flags every boot gets: no devices but the ones asked for, no display, no
 /// user config, and a guest reboot (panic=-1) ends qemu instead of rebooting.
-pub const FIXED_FLAGS: &[&str] = &["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"];
+pub(crate) const FIXED_FLAGS: &[&str] = &["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"];
 
 /// What `--machine` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -44,7 +44,7 @@ pub enum Machine {
 impl Machine {
     /// The machine `--machine` names for a guest of `arch`; an x86 machine
     /// for an arm64 guest (or the other way round) is an error.
-    pub fn from_choice(c: MachineChoice, arch: Arch) -> Result<Machine, BootError> {
+    pub(crate) fn from_choice(c: MachineChoice, arch: Arch) -> Result<Machine, BootError> {
         let machine = match (c, arch) {
             (MachineChoice::Auto, Arch::X86_64) | (MachineChoice::Microvm, _) => Machine::Microvm,
             (MachineChoice::Auto, Arch::Aarch64) | (MachineChoice::Virt, _) => Machine::Virt,
@@ -61,7 +61,7 @@ impl Machine {
         Ok(machine)
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Machine::Pc => "pc",
             Machine::Q35 => "q35",
@@ -71,7 +71,7 @@ impl Machine {
     }
 
     /// The guest architecture the machine exists for.
-    pub fn arch(self) -> Arch {
+    pub(crate) fn arch(self) -> Arch {
         match self {
             Machine::Pc | Machine::Q35 | Machine::Microvm => Arch::X86_64,
             Machine::Virt => Arch::Aarch64,
@@ -109,12 +109,12 @@ impl Machine {
     }
 
     /// The virtio transport module on this machine.
-    pub fn bus_module(self) -> &'static str {
+    pub(crate) fn bus_module(self) -> &'static str {
         self.channel_modules()[0]
     }
 
     /// Whether virtio devices sit on PCI (else virtio-mmio).
-    pub fn has_pci(self) -> bool {
+    pub(crate) fn has_pci(self) -> bool {
         self != Machine::Microvm
     }
 }
@@ -122,14 +122,14 @@ impl Machine {
 /// The host's TSC frequency in kHz, for `tsc_early_khz=` on microvm under
 /// TCG (the kernel otherwise calibrates against timers microvm emulates
 /// poorly and can hang). From /proc/cpuinfo's "cpu MHz".
-pub fn host_tsc_khz() -> Option<u64> {
+pub(crate) fn host_tsc_khz() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
     let mhz: f64 = text.lines().find_map(|l| l.strip_prefix("cpu MHz")?.split(':').nth(1)?.trim().parse().ok())?;
     Some((mhz * 1000.0).round() as u64)
 }
 
 /// The serial console goes to qemu's stdout, which the runner reads.
-pub const CONSOLE_FLAGS: &[&str] = &["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"];
+pub(crate) const CONSOLE_FLAGS: &[&str] = &["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"];
 
 /// What `--accel` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -173,11 +173,11 @@ impl Accel {
 }
 
 /// The device `--accel kvm|auto` opens.
-pub const KVM_DEVICE: &str = "/dev/kvm";
+pub(crate) const KVM_DEVICE: &str = "/dev/kvm";
 
 /// Whether the KVM device (`/dev/kvm`; tests pass another path) can be
 /// opened for reading and writing.
-pub fn kvm_usable(device: &Path) -> Result<(), String> {
+pub(crate) fn kvm_usable(device: &Path) -> Result<(), String> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -194,7 +194,7 @@ fn host_boot_id() -> Option<String> {
 /// boot: a KVM that fails stays broken until the host reboots, so later
 /// runs under `--accel auto` go straight to TCG instead of paying for the
 /// failed attempt.
-pub fn remember_kvm_broken(cache: &Cache, why: &str) {
+pub(crate) fn remember_kvm_broken(cache: &Cache, why: &str) {
     if let Some(boot) = host_boot_id() {
         let marker = cache.kvm_broken();
         let _ = std::fs::create_dir_all(cache.root());
@@ -203,7 +203,7 @@ pub fn remember_kvm_broken(cache: &Cache, why: &str) {
 }
 
 /// Why KVM is taken as broken, if it failed at run time earlier in this host boot.
-pub fn kvm_known_broken(cache: &Cache) -> Option<String> {
+pub(crate) fn kvm_known_broken(cache: &Cache) -> Option<String> {
     let marker = cache.kvm_broken();
     let text = std::fs::read_to_string(&marker).ok()?;
     let (boot, why) = text.split_once('\n')?;
@@ -228,7 +228,7 @@ const KVM_FAILURES: &[&str] = &[
 ];
 
 /// Whether a qemu stderr line says KVM failed.
-pub fn is_kvm_failure(line: &str) -> bool {
+pub(crate) fn is_kvm_failure(line: &str) -> bool {
     KVM_FAILURES.iter().any(|p| line.contains(p))
 }
 
@@ -238,7 +238,7 @@ pub fn is_kvm_failure(line: &str) -> bool {
 /// krepro's (the kernel takes the last of a repeated parameter), e.g.
 /// `cryptomgr.notests=0` or `krepro.deadline_ms=5000`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cmdline<'a> {
+pub(crate) struct Cmdline<'a> {
     pub arch: Arch,
     /// The repro init runs (`exec` for a program).
     pub repro: &'a str,
@@ -262,7 +262,7 @@ impl Cmdline<'_> {
     /// The words, in order: the console and reboot on panic (so qemu
     /// exits), then krepro's parameters for init, the guest's timing, the
     /// speed-ups, and the user's words.
-    pub fn words(&self) -> Vec<String> {
+    pub(crate) fn words(&self) -> Vec<String> {
         let param = |key: &str, value: &dyn std::fmt::Display| format!("{}{key}={value}", protocol::CMDLINE_PREFIX);
         let mut words = vec![
             format!("console={}", self.arch.console()),
@@ -287,7 +287,7 @@ impl Cmdline<'_> {
         words
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         self.words().join(" ")
     }
 }
@@ -302,7 +302,7 @@ impl Cmdline<'_> {
 ///
 /// `pit_ticks`: the guest runs under TCG on one CPU, and its kernel is
 /// known to tick periodically only (see [`crate::image::kernel::ConfigFacts`]).
-pub fn speedup_words(arch: Arch, pit_ticks: bool) -> Vec<&'static str> {
+pub(crate) fn speedup_words(arch: Arch, pit_ticks: bool) -> Vec<&'static str> {
     // Crypto self-tests run for every algorithm the kernel registers at
     // boot: 500 ms of Debian 6.12's 2.1 s. They test the crypto code, not
     // the bug; `--append cryptomgr.notests=0` brings them back.
@@ -336,7 +336,7 @@ pub fn speedup_words(arch: Arch, pit_ticks: bool) -> Vec<&'static str> {
 
 /// Everything one boot needs to know.
 #[derive(Clone, Debug)]
-pub struct QemuParams<'a> {
+pub(crate) struct QemuParams<'a> {
     pub kernel: &'a Path,
     pub initrd: &'a Path,
     pub cmdline: &'a str,
@@ -357,7 +357,7 @@ pub struct QemuParams<'a> {
 }
 
 /// The full qemu argument list (without the program).
-pub fn qemu_args(p: &QemuParams<'_>) -> Vec<OsString> {
+pub(crate) fn qemu_args(p: &QemuParams<'_>) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |a: &[&str]| args.extend(a.iter().map(OsString::from));
     push(FIXED_FLAGS);
@@ -400,7 +400,7 @@ pub fn qemu_args(p: &QemuParams<'_>) -> Vec<OsString> {
 /// Finds qemu for `arch`; when it is missing and we are root on a
 /// Debian-family system, installs it with apt-get (saying so), else fails
 /// with the exact command.
-pub fn find_or_install(arch: Arch, say: &mut dyn FnMut(&str)) -> Result<PathBuf, BootError> {
+pub(crate) fn find_or_install(arch: Arch, say: &mut dyn FnMut(&str)) -> Result<PathBuf, BootError> {
     crate::host::install::find_or_install(arch.qemu(), arch.qemu_package(), say).map_err(|e| match e {
         crate::host::install::InstallError::Missing { tool, hint } => BootError::QemuMissing { qemu: tool, hint },
         crate::host::install::InstallError::Failed { package, reason } => BootError::QemuInstall { package, reason },

@@ -30,7 +30,7 @@ use rustix::fd::OwnedFd;
 
 /// Under KVM, a guest that prints nothing this long is taken as a KVM that
 /// does not work (a real KVM prints the first kernel line in well under 1 s).
-pub const KVM_SILENCE: Duration = Duration::from_secs(10);
+pub(crate) const KVM_SILENCE: Duration = Duration::from_secs(10);
 /// After the verdict, how long qemu gets to exit by itself.
 const VERDICT_GRACE: Duration = Duration::from_secs(5);
 /// After qemu exits, how long the console reader gets to hand over the
@@ -199,7 +199,7 @@ pub enum BootImage {
 }
 
 impl BootImage {
-    pub fn entry(&self) -> Entry {
+    pub(crate) fn entry(&self) -> Entry {
         match self {
             BootImage::Pvh(_) => Entry::Pvh,
             BootImage::BzImage => Entry::Bzimage,
@@ -231,7 +231,7 @@ pub enum EntryChoice {
 
 /// Picks the boot image for `kernel`; with `auto`, a kernel without the
 /// PVH path boots its bzImage and `say` gets why.
-pub fn choose_entry(
+pub(crate) fn choose_entry(
     kernel: &Kernel,
     choice: EntryChoice,
     cache: &Cache,
@@ -708,7 +708,7 @@ impl Watch {
 
 /// What the channels said, for [`decide`].
 #[derive(Debug)]
-pub struct Observations<'a> {
+pub(crate) struct Observations<'a> {
     pub console: Option<(Kind, &'a str, &'a str)>,
     pub virtio: Option<(Kind, &'a str, &'a str)>,
     pub debug_exit: Option<Kind>,
@@ -725,7 +725,7 @@ pub struct Observations<'a> {
 /// The outcome and its message. A `fail` verdict wins over a crash (the
 /// repro saw its bug); a crash wins over any other verdict; channels that
 /// disagree make an `error`, because then nothing can be trusted.
-pub fn decide(o: &Observations<'_>) -> (Outcome, String) {
+pub(crate) fn decide(o: &Observations<'_>) -> (Outcome, String) {
     let kinds = [o.console.map(|v| v.0), o.virtio.map(|v| v.0), o.debug_exit];
     let mut seen = kinds.iter().flatten();
     let kind = seen.next().copied();

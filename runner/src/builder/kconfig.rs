@@ -7,11 +7,11 @@ use std::fmt;
 use std::path::Path;
 
 use crate::image::arch::Arch;
-pub use crate::image::config::{parse_config, parse_line, Value};
+pub(crate) use crate::image::config::{parse_config, parse_line, Value};
 
 /// Who asked for an option; decides whether losing it is fatal.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// krepro's init cannot boot or report without it.
     KreproEssential,
     /// krepro uses it when it is there (a faster or extra channel).
@@ -27,7 +27,7 @@ pub enum Origin {
 
 impl Origin {
     /// Whether the build must stop when this option is lost.
-    pub fn is_fatal(&self) -> bool {
+    pub(crate) fn is_fatal(&self) -> bool {
         matches!(self, Origin::KreproEssential | Origin::Repro(_) | Origin::BootFlag(_))
     }
 }
@@ -46,7 +46,7 @@ impl fmt::Display for Origin {
 
 /// One requested option.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Request {
+pub(crate) struct Request {
     /// Without `CONFIG_`.
     pub name: String,
     pub value: Value,
@@ -108,7 +108,7 @@ const OPTIONAL_CHOICES: &[(&str, Value)] =
 const OPTIONAL_ARM64: &[&str] = &["PCI_HOST_GENERIC"];
 
 /// krepro's own fragment for guests of `arch`.
-pub fn krepro_fragment(arch: Arch) -> Vec<Request> {
+pub(crate) fn krepro_fragment(arch: Arch) -> Vec<Request> {
     let (essential, optional) = match arch {
         Arch::X86_64 => (ESSENTIAL_X86, OPTIONAL_X86),
         Arch::Aarch64 => (ESSENTIAL_ARM64, OPTIONAL_ARM64),
@@ -134,7 +134,7 @@ pub fn krepro_fragment(arch: Arch) -> Vec<Request> {
 /// announces its CPUs; arm64 is always SMP, `config SMP def_bool y`, and
 /// finds its CPUs in the device tree); the block layer, virtio-blk and the
 /// filesystems of new disks.
-pub fn boot_fragment(arch: Arch, cpus: u32, disks: &[crate::boot::disk::DiskSpec]) -> Vec<Request> {
+pub(crate) fn boot_fragment(arch: Arch, cpus: u32, disks: &[crate::boot::disk::DiskSpec]) -> Vec<Request> {
     let mut out = Vec::new();
     let mut add = |names: &[&str], flag: String| {
         for name in names {
@@ -165,7 +165,7 @@ pub fn boot_fragment(arch: Arch, cpus: u32, disks: &[crate::boot::disk::DiskSpec
 }
 
 /// A repro's declared options (all `=y`).
-pub fn repro_fragment(repro: &str, options: &[String]) -> Vec<Request> {
+pub(crate) fn repro_fragment(repro: &str, options: &[String]) -> Vec<Request> {
     options
         .iter()
         .map(|name| Request { name: name.clone(), value: Value::Y, origin: Origin::Repro(repro.to_owned()) })
@@ -173,7 +173,7 @@ pub fn repro_fragment(repro: &str, options: &[String]) -> Vec<Request> {
 }
 
 /// A user fragment file's requests.
-pub fn parse_fragment(text: &str, file: &str) -> Result<Vec<Request>, String> {
+pub(crate) fn parse_fragment(text: &str, file: &str) -> Result<Vec<Request>, String> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim();
@@ -197,7 +197,7 @@ fn render(name: &str, value: &Value) -> String {
 /// `base` with every requested option set (later requests win): the
 /// option's old lines are removed and the request appended, ready for
 /// `make olddefconfig`.
-pub fn merge(base: &str, requests: &[Request]) -> String {
+pub(crate) fn merge(base: &str, requests: &[Request]) -> String {
     let mut wanted: BTreeMap<&str, &Value> = BTreeMap::new();
     for r in requests {
         wanted.insert(&r.name, &r.value);
@@ -221,7 +221,7 @@ pub fn merge(base: &str, requests: &[Request]) -> String {
 
 /// A requested option that the final config does not have as asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Lost {
+pub(crate) struct Lost {
     pub request: Request,
     /// What the final config has (N when absent).
     pub got: Value,
@@ -229,7 +229,7 @@ pub struct Lost {
 
 /// The requests the final config does not honour. `=y` is honoured by y
 /// only, `=m` by m or y, `=n` by absence.
-pub fn check(final_config: &BTreeMap<String, Value>, requests: &[Request]) -> Vec<Lost> {
+pub(crate) fn check(final_config: &BTreeMap<String, Value>, requests: &[Request]) -> Vec<Lost> {
     let mut last: BTreeMap<&str, &Request> = BTreeMap::new();
     for r in requests {
         last.insert(&r.name, r);
@@ -255,7 +255,7 @@ pub fn check(final_config: &BTreeMap<String, Value>, requests: &[Request]) -> Ve
 /// of `arch` under arch/): its `depends on` lines (and enclosing `if`
 /// blocks of the same file), with the symbols among them that the final
 /// config does not have.
-pub fn explain(source: &Path, arch: Arch, name: &str, final_config: &BTreeMap<String, Value>) -> String {
+pub(crate) fn explain(source: &Path, arch: Arch, name: &str, final_config: &BTreeMap<String, Value>) -> String {
     let mut deps = Vec::new();
     let mut found = false;
     let other_arches = source.join("arch");

@@ -2,10 +2,10 @@
 //! tree in krepro's cache, never writing into the source tree, and cached
 //! by what went into it.
 
-pub mod kconfig;
-pub mod toolchain;
+pub(crate) mod kconfig;
+pub(crate) mod toolchain;
 pub(crate) mod treehash;
-pub mod worktree;
+pub(crate) mod worktree;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ use kconfig::Request;
 
 /// The base config.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Base {
+pub(crate) enum Base {
     Tinyconfig,
     Defconfig,
     File(PathBuf),
@@ -39,7 +39,7 @@ impl std::str::FromStr for Base {
 
 impl Base {
     /// How a report names it.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Base::Tinyconfig => "tinyconfig".to_owned(),
             Base::Defconfig => "defconfig".to_owned(),
@@ -50,13 +50,13 @@ impl Base {
 
 /// Whether `dir` is the top of a kernel source tree: a Makefile, Kconfig
 /// and arch/.
-pub fn is_kernel_tree(dir: &Path) -> bool {
+pub(crate) fn is_kernel_tree(dir: &Path) -> bool {
     dir.join("Makefile").is_file() && dir.join("Kconfig").is_file() && dir.join("arch").is_dir()
 }
 
 /// What to build.
 #[derive(Clone, Debug)]
-pub struct BuildOptions {
+pub(crate) struct BuildOptions {
     pub source: PathBuf,
     /// The repro the kernel is for: its name and the options it declares.
     pub repro: Option<ReproConfig>,
@@ -76,14 +76,14 @@ pub struct BuildOptions {
 
 /// What a repro asks of the kernel: its declared options (each `=y`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ReproConfig {
+pub(crate) struct ReproConfig {
     pub name: String,
     pub options: Vec<String>,
 }
 
 /// What the builder is doing, for progress output.
 #[derive(Debug)]
-pub enum BuildEvent<'a> {
+pub(crate) enum BuildEvent<'a> {
     /// A phase began: "identify source", "config", "build".
     Phase(&'a str),
     /// Something the user should know (ccache used, an option lost).
@@ -96,7 +96,7 @@ impl Built {
     /// Copies the image to `out`, its config to `out.config` (the runner
     /// reads it beside a kernel) and, where the build kept one, its
     /// System.map to `out.map`.
-    pub fn copy_to(&self, out: &Path) -> std::io::Result<()> {
+    pub(crate) fn copy_to(&self, out: &Path) -> std::io::Result<()> {
         let beside = |suffix: &str| {
             let mut p = out.to_owned().into_os_string();
             p.push(suffix);
@@ -115,7 +115,7 @@ impl Built {
 
 /// A finished kernel.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Built {
+pub(crate) struct Built {
     /// The boot image: a bzImage on x86, an Image on arm64 (the field
     /// keeps its old name so cached info.json files still read).
     pub bzimage: PathBuf,
@@ -163,13 +163,13 @@ pub enum BuildError {
 impl BuildError {
     /// Whether the tree itself is at fault (does not build, cannot give the
     /// repro its config): a bisect skips such a commit. Anything else stops.
-    pub fn is_tree_failure(&self) -> bool {
+    pub(crate) fn is_tree_failure(&self) -> bool {
         matches!(self, BuildError::Make { .. } | BuildError::Config(_))
     }
 
     /// One line for a report: a failed build's first compiler error (with
     /// what a known signature means), else the message's first line.
-    pub fn first_error(&self) -> String {
+    pub(crate) fn first_error(&self) -> String {
         match self {
             BuildError::Make { excerpt, compiler, known, .. } => {
                 let first = excerpt.lines().find(|l| l.contains("error")).or_else(|| excerpt.lines().next());
@@ -197,7 +197,7 @@ fn short_hash(parts: &[&[u8]]) -> String {
 
 /// Every request of a build: krepro's fragment, the repro's options, then
 /// the user's fragments (later ones win).
-pub fn requests(opts: &BuildOptions) -> Result<Vec<Request>, BuildError> {
+pub(crate) fn requests(opts: &BuildOptions) -> Result<Vec<Request>, BuildError> {
     let mut reqs = kconfig::krepro_fragment(opts.arch);
     if let Some(repro) = &opts.repro {
         reqs.extend(kconfig::repro_fragment(&repro.name, &repro.options));
@@ -382,7 +382,11 @@ fn resolve_toolchain(
 /// the build fails with a known "compiler too new/old for this tree"
 /// signature, it is retried once with the next compiler the era table
 /// allows in the other direction, saying so.
-pub fn build(opts: &BuildOptions, cache: &Cache, on: &mut dyn FnMut(BuildEvent<'_>)) -> Result<Built, BuildError> {
+pub(crate) fn build(
+    opts: &BuildOptions,
+    cache: &Cache,
+    on: &mut dyn FnMut(BuildEvent<'_>),
+) -> Result<Built, BuildError> {
     let source = opts.source.canonicalize().map_err(io(format!("source tree {}", opts.source.display())))?;
     let arch_dir = Path::new("arch").join(opts.arch.kernel_arch());
     if !(source.join("Makefile").is_file() && source.join("Kconfig").is_file() && source.join(arch_dir).is_dir()) {

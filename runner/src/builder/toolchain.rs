@@ -12,7 +12,7 @@ use crate::image::arch::Arch;
 
 /// A compiler family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Family {
+pub(crate) enum Family {
     Gcc,
     Clang,
 }
@@ -29,7 +29,7 @@ impl Family {
 /// A compiler: `gcc`, `gcc-12`, `clang`, `clang-19`. `major` None is the
 /// unversioned command on PATH.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Compiler {
+pub(crate) struct Compiler {
     pub family: Family,
     pub major: Option<u32>,
 }
@@ -49,20 +49,20 @@ impl std::fmt::Display for Compiler {
 /// clang is a cross compiler by itself: `LLVM=1 ARCH=arm64` gives it
 /// `--target` (scripts/Makefile.clang, v5.15 and later).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     pub arch: Arch,
     pub cross: bool,
 }
 
 impl Target {
     /// A build for `arch` on this machine.
-    pub fn here(arch: Arch) -> Target {
+    pub(crate) fn here(arch: Arch) -> Target {
         Target { arch, cross: Arch::host() != Some(arch) }
     }
 
     /// What gcc and binutils are prefixed with: `CROSS_COMPILE=`
     /// (`aarch64-linux-gnu-`), empty for a native build.
-    pub fn prefix(self) -> String {
+    pub(crate) fn prefix(self) -> String {
         if self.cross {
             format!("{}-", self.arch.gnu_triple())
         } else {
@@ -73,7 +73,7 @@ impl Target {
 
 /// The command that runs `c` for `target`: `gcc-12`, or a cross gcc
 /// `aarch64-linux-gnu-gcc-12`; clang is `clang` whatever the target.
-pub fn program(c: Compiler, target: Target) -> String {
+pub(crate) fn program(c: Compiler, target: Target) -> String {
     match c.family {
         Family::Gcc => format!("{}{c}", target.prefix()),
         Family::Clang => c.to_string(),
@@ -82,7 +82,7 @@ pub fn program(c: Compiler, target: Target) -> String {
 
 /// What `--cc` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum CcChoice {
+pub(crate) enum CcChoice {
     /// Per tree: the newest compiler the era table allows, at least the
     /// tree's own minimum, preferring what is installed.
     #[default]
@@ -120,11 +120,11 @@ impl std::fmt::Display for CcChoice {
 }
 
 /// A kernel version (VERSION.PATCHLEVEL).
-pub type KVer = (u32, u32);
+pub(crate) type KVer = (u32, u32);
 
 /// The compilers known to build the kernels from `from` on (until the next
 /// row): the newest major of each family, None when any newer one does.
-pub struct Era {
+pub(crate) struct Era {
     pub from: KVer,
     pub gcc_max: Option<u32>,
     /// None with `clang_min` 0: clang cannot build this era for x86.
@@ -140,7 +140,7 @@ pub struct Era {
 /// default from v5.16; clang 9 before v5.9); the minimums follow
 /// Documentation/process/changes.rst; the last row adds what Debian builds
 /// its kernels with and what krepro's slow tier builds here.
-pub const ERAS: &[Era] = &[
+pub(crate) const ERAS: &[Era] = &[
     Era {
         from: (0, 0),
         gcc_max: Some(5),
@@ -186,12 +186,12 @@ pub const ERAS: &[Era] = &[
 ];
 
 /// The row for a kernel version.
-pub fn era(version: KVer) -> &'static Era {
+pub(crate) fn era(version: KVer) -> &'static Era {
     ERAS.iter().rev().find(|e| version >= e.from).unwrap_or(&ERAS[0])
 }
 
 /// The tree's VERSION and PATCHLEVEL, from its top Makefile.
-pub fn tree_version(source: &Path) -> Option<KVer> {
+pub(crate) fn tree_version(source: &Path) -> Option<KVer> {
     let text = std::fs::read_to_string(source.join("Makefile")).ok()?;
     let field = |name: &str| {
         text.lines().find_map(|l| l.strip_prefix(name)?.trim_start().strip_prefix('=')?.trim().parse::<u32>().ok())
@@ -203,7 +203,7 @@ pub fn tree_version(source: &Path) -> Option<KVer> {
 /// scripts/min-tool-version.sh (v5.15 and later; it reads SRCARCH), else
 /// what the era table says (gcc 4 for older trees; their compiler-gcc.h
 /// asks for 4.6 or so).
-pub fn tree_minimum(source: &Path, family: Family, arch: Arch) -> u32 {
+pub(crate) fn tree_minimum(source: &Path, family: Family, arch: Arch) -> u32 {
     let script = source.join("scripts/min-tool-version.sh");
     let tool = match family {
         Family::Gcc => "gcc",
@@ -228,7 +228,7 @@ pub fn tree_minimum(source: &Path, family: Family, arch: Arch) -> u32 {
 
 /// The majors of `family` for `target` installed on PATH (`gcc-12`,
 /// `aarch64-linux-gnu-gcc-12`, `clang-19`, ...).
-pub fn installed(family: Family, target: Target) -> Vec<u32> {
+pub(crate) fn installed(family: Family, target: Target) -> Vec<u32> {
     let stem = program(Compiler { family, major: None }, target);
     let mut found = Vec::new();
     for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
@@ -250,7 +250,7 @@ pub fn installed(family: Family, target: Target) -> Vec<u32> {
 /// The majors of `family` for `target` the package archive offers
 /// (apt-cache: `gcc-12`, `gcc-12-aarch64-linux-gnu`, `clang-19`),
 /// installed or not.
-pub fn available(family: Family, target: Target) -> Vec<u32> {
+pub(crate) fn available(family: Family, target: Target) -> Vec<u32> {
     let suffix = match family {
         Family::Gcc if target.cross => format!("-{}", target.arch.gnu_triple()),
         _ => String::new(),
@@ -275,7 +275,7 @@ pub fn available(family: Family, target: Target) -> Vec<u32> {
 
 /// What `auto` chose and why, or a fixed choice.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Choice {
+pub(crate) struct Choice {
     pub compiler: Compiler,
     /// One line for the user: why this one.
     pub why: String,
@@ -287,7 +287,7 @@ pub struct Choice {
 /// accepts, best first: gcc before clang (the kernel's default), newest
 /// first, installed before installable. `installed`/`available` list the
 /// majors of each family.
-pub fn candidates(
+pub(crate) fn candidates(
     version: KVer,
     mins: (u32, u32),
     installed: &dyn Fn(Family) -> Vec<u32>,
@@ -336,7 +336,7 @@ pub fn candidates(
 /// The Debian packages that provide a compiler for `target` (a cross gcc
 /// brings its binutils; clang with its lld and binutils, as LLVM=1 uses
 /// them).
-pub fn packages(c: Compiler, target: Target) -> Vec<String> {
+pub(crate) fn packages(c: Compiler, target: Target) -> Vec<String> {
     let cross = if target.cross { format!("-{}", target.arch.gnu_triple()) } else { String::new() };
     match (c.family, c.major) {
         (Family::Gcc, Some(n)) => vec![format!("gcc-{n}{cross}")],
@@ -352,7 +352,7 @@ pub fn packages(c: Compiler, target: Target) -> Vec<String> {
 /// HOSTCC. A versioned clang is used through its /usr/lib/llvm-N/bin
 /// (clang, ld.lld, llvm-ar, ... by their plain names), which LLVM=1 then
 /// picks up, for any target; HOSTCC follows the choice.
-pub fn make_args(c: Compiler, ccache: Option<&Path>, target: Target) -> (Vec<String>, Option<PathBuf>) {
+pub(crate) fn make_args(c: Compiler, ccache: Option<&Path>, target: Target) -> (Vec<String>, Option<PathBuf>) {
     let wrap = |cc: &str| match ccache {
         Some(_) => format!("CC=ccache {cc}"),
         None => format!("CC={cc}"),
@@ -393,7 +393,7 @@ pub struct Signature {
     pub source: &'static str,
 }
 
-pub const SIGNATURES: &[Signature] = &[
+pub(crate) const SIGNATURES: &[Signature] = &[
     Signature {
         needle: "multiple definition of `yylloc'",
         mismatch: Mismatch::TooNew,
@@ -442,7 +442,7 @@ pub const SIGNATURES: &[Signature] = &[
 
 impl Signature {
     /// One line: what it means, and its fix.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let what = match self.mismatch {
             Mismatch::TooNew => "compiler too new for this tree",
             Mismatch::TooOld => "compiler too old for this tree",
@@ -458,7 +458,7 @@ impl Signature {
 /// (what `auto` allows, best first), one older than `failed` (an older
 /// major of its family, or the other family) for "too new", one newer for
 /// "too old".
-pub fn retry_pick(failed: Compiler, next: &[Choice], mismatch: Mismatch) -> Option<Choice> {
+pub(crate) fn retry_pick(failed: Compiler, next: &[Choice], mismatch: Mismatch) -> Option<Choice> {
     next.iter()
         .find(|c| {
             if c.compiler.family != failed.family {
@@ -474,7 +474,7 @@ pub fn retry_pick(failed: Compiler, next: &[Choice], mismatch: Mismatch) -> Opti
 }
 
 /// The first known signature in a failed build's log.
-pub fn classify(log: &str) -> Option<&'static Signature> {
+pub(crate) fn classify(log: &str) -> Option<&'static Signature> {
     SIGNATURES.iter().find(|s| log.contains(s.needle))
 }
 

@@ -28,7 +28,7 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TreeError {
 }
 
 /// A string naming the exact contents of `dir`.
-pub fn identity(dir: &Path, stat_cache: &Path) -> Result<String, TreeError> {
+pub(crate) fn identity(dir: &Path, stat_cache: &Path) -> Result<String, TreeError> {
     if is_git_top(dir) {
         git_identity(dir)
     } else {
@@ -44,7 +44,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, TreeError> {
 }
 
 /// Whether `dir` is the top of a git work tree.
-pub fn is_git_top(dir: &Path) -> bool {
+pub(crate) fn is_git_top(dir: &Path) -> bool {
     match git(dir, &["rev-parse", "--show-toplevel"]) {
         Ok(out) => {
             let top = PathBuf::from(String::from_utf8_lossy(&out).trim());
@@ -77,7 +77,7 @@ type Stamp = (u64, u64, i128);
 /// The content hash of every file under `dir` but `.git`, reusing the
 /// hashes in `stat_cache` for files whose stamp is unchanged, and writing
 /// the cache back.
-pub fn content_hash(dir: &Path, stat_cache: &Path) -> Result<String, TreeError> {
+pub(crate) fn content_hash(dir: &Path, stat_cache: &Path) -> Result<String, TreeError> {
     let old = load_stat_cache(stat_cache);
     let mut files: Vec<(String, bool, Stamp, PathBuf)> = Vec::new();
     walk(dir, dir, &mut files)?;

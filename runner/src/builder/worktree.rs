@@ -25,7 +25,7 @@ const SLOTS: usize = 4;
 
 /// A worktree held for one use; the lock goes with it.
 #[derive(Debug)]
-pub struct Worktree {
+pub(crate) struct Worktree {
     pub path: PathBuf,
     _lock: std::fs::File,
 }
@@ -49,7 +49,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, CmdError> {
 
 /// The top of the git work tree `dir` is in, when `dir` is that top (a
 /// kernel tree that is a git checkout); None for a plain directory.
-pub fn git_top(dir: &Path) -> Option<PathBuf> {
+pub(crate) fn git_top(dir: &Path) -> Option<PathBuf> {
     let top = git(dir, &["rev-parse", "--show-toplevel"]).ok()?;
     let top = PathBuf::from(top).canonicalize().ok()?;
     (dir.canonicalize().ok()? == top).then_some(top)
@@ -64,12 +64,12 @@ fn repo_key(repo: &Path) -> Result<String, WorktreeError> {
 
 /// Whether `path` is one of krepro's worktrees (a build of it needs no
 /// snapshot).
-pub fn is_ours(cache: &Cache, path: &Path) -> bool {
+pub(crate) fn is_ours(cache: &Cache, path: &Path) -> bool {
     path.canonicalize().is_ok_and(|p| cache.worktrees().canonicalize().is_ok_and(|w| p.starts_with(w)))
 }
 
 /// Whether a bisect is in progress in the worktree at `path`.
-pub fn bisecting(path: &Path) -> bool {
+pub(crate) fn bisecting(path: &Path) -> bool {
     git(path, &["rev-parse", "--git-path", "BISECT_START"]).is_ok_and(|p| {
         let p = PathBuf::from(p);
         if p.is_absolute() {
@@ -83,7 +83,7 @@ pub fn bisecting(path: &Path) -> bool {
 /// Takes a worktree of `repo`: `prefer` if it is free (a bisect resuming in
 /// its own), else the first free slot with no bisect in progress, else
 /// waits for slot 0 (saying so). Creates it (detached at HEAD) if needed.
-pub fn take(
+pub(crate) fn take(
     cache: &Cache,
     repo: &Path,
     prefer: Option<&Path>,
@@ -143,7 +143,7 @@ pub fn take(
 /// else a commit on top of HEAD with the uncommitted and untracked (not
 /// ignored) changes. Made with a copy of the user's index: their index,
 /// HEAD and refs are not touched.
-pub fn snapshot(repo: &Path) -> Result<String, WorktreeError> {
+pub(crate) fn snapshot(repo: &Path) -> Result<String, WorktreeError> {
     let head = git(repo, &["rev-parse", "HEAD"])?;
     let index = PathBuf::from(git(repo, &["rev-parse", "--path-format=absolute", "--git-path", "index"])?);
     let tmp = tempfile::tempdir().map_err(io("create a temp dir"))?;
@@ -173,7 +173,7 @@ pub fn snapshot(repo: &Path) -> Result<String, WorktreeError> {
 }
 
 /// Moves the worktree to `commit`, discarding anything left in it.
-pub fn checkout(wt: &Path, commit: &str) -> Result<(), WorktreeError> {
+pub(crate) fn checkout(wt: &Path, commit: &str) -> Result<(), WorktreeError> {
     git(wt, &["checkout", "-q", "--force", "--detach", commit])?;
     Ok(())
 }

@@ -21,49 +21,49 @@ use crate::request;
 pub struct BootArgs {
     /// Seconds without a verdict before a boot counts as a hang
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: u64,
+    pub(crate) timeout: u64,
 
     /// Accelerator: kvm, tcg, or auto (kvm when it works, else tcg)
     #[arg(long, value_enum, value_name = "ACCEL", default_value_t = AccelChoice::Auto)]
-    pub accel: AccelChoice,
+    pub(crate) accel: AccelChoice,
 
     /// Guest architecture: x86_64 or aarch64 (arm64) [default: the kernel
     /// image's; with no kernel named, the host's]. An aarch64 guest on an
     /// x86_64 host runs under TCG
     #[arg(long, value_enum, value_name = "ARCH")]
-    pub arch: Option<Arch>,
+    pub(crate) arch: Option<Arch>,
 
     /// Machine: auto (microvm on x86_64, virt on aarch64), microvm, pc, q35
     /// or virt. On pc, q35 and virt the virtio-serial channel uses PCI; on
     /// microvm virtio-mmio
     #[arg(long, value_enum, value_name = "MACHINE", default_value_t = MachineChoice::Auto)]
-    pub machine: MachineChoice,
+    pub(crate) machine: MachineChoice,
 
     /// Kernel entry: auto (PVH when the kernel has it: the vmlinux is taken
     /// out of the bzImage once and cached, skipping emulated
     /// decompression), pvh, or bzimage
     #[arg(long, value_enum, value_name = "ENTRY", default_value_t = EntryChoice::Auto)]
-    pub entry: EntryChoice,
+    pub(crate) entry: EntryChoice,
 
     /// Extra kernel command line words, last (after krepro's own, so they
     /// win), e.g. --append krepro.max_uptime_ms=3000
     #[arg(long, value_name = "WORD")]
-    pub append: Vec<String>,
+    pub(crate) append: Vec<String>,
 
     /// Console while booting: full, or quiet (errors only, which spares the
     /// emulated UART); with quiet, init prints the whole kernel log before
     /// any verdict other than pass
     #[arg(long, value_enum, value_name = "MODE", default_value_t = ConsoleMode::Full)]
-    pub console: ConsoleMode,
+    pub(crate) console: ConsoleMode,
 
     /// Guest memory in MiB [default: what the repro declares, else 256]
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(64..))]
-    pub memory: Option<u32>,
+    pub(crate) memory: Option<u32>,
 
     /// Guest CPUs [default: what the repro declares, else 1]; the kernel
     /// builder adds SMP when N > 1
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub cpus: Option<u32>,
+    pub(crate) cpus: Option<u32>,
 
     /// A block device, as virtio-blk (/dev/vda, /dev/vdb, ... in order):
     /// FILE (the guest's writes are discarded: FILE is never written),
@@ -71,17 +71,17 @@ pub struct BootArgs {
     /// scratch disk, made with mkfs.FS on the host, e.g. new:64M:ext4);
     /// repeatable [default: what the repro declares]
     #[arg(long = "disk", value_name = "SPEC")]
-    pub disks: Vec<DiskSpec>,
+    pub(crate) disks: Vec<DiskSpec>,
 
     /// Passed to qemu unchanged, after krepro's own arguments (a device or
     /// CPU feature krepro does not model: --qemu-arg=-cpu --qemu-arg=max);
     /// repeatable; --json marks such a run as customised
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
-    pub qemu_args: Vec<String>,
+    pub(crate) qemu_args: Vec<String>,
 
     /// Count a kernel WARNING on the console as a crash
     #[arg(long)]
-    pub warn_is_crash: bool,
+    pub(crate) warn_is_crash: bool,
 
     /// Boot with the kernel's own defaults: leave out krepro's speed-ups on
     /// the command line (cryptomgr.notests; on x86_64 noreplace-smp and
@@ -90,13 +90,13 @@ pub struct BootArgs {
     /// LOCK-prefix patching and probes of absent hardware; `--append` can
     /// also undo the ones that take a value
     #[arg(long)]
-    pub no_speedups: bool,
+    pub(crate) no_speedups: bool,
 
     /// Where console logs go [default: ~/.cache/krepro/logs, which keeps
     /// the newest 200 logs and 64 MiB; each log keeps the first and last
     /// MiB of the console]
     #[arg(long, value_name = "DIR")]
-    pub log_dir: Option<PathBuf>,
+    pub(crate) log_dir: Option<PathBuf>,
 }
 
 /// `--console`.
@@ -130,61 +130,61 @@ impl BootArgs {
 /// What runs in the guest and what else goes into the initrd.
 #[derive(clap::Args, Clone, Debug, Default)]
 #[command(next_help_heading = "What runs in the guest")]
-pub struct GuestArgs {
+pub(crate) struct GuestArgs {
     /// What to run: a repro's name (`krepro repros` lists them), a .rs
     /// repro file (`krepro new` writes one), a directory of them, or a C
     /// source (compiled statically for the guest) [default: smoke]
     #[arg(value_name = "REPRO", conflicts_with_all = ["exec", "initrd"])]
-    pub what: Option<String>,
+    pub(crate) what: Option<String>,
 
     /// The repro to run, by name: krepro's own, or one of the file's or
     /// directory's given as REPRO; also takes a file like REPRO
     #[arg(long, value_name = "NAME")]
-    pub repro: Option<String>,
+    pub(crate) repro: Option<String>,
 
     /// Run this static executable (C, std Rust, a kselftest) or #! shell
     /// script (run by busybox sh) instead of a repro: exit status 0 is
     /// pass, 4 (KSFT_SKIP) skip, any other status or a signal fail
     #[arg(long, value_name = "FILE", conflicts_with_all = ["repro", "initrd"])]
-    pub exec: Option<PathBuf>,
+    pub(crate) exec: Option<PathBuf>,
 
     /// An argument for the program (--exec FILE or a C repro); repeatable
     #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
 
     /// An environment variable for the program; repeatable
     #[arg(long = "env", value_name = "K=V")]
-    pub env: Vec<String>,
+    pub(crate) env: Vec<String>,
 
     /// Seconds the guest gives the program before killing it (a fail, with
     /// the kernel log tail); keep it below --timeout
     #[arg(long, value_name = "SECS")]
-    pub guest_timeout: Option<u64>,
+    pub(crate) guest_timeout: Option<u64>,
 
     /// An extra file or directory for the initrd, at DEST (default /NAME); repeatable
     #[arg(long = "file", value_name = "SRC[:DEST]")]
-    pub files: Vec<String>,
+    pub(crate) files: Vec<String>,
 
     /// Kernel modules init loads first: `auto` (what the virtio-serial
     /// verdict channel needs on the machine, where the kernel has it as
     /// modules: virtio_mmio or virtio_pci, and virtio_console) or a
     /// comma-separated list; dependencies come along
     #[arg(long, value_name = "auto|LIST")]
-    pub modules: Option<Modules>,
+    pub(crate) modules: Option<Modules>,
 
     /// Where the modules are: an unpacked kernel package or a
     /// `make modules_install` tree [default: beside a packaged kernel]
     #[arg(long, value_name = "DIR", requires = "modules")]
-    pub modules_from: Option<PathBuf>,
+    pub(crate) modules_from: Option<PathBuf>,
 
     /// Boot this initrd (`krepro initrd -o FILE` makes one) as it is; its
     /// init runs --repro NAME
     #[arg(long, value_name = "FILE")]
-    pub initrd: Option<PathBuf>,
+    pub(crate) initrd: Option<PathBuf>,
 }
 
 impl GuestArgs {
-    pub fn request(&self) -> request::Guest {
+    pub(crate) fn request(&self) -> request::Guest {
         let program = match (&self.initrd, &self.exec, &self.what, &self.repro) {
             (Some(path), _, _, name) => request::Program::Initrd {
                 path: path.clone(),
@@ -212,27 +212,27 @@ impl GuestArgs {
 /// How outcomes count, for `run` and `bisect`.
 #[derive(clap::Args, Clone, Debug)]
 #[command(next_help_heading = "How outcomes count")]
-pub struct VerdictArgs {
+pub(crate) struct VerdictArgs {
     /// Boots per kernel: it passes only if every boot passes, and fails if
     /// any fails (flaky repros)
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub runs: u32,
+    pub(crate) runs: u32,
 
     /// How a crash counts: good, bad or skip [default: crash, exit 2; bad in a bisect]
     #[arg(long, value_enum, value_name = "MARK")]
-    pub on_crash: Option<Mark>,
+    pub(crate) on_crash: Option<Mark>,
 
     /// How a hang counts [default: hang, exit 3; bad in a bisect]
     #[arg(long, value_enum, value_name = "MARK")]
-    pub on_hang: Option<Mark>,
+    pub(crate) on_hang: Option<Mark>,
 
     /// How a boot without verdict counts [default: skip, exit 125]
     #[arg(long, value_enum, value_name = "MARK")]
-    pub on_no_verdict: Option<Mark>,
+    pub(crate) on_no_verdict: Option<Mark>,
 }
 
 impl VerdictArgs {
-    pub fn request(&self) -> request::Verdicts {
+    pub(crate) fn request(&self) -> request::Verdicts {
         request::Verdicts {
             runs: self.runs,
             remap: Remap { on_crash: self.on_crash, on_hang: self.on_hang, on_no_verdict: self.on_no_verdict },
@@ -243,35 +243,35 @@ impl VerdictArgs {
 /// How a kernel is configured and built (`run -b`, `kernel build`, `bisect`).
 #[derive(clap::Args, Clone, Debug)]
 #[command(next_help_heading = "Building the kernel")]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// Build from this whole config (e.g. the tree's own .config, which
     /// is read, never written) instead of krepro's minimal one
     #[arg(long, value_name = "FILE", conflicts_with = "base")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Base config: tinyconfig (krepro's minimal config: tinyconfig plus
     /// what init and the repro need), defconfig, or a config FILE
     #[arg(long, value_name = "BASE", default_value = "tinyconfig")]
-    pub base: Base,
+    pub(crate) base: Base,
     /// Extra config fragment (CONFIG_X=y lines) on top; repeatable, later wins
     #[arg(long = "fragment", value_name = "FILE")]
-    pub fragments: Vec<PathBuf>,
+    pub(crate) fragments: Vec<PathBuf>,
     /// Passed to make, e.g. --make-arg LLVM=1, --make-arg KCFLAGS=-Og; repeatable
     #[arg(long = "make-arg", value_name = "ARG", allow_hyphen_values = true)]
-    pub make_args: Vec<String>,
+    pub(crate) make_args: Vec<String>,
     /// Parallel make jobs [default: number of CPUs]
     #[arg(short = 'j', long, value_name = "N")]
-    pub jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
     /// Compiler: auto (per tree: the newest the kernel's era is known to
     /// build with, at least its own minimum, installed with apt when
     /// missing and root), gcc, gcc-N, clang or clang-N (LLVM=1 with its own
     /// lld); HOSTCC follows. A CC= or LLVM= --make-arg overrides it
     #[arg(long, value_name = "CC", default_value = "auto")]
-    pub cc: CcChoice,
+    pub(crate) cc: CcChoice,
 }
 
 impl ConfigArgs {
     /// The build of the tree at `source`.
-    pub fn request(&self, source: PathBuf) -> request::Build {
+    pub(crate) fn request(&self, source: PathBuf) -> request::Build {
         request::Build {
             source,
             base: self.config.clone().map_or_else(|| self.base.clone(), Base::File),
@@ -286,17 +286,17 @@ impl ConfigArgs {
 /// Where the kernel tree is, for `run`, `kernel build` and `bisect`.
 #[derive(clap::Args, Clone, Debug, Default)]
 #[command(next_help_heading = "The kernel tree")]
-pub struct TreeArgs {
+pub(crate) struct TreeArgs {
     /// The kernel tree [default: the current directory, when it is one].
     /// Never written to: builds go out of tree, in krepro's cache (a git
     /// tree in krepro's own worktree of it)
     #[arg(long, value_name = "DIR", alias = "linux")]
-    pub source: Option<PathBuf>,
+    pub(crate) source: Option<PathBuf>,
 }
 
 impl TreeArgs {
     /// The tree: --source, else the current directory when it is a kernel tree.
-    pub fn tree(&self) -> Option<PathBuf> {
+    pub(crate) fn tree(&self) -> Option<PathBuf> {
         match &self.source {
             Some(dir) => Some(dir.clone()),
             None => std::env::current_dir().ok().filter(|d| crate::builder::is_kernel_tree(d)),

@@ -87,7 +87,7 @@ pub struct BisectArgs {
     config: ConfigArgs,
 }
 
-pub fn run(args: &BisectArgs, cache: &Cache) -> Result<Exit, Failure> {
+pub(crate) fn run(args: &BisectArgs, cache: &Cache) -> Result<Exit, Failure> {
     let mut ui = Ui {
         progress: Progress::new(),
         verbose: args.verbose,

@@ -16,7 +16,7 @@ use crate::request;
 use crate::session::{self, RunError, What};
 
 /// `krepro new NAME`.
-pub fn new(name: &str, dir: Option<PathBuf>) -> Result<Exit, Failure> {
+pub(crate) fn new(name: &str, dir: Option<PathBuf>) -> Result<Exit, Failure> {
     let dir = dir.unwrap_or_else(|| PathBuf::from("."));
     let path = guest::template::write(&dir, name).map_err(Failure::error)?;
     println!("{}", path.display());
@@ -25,7 +25,7 @@ pub fn new(name: &str, dir: Option<PathBuf>) -> Result<Exit, Failure> {
 }
 
 /// `krepro repros [DIR]`: one line each, what it checks and needs.
-pub fn repros(dir: Option<&Path>) -> Result<Exit, Failure> {
+pub(crate) fn repros(dir: Option<&Path>) -> Result<Exit, Failure> {
     let (catalog, bad) = match dir {
         None => (Catalog::builtin(), Vec::new()),
         Some(d) if d.is_dir() => Catalog::dir(d).map_err(Failure::error)?,
@@ -66,17 +66,17 @@ pub fn repros(dir: Option<&Path>) -> Result<Exit, Failure> {
 pub struct InitrdArgs {
     /// The guest architecture init is built for [default: the host's]
     #[arg(long, value_enum, value_name = "ARCH")]
-    pub arch: Option<Arch>,
+    pub(crate) arch: Option<Arch>,
     /// Also write it here [default: only the cache; its path is printed]
     #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     #[command(flatten)]
-    pub guest: GuestArgs,
+    pub(crate) guest: GuestArgs,
 }
 
 /// `krepro initrd`: init built with the repro (or for the program), the
 /// initrd additions on top; prints the path.
-pub fn initrd(args: &InitrdArgs, cache: &Cache) -> Result<Exit, Failure> {
+pub(crate) fn initrd(args: &InitrdArgs, cache: &Cache) -> Result<Exit, Failure> {
     let mut progress = Progress::new();
     let req = args.guest.request();
     let what = What::resolve(&req.program)?;
@@ -141,32 +141,32 @@ pub enum KernelCommand {
 pub struct KernelBuildArgs {
     /// The repro whose config options go in: a name, or a .rs file
     #[arg(long, value_name = "NAME")]
-    pub repro: Option<String>,
+    pub(crate) repro: Option<String>,
     /// Also copy the image here, its .config to FILE.config (the runner
     /// reads it, e.g. to know whether the kernel has ACPI) and its
     /// System.map to FILE.map (`bench --profile` names functions with it)
     #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// The guest will have N CPUs: N > 1 adds SMP [default: what the
     /// repro declares, else 1]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub cpus: Option<u32>,
+    pub(crate) cpus: Option<u32>,
     /// The guest will have this disk (as for `run`): adds the block
     /// layer, virtio-blk and the disk's filesystem; repeatable
     #[arg(long = "disk", value_name = "SPEC")]
-    pub disks: Vec<DiskSpec>,
+    pub(crate) disks: Vec<DiskSpec>,
     /// The kernel's architecture: x86_64 (a bzImage) or aarch64 (an
     /// arm64 Image, cross-built with the cross gcc or LLVM=1)
     /// [default: the host's]
     #[arg(long, value_enum, value_name = "ARCH")]
-    pub arch: Option<Arch>,
+    pub(crate) arch: Option<Arch>,
     #[command(flatten)]
-    pub tree: TreeArgs,
+    pub(crate) tree: TreeArgs,
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub(crate) config: ConfigArgs,
 }
 
-pub fn kernel(command: KernelCommand, cache: &Cache) -> Result<Exit, Failure> {
+pub(crate) fn kernel(command: KernelCommand, cache: &Cache) -> Result<Exit, Failure> {
     let mut progress = Progress::new();
     match command {
         KernelCommand::Fetch { series, arch } => {

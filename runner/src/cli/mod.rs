@@ -15,10 +15,7 @@ use std::path::PathBuf;
 use crate::boot::outcome::Exit;
 use crate::host::cache::Cache;
 
-pub use args::{BootArgs, ConfigArgs, GuestArgs, TreeArgs, VerdictArgs};
-pub use bisect::BisectArgs;
-pub use commands::KernelCommand;
-pub use run::{show_run_event, RunArgs};
+pub use args::BootArgs;
 
 /// krepro: turn a kernel bug into a boot test that runs in seconds, and
 /// find the commit that caused it.
@@ -48,7 +45,7 @@ pub enum Command {
     /// cache, /boot/vmlinuz-$(uname -r), or the newest Debian cloud
     /// kernel, fetched. A tree that does not build exits 125, so `git
     /// bisect run` skips that commit.
-    Run(Box<RunArgs>),
+    Run(Box<run::RunArgs>),
     /// Write NAME.rs, a repro to start from: it builds, passes on a kernel
     /// without the bug, and shows the SDK's main calls
     New {
@@ -68,7 +65,7 @@ pub enum Command {
     /// Fetch a distro kernel, or build the smallest kernel for a repro from source
     Kernel {
         #[command(subcommand)]
-        command: KernelCommand,
+        command: commands::KernelCommand,
     },
     /// Find the commit that caused a bug (or, with --find-fix, fixed it)
     ///
@@ -81,7 +78,7 @@ pub enum Command {
     /// range to bisect in git next. Prints a Markdown report. Exit: 0
     /// found (and verified), 2 found but not verified, 125 only untestable
     /// commits left, 128 error, 130 interrupted
-    Bisect(Box<BisectArgs>),
+    Bisect(Box<bisect::BisectArgs>),
 }
 
 /// A command that did not do its job: the exit status, and the message

@@ -19,7 +19,7 @@ pub struct Progress {
 }
 
 /// 452.3 -> "7m32s".
-pub fn mmss(secs: f64) -> String {
+pub(crate) fn mmss(secs: f64) -> String {
     let s = secs.round() as u64;
     if s >= 60 {
         format!("{}m{:02}s", s / 60, s % 60)
@@ -41,13 +41,13 @@ impl Progress {
     }
 
     /// No live line (`-v` streams the console instead); messages still print.
-    pub fn without_live_line(mut self) -> Progress {
+    pub(crate) fn without_live_line(mut self) -> Progress {
         self.live = false;
         self
     }
 
     /// Restarts the elapsed-time clock.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.started = Instant::now();
     }
 
@@ -57,7 +57,7 @@ impl Progress {
         eprintln!("krepro: {text}");
     }
 
-    pub fn build_event(&mut self, ev: BuildEvent<'_>) {
+    pub(crate) fn build_event(&mut self, ev: BuildEvent<'_>) {
         match ev {
             BuildEvent::Phase(p) => {
                 self.phase = p.to_owned();
@@ -93,7 +93,7 @@ impl Progress {
     }
 
     /// A status line shown on a terminal only (a log gets the summaries).
-    pub fn status(&mut self, text: &str) {
+    pub(crate) fn status(&mut self, text: &str) {
         if self.tty {
             self.line(text, true);
         }
@@ -101,7 +101,7 @@ impl Progress {
 
     /// A status line shown on a terminal only, redrawn at most every
     /// 100 ms (for events that come fast, like console lines).
-    pub fn tick(&mut self, text: &str) {
+    pub(crate) fn tick(&mut self, text: &str) {
         if self.tty && self.last.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
             self.line(text, true);
         }

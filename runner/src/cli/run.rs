@@ -20,46 +20,46 @@ pub struct RunArgs {
     /// Kernel to boot: an x86 bzImage or an arm64 Image (also gzip'd)
     /// [default: see above]
     #[arg(long, value_name = "FILE", conflicts_with_all = ["build", "build_dir"])]
-    pub kernel: Option<PathBuf>,
+    pub(crate) kernel: Option<PathBuf>,
 
     /// Build the kernel tree first (incrementally, out of tree; cached by
     /// source and config), then boot it
     #[arg(short = 'b', long)]
-    pub build: bool,
+    pub(crate) build: bool,
 
     /// Where the tree's own build put its output (make O=DIR): boot
     /// DIR/arch/*/boot/... [default: the tree]
     #[arg(long, value_name = "DIR", conflicts_with = "build")]
-    pub build_dir: Option<PathBuf>,
+    pub(crate) build_dir: Option<PathBuf>,
 
     /// Print one JSON object on stdout instead of the summary
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 
     /// Stream the console (and the qemu command) to stderr
     #[arg(short, long)]
-    pub verbose: bool,
+    pub(crate) verbose: bool,
 
     #[command(flatten)]
-    pub guest: GuestArgs,
+    pub(crate) guest: GuestArgs,
 
     #[command(flatten)]
-    pub boot: BootArgs,
+    pub(crate) boot: BootArgs,
 
     #[command(flatten)]
-    pub verdict: VerdictArgs,
+    pub(crate) verdict: VerdictArgs,
 
     #[command(flatten)]
-    pub tree: TreeArgs,
+    pub(crate) tree: TreeArgs,
 
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub(crate) config: ConfigArgs,
 }
 
 impl RunArgs {
     /// The request: which kernel (--kernel, -b, --source, $KREPRO_KERNEL,
     /// the current tree, else krepro's default), what runs, how it boots.
-    pub fn request(&self) -> Result<request::Run, RunError> {
+    pub(crate) fn request(&self) -> Result<request::Run, RunError> {
         let env_kernel = std::env::var_os("KREPRO_KERNEL").is_some_and(|v| !v.is_empty());
         let kernel = match (&self.kernel, self.build, &self.tree.source) {
             (Some(k), _, _) => request::Kernel::File(k.clone()),
@@ -91,7 +91,7 @@ impl RunArgs {
 }
 
 /// Runs the whole command: checks, kernel, qemu, N boots, report.
-pub fn run(args: &RunArgs, cache: &Cache) -> Result<Exit, Failure> {
+pub(crate) fn run(args: &RunArgs, cache: &Cache) -> Result<Exit, Failure> {
     let mut ui = Ui::new(args);
     let result = execute(args, cache, &mut ui);
     ui.progress.clear();
@@ -107,7 +107,7 @@ fn execute(args: &RunArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, RunError>
     let runs = session.verdicts.runs;
     let mut results = Vec::new();
     for i in 1..=runs {
-        ui.start_run(i, runs, &session.target);
+        ui.start_run(i, runs, &session.target, &session.guest.label);
         let result = run::run(&session.plan, &session.target, i, &mut |ev| ui.event(ev))?;
         ui.finish_run(&result);
         results.push(result);
@@ -137,6 +137,8 @@ struct Ui {
     verbose: bool,
     progress: Progress,
     label: String,
+    /// What runs, as the summary names it: the repro, or the program's file.
+    what: String,
     init_ms: Option<u64>,
 }
 
@@ -148,11 +150,13 @@ impl Ui {
             verbose: args.verbose,
             progress: if args.verbose { progress.without_live_line() } else { progress },
             label: String::new(),
+            what: String::new(),
             init_ms: None,
         }
     }
 
-    fn start_run(&mut self, i: u32, n: u32, target: &Bootable) {
+    fn start_run(&mut self, i: u32, n: u32, target: &Bootable, what: &str) {
+        self.what = what.to_owned();
         let k = &target.kernel;
         let name = k.release.clone().unwrap_or_else(|| k.path.display().to_string());
         self.label = if n > 1 { format!("run {i}/{n}: booting {name}") } else { format!("booting {name}") };
@@ -176,8 +180,13 @@ impl Ui {
             return;
         }
         let release = r.kernel_release.clone().unwrap_or_else(|| r.kernel.display().to_string());
-        let mut line =
-            format!("{}: {} on {release} ({}, {:.1} s)", r.outcome, r.repro, r.accel.name(), r.wall_ms as f64 / 1000.0);
+        let mut line = format!(
+            "{}: {} on {release} ({}, {:.1} s)",
+            r.outcome,
+            self.what,
+            r.accel.name(),
+            r.wall_ms as f64 / 1000.0
+        );
         if !r.message.is_empty() {
             line.push_str(&format!(": {}", r.message));
         }
@@ -205,7 +214,7 @@ impl Ui {
 /// What every command shows of a boot as it happens: fallbacks always
 /// (they explain a slower boot), with `verbose` the qemu command line, the
 /// console and qemu's stderr.
-pub fn show_run_event(progress: &mut Progress, verbose: bool, ev: &RunEvent<'_>) {
+pub(crate) fn show_run_event(progress: &mut Progress, verbose: bool, ev: &RunEvent<'_>) {
     match ev {
         RunEvent::Fallback { reason } => progress.say(reason),
         RunEvent::QemuStarted { command, .. } if verbose => eprintln!("$ {command}"),

@@ -29,7 +29,12 @@ fn compiler(arch: Arch, say: &mut dyn FnMut(&str)) -> Result<PathBuf, GuestError
 
 /// `source` compiled for `arch` (or the cached result of the same source,
 /// compiler and flags): a static executable in `<cache>/guest/c/`.
-pub fn compile(cache: &Cache, source: &Path, arch: Arch, say: &mut dyn FnMut(&str)) -> Result<PathBuf, GuestError> {
+pub(crate) fn compile(
+    cache: &Cache,
+    source: &Path,
+    arch: Arch,
+    say: &mut dyn FnMut(&str),
+) -> Result<PathBuf, GuestError> {
     let text = std::fs::read(source).map_err(io(format!("read {}", source.display())))?;
     let cc = compiler(arch, say)?;
     let version = Cmd::new(&cc, ["--version"], Path::new("/")).quiet().output()?;

@@ -137,7 +137,7 @@ pub fn linker_var(target: &str) -> String {
 
 /// A built init, and the initrd that carries it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Init {
+pub(crate) struct Init {
     /// The static executable.
     pub path: PathBuf,
     /// A gzip'd newc cpio of it as /init (and the directories init needs).
@@ -178,7 +178,12 @@ fn key(arch: Arch, files: &[(PathBuf, Vec<u8>)], default: &str, tc: &Toolchain) 
 /// in (none: an init for `--exec` only), the first the default, and its
 /// initrd. A repro that does not compile is [`GuestError::Compile`] with
 /// rustc's messages, which name the user's file.
-pub fn build(cache: &Cache, arch: Arch, repros: &[&Repro], say: &mut dyn FnMut(&str)) -> Result<Init, GuestError> {
+pub(crate) fn build(
+    cache: &Cache,
+    arch: Arch,
+    repros: &[&Repro],
+    say: &mut dyn FnMut(&str),
+) -> Result<Init, GuestError> {
     let dir = cache.guest();
     let workspace = source::extract(&dir).map_err(io(format!("write krepro's guest source into {}", dir.display())))?;
     let tc = toolchain(arch, say)?;

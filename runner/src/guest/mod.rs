@@ -8,10 +8,10 @@
 //! config and guest. krepro's own repros are embedded in the binary
 //! ([`source`]), so an installed `krepro` needs no checkout.
 
-pub mod cc;
+pub(crate) mod cc;
 pub mod init;
 pub(crate) mod source;
-pub mod template;
+pub(crate) mod template;
 
 use std::path::{Path, PathBuf};
 
@@ -58,7 +58,7 @@ pub enum ReproFile {
 
 impl ReproFile {
     /// How messages name it.
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         match self {
             ReproFile::Builtin(name) => format!("{}/{name}", source::BUILTIN_DIR),
             ReproFile::User(path) => path.display().to_string(),
@@ -74,7 +74,7 @@ pub struct Repro {
 }
 
 impl Repro {
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.decl.name
     }
 }
@@ -98,7 +98,7 @@ impl Catalog {
     }
 
     /// The repros of a `.rs` file.
-    pub fn file(path: &Path) -> Result<Catalog, GuestError> {
+    pub(crate) fn file(path: &Path) -> Result<Catalog, GuestError> {
         let abs = std::path::absolute(path).map_err(io(format!("resolve {}", path.display())))?;
         let text = match std::fs::read_to_string(&abs) {
             Ok(t) => t,
@@ -116,7 +116,7 @@ impl Catalog {
 
     /// The repros of every `.rs` file in `dir` (not below it), by file
     /// name; the files that could not be read, each with why.
-    pub fn dir(dir: &Path) -> Result<(Catalog, Vec<GuestError>), GuestError> {
+    pub(crate) fn dir(dir: &Path) -> Result<(Catalog, Vec<GuestError>), GuestError> {
         let entries = std::fs::read_dir(dir).map_err(io(format!("read {}", dir.display())))?;
         let mut files: Vec<PathBuf> = entries
             .flatten()
@@ -149,12 +149,12 @@ impl Catalog {
         Ok(())
     }
 
-    pub fn find(&self, name: &str) -> Option<&Repro> {
+    pub(crate) fn find(&self, name: &str) -> Option<&Repro> {
         self.repros.iter().find(|r| r.name() == name)
     }
 
     /// The error for a name this catalog does not have.
-    pub fn unknown(&self, name: &str) -> GuestError {
+    pub(crate) fn unknown(&self, name: &str) -> GuestError {
         let known: Vec<&str> = self.repros.iter().map(Repro::name).collect();
         GuestError::UnknownRepro { name: name.to_owned(), known: known.join(", ") }
     }
@@ -171,7 +171,7 @@ pub enum ReproArg {
 impl ReproArg {
     /// A word from the command line: a path when it ends in `.rs` or `.c`,
     /// holds a `/` or is `.`; else a name.
-    pub fn parse(word: &str) -> ReproArg {
+    pub(crate) fn parse(word: &str) -> ReproArg {
         let path = word.ends_with(".rs") || word.ends_with(".c") || word.contains('/') || word == "." || word == "..";
         if path {
             ReproArg::Path(word.into())

@@ -61,12 +61,12 @@ fn run(cx: &mut Cx) -> Result {
 "##;
 
 /// The text of a new repro called `name`.
-pub fn render(name: &str) -> String {
+pub(crate) fn render(name: &str) -> String {
     TEMPLATE.replace("@NAME@", name)
 }
 
 /// Writes `NAME.rs` in `dir` (never over an existing file); its path.
-pub fn write(dir: &Path, name: &str) -> Result<PathBuf, GuestError> {
+pub(crate) fn write(dir: &Path, name: &str) -> Result<PathBuf, GuestError> {
     let path = dir.join(format!("{name}.rs"));
     if !decl::valid_name(name) {
         return Err(GuestError::NotARepro {

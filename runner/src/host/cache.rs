@@ -50,37 +50,37 @@ impl Cache {
     }
 
     /// Out-of-tree build dirs of the kernel builder.
-    pub fn build_dirs(&self) -> PathBuf {
+    pub(crate) fn build_dirs(&self) -> PathBuf {
         self.root.join("build")
     }
 
     /// Finished kernels of the builder, by key.
-    pub fn built(&self) -> PathBuf {
+    pub(crate) fn built(&self) -> PathBuf {
         self.root.join("built")
     }
 
     /// The source-identity stat caches of the builder.
-    pub fn treehash(&self) -> PathBuf {
+    pub(crate) fn treehash(&self) -> PathBuf {
         self.root.join("treehash")
     }
 
     /// Bisect state while a bisect runs: its worktree, git's bisect state
     /// and `state.json` (a bisect over prebuilt kernels: only that); gone
     /// when it ends.
-    pub fn bisect(&self) -> PathBuf {
+    pub(crate) fn bisect(&self) -> PathBuf {
         self.root.join("bisect")
     }
 
     /// The long-lived git worktrees builds and bisects of a repository
     /// share (`<repo>-<slot>`, with a `.lock` beside each).
-    pub fn worktrees(&self) -> PathBuf {
+    pub(crate) fn worktrees(&self) -> PathBuf {
         self.root.join("worktrees")
     }
 
     /// The guest side: krepro's embedded source written out, cargo's
     /// target dirs, built inits and initrds (by content), compiled C
     /// repros.
-    pub fn guest(&self) -> PathBuf {
+    pub(crate) fn guest(&self) -> PathBuf {
         self.root.join("guest")
     }
 

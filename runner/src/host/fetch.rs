@@ -74,7 +74,7 @@ impl Package {
 /// The upstream part of a Debian package version: no epoch, no Debian
 /// revision, only the leading digits and dots ("1:6.12.111-1~deb12u1" ->
 /// "6.12.111"); None when it does not start with a number.
-pub fn upstream_of(version: &str) -> Option<String> {
+pub(crate) fn upstream_of(version: &str) -> Option<String> {
     let no_epoch = version.split_once(':').map_or(version, |(_, v)| v);
     let end = no_epoch.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(no_epoch.len());
     let upstream = no_epoch[..end].trim_end_matches('.');
@@ -199,7 +199,7 @@ fn search_fresh(
 /// Downloads one package (`apt-get download`, no root needed) and unpacks
 /// it (`dpkg-deb -x`) into the cache, unless it is there already; returns
 /// the path of its bzImage, `boot/vmlinuz-<release>`.
-pub fn fetch_package(
+pub(crate) fn fetch_package(
     cache: &Cache,
     package: &str,
     release: &str,

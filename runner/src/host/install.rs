@@ -17,7 +17,7 @@ pub enum InstallError {
 
 /// Refreshes apt's package lists (root only): a fresh machine has empty or
 /// months-old ones.
-pub fn apt_update() -> Result<(), crate::host::spawn::CmdError> {
+pub(crate) fn apt_update() -> Result<(), crate::host::spawn::CmdError> {
     Cmd::new("apt-get", ["update", "-qq"], Path::new("/")).output().map(drop)
 }
 
@@ -77,7 +77,7 @@ pub fn apt_packages(packages: &[&str], say: &mut dyn FnMut(&str)) -> Result<(), 
 /// Makes dpkg (and so apt) know packages of `debian_arch` (arm64 on an
 /// amd64 host): `dpkg --add-architecture` then `apt-get update`, as root.
 /// Whether the lists were refreshed.
-pub fn ensure_dpkg_arch(debian_arch: &str, say: &mut dyn FnMut(&str)) -> Result<bool, InstallError> {
+pub(crate) fn ensure_dpkg_arch(debian_arch: &str, say: &mut dyn FnMut(&str)) -> Result<bool, InstallError> {
     let known = |args: &[&str]| {
         Cmd::new("dpkg", args, Path::new("/"))
             .quiet()

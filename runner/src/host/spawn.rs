@@ -31,14 +31,14 @@ fn tail(stderr: &str) -> String {
 /// The longest line [`Cmd::spawn_lines`] hands on in one piece: a guest
 /// that prints megabytes without a newline must not grow the runner's
 /// memory without bound.
-pub const MAX_LINE: usize = 64 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 
 /// How many lines [`Cmd::spawn_lines`] holds between its readers and the
 /// caller: past that a reader waits, and so does what writes to it (qemu,
 /// and through virtio-serial the guest), so a guest that prints without
 /// end holds the runner's memory to this many lines of at most
 /// [`MAX_LINE`] bytes.
-pub const LINES_IN_FLIGHT: usize = 1024;
+pub(crate) const LINES_IN_FLIGHT: usize = 1024;
 
 /// A command about to run.
 pub struct Cmd {
@@ -90,7 +90,7 @@ impl Cmd {
     }
 
     /// Removes an environment variable for the command.
-    pub fn env_remove(mut self, key: &str) -> Cmd {
+    pub(crate) fn env_remove(mut self, key: &str) -> Cmd {
         self.inner.env_remove(key);
         self
     }
@@ -110,7 +110,7 @@ impl Cmd {
     }
 
     /// The command line as a shell user would type it.
-    pub fn line(&self) -> &str {
+    pub(crate) fn line(&self) -> &str {
         &self.line
     }
 
@@ -127,7 +127,7 @@ impl Cmd {
 
     /// Runs it with stdout and stderr captured, whatever its exit status
     /// (for commands whose status is an answer, like `git bisect skip`).
-    pub fn output_any_status(mut self) -> Result<Output, CmdError> {
+    pub(crate) fn output_any_status(mut self) -> Result<Output, CmdError> {
         self.announce();
         self.inner.stdin(Stdio::null()).output().map_err(|source| CmdError::Spawn { line: self.line.clone(), source })
     }
@@ -148,7 +148,7 @@ impl Cmd {
 
     /// Runs it with stdout and stderr both written to `log`; returns its
     /// exit status, whatever it is.
-    pub fn status_to_log(mut self, log: std::fs::File) -> Result<ExitStatus, CmdError> {
+    pub(crate) fn status_to_log(mut self, log: std::fs::File) -> Result<ExitStatus, CmdError> {
         self.announce();
         let spawn_err = |source| CmdError::Spawn { line: self.line.clone(), source };
         let err = log.try_clone().map_err(spawn_err)?;
@@ -178,12 +178,12 @@ impl Cmd {
         if let Some(err) = child.stderr.take() {
             read_lines(err, tx, Stream::Stderr);
         }
-        Ok(Running { child, lines: rx, line: self.line })
+        Ok(Running { child, lines: rx })
     }
 
     /// With [`Cmd::spawn_lines`], also reads `file` line by line as
     /// [`Stream::Extra`] (a FIFO the child writes to), until it ends.
-    pub fn read_also(mut self, file: std::fs::File) -> Cmd {
+    pub(crate) fn read_also(mut self, file: std::fs::File) -> Cmd {
         self.extra = Some(file);
         self
     }
@@ -219,7 +219,6 @@ pub enum Line {
 pub struct Running {
     child: Child,
     lines: Receiver<Line>,
-    line: String,
 }
 
 impl Running {
@@ -229,7 +228,7 @@ impl Running {
     }
 
     /// Every line until both streams end.
-    pub fn lines(&self) -> impl Iterator<Item = Line> + '_ {
+    pub(crate) fn lines(&self) -> impl Iterator<Item = Line> + '_ {
         self.lines.iter()
     }
 
@@ -244,7 +243,7 @@ impl Running {
     }
 
     /// Kills it (if it still runs) and reaps it.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
         }
@@ -258,11 +257,6 @@ impl Running {
     pub fn stop_group(&mut self) {
         let _ = rustix::process::kill_process_group(rustix::process::Pid::from_child(&self.child), Signal::KILL);
         self.stop();
-    }
-
-    /// The command line it was started with.
-    pub fn line(&self) -> &str {
-        &self.line
     }
 }
 

@@ -33,7 +33,7 @@ impl Arch {
     }
 
     /// The name users type and reports show (`uname -m`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
             Arch::Aarch64 => "aarch64",
@@ -57,7 +57,7 @@ impl Arch {
     }
 
     /// Debian's name for it (`dpkg --print-architecture`, package suffixes).
-    pub fn debian(self) -> &'static str {
+    pub(crate) fn debian(self) -> &'static str {
         match self {
             Arch::X86_64 => "amd64",
             Arch::Aarch64 => "arm64",
@@ -65,7 +65,7 @@ impl Arch {
     }
 
     /// The kernel's `ARCH=`/`SRCARCH` (arch/<this>/ in the tree).
-    pub fn kernel_arch(self) -> &'static str {
+    pub(crate) fn kernel_arch(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86",
             Arch::Aarch64 => "arm64",
@@ -76,7 +76,7 @@ impl Arch {
     /// `ARCH=x86` the 64BIT option has a prompt (arch/x86/Kconfig), so
     /// tinyconfig (allnoconfig underneath) would make a 32-bit base;
     /// `ARCH=x86_64` fixes 64BIT=y.
-    pub fn make_arch(self) -> &'static str {
+    pub(crate) fn make_arch(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
             Arch::Aarch64 => "arm64",
@@ -84,18 +84,10 @@ impl Arch {
     }
 
     /// Where `make` leaves the bootable image, relative to the build dir.
-    pub fn boot_image(self) -> &'static str {
+    pub(crate) fn boot_image(self) -> &'static str {
         match self {
             Arch::X86_64 => "arch/x86/boot/bzImage",
             Arch::Aarch64 => "arch/arm64/boot/Image",
-        }
-    }
-
-    /// What the boot image is called in messages.
-    pub fn image_kind(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "bzImage",
-            Arch::Aarch64 => "Image",
         }
     }
 
@@ -126,7 +118,7 @@ impl Arch {
     }
 
     /// ELF `e_machine` of its executables.
-    pub fn elf_machine(self) -> u16 {
+    pub(crate) fn elf_machine(self) -> u16 {
         match self {
             Arch::X86_64 => 62,
             Arch::Aarch64 => 183,
@@ -134,20 +126,20 @@ impl Arch {
     }
 
     /// The architecture of an ELF `e_machine`.
-    pub fn from_elf_machine(machine: u16) -> Option<Arch> {
+    pub(crate) fn from_elf_machine(machine: u16) -> Option<Arch> {
         [Arch::X86_64, Arch::Aarch64].into_iter().find(|a| a.elf_machine() == machine)
     }
 
     /// Whether qemu has the isa-debug-exit device for it: the verdict as
     /// qemu's exit status. arm64 has none (qemu exits 0 on a PSCI
     /// power-off, which is never read as a verdict).
-    pub fn has_debug_exit(self) -> bool {
+    pub(crate) fn has_debug_exit(self) -> bool {
         self == Arch::X86_64
     }
 
     /// Whether KVM can run this guest on this host: only the host's own
     /// architecture.
-    pub fn kvm_capable(self) -> bool {
+    pub(crate) fn kvm_capable(self) -> bool {
         Arch::host() == Some(self)
     }
 }

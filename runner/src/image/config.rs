@@ -28,7 +28,7 @@ impl fmt::Display for Value {
 }
 
 /// Parses one .config or fragment line: `CONFIG_X=v` or `# CONFIG_X is not set`.
-pub fn parse_line(line: &str) -> Option<(String, Value)> {
+pub(crate) fn parse_line(line: &str) -> Option<(String, Value)> {
     let line = line.trim();
     if let Some(rest) = line.strip_prefix("# CONFIG_") {
         let name = rest.strip_suffix(" is not set")?;

@@ -29,7 +29,7 @@ const ET_DYN: u16 = 3;
 const PT_LOAD: u32 = 1;
 const PT_DYNAMIC: u32 = 2;
 const PT_INTERP: u32 = 3;
-pub const PT_NOTE: u32 = 4;
+pub(crate) const PT_NOTE: u32 = 4;
 
 const SHT_NOBITS: u32 = 8;
 /// In `e_shstrndx`: the index is in section 0's `sh_link`.
@@ -187,7 +187,7 @@ impl Header {
 
 /// A program header: a segment's type and where its file bytes are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Segment {
+pub(crate) struct Segment {
     pub index: usize,
     pub kind: u32,
     pub offset: u64,
@@ -214,7 +214,7 @@ impl Segment {
 /// A section header: a section's name (an offset into the section names),
 /// type and where its file bytes are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Section {
+pub(crate) struct Section {
     pub index: usize,
     pub name: u32,
     pub kind: u32,
@@ -238,7 +238,7 @@ impl Section {
 
 /// One ELF note: its owner's name (up to its NUL), type and descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Note<'a> {
+pub(crate) struct Note<'a> {
     pub name: &'a [u8],
     pub kind: u32,
     pub desc: &'a [u8],
@@ -247,7 +247,7 @@ pub struct Note<'a> {
 /// An x86_64 ELF64 file whose header and program header table lie inside
 /// it.
 #[derive(Debug)]
-pub struct Elf<'a> {
+pub(crate) struct Elf<'a> {
     data: &'a [u8],
     kind: u16,
     machine: u16,
@@ -306,7 +306,7 @@ impl<'a> Elf<'a> {
     /// each entry), and the section header table for later; not yet what
     /// the entries point at. `e_phnum` is taken as it is (PN_XNUM is for
     /// core dumps).
-    pub fn parse(data: &'a [u8]) -> Result<Elf<'a>, ElfError> {
+    pub(crate) fn parse(data: &'a [u8]) -> Result<Elf<'a>, ElfError> {
         if data.get(..ELF_MAGIC.len()) != Some(ELF_MAGIC) {
             return Err(ElfError::NotElf);
         }
@@ -327,27 +327,27 @@ impl<'a> Elf<'a> {
     }
 
     /// `e_type`: 1 relocatable (a module), 2 executable, 3 shared or PIE.
-    pub fn kind(&self) -> u16 {
+    pub(crate) fn kind(&self) -> u16 {
         self.kind
     }
 
     /// `e_machine`: 62 x86_64, 183 aarch64 (see [`crate::image::arch::Arch::from_elf_machine`]).
-    pub fn machine(&self) -> u16 {
+    pub(crate) fn machine(&self) -> u16 {
         self.machine
     }
 
-    pub fn segments(&self) -> &[Segment] {
+    pub(crate) fn segments(&self) -> &[Segment] {
         &self.segments
     }
 
     /// The section header table's entries, if it could be read.
-    pub fn sections(&self) -> Result<&[Section], ElfError> {
+    pub(crate) fn sections(&self) -> Result<&[Section], ElfError> {
         self.sections.as_ref().map(|s| s.all.as_slice()).map_err(Clone::clone)
     }
 
     /// Checks that the file holds every segment's bytes, the section header
     /// table and every section's bytes: a file cut short fails here.
-    pub fn check_complete(&self) -> Result<(), ElfError> {
+    pub(crate) fn check_complete(&self) -> Result<(), ElfError> {
         for s in &self.segments {
             self.segment_data(s)?;
         }
@@ -358,12 +358,12 @@ impl<'a> Elf<'a> {
     }
 
     /// A segment's bytes in the file.
-    pub fn segment_data(&self, s: &Segment) -> Result<&'a [u8], ElfError> {
+    pub(crate) fn segment_data(&self, s: &Segment) -> Result<&'a [u8], ElfError> {
         slice(self.data, s.offset, s.filesz.into(), || s.part())
     }
 
     /// A section's bytes in the file (none for SHT_NOBITS, like .bss).
-    pub fn section_data(&self, s: &Section) -> Result<&'a [u8], ElfError> {
+    pub(crate) fn section_data(&self, s: &Section) -> Result<&'a [u8], ElfError> {
         if s.kind == SHT_NOBITS {
             return Ok(&[]);
         }
@@ -384,7 +384,7 @@ impl<'a> Elf<'a> {
     }
 
     /// A section's name, without its NUL.
-    pub fn section_name(&self, s: &Section) -> Result<&'a [u8], ElfError> {
+    pub(crate) fn section_name(&self, s: &Section) -> Result<&'a [u8], ElfError> {
         let names = self.names()?;
         let name = usize::try_from(s.name).ok().and_then(|at| names.get(at..)).ok_or_else(|| {
             ElfError::Malformed(format!(
@@ -398,7 +398,7 @@ impl<'a> Elf<'a> {
     }
 
     /// The first section named `name`.
-    pub fn section_by_name(&self, name: &[u8]) -> Result<Option<&Section>, ElfError> {
+    pub(crate) fn section_by_name(&self, name: &[u8]) -> Result<Option<&Section>, ElfError> {
         for s in self.sections()? {
             if self.section_name(s)? == name {
                 return Ok(Some(s));
@@ -408,7 +408,7 @@ impl<'a> Elf<'a> {
     }
 
     /// The notes in a (PT_NOTE) segment.
-    pub fn notes(&self, s: &Segment) -> Result<Vec<Note<'a>>, ElfError> {
+    pub(crate) fn notes(&self, s: &Segment) -> Result<Vec<Note<'a>>, ElfError> {
         let mut rest = self.segment_data(s)?;
         // Each note's name and descriptor are padded to the segment's
         // alignment: 4, or 8 (GNU property notes).
@@ -444,7 +444,7 @@ fn note(b: &[u8], align: usize) -> Option<(Note<'_>, &[u8])> {
 /// Checks that `elf` runs without a loader: a complete x86_64 ET_EXEC, or
 /// a static-pie ET_DYN, with no PT_INTERP. With `exec_only`, static-pie is
 /// refused too (PID 1 itself must be ET_EXEC).
-pub fn check_static(elf: &[u8], exec_only: bool) -> Result<(), ElfError> {
+pub(crate) fn check_static(elf: &[u8], exec_only: bool) -> Result<(), ElfError> {
     let elf = Elf::parse(elf)?;
     let kind = elf.kind();
     if kind != ET_EXEC && (exec_only || kind != ET_DYN) {
@@ -475,7 +475,7 @@ pub fn check_static(elf: &[u8], exec_only: bool) -> Result<(), ElfError> {
 
 /// The `key=value` strings of a kernel module's `.modinfo` section, from a
 /// complete module (finit_module refuses anything less).
-pub fn modinfo(ko: &[u8]) -> Result<Vec<String>, ElfError> {
+pub(crate) fn modinfo(ko: &[u8]) -> Result<Vec<String>, ElfError> {
     let elf = Elf::parse(ko)?;
     if elf.kind() != ET_REL {
         return Err(ElfError::NotModule(elf.kind()));
@@ -502,14 +502,14 @@ pub(crate) mod testing {
     use std::path::{Path, PathBuf};
 
     /// xorshift64: a fixed seed, so a failure comes back on every run.
-    pub struct Rng(u64);
+    pub(crate) struct Rng(u64);
 
     impl Rng {
-        pub fn new(seed: u64) -> Rng {
+        pub(crate) fn new(seed: u64) -> Rng {
             Rng(seed | 1)
         }
 
-        pub fn next(&mut self) -> u64 {
+        pub(crate) fn next(&mut self) -> u64 {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
@@ -517,14 +517,14 @@ pub(crate) mod testing {
         }
 
         /// A number in `0..n` (`n` > 0).
-        pub fn below(&mut self, n: usize) -> usize {
+        pub(crate) fn below(&mut self, n: usize) -> usize {
             (self.next() % n as u64) as usize
         }
     }
 
     /// Lengths to cut a `len`-byte file at, all below `len`: each of the
     /// first 300, then about 500 spread over the rest, the half, `len - 1`.
-    pub fn cuts(len: usize) -> Vec<usize> {
+    pub(crate) fn cuts(len: usize) -> Vec<usize> {
         let step = (len / 500).max(1);
         let mut cuts: Vec<usize> = (0..300.min(len)).chain((300..len).step_by(step)).collect();
         cuts.extend([len / 2, len.saturating_sub(1)]);
@@ -538,7 +538,7 @@ pub(crate) mod testing {
     /// (each bit alone, then all eight), then `random` times with 1 to 4
     /// random bytes in `ranges` set to random values. `check` must not
     /// panic; `bytes` is restored.
-    pub fn flips(bytes: &mut [u8], ranges: &[Range<usize>], random: usize, check: impl Fn(&[u8])) {
+    pub(crate) fn flips(bytes: &mut [u8], ranges: &[Range<usize>], random: usize, check: impl Fn(&[u8])) {
         let run = |bytes: &[u8], what: &dyn Fn() -> String| {
             if catch_unwind(AssertUnwindSafe(|| check(bytes))).is_err() {
                 panic!("the reader panicked with {}", what());
@@ -570,7 +570,7 @@ pub(crate) mod testing {
 
     /// Where the header, the program header table and the section header
     /// table are (as the header says; for files that parse).
-    pub fn header_ranges(bytes: &[u8]) -> Vec<Range<usize>> {
+    pub(crate) fn header_ranges(bytes: &[u8]) -> Vec<Range<usize>> {
         let h = super::Header::read(bytes).unwrap();
         let table = |at: u64, n: u16, size: u16| at as usize..at as usize + usize::from(n) * usize::from(size);
         vec![0..64, table(h.phoff, h.phnum, h.phentsize), table(h.shoff, h.shnum, h.shentsize)]
@@ -578,7 +578,7 @@ pub(crate) mod testing {
 
     /// Where the last byte an ELF's headers point at ends: cutting the file
     /// anywhere before leaves something out.
-    pub fn extent(bytes: &[u8]) -> usize {
+    pub(crate) fn extent(bytes: &[u8]) -> usize {
         let elf = super::Elf::parse(bytes).unwrap();
         let segments = elf.segments().iter().map(|s| (s.offset + s.filesz) as usize);
         let sections = elf.sections().unwrap().iter().filter(|s| s.kind != super::SHT_NOBITS);
@@ -587,7 +587,7 @@ pub(crate) mod testing {
     }
 
     /// `cc FLAGS -o out src.c` in `dir`: the output's bytes.
-    pub fn cc(dir: &Path, flags: &[&str], source: &str) -> Vec<u8> {
+    pub(crate) fn cc(dir: &Path, flags: &[&str], source: &str) -> Vec<u8> {
         let (src, out) = (dir.join("src.c"), dir.join("out"));
         std::fs::write(&src, source).unwrap();
         let ok = std::process::Command::new("cc").args(flags).arg("-o").arg(&out).arg(&src).status().unwrap();
@@ -597,7 +597,7 @@ pub(crate) mod testing {
 
     /// The newest cached Debian cloud kernel of a series (its bzImage), or
     /// a failure that says how to get one.
-    pub fn cached_kernel(series: &str) -> PathBuf {
+    pub(crate) fn cached_kernel(series: &str) -> PathBuf {
         let dir = crate::host::cache::Cache::from_env().kernels();
         crate::host::fetch::newest_cached(&dir, crate::image::arch::Arch::X86_64, Some(series)).unwrap_or_else(|| {
             panic!("no Debian {series} cloud kernel in {}: run `cargo xtask kernel fetch {series}`", dir.display())

@@ -116,7 +116,7 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC Debian
 /// 6.1.192-2 (2026-11-16)", what `/proc/version` says after "Linux version"),
 /// if it has one.
-pub fn version_string(path: &Path) -> Option<String> {
+pub(crate) fn version_string(path: &Path) -> Option<String> {
     let mut file = File::open(path).ok()?;
     let mut header = [0u8; 0x210];
     let n = read_up_to(&mut file, &mut header).ok()?;
@@ -166,7 +166,7 @@ fn read_version(file: &mut File, header: &[u8; 0x210]) -> Option<String> {
 /// `setup_sects` sectors (0 meaning 4), `syssize` 16-byte paragraphs long.
 /// The kernel's build pads the file to exactly its end. None when `header`
 /// is too short to say.
-pub fn protected_mode(header: &[u8]) -> Option<std::ops::Range<u64>> {
+pub(crate) fn protected_mode(header: &[u8]) -> Option<std::ops::Range<u64>> {
     let setup_sects = match *header.get(0x1f1)? {
         0 => 4,
         n => u64::from(n),
@@ -205,7 +205,7 @@ pub fn config_of(kernel: &Kernel) -> Option<std::collections::BTreeMap<String, s
 
 /// What the runner needs to know of a kernel's config (found beside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConfigFacts {
+pub(crate) struct ConfigFacts {
     /// Whether the kernel has ACPI; unknown (no config found) counts as yes.
     pub acpi: bool,
     /// Whether its ticks are known to be periodic and nothing else
@@ -219,7 +219,7 @@ pub struct ConfigFacts {
     pub virtio_blk: bool,
 }
 
-pub fn config_facts(kernel: &Kernel) -> ConfigFacts {
+pub(crate) fn config_facts(kernel: &Kernel) -> ConfigFacts {
     use super::config::Value;
     match config_of(kernel) {
         None => ConfigFacts { acpi: true, periodic_ticks_only: false, smp: true, virtio_blk: true },

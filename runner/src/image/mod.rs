@@ -3,7 +3,7 @@
 
 pub mod arch;
 pub mod config;
-pub mod elf;
+pub(crate) mod elf;
 pub mod kernel;
 pub(crate) mod version;
 pub mod vmlinux;

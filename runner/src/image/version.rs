@@ -1,13 +1,13 @@
 //! Kernel release strings: matching a series, ordering versions.
 
 /// "6.1" matches 6.1.0-56-cloud-amd64 but not 6.12.117.
-pub fn release_matches(release: &str, prefix: &str) -> bool {
+pub(crate) fn release_matches(release: &str, prefix: &str) -> bool {
     release.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || !rest.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// Compares version strings piecewise: runs of digits as numbers, the rest
 /// as text ("6.12.9" < "6.12.117", "6.1.0-9" < "6.1.0-56").
-pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     fn parts(s: &str) -> Vec<Result<u64, &str>> {
         let mut out = Vec::new();
         let mut rest = s;

@@ -135,7 +135,7 @@ fn lz4_legacy(mut data: &[u8]) -> Result<Vec<u8>, PvhError> {
 /// Checks that a vmlinux is a complete ELF that carries the PVH entry
 /// note (`ELF note "Xen"` of type XEN_ELFNOTE_PHYS32_ENTRY in a PT_NOTE
 /// segment, CONFIG_PVH=y).
-pub fn check_pvh(vmlinux: &[u8]) -> Result<(), PvhError> {
+pub(crate) fn check_pvh(vmlinux: &[u8]) -> Result<(), PvhError> {
     let elf = Elf::parse(vmlinux).map_err(PvhError::BadVmlinux)?;
     elf.check_complete().map_err(PvhError::BadVmlinux)?;
     for s in elf.segments().iter().filter(|s| s.kind == PT_NOTE) {
@@ -169,7 +169,7 @@ fn vmlinux_beside(bzimage: &Path) -> Option<PathBuf> {
 /// The PVH-bootable vmlinux for a bzImage: one built beside it, else the
 /// one taken out of it (cached, made on first use).
 /// `dir` is where taken-out images are kept (the cache's `vmlinux/`).
-pub fn pvh_vmlinux(dir: &Path, bzimage: &Path) -> Result<PathBuf, PvhError> {
+pub(crate) fn pvh_vmlinux(dir: &Path, bzimage: &Path) -> Result<PathBuf, PvhError> {
     if let Some(v) = vmlinux_beside(bzimage) {
         return Ok(v);
     }

@@ -37,7 +37,7 @@ const STATIC_HINT: &str = "link it statically: `cc -static ...`, or for Rust \
 
 /// A program to run instead of a compiled-in repro.
 #[derive(Clone, Debug, Default)]
-pub struct ExecSpec {
+pub(crate) struct ExecSpec {
     pub path: PathBuf,
     pub args: Vec<String>,
     /// `K=V` words.
@@ -50,14 +50,14 @@ pub struct ExecSpec {
 const SCRIPT_PATH: &str = "PATH=/bin:/sbin:/usr/bin:/usr/sbin";
 
 /// Whether a file is a `#!` script (and so needs a shell in the guest).
-pub fn is_script(path: &Path) -> bool {
+pub(crate) fn is_script(path: &Path) -> bool {
     let mut head = [0u8; 2];
     std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok() && head == *b"#!"
 }
 
 /// Kernel modules to load before the repro.
 #[derive(Clone, Debug)]
-pub struct ModuleSpec {
+pub(crate) struct ModuleSpec {
     pub want: Modules,
     /// Where they are [default: beside a packaged kernel].
     pub from: Option<PathBuf>,
@@ -81,7 +81,11 @@ impl Extras {
     /// Reads and checks everything that does not depend on the kernel. A
     /// --exec FILE that is not a complete static executable is refused
     /// here, before qemu starts.
-    pub fn new(exec: Option<&ExecSpec>, files: &[String], modules: Option<ModuleSpec>) -> Result<Extras, ExtrasError> {
+    pub(crate) fn new(
+        exec: Option<&ExecSpec>,
+        files: &[String],
+        modules: Option<ModuleSpec>,
+    ) -> Result<Extras, ExtrasError> {
         let mut fixed = Vec::new();
         let mut notes = Vec::new();
         let mut exec_arch = None;
@@ -97,17 +101,13 @@ impl Extras {
         Ok(Extras { fixed, modules, exec_arch, notes })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.fixed.is_empty() && self.modules.is_none()
-    }
-
     /// The members for `kernel` booted as a guest of `guest`: the fixed
     /// ones and the modules from the kernel's package, with their
     /// dependencies. `channel` are the modules the verdict and output
     /// channel need on the machine (what `--modules auto` loads); `needs`
     /// are modules the devices need (virtio_blk for disks), loaded where
     /// the kernel has them as modules, like `--modules auto`'s.
-    pub fn members_for(
+    pub(crate) fn members_for(
         &self,
         kernel: &Kernel,
         guest: Arch,
@@ -165,7 +165,7 @@ impl Extras {
 
     /// [`Extras::members_for`] as a gzip'd cpio to append to the initrd
     /// (the kernel unpacks concatenated archives in order); empty for none.
-    pub fn pack_for(
+    pub(crate) fn pack_for(
         &self,
         kernel: &Kernel,
         guest: Arch,

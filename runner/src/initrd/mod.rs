@@ -5,7 +5,7 @@
 //! cpio-archive only reads newc, so the writer is here; tests read its
 //! output back with cpio-archive and GNU cpio.
 
-pub mod extras;
+pub(crate) mod extras;
 pub mod modules;
 
 use std::io::{self, Write};
@@ -47,14 +47,14 @@ impl Member {
         Member { path: path.into(), mode, node: Node::CharDev { major, minor } }
     }
 
-    pub fn symlink(path: &str, target: &str) -> Member {
+    pub(crate) fn symlink(path: &str, target: &str) -> Member {
         Member { path: path.into(), mode: 0o777, node: Node::Symlink(target.into()) }
     }
 }
 
 /// The members of krepro's initrd: `/init`, the directories it mounts on and
 /// `/dev/console` (the kernel opens it for PID 1's stdio before init runs).
-pub fn standard_members(init: Vec<u8>) -> Vec<Member> {
+pub(crate) fn standard_members(init: Vec<u8>) -> Vec<Member> {
     vec![
         Member::dir("dev"),
         Member::char_dev("dev/console", 0o600, 5, 1),
@@ -69,7 +69,7 @@ pub fn standard_members(init: Vec<u8>) -> Vec<Member> {
 /// keeping the first: pieces of an initrd made apart (--exec, --file,
 /// --modules, the standard members) may each bring a parent directory.
 /// Any other repeat is left for [`write_newc`] to refuse.
-pub fn dedup_dirs(members: Vec<Member>) -> Vec<Member> {
+pub(crate) fn dedup_dirs(members: Vec<Member>) -> Vec<Member> {
     let mut seen = std::collections::BTreeSet::new();
     members.into_iter().filter(|e| e.node != Node::Dir || seen.insert(e.path.clone())).collect()
 }
@@ -81,7 +81,7 @@ const S_IFLNK: u32 = 0o120000;
 
 /// Writes `members` as a newc ("070701") archive, sorted by path, with the
 /// `TRAILER!!!` entry.
-pub fn write_newc(members: &[Member], mut out: impl Write) -> io::Result<()> {
+pub(crate) fn write_newc(members: &[Member], mut out: impl Write) -> io::Result<()> {
     let mut sorted: Vec<&Member> = members.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     if let Some(w) = sorted.windows(2).find(|w| w[0].path == w[1].path) {
@@ -136,7 +136,7 @@ fn pad4(len: usize, out: &mut impl Write) -> io::Result<()> {
 /// as [`write_file`] makes it), from its ELF header; None when the file is
 /// not such an archive or has no ELF init. Only the first gzip member is
 /// read: the one that holds init.
-pub fn init_arch(path: &Path) -> Option<crate::image::arch::Arch> {
+pub(crate) fn init_arch(path: &Path) -> Option<crate::image::arch::Arch> {
     use std::io::Read;
     let file = std::fs::File::open(path).ok()?;
     let mut data = Vec::new();
@@ -164,7 +164,7 @@ pub fn init_arch(path: &Path) -> Option<crate::image::arch::Arch> {
 }
 
 /// The gzip'd archive in memory.
-pub fn pack(members: &[Member]) -> io::Result<Vec<u8>> {
+pub(crate) fn pack(members: &[Member]) -> io::Result<Vec<u8>> {
     // GzBuilder writes mtime 0 and no file name unless told to.
     let mut gz = GzBuilder::new().write(Vec::new(), Compression::best());
     write_newc(members, &mut gz)?;

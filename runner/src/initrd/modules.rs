@@ -35,7 +35,7 @@ impl std::str::FromStr for Modules {
 }
 
 /// Where PID 1 finds the modules it loads, in file-name order.
-pub const INITRD_DIR: &str = "krepro/modules";
+pub(crate) const INITRD_DIR: &str = "krepro/modules";
 
 /// Why modules could not be provided.
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +165,7 @@ pub fn resolve(dir: &Path, want: &Modules, auto: &[&str]) -> Result<Vec<(String,
 }
 
 /// The initrd members for modules in load order: `krepro/modules/NN-name.ko`.
-pub fn members(mods: Vec<(String, Vec<u8>)>) -> Vec<Member> {
+pub(crate) fn members(mods: Vec<(String, Vec<u8>)>) -> Vec<Member> {
     let mut out = vec![Member::dir("krepro"), Member::dir(INITRD_DIR)];
     for (i, (name, bytes)) in mods.into_iter().enumerate() {
         out.push(Member::file(&format!("{INITRD_DIR}/{i:02}-{name}.ko"), 0o644, bytes));
