@@ -22,7 +22,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{console_log, extract_linux_source, static_fixture, temp, xtask_env, Run, LINUX_SOURCE as TARBALL};
+use common::{
+    console_log, extract_linux_source, krepro_in, static_fixture, temp, xtask_env, Run, LINUX_SOURCE as TARBALL,
+};
 
 /// What a kernel build needs on the host: (program or header, Debian
 /// package). `cargo xtask ci` installs them under KREPRO_SLOW=1 (its
@@ -99,6 +101,11 @@ impl Env {
 
     fn xtask(&self, args: &[&str]) -> Run {
         xtask_env(args, &[("XDG_CACHE_HOME", self.cache.path()), ("CCACHE_DIR", &self.ccache)])
+    }
+
+    /// The `krepro` binary, run in `dir`.
+    fn krepro(&self, dir: &Path, args: &[&str]) -> Run {
+        krepro_in(dir, args, &[("XDG_CACHE_HOME", self.cache.path()), ("CCACHE_DIR", &self.ccache)])
     }
 
     fn ccache(&self, args: &[&str]) -> String {
@@ -496,8 +503,15 @@ fn git_in(dir: &Path, args: &[&str]) -> String {
 /// A git history on top of linux-source-6.1 (made once, in the scratch
 /// dir, from a tree of its own): eight small commits, the fifth of which
 /// plants the regression. Tags krepro-test-good (the base) and
-/// krepro-test-bad (the last commit).
-fn linux_history() -> PathBuf {
+/// krepro-test-bad (the last commit). Held by one test at a time: the
+/// tests edit its work tree and compare its status.
+fn linux_history() -> (std::sync::MutexGuard<'static, ()>, PathBuf) {
+    static HISTORY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = HISTORY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    (guard, make_linux_history())
+}
+
+fn make_linux_history() -> PathBuf {
     let repo = scratch().join("linux-git");
     if repo.join(".git").is_dir() && git_in(&repo, &["tag", "-l", "krepro-test-bad-v2"]).trim() == "krepro-test-bad-v2"
     {
@@ -550,16 +564,17 @@ fn linux_history() -> PathBuf {
     repo
 }
 
-/// `bisect` of the planted history for listen_backlog under TCG, with
-/// `extra` flags; it must exit 0. The run and its JSON report.
+/// `krepro bisect` of the planted history for listen_backlog under TCG,
+/// run inside the tree (no --source: the tree it is in), with `extra`
+/// flags; it must exit 0. The run and its JSON report.
 fn planted_bisect(env: &Env, repo: &Path, extra: &[&str]) -> (Run, serde_json::Value) {
     let out_dir = temp("out");
     let json = out_dir.path().join("bisect.json");
-    let mut args = vec!["bisect", "--linux", repo.to_str().unwrap(), "--good", "krepro-test-good"];
+    let mut args = vec!["bisect", "--good", "krepro-test-good"];
     args.extend(["--bad", "krepro-test-bad", "--repro", "listen_backlog", "--accel", "tcg"]);
     args.extend(["--json", json.to_str().unwrap()]);
     args.extend(extra);
-    let r = env.xtask(&args);
+    let r = env.krepro(repo, &args);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     (r, report)
@@ -584,7 +599,7 @@ fn print_steps(report: &serde_json::Value) {
 fn bisect_finds_a_planted_regression_with_real_builds() {
     require_prerequisites();
     let env = Env::new("bisect");
-    let repo = linux_history();
+    let (_held, repo) = linux_history();
     // The user's uncommitted work stays as it is.
     std::fs::write(repo.join("README"), "my uncommitted edit\n").unwrap();
     let status_before = git_in(&repo, &["status", "--porcelain"]);
@@ -641,12 +656,62 @@ fn bisect_finds_a_planted_regression_with_real_builds() {
     print_steps(&report);
 }
 
+/// A kernel developer's loop in their tree: `krepro run -b` builds it (out
+/// of tree, in krepro's worktree of the repository) and boots it; after
+/// an edit to one .c file the next `krepro run -b` rebuilds only that;
+/// the tree's status, index and .config are as they were.
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (a real kernel build, minutes)"]
+fn run_b_in_a_kernel_tree_builds_it_incrementally_and_leaves_it_alone() {
+    require_prerequisites();
+    let env = Env::new("tree");
+    let (_held, repo) = linux_history();
+    // The user's own .config (not krepro's minimal one): read, never written.
+    let config = repo.join(".config");
+    std::fs::write(&config, "# the user's own config\n").unwrap();
+    let config_before = std::fs::metadata(&config).unwrap().modified().unwrap();
+    let edit = Edit::new(repo.join("kernel/sys.c"));
+    edit.set("int krepro_tree_test_first;");
+    let status_before = git_in(&repo, &["status", "--porcelain"]);
+    let index_before = std::fs::read(repo.join(".git/index")).unwrap();
+
+    let first = env.krepro(&repo, &["run", "-b", "--accel", "tcg", "--json"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.json()["outcome"], "pass", "{}", first.stderr);
+    let built = |r: &Run| -> f64 {
+        let line = r.stderr.lines().find(|l| l.starts_with("krepro: built ")).unwrap_or_else(|| panic!("{}", r.stderr));
+        line.rsplit_once(" in ").unwrap().1.trim_end_matches(" s").parse().unwrap()
+    };
+    let full = built(&first);
+
+    // One .c file changed: an incremental build.
+    edit.set("int krepro_tree_test_second;");
+    let status_edited = git_in(&repo, &["status", "--porcelain"]);
+    let second = env.krepro(&repo, &["run", "-b", "--accel", "tcg", "--json"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let incremental = built(&second);
+    eprintln!(
+        "run -b: full build {full:.0} s ({:?} in all), after a one-file edit {incremental:.0} s ({:?})",
+        first.took, second.took
+    );
+    assert!(incremental < full / 3.0, "not incremental: {incremental} s after {full} s");
+
+    assert_eq!(git_in(&repo, &["status", "--porcelain"]), status_edited);
+    assert_eq!(status_edited, status_before);
+    assert_eq!(std::fs::read(repo.join(".git/index")).unwrap(), index_before, "the user's index changed");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "# the user's own config\n");
+    assert_eq!(std::fs::metadata(&config).unwrap().modified().unwrap(), config_before);
+    assert!(!repo.join("arch/x86/boot/bzImage").exists() && !repo.join("vmlinux").exists(), "built in the tree");
+    drop(edit);
+    std::fs::remove_file(&config).unwrap();
+}
+
 #[test]
 #[ignore = "needs KREPRO_SLOW=1 (real arm64 kernel builds and a real bisect, tens of minutes)"]
 fn bisect_finds_the_planted_regression_on_arm64() {
     require_prerequisites();
     let env = Env::new("bisect-arm64");
-    let repo = linux_history();
+    let (_held, repo) = linux_history();
     let head_before = git_in(&repo, &["rev-parse", "HEAD"]);
     let (_, report) = planted_bisect(&env, &repo, &["--arch", "aarch64"]);
     assert_eq!(report["commit"]["subject"], PLANT_SUBJECT, "{report:#}");

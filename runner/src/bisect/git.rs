@@ -100,16 +100,12 @@ pub(crate) struct Range<'a> {
     pub cherry_picks: &'a [String],
 }
 
-impl<'a> GitSpace<'a> {
-    /// The commits of `range`, checked: both ends are commits, and the
-    /// older an ancestor of the newer.
-    pub(crate) fn new(
-        range: Range<'_>,
-        builder: &'a mut dyn Builder,
-        cache: &Cache,
-        say: &mut dyn FnMut(&str),
-    ) -> Result<GitSpace<'a>, BisectError> {
-        let Range { dir, good, bad, find_fix, cherry_picks } = range;
+impl Range<'_> {
+    /// The range checked against the repository: both ends are commits,
+    /// the older an ancestor of the newer, every cherry-pick a commit.
+    /// Only git is asked: nothing is built or checked out.
+    pub(crate) fn check(&self) -> Result<Checked, BisectError> {
+        let Range { dir, good, bad, find_fix, cherry_picks } = *self;
         let top = git(dir, &["rev-parse", "--show-toplevel"])
             .map_err(|_| BisectError::BadInput(format!("--source {}: not a git repository", dir.display())))?;
         let repo = PathBuf::from(top.trim());
@@ -133,7 +129,29 @@ impl<'a> GitSpace<'a> {
         }
         let subject = |c: &str| git(&repo, &["show", "-s", "--format=%s", c]).map(|s| s.trim().to_owned());
         let ends = (Candidate { label: subject(&old)?, id: old }, Candidate { label: subject(&new)?, id: new });
-        // The repository's worktree, held until the bisect ends.
+        Ok(Checked { repo, ends, picks, find_fix })
+    }
+}
+
+/// A [`Range`] that [`Range::check`] found sound.
+#[derive(Clone, Debug)]
+pub(crate) struct Checked {
+    repo: PathBuf,
+    ends: (Candidate, Candidate),
+    picks: Vec<String>,
+    find_fix: bool,
+}
+
+impl<'a> GitSpace<'a> {
+    /// The commits of a checked range, in krepro's worktree of the
+    /// repository (held until the bisect ends).
+    pub(crate) fn new(
+        range: Checked,
+        builder: &'a mut dyn Builder,
+        cache: &Cache,
+        say: &mut dyn FnMut(&str),
+    ) -> Result<GitSpace<'a>, BisectError> {
+        let Checked { repo, ends, picks, find_fix } = range;
         let worktree = worktree::take(cache, &repo, None, say)?;
         Ok(GitSpace { repo, worktree, ends, picks, find_fix, builder })
     }
@@ -571,7 +589,7 @@ mod tests {
         let fake: &Fake = fake;
         let (mut builder, mut booter) = (fake, fake);
         let range = Range { dir: &o.dir, good: &o.good, bad: &o.bad, find_fix: o.find_fix, cherry_picks: &[] };
-        let mut space = GitSpace::new(range, &mut builder, cache, &mut |_| {})?;
+        let mut space = GitSpace::new(range.check()?, &mut builder, cache, &mut |_| {})?;
         let opts = Options {
             repro: "smoke".into(),
             description: String::new(),

@@ -149,30 +149,41 @@ fn list_arch(args: &BisectArgs, list: &[Prebuilt]) -> Result<Option<Arch>, RunEr
 
 fn execute(args: &BisectArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Failure> {
     // Everything that can be wrong with the request fails here, before a
-    // build or a boot.
+    // build or a boot: the kernels or the commits, then what runs.
+    let interrupt = crate::boot::interrupt::install();
+    let interrupted = || interrupt.load(Ordering::SeqCst);
     let prebuilt = prebuilt_kernels(args, &mut |m| ui.progress.say(m))?;
-    let source =
-        match &prebuilt {
-            Some(_) => None,
-            None => Some(args.tree.tree().ok_or_else(|| {
+    let (space, arch) = match prebuilt {
+        Some(list) => {
+            let arch = list_arch(args, &list)?.unwrap_or_else(Arch::host_or_default);
+            let space = PrebuiltSpace::new(
+                list,
+                args.good.as_deref(),
+                args.bad.as_deref(),
+                args.find_fix,
+                repeat_flags(args, arch),
+                cache,
+                &interrupted,
+            )
+            .map_err(bisect_failure)?;
+            ui.made = "fetch";
+            (Searched::Kernels(space), arch)
+        }
+        None => {
+            let source = args.tree.tree().ok_or_else(|| {
                 Failure::error("a git bisect needs a kernel tree: run it in one, or give --source DIR")
-            })?),
-        };
-    if prebuilt.is_some() {
-        ui.made = "fetch";
-    }
+            })?;
+            let (good, bad) = (args.good.as_deref().unwrap_or_default(), args.bad.as_deref().unwrap_or_default());
+            let range = Range { dir: &source, good, bad, find_fix: args.find_fix, cherry_picks: &args.cherry_picks };
+            let checked = range.check().map_err(bisect_failure)?;
+            (Searched::Git(source.clone(), checked), session::arch(&args.boot.request(), None)?)
+        }
+    };
     let guest_req = args.guest.request();
     let what = What::resolve(&guest_req.program)?;
-    let boot = args.boot.request();
-    let arch = match &prebuilt {
-        Some(list) => list_arch(args, list)?.unwrap_or_else(Arch::host_or_default),
-        None => session::arch(&boot, None)?,
-    };
-    let boot = request::Boot { arch: Some(arch), ..boot };
+    let boot = request::Boot { arch: Some(arch), ..args.boot.request() };
     let guest = session::guest(&what, &guest_req, &boot, arch, cache, &mut |m| ui.progress.say(m))?;
     let plan = session::plan(&boot, &guest, cache, &mut |m| ui.progress.say(m))?;
-    let flag = plan.interrupt.clone();
-    let interrupted = || flag.load(Ordering::SeqCst);
     let verdicts = args.verdict.request();
     let opts = Options {
         repro: guest.label.clone(),
@@ -186,25 +197,10 @@ fn execute(args: &BisectArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Failur
         verify: !args.no_verify,
     };
     let mut booter = PlanBooter::new(&plan);
-    let build = source.as_ref().map(|s| args.config.request(s.clone()));
-    let (report, config) = match (prebuilt, &source) {
-        (Some(list), _) => {
-            let repeat = repeat_flags(args, arch);
-            let mut space = PrebuiltSpace::new(
-                list,
-                args.good.as_deref(),
-                args.bad.as_deref(),
-                args.find_fix,
-                repeat,
-                cache,
-                &interrupted,
-            )
-            .map_err(bisect_failure)?;
-            let report = search(&opts, &mut space, &mut booter, cache, &interrupted, ui)?;
-            (report, None)
-        }
-        (None, Some(source)) => {
-            let build = build.expect("a git bisect builds");
+    let (report, config) = match space {
+        Searched::Kernels(mut space) => (search(&opts, &mut space, &mut booter, cache, &interrupted, ui)?, None),
+        Searched::Git(source, checked) => {
+            let build = args.config.request(source.clone());
             let options = |wt: PathBuf| guest.build_options(&build, wt);
             let mut builder = RealBuilder {
                 cache,
@@ -213,10 +209,8 @@ fn execute(args: &BisectArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Failur
                 logs: &plan.logs,
                 out: tempfile::tempdir().map_err(|e| Failure::error(format!("create a temp dir: {e}")))?,
             };
-            let (good, bad) = (args.good.as_deref().unwrap_or_default(), args.bad.as_deref().unwrap_or_default());
-            let range = Range { dir: source, good, bad, find_fix: args.find_fix, cherry_picks: &args.cherry_picks };
             let mut space =
-                GitSpace::new(range, &mut builder, cache, &mut |m| ui.progress.say(m)).map_err(bisect_failure)?;
+                GitSpace::new(checked, &mut builder, cache, &mut |m| ui.progress.say(m)).map_err(bisect_failure)?;
             let report = search(&opts, &mut space, &mut booter, cache, &interrupted, ui)?;
             drop(space);
             let config = match &args.build_cmd {
@@ -230,7 +224,6 @@ fn execute(args: &BisectArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Failur
             };
             (report, config)
         }
-        (None, None) => unreachable!("a tree or a list"),
     };
     let md = report.markdown(config.as_ref().map(|(b, f)| (b.as_str(), f.as_str())));
     println!("{md}");
@@ -263,6 +256,12 @@ fn execute(args: &BisectArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Failur
             Ok(Exit::Skip)
         }
     }
+}
+
+/// What a bisect searches, checked.
+enum Searched<'a> {
+    Kernels(PrebuiltSpace<'a>),
+    Git(PathBuf, crate::bisect::git::Checked),
 }
 
 fn search(

@@ -99,10 +99,13 @@ fn has_core(libdir: &Path) -> bool {
 
 /// Finds (as root: installs) what compiling init for `arch` takes.
 pub fn toolchain(arch: Arch, say: &mut dyn FnMut(&str)) -> Result<Toolchain, GuestError> {
+    let failed = |e: install::InstallError| GuestError::Toolchain(format!("building init for {arch}: {e}"));
     if Arch::host() == Some(arch) {
+        // rustc links through the host's `cc` (init/build.rs passes it
+        // -nostdlib -static): a machine with Rust but no C compiler gets one.
+        install::find_or_install("cc", "gcc", say).map_err(failed)?;
         return Ok(Toolchain { rustc: None, linker: None });
     }
-    let failed = |e: install::InstallError| GuestError::Toolchain(format!("building init for {arch}: {e}"));
     let triple = arch.gnu_triple();
     let linker = install::find_or_install(&format!("{triple}-gcc"), &format!("gcc-{triple}"), say).map_err(failed)?;
     let target = arch.rust_target();
@@ -204,6 +207,10 @@ pub(crate) fn build(
 
     let target = arch.rust_target();
     let target_dir = dir.join(tc.target_dir_name());
+    let names: Vec<&str> = repros.iter().map(|r| r.name()).collect();
+    let with = if names.is_empty() { String::new() } else { format!(" with {}", names.join(", ")) };
+    let first = if target_dir.join(target).is_dir() { "" } else { " (the first build compiles the SDK: a minute)" };
+    say(&format!("compiling init for {arch}{with}{first}"));
     std::fs::create_dir_all(&target_dir).map_err(io(format!("create {}", target_dir.display())))?;
     // One build at a time in the shared target dir, until its init is
     // copied out (cargo's own lock ends with cargo).

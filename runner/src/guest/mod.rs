@@ -171,7 +171,7 @@ pub enum ReproArg {
 impl ReproArg {
     /// A word from the command line: a path when it ends in `.rs` or `.c`,
     /// holds a `/` or is `.`; else a name.
-    pub(crate) fn parse(word: &str) -> ReproArg {
+    pub fn parse(word: &str) -> ReproArg {
         let path = word.ends_with(".rs") || word.ends_with(".c") || word.contains('/') || word == "." || word == "..";
         if path {
             ReproArg::Path(word.into())

@@ -36,6 +36,9 @@ pub struct BenchArgs {
     /// A kernel to measure on; repeatable [default: the newest cached kernel]
     #[arg(long, value_name = "FILE")]
     kernel: Vec<PathBuf>,
+    /// The repro krepro's rounds run: a name or a .rs file; it must pass
+    #[arg(long, value_name = "NAME|FILE", default_value = request::DEFAULT_REPRO)]
+    repro: String,
     /// Rounds per kernel (every tool once per round)
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
@@ -271,9 +274,9 @@ pub fn bench(args: &BenchArgs, cache: &Cache) -> Result<()> {
     let boot = args.boot.request();
     let kernels = kernels(args, &boot, cache, &mut |m| progress.say(m))?;
     let arch = kernels[0].arch;
-    let smoke = match krepro_runner::guest::select(&ReproArg::Name(request::DEFAULT_REPRO.into()), None)? {
+    let smoke = match krepro_runner::guest::select(&ReproArg::parse(&args.repro), None)? {
         Selected::Repro(r) => What::Repro(r),
-        Selected::CSource(_) => unreachable!("smoke is a repro"),
+        Selected::CSource(c) => What::CSource(c),
     };
     let no_guest = request::Guest::default();
     if args.profile {

@@ -91,17 +91,26 @@ pub fn temp(what: &str) -> tempfile::TempDir {
 /// ~/.cache/krepro/logs. Anything else that writes krepro's cache (bisect,
 /// bench, kernel build) is given `XDG_CACHE_HOME` by its caller.
 pub fn xtask_env(args: &[&str], env: &[(&str, &Path)]) -> Run {
+    run_bin(Path::new(env!("CARGO_BIN_EXE_xtask")), None, args, env)
+}
+
+/// `bin ARGS` (in `dir`, if given) with the tests' cache, `--log-dir` for
+/// a `run`, and extra environment.
+fn run_bin(bin: &Path, dir: Option<&Path>, args: &[&str], env: &[(&str, &Path)]) -> Run {
     let logs = temp("logs");
     let started = Instant::now();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    let mut cmd = Command::new(bin);
     cmd.args(args).stdin(Stdio::null()).env("XDG_CACHE_HOME", test_cache());
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
     if args.first() == Some(&"run") {
         cmd.arg("--log-dir").arg(logs.path());
     }
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("run the xtask binary");
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {}: {e}", bin.display()));
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -113,6 +122,29 @@ pub fn xtask_env(args: &[&str], env: &[(&str, &Path)]) -> Run {
 
 pub fn xtask(args: &[&str]) -> Run {
     xtask_env(args, &[])
+}
+
+/// The installed-style `krepro` binary of this checkout, beside xtask's
+/// (built once here when this test target was built alone).
+pub fn krepro_bin() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    let bin = Path::new(env!("CARGO_BIN_EXE_xtask")).with_file_name("krepro");
+    BUILT.call_once(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "--quiet", "--package", "krepro-runner", "--bin", "krepro"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(st.success(), "cargo build --bin krepro: {st}");
+    });
+    bin
+}
+
+/// `krepro ARGS` run in `dir` (a kernel tree, say), with extra
+/// environment; the cache as for [`xtask_env`].
+pub fn krepro_in(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Run {
+    run_bin(&krepro_bin(), Some(dir), args, env)
 }
 
 /// The console log a `run --json` named, read; it must be in the run's
