@@ -122,8 +122,9 @@ impl Guest {
     /// The builder's options for `req` at `source` (the tree, or a
     /// bisect's worktree): for this guest's architecture, resources and
     /// repro.
-    pub(crate) fn build_options(&self, req: &request::Build, source: PathBuf) -> BuildOptions {
-        build_options(req, self.arch, &self.spec, self.selected.as_ref(), source)
+    /// `vmlinux`: build only what krepro boots (see [`boots_vmlinux`]).
+    pub(crate) fn build_options(&self, req: &request::Build, source: PathBuf, vmlinux: bool) -> BuildOptions {
+        BuildOptions { vmlinux, ..build_options(req, self.arch, &self.spec, self.selected.as_ref(), source) }
     }
 }
 
@@ -148,7 +149,14 @@ pub(crate) fn build_options(
         make_args: req.make_args.clone(),
         cc: req.cc,
         jobs: req.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        vmlinux: false,
     }
+}
+
+/// Whether a kernel krepro builds to boot with `boot` can be only its
+/// vmlinux: unless the user asked for the bzImage entry.
+pub(crate) fn boots_vmlinux(boot: &request::Boot) -> bool {
+    boot.entry != crate::boot::run::EntryChoice::Bzimage
 }
 
 /// What runs, resolved without building anything: a repro's declaration
@@ -382,10 +390,11 @@ pub fn default_kernel(arch: Arch, cache: &Cache, say: &mut dyn FnMut(&str)) -> R
 pub(crate) fn build_kernel(
     req: &request::Build,
     guest: &Guest,
+    boot: &request::Boot,
     cache: &Cache,
     on: &mut dyn FnMut(BuildEvent<'_>),
 ) -> Result<Built, RunError> {
-    Ok(builder::build(&guest.build_options(req, req.source.clone()), cache, on)?)
+    Ok(builder::build(&guest.build_options(req, req.source.clone(), boots_vmlinux(boot)), cache, on)?)
 }
 
 /// `krepro run`, ready: one plan and one kernel to boot `verdicts.runs` times.
@@ -429,11 +438,11 @@ pub(crate) fn prepare(
     let kernel = match (named, &req.kernel) {
         (Some(k), _) => k,
         (None, request::Kernel::Build(b)) => {
-            let built = build_kernel(b, &guest, cache, &mut |ev| on(Progress::Build(ev)))?;
+            let built = build_kernel(b, &guest, &req.boot, cache, &mut |ev| on(Progress::Build(ev)))?;
             if !built.cache_hit {
-                on(Progress::Say(&format!("built {} in {:.0} s", built.bzimage.display(), built.build_secs)));
+                on(Progress::Say(&format!("built {} in {:.0} s", built.image.display(), built.build_secs)));
             }
-            check_kernel(&built.bzimage)?
+            check_kernel(&built.image)?
         }
         (None, _) => default_kernel(arch, cache, &mut |m| on(Progress::Say(m)))?,
     };

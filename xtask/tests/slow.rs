@@ -488,11 +488,11 @@ fn find_log(stderr: &str) -> PathBuf {
 
 /// The regression planted in the throw-away history: a listener with
 /// backlog 0 drops every SYN (Linux before 4.4 behaved like this).
-const PLANT_FILE: &str = "net/ipv4/tcp_input.c";
-const PLANT_FROM: &str = "\tif (sk_acceptq_is_full(sk)) {\n\t\tNET_INC_STATS(sock_net(sk), LINUX_MIB_LISTENOVERFLOWS);";
-const PLANT_TO: &str =
-    "\tif (sk_acceptq_is_full(sk) || !READ_ONCE(sk->sk_max_ack_backlog)) {\n\t\tNET_INC_STATS(sock_net(sk), LINUX_MIB_LISTENOVERFLOWS);";
-const PLANT_SUBJECT: &str = "tcp: drop SYNs to listeners with backlog 0 (planted regression)";
+#[allow(dead_code)]
+#[path = "../src/bench/planted.rs"]
+mod planted;
+
+use planted::PLANT_SUBJECT;
 
 fn git_in(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
@@ -512,56 +512,7 @@ fn linux_history() -> (std::sync::MutexGuard<'static, ()>, PathBuf) {
 }
 
 fn make_linux_history() -> PathBuf {
-    let repo = scratch().join("linux-git");
-    if repo.join(".git").is_dir() && git_in(&repo, &["tag", "-l", "krepro-test-bad-v2"]).trim() == "krepro-test-bad-v2"
-    {
-        return repo;
-    }
-    if repo.exists() {
-        // A history an older test (or an interrupted run) made: again.
-        std::fs::remove_dir_all(&repo).unwrap_or_else(|e| panic!("remove {}: {e}", repo.display()));
-    }
-    extract_linux_source("6.1", &repo, &[]);
-    // Debian's tarball ignores everything at the top level ("/*" then
-    // "!/debian/"): drop that, or git adds nothing.
-    let gi = repo.join(".gitignore");
-    let text = std::fs::read_to_string(&gi).unwrap();
-    let kept: Vec<&str> = text.lines().filter(|l| *l != "/*" && *l != "!/debian/").collect();
-    std::fs::write(&gi, kept.join("\n") + "\n").unwrap();
-    let g = |args: &[&str]| git_in(&repo, args);
-    g(&["init", "-q", "-b", "main"]);
-    g(&["config", "user.name", "Krepro Test"]);
-    g(&["config", "user.email", "test@krepro.invalid"]);
-    g(&["add", "-A"]);
-    g(&["commit", "-qm", "linux-source-6.1 (base)"]);
-    g(&["tag", "krepro-test-good"]);
-    let changes = [
-        ("kernel/sys.c", "sys: note"),
-        ("fs/read_write.c", "fs: note"),
-        ("lib/string.c", "lib: note"),
-        ("init/main.c", "init: note"),
-        (PLANT_FILE, PLANT_SUBJECT),
-        ("kernel/fork.c", "fork: note"),
-        ("mm/mmap.c", "mm: note"),
-        ("drivers/tty/tty_io.c", "tty: note"),
-    ];
-    for (i, (file, subject)) in changes.iter().enumerate() {
-        let path = repo.join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let text = if *subject == PLANT_SUBJECT {
-            assert!(text.contains(PLANT_FROM), "{file} changed upstream: plant site not found");
-            // Both backlog checks: the syncookie path's and tcp_conn_request's.
-            text.replace(PLANT_FROM, PLANT_TO)
-        } else {
-            format!("{text}/* krepro test history: change {i} */\n")
-        };
-        std::fs::write(&path, text).unwrap();
-        g(&["commit", "-qam", subject]);
-    }
-    g(&["tag", "krepro-test-bad"]);
-    // Marks a history made by this version of the test.
-    g(&["tag", "krepro-test-bad-v2"]);
-    repo
+    planted::history(&scratch().join("linux-git")).unwrap_or_else(|e| panic!("the planted history: {e:#}"))
 }
 
 /// `krepro bisect` of the planted history for listen_backlog under TCG,

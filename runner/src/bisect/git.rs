@@ -12,8 +12,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{short, BisectError, BisectEvent, Candidate, Detail, ExtraCheck, Made, Side, Space, Tested, Words};
+use std::time::Instant;
+
+use super::{short, BisectError, BisectEvent, Candidate, Detail, ExtraCheck, Made, Phases, Side, Space, Tested, Words};
 use crate::builder::worktree::{self, Worktree};
+use crate::builder::BuildPhases;
 use crate::host::cache::Cache;
 use crate::host::spawn::{Cmd, CmdError};
 use crate::image::kernel::{check_kernel, Kernel};
@@ -47,6 +50,8 @@ pub(crate) enum BuildResult {
         kernel: Kernel,
         /// The compiler ("gcc-12"), for the report.
         toolchain: String,
+        /// Where the build's time went.
+        phases: BuildPhases,
     },
     /// The tree does not build (or cannot give the repro its config): skip,
     /// unless `fix` names an upstream commit that fixes this failure (the
@@ -232,12 +237,27 @@ impl Space for GitSpace<'_> {
     }
 
     fn kernel(&mut self, c: &Candidate, on: &mut dyn FnMut(BisectEvent<'_>)) -> Result<Made, BisectError> {
-        if let Err(why) = self.check_out(&c.id)? {
-            return Ok(Made::Untestable { why, toolchain: String::new(), fixes: Vec::new() });
+        let started = Instant::now();
+        let checked_out = self.check_out(&c.id)?;
+        let mut phases = Phases { checkout: started.elapsed().as_secs_f64(), ..Phases::default() };
+        if let Err(why) = checked_out {
+            return Ok(Made::Untestable { why, toolchain: String::new(), fixes: Vec::new(), phases });
         }
         let mut fixes: Vec<String> = Vec::new();
         let built = loop {
+            let started = Instant::now();
             let built = self.builder.build(&self.worktree.path, &c.id, on);
+            match &built {
+                Ok(BuildResult::Kernel { phases: b, .. }) => {
+                    phases.checkout += b.identify;
+                    phases.config += b.toolchain + b.config;
+                    phases.compile += b.compile;
+                    phases.link += b.link;
+                    phases.image += b.image;
+                }
+                // A build that failed: its time is make's.
+                _ => phases.compile += started.elapsed().as_secs_f64(),
+            }
             // A known failure with an upstream fix this commit lacks: the fix
             // goes on top, for this build only, once.
             if let Ok(BuildResult::Failed { fix: Some(fix), .. }) = &built {
@@ -255,7 +275,7 @@ impl Space for GitSpace<'_> {
                     }
                     let _ = git(wt, &["cherry-pick", "--abort"]);
                     if let Err(why) = self.check_out(&c.id)? {
-                        return Ok(Made::Untestable { why, toolchain: String::new(), fixes });
+                        return Ok(Made::Untestable { why, toolchain: String::new(), fixes, phases });
                     }
                 }
             }
@@ -265,8 +285,8 @@ impl Space for GitSpace<'_> {
             worktree::checkout(self.wt(), &c.id)?;
         }
         match built {
-            Ok(BuildResult::Kernel { kernel, toolchain }) => Ok(Made::Kernel { kernel, toolchain, fixes }),
-            Ok(BuildResult::Failed { why, toolchain, .. }) => Ok(Made::Untestable { why, toolchain, fixes }),
+            Ok(BuildResult::Kernel { kernel, toolchain, .. }) => Ok(Made::Kernel { kernel, toolchain, fixes, phases }),
+            Ok(BuildResult::Failed { why, toolchain, .. }) => Ok(Made::Untestable { why, toolchain, fixes, phases }),
             Err(message) => Err(BisectError::Infrastructure { commit: short(&c.id).to_owned(), message }),
         }
     }
@@ -367,6 +387,7 @@ pub(crate) struct RealBuilder<'a> {
 impl Builder for RealBuilder<'_> {
     fn build(&mut self, wt: &Path, commit: &str, on: &mut dyn FnMut(BisectEvent<'_>)) -> Result<BuildResult, String> {
         if let Some(cmd) = &self.build_cmd {
+            let started = Instant::now();
             let bz = self.out.path().join(format!("bzImage-{commit}"));
             // Beside the console logs, rotated with them: the report links it.
             let (log, logf) = self
@@ -390,12 +411,14 @@ impl Builder for RealBuilder<'_> {
             // A file that is not a kernel is a broken setup, not a verdict
             // on the commit: the bisect stops.
             let kernel = check_kernel(&bz).map_err(|e| format!("--build-cmd's image: {e}"))?;
-            return Ok(BuildResult::Kernel { kernel, toolchain: "--build-cmd".into() });
+            // The user's command is one phase to krepro: make's.
+            let phases = BuildPhases { compile: started.elapsed().as_secs_f64(), ..BuildPhases::default() };
+            return Ok(BuildResult::Kernel { kernel, toolchain: "--build-cmd".into(), phases });
         }
         let opts = (self.options.as_ref().expect("the builder or --build-cmd"))(wt.to_owned());
         match crate::builder::build(&opts, self.cache, &mut |ev| on(BisectEvent::Build(ev))) {
-            Ok(b) => match check_kernel(&b.bzimage) {
-                Ok(kernel) => Ok(BuildResult::Kernel { kernel, toolchain: b.compiler }),
+            Ok(b) => match check_kernel(&b.image) {
+                Ok(kernel) => Ok(BuildResult::Kernel { kernel, toolchain: b.compiler, phases: b.phases }),
                 Err(e) => Err(format!("the build left no kernel image: {e}")),
             },
             Err(e) if e.is_tree_failure() => {
@@ -529,7 +552,11 @@ mod tests {
             let word = if self.infra_error_at.as_deref() == Some(commit) { "infra".to_owned() } else { state };
             std::fs::write(&k, word).unwrap();
             let kernel = Kernel { path: k, release: None, arch: Arch::X86_64 };
-            Ok(BuildResult::Kernel { kernel, toolchain: "fake".into() })
+            Ok(BuildResult::Kernel {
+                kernel,
+                toolchain: "fake".into(),
+                phases: BuildPhases { compile: 0.5, ..BuildPhases::default() },
+            })
         }
     }
 
@@ -553,7 +580,7 @@ mod tests {
                 "flaky" if first_boot => Fail,
                 _ => Pass,
             };
-            Ok(BootSummary { outcome, message: String::new(), console_log: kernel.to_owned() })
+            Ok(BootSummary { outcome, message: String::new(), console_log: kernel.to_owned(), prepare_secs: 0.0 })
         }
     }
 
@@ -633,7 +660,11 @@ mod tests {
         assert_eq!(ours.len(), 1, "{list}");
         assert!(Path::new(ours[0]).starts_with(cache.worktrees()), "{list}");
         assert!(!worktree::bisecting(Path::new(ours[0])));
+        // Each step's time is in the report, by phase.
+        assert!(report.steps.iter().all(|s| s.phases.compile == 0.5 && s.phases.checkout > 0.0), "{:?}", report.steps);
         let md = report.markdown(Some(("tinyconfig", "CONFIG_NET=y\n")));
+        assert!(md.contains("| where the time went (s) | checkout | fetch | config | compile | link | image | vmlinux | boot | make |"), "{md}");
+        assert!(md.contains("| **median** | "), "{md}");
         assert!(md.starts_with(&format!("## first bad commit: {} (\"commit 4: bad\")", &c[4][..12])), "{md}");
         assert!(md.contains("| bad |") && md.contains("CONFIG_NET=y"), "{md}");
     }

@@ -5,7 +5,7 @@
 //! boundary it finds is checked again as a git culprit is, and the report
 //! says which upstream range to bisect in git next.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -283,6 +283,11 @@ pub(crate) struct PrebuiltSpace<'a> {
     repeat: Vec<String>,
     cache: &'a Cache,
     interrupted: &'a dyn Fn() -> bool,
+    /// The range the search last asked about: (last old-side, newest new-side).
+    range: Option<(usize, usize)>,
+    /// Packages being fetched in the background while a kernel boots:
+    /// the two the next step may need.
+    prefetch: Vec<(String, std::thread::JoinHandle<Result<PathBuf, String>>)>,
 }
 
 impl<'a> PrebuiltSpace<'a> {
@@ -298,7 +303,7 @@ impl<'a> PrebuiltSpace<'a> {
         interrupted: &'a dyn Fn() -> bool,
     ) -> Result<PrebuiltSpace<'a>, BisectError> {
         let ends = ends(&kernels, good, bad, find_fix)?;
-        Ok(PrebuiltSpace { kernels, ends, find_fix, repeat, cache, interrupted })
+        Ok(PrebuiltSpace { kernels, ends, find_fix, repeat, cache, interrupted, range: None, prefetch: Vec::new() })
     }
 
     fn candidate(&self, i: usize) -> Candidate {
@@ -316,6 +321,30 @@ impl<'a> PrebuiltSpace<'a> {
     /// The newest old-side kernel below `hi`.
     fn lo(&self, old: &[&Candidate], hi: usize) -> usize {
         old.iter().filter_map(|c| self.index(c)).filter(|i| *i < hi).max().unwrap_or(self.ends.0)
+    }
+}
+
+impl PrebuiltSpace<'_> {
+    /// While kernel `i` boots, fetches in the background the kernels the
+    /// next step tests: the middle of the range below it (if it turns out
+    /// new-side) and of the range above it (if old-side).
+    fn prefetch_next(&mut self, i: usize) {
+        let Some((lo, hi)) = self.range.filter(|(lo, hi)| *lo < i && i < *hi) else { return };
+        for (a, b) in [(lo, i), (i, hi)] {
+            if b - a < 2 {
+                continue;
+            }
+            let Source::Package(p) = &self.kernels[a + (b - a) / 2].source else { continue };
+            let cached = self.cache.kernels().join(&p.name).join(format!("boot/vmlinuz-{}", p.release)).is_file();
+            if cached || self.prefetch.iter().any(|(name, _)| *name == p.name) {
+                continue;
+            }
+            let (cache, name, release) = (self.cache.clone(), p.name.clone(), p.release.clone());
+            let handle = std::thread::spawn(move || {
+                fetch::fetch_package(&cache, &name, &release, &mut |_| {}).map_err(|e| e.to_string())
+            });
+            self.prefetch.push((p.name.clone(), handle));
+        }
     }
 }
 
@@ -337,6 +366,7 @@ impl Space for PrebuiltSpace<'_> {
     fn open(&mut self, old: &[&Candidate], new: &Candidate) -> Result<Vec<Candidate>, BisectError> {
         let hi = self.index(new).unwrap_or(self.ends.1);
         let lo = self.lo(old, hi);
+        self.range = Some((lo, hi));
         let mid = lo + (hi - lo) / 2;
         let mut open: Vec<usize> = (lo + 1..hi).collect();
         open.sort_by_key(|&i| (i.abs_diff(mid), i));
@@ -348,21 +378,40 @@ impl Space for PrebuiltSpace<'_> {
     }
 
     fn kernel(&mut self, c: &Candidate, on: &mut dyn FnMut(BisectEvent<'_>)) -> Result<Made, BisectError> {
-        let k = &self.kernels[self.index(c).expect("a kernel of the list")];
-        let kernel = match &k.source {
+        let i = self.index(c).expect("a kernel of the list");
+        let started = std::time::Instant::now();
+        let kernel = match &self.kernels[i].source {
             Source::File(kernel) => kernel.clone(),
             Source::Package(p) => {
-                let image = fetch::fetch_package(self.cache, &p.name, &p.release, &mut |m| on(BisectEvent::Say(m)))
-                    .map_err(|e| match (self.interrupted)() {
-                        true => BisectError::Interrupted,
-                        false => BisectError::Infrastructure { commit: p.name.clone(), message: e.to_string() },
-                    })?;
+                let p = p.clone();
+                let fetched = match self.prefetch.iter().position(|(name, _)| *name == p.name) {
+                    // Fetched (or being fetched) in the background: wait for it.
+                    Some(at) => {
+                        let (_, handle) = self.prefetch.swap_remove(at);
+                        handle.join().unwrap_or_else(|_| Err("the background fetch panicked".into()))
+                    }
+                    None => fetch::fetch_package(self.cache, &p.name, &p.release, &mut |m| on(BisectEvent::Say(m)))
+                        .map_err(|e| e.to_string()),
+                };
+                let image = fetched.map_err(|message| match (self.interrupted)() {
+                    true => BisectError::Interrupted,
+                    false => BisectError::Infrastructure { commit: p.name.clone(), message },
+                })?;
                 check_kernel(&image)
                     .map_err(|e| BisectError::Infrastructure { commit: c.id.clone(), message: e.to_string() })?
             }
         };
+        self.prefetch_next(i);
         // Prebuilt: nothing of ours compiled it.
-        Ok(Made::Kernel { kernel, toolchain: String::new(), fixes: Vec::new() })
+        let phases = super::Phases { fetch: started.elapsed().as_secs_f64(), ..super::Phases::default() };
+        Ok(Made::Kernel { kernel, toolchain: String::new(), fixes: Vec::new(), phases })
+    }
+
+    fn done(&mut self) {
+        // What was fetched for a step that never came stays in the cache.
+        for (_, handle) in self.prefetch.drain(..) {
+            let _ = handle.join();
+        }
     }
 
     fn check_words(&self, _: &Candidate, _: &Candidate, find_fix: bool) -> (String, String) {
@@ -449,7 +498,7 @@ mod tests {
                 ("infra", _) => return Err(BootError::QemuFailed { status: "1".into(), stderr: "boom".into() }),
                 (w, _) => unreachable!("{w}"),
             };
-            Ok(BootSummary { outcome, message: String::new(), console_log: k.to_owned() })
+            Ok(BootSummary { outcome, message: String::new(), console_log: k.to_owned(), prepare_secs: 0.0 })
         }
     }
 

@@ -106,18 +106,62 @@ pub(crate) struct Candidate {
     pub label: String,
 }
 
+/// Where one step's time went, in seconds: making the candidate ready
+/// (the checkout, or the fetch of a prebuilt kernel; the build's
+/// config, compile, link and image), taking the PVH vmlinux out and
+/// packing the initrd additions, and the boots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Phases {
+    /// Moving the worktree to the commit (with the cherry-picks) and
+    /// identifying the source.
+    pub checkout: f64,
+    /// A prebuilt kernel's download and unpacking.
+    pub fetch: f64,
+    /// Choosing the compiler, the config and its check.
+    pub config: f64,
+    pub compile: f64,
+    pub link: f64,
+    pub image: f64,
+    /// The kernel made ready to boot: its PVH vmlinux and modules.
+    pub vmlinux: f64,
+    pub boot: f64,
+}
+
+impl Phases {
+    /// The phases in the report's order, with their names.
+    pub fn named(&self) -> [(&'static str, f64); 8] {
+        [
+            ("checkout", self.checkout),
+            ("fetch", self.fetch),
+            ("config", self.config),
+            ("compile", self.compile),
+            ("link", self.link),
+            ("image", self.image),
+            ("vmlinux", self.vmlinux),
+            ("boot", self.boot),
+        ]
+    }
+
+    /// make's own time: compile, link and image.
+    pub fn make(&self) -> f64 {
+        self.compile + self.link + self.image
+    }
+}
+
 /// A candidate made ready to boot, or why it cannot be tested.
 #[derive(Debug)]
-pub(crate) enum Made {
+pub enum Made {
     Kernel {
         kernel: Kernel,
         /// How it was made, for the report ("gcc-12"); empty for prebuilt.
         toolchain: String,
         /// Known build fixes applied to build it.
         fixes: Vec<String>,
+        /// The time it took, by phase (the boot's phases are the search's).
+        phases: Phases,
     },
     /// It does not build (or cannot give the repro its config): skipped.
-    Untestable { why: String, toolchain: String, fixes: Vec<String> },
+    Untestable { why: String, toolchain: String, fixes: Vec<String>, phases: Phases },
 }
 
 /// A check of the answer that the space adds (git: the new end with the
@@ -191,16 +235,19 @@ pub(crate) trait Booter {
 }
 
 /// One boot's result, as the bisect needs it.
-pub(crate) struct BootSummary {
+pub struct BootSummary {
     pub outcome: Outcome,
     pub message: String,
     pub console_log: PathBuf,
+    /// Seconds spent making the kernel ready to boot before it (its PVH
+    /// vmlinux, the initrd additions): on its first run only.
+    pub prepare_secs: f64,
 }
 
 /// Why a candidate was tested.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum TestKind {
+pub enum TestKind {
     /// The --good/--bad check before bisecting.
     Endpoint,
     /// A step of the search.
@@ -211,7 +258,7 @@ pub(crate) enum TestKind {
 
 /// One tested candidate.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct Tested {
+pub struct Tested {
     /// Its id: a commit hash or a kernel's name.
     pub commit: String,
     /// Its label: the commit's subject, the kernel's version.
@@ -234,6 +281,9 @@ pub(crate) struct Tested {
     /// Known build fixes applied to build it.
     #[serde(default)]
     pub fixes: Vec<String>,
+    /// Where its time went.
+    #[serde(default)]
+    pub phases: Phases,
 }
 
 /// The search's progress.
@@ -455,9 +505,9 @@ impl Search<'_> {
         let made = self.space.kernel(c, on)?;
         let build_secs = started.elapsed().as_secs_f64();
         self.check_interrupt()?;
-        let (kernel, toolchain, fixes) = match made {
-            Made::Kernel { kernel, toolchain, fixes } => (kernel, toolchain, fixes),
-            Made::Untestable { why, toolchain, fixes } => {
+        let (kernel, toolchain, fixes, mut phases) = match made {
+            Made::Kernel { kernel, toolchain, fixes, phases } => (kernel, toolchain, fixes, phases),
+            Made::Untestable { why, toolchain, fixes, phases } => {
                 return Ok(Tested {
                     commit: c.id.clone(),
                     subject: c.label.clone(),
@@ -471,6 +521,7 @@ impl Search<'_> {
                     kind,
                     toolchain,
                     fixes,
+                    phases,
                 })
             }
         };
@@ -487,6 +538,7 @@ impl Search<'_> {
                 Err(BootError::Interrupted) => return Err(BisectError::Interrupted),
                 Err(e) => return Err(infrastructure(e.to_string())),
             };
+            phases.vmlinux += boot.prepare_secs;
             if outcomes.is_empty() || boot.outcome != Outcome::Pass {
                 message = boot.message;
                 console_log = Some(boot.console_log);
@@ -498,6 +550,8 @@ impl Search<'_> {
         }
         let verdict = decide(&outcomes, &opts.remap).map_err(infrastructure)?;
         let flaky = outcomes.iter().any(|o| *o != outcomes[0]);
+        let boot_secs = boot_started.elapsed().as_secs_f64();
+        phases.boot = (boot_secs - phases.vmlinux).max(0.0);
         Ok(Tested {
             commit: c.id.clone(),
             subject: c.label.clone(),
@@ -506,11 +560,12 @@ impl Search<'_> {
             message,
             flaky,
             build_secs,
-            boot_secs: boot_started.elapsed().as_secs_f64(),
+            boot_secs,
             console_log,
             kind,
             toolchain,
             fixes,
+            phases,
         })
     }
 
@@ -808,6 +863,7 @@ impl BisectReport {
                 ),
             );
         }
+        md.push_str(&self.phases_markdown());
         if let Some(v) = &self.verification {
             md.push_str(&v.markdown());
         }
@@ -839,6 +895,31 @@ impl BisectReport {
         md
     }
 
+    /// Where each step's time went, and the median of each phase over the
+    /// steps that booted, beside make's own time: a Markdown table (empty
+    /// when no step has phases).
+    pub fn phases_markdown(&self) -> String {
+        let steps: Vec<&Tested> = self.steps.iter().filter(|s| s.phases != Phases::default()).collect();
+        if steps.is_empty() {
+            return String::new();
+        }
+        let names = Phases::default().named().map(|(n, _)| n);
+        let mut md = format!(
+            "\n| where the time went (s) | {} | make |\n|---|{}---|\n",
+            names.join(" | "),
+            "---|".repeat(names.len())
+        );
+        let row = |label: &str, p: &Phases| {
+            let cells: Vec<String> = p.named().iter().map(|(_, v)| format!("{v:.1}")).collect();
+            format!("| {label} | {} | {:.1} |\n", cells.join(" | "), p.make())
+        };
+        for s in &steps {
+            md.push_str(&row(short(&s.commit), &s.phases));
+        }
+        md.push_str(&row("**median**", &median_phases(steps.iter().map(|s| &s.phases))));
+        md
+    }
+
     /// The answer in one line, for the terminal: None when only skipped
     /// candidates are left.
     pub(crate) fn answer_line(&self) -> Option<String> {
@@ -852,6 +933,32 @@ impl BisectReport {
     /// How the report names what was searched: "commits", "kernels".
     pub(crate) fn many(&self) -> &'static str {
         self.words.map_or("commits", |w| w.many)
+    }
+}
+
+/// The median of `v` (0 for none).
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+/// Each phase's median over `phases`.
+pub fn median_phases<'a>(phases: impl Iterator<Item = &'a Phases> + Clone) -> Phases {
+    let m = |f: fn(&Phases) -> f64| median(&phases.clone().map(f).collect::<Vec<_>>());
+    Phases {
+        checkout: m(|p| p.checkout),
+        fetch: m(|p| p.fetch),
+        config: m(|p| p.config),
+        compile: m(|p| p.compile),
+        link: m(|p| p.link),
+        image: m(|p| p.image),
+        vmlinux: m(|p| p.vmlinux),
+        boot: m(|p| p.boot),
     }
 }
 
@@ -877,14 +984,16 @@ impl Booter for PlanBooter<'_> {
     ) -> Result<BootSummary, BootError> {
         // Modules and the PVH image depend on the kernel: one target per
         // kernel, made at its first run.
+        let started = Instant::now();
         let target = match self.target.take() {
             Some(t) if t.kernel.path == kernel.path => t,
             _ => self.plan.target(kernel, &mut |m| on(BisectEvent::Say(m)))?,
         };
+        let prepare_secs = started.elapsed().as_secs_f64();
         let r = crate::boot::run::run(self.plan, &target, run, &mut |ev| on(BisectEvent::Run(ev)));
         self.target = Some(target);
         let r = r?;
-        Ok(BootSummary { outcome: r.outcome, message: r.message, console_log: r.console_log })
+        Ok(BootSummary { outcome: r.outcome, message: r.message, console_log: r.console_log, prepare_secs })
     }
 }
 

@@ -76,9 +76,11 @@ pub struct Plan {
     pub extras: Extras,
     pub logs: LogDir,
     pub cache: Cache,
-    /// Set by the signal handler (`cli::plan` installs it); the run stops and
-    /// cleans up when it becomes true.
+    /// Set by the signal handler (`session::plan` installs it); the run
+    /// stops and cleans up when it becomes true.
     pub interrupt: Arc<AtomicBool>,
+    /// Whether the channel's modules were said to be loaded (once a command).
+    pub said_modules: Arc<AtomicBool>,
 }
 
 impl Plan {
@@ -108,6 +110,7 @@ impl Plan {
             logs: LogDir::new(cache.logs()),
             cache,
             interrupt: Arc::new(AtomicBool::new(false)),
+            said_modules: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -128,8 +131,23 @@ impl Plan {
             )));
         }
         let boot_image = choose_entry(&kernel, self.entry, &self.cache, say)?;
-        let extra_initrd =
-            self.extras.pack_for(&kernel, arch, self.machine.channel_modules(), &self.device_modules())?;
+        let channel = self.machine.channel_modules();
+        let members = self.extras.members_for(&kernel, arch, channel, &self.device_modules())?;
+        let loaded: Vec<&str> = channel
+            .iter()
+            .copied()
+            .filter(|m| members.iter().any(|x| crate::initrd::modules::holds(&x.path, m)))
+            .collect();
+        if !loaded.is_empty() && !self.extras.names_modules() && !self.said_modules.swap(true, Ordering::Relaxed) {
+            say(&format!(
+                "loading {} (modules of this kernel) for the fast virtio-serial channel; --modules none leaves them out",
+                loaded.join(", ")
+            ));
+        }
+        let extra_initrd = match members.is_empty() {
+            true => Vec::new(),
+            false => crate::initrd::pack(&members).map_err(|e| BootError::io("pack the extra initrd", e))?,
+        };
         let facts = kernel::config_facts(&kernel);
         // The config beside the kernel tells what it cannot do with what
         // was asked for; the boot goes ahead (the repro decides).
@@ -245,6 +263,16 @@ pub(crate) fn choose_entry(
                 if choice == EntryChoice::Pvh { "pvh" } else { "bzimage" },
                 kernel.path.display()
             ))),
+        };
+    }
+    if kernel::is_elf(&kernel.path) {
+        // A vmlinux (checked: it has the PVH note) boots only through PVH.
+        return match choice {
+            EntryChoice::Bzimage => Err(BootError::BadFlag(format!(
+                "--entry bzimage: {} is a vmlinux, which boots through PVH (use --entry auto)",
+                kernel.path.display()
+            ))),
+            EntryChoice::Auto | EntryChoice::Pvh => Ok(BootImage::Pvh(kernel.path.clone())),
         };
     }
     match choice {
@@ -380,6 +408,10 @@ pub fn run(
     let mut pvh_retried = false;
     loop {
         let attempt = match (boot(plan, &target, run_index, accel, started, on_event), &target.boot_image) {
+            // A vmlinux booted as itself has no bzImage to fall back to.
+            (Err(e @ BootError::QemuFailed { .. }), BootImage::Pvh(image)) if *image == target.kernel.path => {
+                return Err(e)
+            }
             (Err(BootError::QemuFailed { status, stderr }), BootImage::Pvh(image)) => {
                 let image = image.clone();
                 if !pvh_retried && image.starts_with(plan.cache.vmlinux()) {

@@ -72,6 +72,10 @@ pub(crate) struct BuildOptions {
     /// The guest's architecture: `ARCH=`, krepro's fragment, the image;
     /// a cross gcc where the host is another.
     pub arch: Arch,
+    /// Build only what krepro boots: on x86 the vmlinux, entered through
+    /// PVH, when the config has PVH (no bzImage, no compression, nothing
+    /// to take out of it again); else the boot image.
+    pub vmlinux: bool,
 }
 
 /// What a repro asks of the kernel: its declared options (each `=y`).
@@ -102,10 +106,10 @@ impl Built {
             p.push(suffix);
             PathBuf::from(p)
         };
-        std::fs::copy(&self.bzimage, out)?;
+        std::fs::copy(&self.image, out)?;
         std::fs::copy(&self.config, beside(".config"))?;
         // Builds cached before System.map was kept have none.
-        let map = self.bzimage.with_file_name("System.map");
+        let map = self.image.with_file_name("System.map");
         if map.is_file() {
             std::fs::copy(&map, beside(".map"))?;
         }
@@ -116,9 +120,10 @@ impl Built {
 /// A finished kernel.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Built {
-    /// The boot image: a bzImage on x86, an Image on arm64 (the field
-    /// keeps its old name so cached info.json files still read).
-    pub bzimage: PathBuf,
+    /// The kernel to boot: the bzImage (x86) or Image (arm64), or with
+    /// `BuildOptions::vmlinux` the x86 vmlinux itself.
+    #[serde(alias = "bzimage")]
+    pub image: PathBuf,
     pub config: PathBuf,
     pub key: String,
     pub source_identity: String,
@@ -135,6 +140,34 @@ pub(crate) struct Built {
     pub compiler_version: String,
     #[serde(skip)]
     pub cache_hit: bool,
+    /// Where the time went (a cache hit: finding it only).
+    #[serde(default)]
+    pub phases: BuildPhases,
+}
+
+/// Where a build's time went, in seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BuildPhases {
+    /// The source's identity (the cache key's part from the tree).
+    pub identify: f64,
+    /// Choosing the compiler (and installing it).
+    pub toolchain: f64,
+    /// The base config, the merge, olddefconfig and the option check.
+    pub config: f64,
+    /// make, until the link of vmlinux begins: compiling what changed
+    /// (and kbuild walking the tree to find it).
+    pub compile: f64,
+    /// Linking vmlinux (with kallsyms' passes, the System.map).
+    pub link: f64,
+    /// The boot image from vmlinux: bzImage (compression) or Image.
+    pub image: f64,
+}
+
+impl BuildPhases {
+    /// make's own time: compile, link and image.
+    pub fn make(&self) -> f64 {
+        self.compile + self.link + self.image
+    }
 }
 
 /// Why a build did not produce a kernel.
@@ -227,9 +260,25 @@ struct Toolchain {
     next: Vec<toolchain::Choice>,
 }
 
+/// kbuild's build facts that go into the kernel (`uname -v`), fixed so
+/// that the same source and config give the same kernel, byte for byte,
+/// and an unchanged step rebuilds nothing for them. A user's own value
+/// (in the environment) wins.
+const REPRODUCIBLE: &[(&str, &str)] = &[
+    ("KBUILD_BUILD_USER", "krepro"),
+    ("KBUILD_BUILD_HOST", "krepro"),
+    ("KBUILD_BUILD_VERSION", "1"),
+    ("KBUILD_BUILD_TIMESTAMP", "built by krepro"),
+];
+
 impl Toolchain {
     fn make(&self, args: Vec<String>, source: &Path) -> Cmd {
         let mut cmd = Cmd::new("make", args, source).quiet();
+        for (var, value) in REPRODUCIBLE {
+            if std::env::var_os(var).is_none() {
+                cmd = cmd.env(var, value);
+            }
+        }
         if let Some(dir) = &self.path {
             let mut path = std::ffi::OsString::from(dir);
             path.push(":");
@@ -294,6 +343,40 @@ fn provide(
 /// else `--cc`, with `auto` reading the tree's version and minimum against
 /// the era table. `forced` is a retry's choice.
 fn resolve_toolchain(
+    opts: &BuildOptions,
+    source: &Path,
+    ccache: Option<&Path>,
+    forced: Option<toolchain::Choice>,
+    on: &mut dyn FnMut(BuildEvent<'_>),
+) -> Result<Toolchain, BuildError> {
+    // The same question gets the same answer for as long as krepro runs:
+    // a bisect asks at every step, and the answer costs apt-cache queries
+    // and `--version` runs (the tree's version and minimums are part of
+    // the question, so an old commit still gets its own era's compiler).
+    static CHOSEN: std::sync::Mutex<Vec<(String, Toolchain)>> = std::sync::Mutex::new(Vec::new());
+    let question = format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+        opts.arch,
+        opts.cc,
+        opts.make_args,
+        forced.as_ref().map(|c| c.compiler),
+        ccache,
+        toolchain::tree_version(source),
+        toolchain::tree_minimum(source, toolchain::Family::Gcc, opts.arch),
+        toolchain::tree_minimum(source, toolchain::Family::Clang, opts.arch),
+    );
+    let known =
+        CHOSEN.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(q, _)| *q == question).map(|(_, t)| t.clone());
+    if let Some(tc) = known {
+        return Ok(tc);
+    }
+    let tc = choose_toolchain(opts, source, ccache, forced, on)?;
+    CHOSEN.lock().unwrap_or_else(|p| p.into_inner()).push((question, tc.clone()));
+    Ok(tc)
+}
+
+/// [`resolve_toolchain`]'s answer, worked out.
+fn choose_toolchain(
     opts: &BuildOptions,
     source: &Path,
     ccache: Option<&Path>,
@@ -414,9 +497,15 @@ pub(crate) fn build(
         None => source,
     };
     let ccache = which::which("ccache").ok();
+    let started = Instant::now();
     let tc = resolve_toolchain(opts, &source, ccache.as_deref(), None, on)?;
+    let toolchain_secs = started.elapsed().as_secs_f64();
     let (first, next) = (tc.compiler, tc.next.clone());
-    match build_with(opts, &source, cache, tc, ccache.as_deref(), on) {
+    let with_toolchain = |mut built: Built| {
+        built.phases.toolchain = toolchain_secs;
+        built
+    };
+    match build_with(opts, &source, cache, tc, ccache.as_deref(), on).map(with_toolchain) {
         Err(BuildError::Make { known: Some(sig), excerpt, log, compiler })
             if first.is_some() && opts.cc == toolchain::CcChoice::Auto =>
         {
@@ -456,6 +545,7 @@ fn build_with(
     };
 
     on(BuildEvent::Phase("identify source"));
+    let identify_started = Instant::now();
     let tree_key = short_hash(&[source.as_os_str().as_encoded_bytes()]);
     let identity = treehash::identity(&source, &cache.treehash().join(&tree_key))?;
     let ccache_note = ccache.filter(|_| tc.args.iter().any(|a| a.starts_with("CC=ccache "))).map(|c| {
@@ -466,8 +556,10 @@ fn build_with(
     let done = cache.built().join(&key);
     if let Ok(info) = std::fs::read_to_string(done.join("info.json")) {
         if let Ok(mut built) = serde_json::from_str::<Built>(&info) {
-            if built.bzimage.is_file() {
+            if built.image.is_file() {
                 built.cache_hit = true;
+                built.phases =
+                    BuildPhases { identify: identify_started.elapsed().as_secs_f64(), ..BuildPhases::default() };
                 return Ok(built);
             }
         }
@@ -485,62 +577,103 @@ fn build_with(
         tc.make(args, &source)
     };
 
+    let identify = identify_started.elapsed().as_secs_f64();
     on(BuildEvent::Phase("config"));
-    match &opts.base {
-        Base::Tinyconfig => make(&["tinyconfig"]).output().map(drop)?,
-        Base::Defconfig => make(&["defconfig"]).output().map(drop)?,
-        Base::File(f) => {
-            std::fs::copy(f, build_dir.join(".config")).map(drop).map_err(io(format!("copy {}", f.display())))?
-        }
-    }
+    let config_started = Instant::now();
     let config_path = build_dir.join(".config");
-    let base_text = std::fs::read_to_string(&config_path).map_err(io("read the base .config"))?;
-    std::fs::write(&config_path, kconfig::merge(&base_text, &reqs)).map_err(io("write .config"))?;
-    make(&["olddefconfig"]).output()?;
-    let final_text = std::fs::read_to_string(&config_path).map_err(io("read the final .config"))?;
-    let final_config = kconfig::parse_config(&final_text);
-    let mut fatal = Vec::new();
-    let mut lost = Vec::new();
-    for l in kconfig::check(&final_config, &reqs) {
-        let why = kconfig::explain(&source, opts.arch, &l.request.name, &final_config);
-        let line = format!(
-            "CONFIG_{}={} ({}) is {} in the final config: {why}",
-            l.request.name, l.request.value, l.request.origin, l.got
-        );
-        on(BuildEvent::Note(&line));
-        if l.request.origin.is_fatal() {
-            fatal.push(line.clone());
+    // The config is made again only when something it comes from changed:
+    // the requests, the base, the compiler (Kconfig asks it), the make
+    // args and the tree's Kconfig files. A bisect step that changes C
+    // files only keeps its .config (and kbuild its auto.conf).
+    let config_key = short_hash(&[
+        opts.arch.name().as_bytes(),
+        base_id.as_bytes(),
+        req_text(&reqs).as_bytes(),
+        tc.version.as_bytes(),
+        tc.args.join("\0").as_bytes(),
+        opts.make_args.join("\0").as_bytes(),
+        kconfig_inputs(&source, cache)?.as_bytes(),
+    ]);
+    let stamp = build_dir.join(".krepro-config.json");
+    let made_before = ConfigStamp::read(&stamp, &config_path).filter(|s| s.key == config_key);
+    let (final_config, lost) = match made_before {
+        Some(stamp) => {
+            for line in &stamp.lost {
+                on(BuildEvent::Note(line));
+            }
+            let text = std::fs::read_to_string(&config_path).map_err(io("read the .config"))?;
+            (kconfig::parse_config(&text), stamp.lost)
         }
-        lost.push(line);
-    }
-    if !fatal.is_empty() {
-        return Err(BuildError::Config(fatal));
-    }
+        None => {
+            let _ = std::fs::remove_file(&stamp);
+            match &opts.base {
+                Base::Tinyconfig => make(&["tinyconfig"]).output().map(drop)?,
+                Base::Defconfig => make(&["defconfig"]).output().map(drop)?,
+                Base::File(f) => {
+                    std::fs::copy(f, &config_path).map(drop).map_err(io(format!("copy {}", f.display())))?
+                }
+            }
+            let base_text = std::fs::read_to_string(&config_path).map_err(io("read the base .config"))?;
+            std::fs::write(&config_path, kconfig::merge(&base_text, &reqs)).map_err(io("write .config"))?;
+            make(&["olddefconfig"]).output()?;
+            let final_text = std::fs::read_to_string(&config_path).map_err(io("read the final .config"))?;
+            let final_config = kconfig::parse_config(&final_text);
+            let mut fatal = Vec::new();
+            let mut lost = Vec::new();
+            for l in kconfig::check(&final_config, &reqs) {
+                let why = kconfig::explain(&source, opts.arch, &l.request.name, &final_config);
+                let line = format!(
+                    "CONFIG_{}={} ({}) is {} in the final config: {why}",
+                    l.request.name, l.request.value, l.request.origin, l.got
+                );
+                on(BuildEvent::Note(&line));
+                if l.request.origin.is_fatal() {
+                    fatal.push(line.clone());
+                }
+                lost.push(line);
+            }
+            if !fatal.is_empty() {
+                return Err(BuildError::Config(fatal));
+            }
+            ConfigStamp {
+                key: config_key,
+                config: blake3::hash(final_text.as_bytes()).to_hex().to_string(),
+                lost: lost.clone(),
+            }
+            .write(&stamp)?;
+            (final_config, lost)
+        }
+    };
     if let Some(note) = &ccache_note {
         on(BuildEvent::Note(note));
     }
 
+    let config = config_started.elapsed().as_secs_f64();
     on(BuildEvent::Phase("build"));
     let started = Instant::now();
     let jobs = format!("-j{}", opts.jobs.max(1));
-    // The image's make target is its file name: bzImage, Image.
-    let image = opts.arch.boot_image();
-    let image_name = image.rsplit('/').next().unwrap_or(image);
-    run_make(&source, &tc, &make_args, &[jobs.as_str(), image_name], &log_path, on)?;
+    // What is made: the vmlinux when krepro boots it through PVH, else
+    // the boot image, whose make target is its file name (bzImage, Image).
+    let pvh = opts.arch == Arch::X86_64 && final_config.get("PVH") == Some(&kconfig::Value::Y);
+    let image = if opts.vmlinux && pvh { "vmlinux" } else { opts.arch.boot_image() };
+    let out_name = image.rsplit('/').next().unwrap_or(image);
+    let made = run_make(&source, &tc, &make_args, &[jobs.as_str(), out_name], &log_path, on)?;
     let build_secs = started.elapsed().as_secs_f64();
+    let phases =
+        BuildPhases { identify, toolchain: 0.0, config, compile: made.compile, link: made.link, image: made.image };
 
     // Into the cache, atomically.
     let parent = done.parent().expect("built/ dir");
     std::fs::create_dir_all(parent).map_err(io(format!("create {}", parent.display())))?;
     let staging =
         tempfile::Builder::new().prefix(".staging-").tempdir_in(parent).map_err(io("create a staging dir"))?;
-    std::fs::copy(build_dir.join(image), staging.path().join(image_name)).map_err(io(format!("copy {image_name}")))?;
+    std::fs::copy(build_dir.join(image), staging.path().join(out_name)).map_err(io(format!("copy {out_name}")))?;
     std::fs::copy(&config_path, staging.path().join("config")).map_err(io("copy .config"))?;
     // The symbols, for `bench --profile` (a tinyconfig kernel has no
     // kallsyms to ask).
     std::fs::copy(build_dir.join("System.map"), staging.path().join("System.map")).map_err(io("copy System.map"))?;
     let built = Built {
-        bzimage: done.join(image_name),
+        image: done.join(out_name),
         config: done.join("config"),
         key: key.clone(),
         source_identity: identity,
@@ -551,6 +684,7 @@ fn build_with(
         compiler: tc.name.clone(),
         compiler_version: tc.version.clone(),
         cache_hit: false,
+        phases,
     };
     let info = serde_json::to_string_pretty(&built).expect("plain data");
     std::fs::write(staging.path().join("info.json"), info).map_err(io("write info.json"))?;
@@ -560,6 +694,74 @@ fn build_with(
         let _ = std::fs::remove_dir_all(&staged);
     }
     Ok(built)
+}
+
+/// The requests as text, one `NAME=value` a line: part of the cache keys.
+fn req_text(reqs: &[Request]) -> String {
+    reqs.iter().map(|r| format!("{}={}\n", r.name, r.value)).collect()
+}
+
+/// What a build dir's .config was made from and what its check found:
+/// a build with the same key reuses both.
+#[derive(Debug, Serialize, Deserialize)]
+struct ConfigStamp {
+    key: String,
+    /// The .config it left, by hash: one changed since (by hand, by make)
+    /// is made again.
+    config: String,
+    lost: Vec<String>,
+}
+
+impl ConfigStamp {
+    /// The stamp at `path`, if it is there and `config` is the .config it made.
+    fn read(path: &Path, config: &Path) -> Option<ConfigStamp> {
+        let stamp: ConfigStamp = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        let text = std::fs::read(config).ok()?;
+        (blake3::hash(&text).to_hex().as_str() == stamp.config).then_some(stamp)
+    }
+
+    fn write(&self, path: &Path) -> Result<(), BuildError> {
+        let text = serde_json::to_string_pretty(self).expect("plain data");
+        std::fs::write(path, text).map_err(io(format!("write {}", path.display())))
+    }
+}
+
+/// What a tree's config comes from, beside the requests: its Kconfig
+/// files, the scripts Kconfig runs, the Makefiles that set the version
+/// and the architecture. In krepro's worktree, what git's index records
+/// (it is what was checked out); elsewhere their contents.
+fn kconfig_inputs(source: &Path, cache: &Cache) -> Result<String, BuildError> {
+    const SPECS: &[&str] = &[":(glob)**/Kconfig*", "Makefile", ":(glob)arch/*/Makefile", "scripts"];
+    if worktree::is_ours(cache, source) {
+        let out = Cmd::new("git", ["ls-files", "-s", "--"].iter().chain(SPECS), source).quiet().output()?;
+        return Ok(blake3::hash(&out.stdout).to_hex().to_string());
+    }
+    let mut h = blake3::Hasher::new();
+    fn walk(dir: &Path, rel: &Path, h: &mut blake3::Hasher) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name();
+            let path = rel.join(&name);
+            let kind = e.file_type()?;
+            if kind.is_dir() && name != ".git" {
+                walk(&e.path(), &path, h)?;
+            } else if kind.is_file() {
+                let n = name.to_string_lossy();
+                let wanted = n.starts_with("Kconfig")
+                    || path.starts_with("scripts")
+                    || path == Path::new("Makefile")
+                    || (path.starts_with("arch") && n == "Makefile" && path.components().count() == 3);
+                if wanted {
+                    h.update(path.as_os_str().as_encoded_bytes());
+                    h.update(&std::fs::read(e.path())?);
+                }
+            }
+        }
+        Ok(())
+    }
+    walk(source, Path::new(""), &mut h).map_err(io(format!("read the Kconfig files of {}", source.display())))?;
+    Ok(h.finalize().to_hex().to_string())
 }
 
 /// What a build is cached by, both led by the arch so that x86 and arm64
@@ -576,12 +778,13 @@ struct Keys {
 
 /// The cache key and build dir name of `opts` building `source`.
 fn keys(opts: &BuildOptions, source: &Path, identity: &str, base_id: &str, reqs: &[Request], tc: &Toolchain) -> Keys {
-    let req_text: Vec<String> = reqs.iter().map(|r| format!("{}={}", r.name, r.value)).collect();
+    let req_text = req_text(reqs);
     let key = short_hash(&[
         opts.arch.name().as_bytes(),
+        if opts.vmlinux { b"vmlinux" } else { b"image" },
         identity.as_bytes(),
         base_id.as_bytes(),
-        req_text.join("\n").as_bytes(),
+        req_text.as_bytes(),
         tc.version.as_bytes(),
         tc.args.join("\0").as_bytes(),
         opts.make_args.join("\0").as_bytes(),
@@ -590,6 +793,9 @@ fn keys(opts: &BuildOptions, source: &Path, identity: &str, base_id: &str, reqs:
         opts.arch.name().as_bytes(),
         source.as_os_str().as_encoded_bytes(),
         base_id.as_bytes(),
+        // One build dir per config too: switching between two (a repro's
+        // options, a fragment) does not rebuild what the other changed.
+        req_text.as_bytes(),
         tc.name.as_bytes(),
         opts.make_args.join("\0").as_bytes(),
     ]);
@@ -619,8 +825,40 @@ fn lock(dir: &Path, on: &mut dyn FnMut(BuildEvent<'_>)) -> Result<std::fs::File,
     Ok(file)
 }
 
+/// How long one make took in each stage, told apart by kbuild's own
+/// lines: the link begins with the first line about vmlinux, the image
+/// with the first about `arch/*/boot/` after it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct MakeTimes {
+    compile: f64,
+    link: f64,
+    image: f64,
+}
+
+/// Which stage of a kernel build a kbuild line (`  LD      vmlinux.o`)
+/// begins, if it begins one.
+fn stage_of(line: &str) -> Option<Stage> {
+    let mut words = line.split_whitespace();
+    let (tool, target) = (words.next()?, words.next()?);
+    if !tool.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
+        return None;
+    }
+    if target.starts_with("arch/") && target.split('/').nth(2) == Some("boot") {
+        return Some(Stage::Image);
+    }
+    let vmlinux = target.starts_with("vmlinux") || target.starts_with(".tmp_vmlinux");
+    vmlinux.then_some(Stage::Link)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Link,
+    Image,
+}
+
 /// Runs make with its output to `log`, counting compiled objects for
-/// progress; on failure, the error lines and the log path.
+/// progress and timing its stages; on failure, the error lines and the
+/// log path.
 fn run_make(
     source: &Path,
     tc: &Toolchain,
@@ -628,7 +866,7 @@ fn run_make(
     extra: &[&str],
     log: &Path,
     on: &mut dyn FnMut(BuildEvent<'_>),
-) -> Result<(), BuildError> {
+) -> Result<MakeTimes, BuildError> {
     let mut logf = std::fs::File::create(log).map_err(io(format!("create {}", log.display())))?;
     let cmd = tc.make(make_args.iter().cloned().chain(extra.iter().map(|e| e.to_string())).collect(), source);
     let _ = writeln!(logf, "$ {}", cmd.line());
@@ -637,9 +875,15 @@ fn run_make(
     let mut compiled = 0;
     let mut last_tick = Instant::now();
     let mut errors: Vec<String> = Vec::new();
+    let (mut link_at, mut image_at) = (None, None);
     for line in child.lines() {
         let Line::Text(_, l) = line else { continue };
         let _ = writeln!(logf, "{l}");
+        match stage_of(&l) {
+            Some(Stage::Link) if link_at.is_none() => link_at = Some(started.elapsed()),
+            Some(Stage::Image) if link_at.is_some() && image_at.is_none() => image_at = Some(started.elapsed()),
+            _ => {}
+        }
         let word = l.split_whitespace().next().unwrap_or("");
         if matches!(word, "CC" | "AS" | "LD" | "AR" | "HOSTCC" | "OBJCOPY" | "CC [M]") {
             compiled += 1;
@@ -663,7 +907,14 @@ fn run_make(
         let known = std::fs::read_to_string(log).ok().and_then(|text| toolchain::classify(&text));
         return Err(BuildError::Make { excerpt, log: log.to_owned(), compiler: tc.name.clone(), known });
     }
-    Ok(())
+    let end = started.elapsed();
+    let link_at = link_at.unwrap_or(end);
+    let image_at = image_at.unwrap_or(end).max(link_at);
+    Ok(MakeTimes {
+        compile: link_at.as_secs_f64(),
+        link: (image_at - link_at).as_secs_f64(),
+        image: (end - image_at).as_secs_f64(),
+    })
 }
 
 /// A compiler or make line worth showing when a build fails.
@@ -676,10 +927,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_config_is_kept_while_what_it_comes_from_is_unchanged() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::at(d.path().join("cache"));
+        let tree = d.path().join("tree");
+        std::fs::create_dir_all(tree.join("arch/x86")).unwrap();
+        std::fs::create_dir_all(tree.join("kernel")).unwrap();
+        std::fs::write(tree.join("Kconfig"), "source \"kernel/Kconfig\"\n").unwrap();
+        std::fs::write(tree.join("kernel/Kconfig"), "config A\n").unwrap();
+        std::fs::write(tree.join("kernel/fork.c"), "int a;\n").unwrap();
+        std::fs::write(tree.join("arch/x86/Makefile"), "x\n").unwrap();
+        let before = kconfig_inputs(&tree, &cache).unwrap();
+        std::fs::write(tree.join("kernel/fork.c"), "int b;\n").unwrap();
+        assert_eq!(kconfig_inputs(&tree, &cache).unwrap(), before, "a C file does not change the config");
+        std::fs::write(tree.join("kernel/Kconfig"), "config B\n").unwrap();
+        assert_ne!(kconfig_inputs(&tree, &cache).unwrap(), before);
+        std::fs::write(tree.join("kernel/Kconfig"), "config A\n").unwrap();
+        std::fs::write(tree.join("arch/x86/Makefile"), "y\n").unwrap();
+        assert_ne!(kconfig_inputs(&tree, &cache).unwrap(), before);
+
+        // A stamp holds only for the .config it made.
+        let (stamp, config) = (d.path().join("stamp"), d.path().join(".config"));
+        std::fs::write(&config, "CONFIG_A=y\n").unwrap();
+        let s =
+            ConfigStamp { key: "k".into(), config: blake3::hash(b"CONFIG_A=y\n").to_hex().to_string(), lost: vec![] };
+        s.write(&stamp).unwrap();
+        assert_eq!(ConfigStamp::read(&stamp, &config).unwrap().key, "k");
+        std::fs::write(&config, "CONFIG_A=n\n").unwrap();
+        assert!(ConfigStamp::read(&stamp, &config).is_none(), "a .config changed since is made again");
+    }
+
+    #[test]
     fn bases_parse() {
         assert_eq!("tinyconfig".parse::<Base>().unwrap(), Base::Tinyconfig);
         assert_eq!("defconfig".parse::<Base>().unwrap(), Base::Defconfig);
         assert_eq!("my.config".parse::<Base>().unwrap(), Base::File("my.config".into()));
+    }
+
+    #[test]
+    fn kbuild_lines_mark_the_link_and_the_image() {
+        assert_eq!(stage_of("  CC      kernel/fork.o"), None);
+        assert_eq!(stage_of("  LD      vmlinux.o"), Some(Stage::Link));
+        assert_eq!(stage_of("  AR      vmlinux.a"), Some(Stage::Link));
+        assert_eq!(stage_of("  LD      .tmp_vmlinux.kallsyms1"), Some(Stage::Link));
+        assert_eq!(stage_of("  SORTTAB vmlinux"), Some(Stage::Link));
+        assert_eq!(stage_of("  CC      arch/x86/boot/a20.o"), Some(Stage::Image));
+        assert_eq!(stage_of("  OBJCOPY arch/arm64/boot/Image"), Some(Stage::Image));
+        assert_eq!(stage_of("  CC      arch/x86/kernel/setup.o"), None);
+        assert_eq!(stage_of("Kernel: arch/x86/boot/bzImage is ready  (#3)"), None);
     }
 
     #[test]
@@ -708,6 +1003,7 @@ mod tests {
             disks: vec![],
             cc: toolchain::CcChoice::Auto,
             arch: Arch::X86_64,
+            vmlinux: false,
         };
         let reqs = requests(&opts).unwrap();
         let inet: Vec<_> = reqs.iter().filter(|r| r.name == "INET").collect();
@@ -737,6 +1033,7 @@ mod tests {
             disks: vec![],
             cc: toolchain::CcChoice::Auto,
             arch,
+            vmlinux: false,
         }
     }
 

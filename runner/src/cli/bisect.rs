@@ -201,7 +201,8 @@ fn execute(args: &BisectArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Failur
         Searched::Kernels(mut space) => (search(&opts, &mut space, &mut booter, cache, &interrupted, ui)?, None),
         Searched::Git(source, checked) => {
             let build = args.config.request(source.clone());
-            let options = |wt: PathBuf| guest.build_options(&build, wt);
+            let vmlinux = session::boots_vmlinux(&boot);
+            let options = |wt: PathBuf| guest.build_options(&build, wt, vmlinux);
             let mut builder = RealBuilder {
                 cache,
                 options: if args.build_cmd.is_some() { None } else { Some(Box::new(options)) },
@@ -216,7 +217,7 @@ fn execute(args: &BisectArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Failur
             let config = match &args.build_cmd {
                 Some(_) => None,
                 None => {
-                    let opts = guest.build_options(&build, source.clone());
+                    let opts = guest.build_options(&build, source.clone(), false);
                     let reqs = crate::builder::requests(&opts).map_err(Failure::error)?;
                     let fragment: String = reqs.iter().map(|r| format!("CONFIG_{}={}\n", r.name, r.value)).collect();
                     Some((opts.base.describe(), fragment))

@@ -207,7 +207,7 @@ pub(crate) fn kernel(command: KernelCommand, cache: &Cache) -> Result<Exit, Fail
             if built.cache_hit {
                 progress.say(&format!(
                     "cache hit: {} (built in {:.0} s earlier)",
-                    built.bzimage.display(),
+                    built.image.display(),
                     built.build_secs
                 ));
                 for line in &built.lost {
@@ -216,7 +216,7 @@ pub(crate) fn kernel(command: KernelCommand, cache: &Cache) -> Result<Exit, Fail
             } else {
                 progress.say(&format!(
                     "built {} in {} (log {})",
-                    built.bzimage.display(),
+                    built.image.display(),
                     mmss(built.build_secs),
                     built.log.display()
                 ));
@@ -228,7 +228,7 @@ pub(crate) fn kernel(command: KernelCommand, cache: &Cache) -> Result<Exit, Fail
                         .map_err(|e| Failure::error(format!("copy the image to {}: {e}", out.display())))?;
                     out.clone()
                 }
-                None => built.bzimage,
+                None => built.image,
             };
             println!("{}", path.display());
             Ok(Exit::Good)

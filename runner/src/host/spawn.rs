@@ -127,7 +127,7 @@ impl Cmd {
 
     /// Runs it with stdout and stderr captured, whatever its exit status
     /// (for commands whose status is an answer, like `git bisect skip`).
-    pub(crate) fn output_any_status(mut self) -> Result<Output, CmdError> {
+    pub fn output_any_status(mut self) -> Result<Output, CmdError> {
         self.announce();
         self.inner.stdin(Stdio::null()).output().map_err(|source| CmdError::Spawn { line: self.line.clone(), source })
     }

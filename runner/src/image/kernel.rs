@@ -78,6 +78,9 @@ pub fn check_kernel(path: &Path) -> Result<Kernel, KernelError> {
         }
         return Err(not_kernel("a gzip file that does not hold an arm64 Image"));
     }
+    if head.starts_with(b"\x7fELF") {
+        return elf_vmlinux(path, &not_kernel);
+    }
     if head.len() >= 8 && head.starts_with(b"MZ") && &head[4..8] == ZBOOT_MAGIC {
         // qemu unpacks zboot images itself; the release is inside the
         // compressed payload, so it stays unknown.
@@ -98,6 +101,31 @@ pub fn check_kernel(path: &Path) -> Result<Kernel, KernelError> {
     }
     let release = read_version(&mut file, &header).and_then(|v| release_from_version(&v));
     Ok(Kernel { path: path.to_owned(), release, arch: Arch::X86_64 })
+}
+
+/// An x86_64 vmlinux (the ELF a build links before it makes the bzImage)
+/// that carries the PVH entry note: qemu boots it directly. krepro's
+/// builder makes only this when it will boot the kernel itself.
+fn elf_vmlinux(path: &Path, not_kernel: &dyn Fn(&str) -> KernelError) -> Result<Kernel, KernelError> {
+    let data = std::fs::read(path).map_err(io(format!("read {}", path.display())))?;
+    let machine = super::elf::Elf::parse(&data)
+        .map_err(|e| not_kernel(&format!("an ELF file that does not parse: {e}")))?
+        .machine();
+    match Arch::from_elf_machine(machine) {
+        Some(Arch::X86_64) => {}
+        Some(Arch::Aarch64) => return Err(not_kernel("an arm64 vmlinux: boot its Image (arch/arm64/boot/Image)")),
+        None => return Err(not_kernel(&format!("an ELF file for machine {machine}, not a kernel krepro boots"))),
+    }
+    super::vmlinux::check_pvh(&data)
+        .map_err(|e| not_kernel(&format!("an x86_64 vmlinux qemu cannot boot directly ({e}): boot its bzImage")))?;
+    let release = banner_version(&data).and_then(|v| release_from_version(&v));
+    Ok(Kernel { path: path.to_owned(), release, arch: Arch::X86_64 })
+}
+
+/// Whether `path` is an ELF file (a vmlinux, not a boot image).
+pub fn is_elf(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == *b"\x7fELF"
 }
 
 /// Reads into `buf` until it is full or the file ends; how much it read.
@@ -139,7 +167,14 @@ fn arm64_version(path: &Path) -> Option<String> {
     } else {
         raw
     };
-    memchr::memmem::find_iter(&data, BANNER).find_map(|at| {
+    banner_version(&data)
+}
+
+/// The version in an uncompressed kernel's `linux_banner` ("Linux version
+/// " then a release that starts with a digit; format strings that also
+/// say "Linux version" do not): an arm64 Image's, an x86 vmlinux's.
+fn banner_version(data: &[u8]) -> Option<String> {
+    memchr::memmem::find_iter(data, BANNER).find_map(|at| {
         let rest = &data[at + BANNER.len()..];
         if !rest.first()?.is_ascii_digit() {
             return None;
@@ -260,6 +295,24 @@ mod tests {
             version_string(f.path()).as_deref(),
             Some("6.12.117+deb12-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP")
         );
+    }
+
+    #[test]
+    fn a_vmlinux_with_the_pvh_note_is_a_kernel_and_others_are_not() {
+        let bz = std::fs::read(crate::image::elf::testing::cached_kernel("6.12")).unwrap();
+        let vmlinux = crate::image::vmlinux::extract(&bz).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("vmlinux");
+        std::fs::write(&path, &vmlinux).unwrap();
+        let k = check_kernel(&path).unwrap();
+        assert_eq!(k.arch, Arch::X86_64);
+        assert!(k.release.as_deref().unwrap().starts_with("6.12."), "{k:?}");
+        assert!(is_elf(&path) && !is_elf(&crate::image::elf::testing::cached_kernel("6.12")));
+        // An ELF that is not a kernel qemu can enter: refused, saying why.
+        let exe = std::fs::read("/proc/self/exe").unwrap();
+        std::fs::write(&path, exe).unwrap();
+        let e = check_kernel(&path).unwrap_err().to_string();
+        assert!(e.contains("an x86_64 vmlinux qemu cannot boot directly"), "{e}");
     }
 
     #[test]

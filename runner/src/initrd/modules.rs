@@ -18,17 +18,21 @@ pub enum Modules {
     Auto,
     /// These modules (and their dependencies).
     List(Vec<String>),
+    /// None, not even those the fast output channel needs.
+    None,
 }
 
 impl std::str::FromStr for Modules {
     type Err = String;
     fn from_str(s: &str) -> Result<Modules, String> {
-        if s == "auto" {
-            return Ok(Modules::Auto);
+        match s {
+            "auto" => return Ok(Modules::Auto),
+            "none" => return Ok(Modules::None),
+            _ => {}
         }
         let names: Vec<String> = s.split(',').map(str::trim).filter(|n| !n.is_empty()).map(normalize).collect();
         if names.is_empty() {
-            return Err("expected auto or a comma-separated list of module names".into());
+            return Err("expected auto, none or a comma-separated list of module names".into());
         }
         Ok(Modules::List(names))
     }
@@ -136,6 +140,7 @@ pub fn resolve(dir: &Path, want: &Modules, auto: &[&str]) -> Result<Vec<(String,
     let names: Vec<String> = match want {
         Modules::Auto => auto.iter().map(|n| n.to_string()).filter(|n| idx.contains_key(n)).collect(),
         Modules::List(names) => names.clone(),
+        Modules::None => Vec::new(),
     };
     let mut order: Vec<(String, Vec<u8>)> = Vec::new();
     fn visit(
@@ -164,6 +169,15 @@ pub fn resolve(dir: &Path, want: &Modules, auto: &[&str]) -> Result<Vec<(String,
     Ok(order)
 }
 
+/// Whether an initrd member's path is module `name`'s
+/// (`krepro/modules/NN-name.ko`).
+pub(crate) fn holds(path: &str, name: &str) -> bool {
+    path.strip_prefix(INITRD_DIR)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|file| file.split_once('-'))
+        .is_some_and(|(_, rest)| rest.strip_suffix(".ko") == Some(name))
+}
+
 /// The initrd members for modules in load order: `krepro/modules/NN-name.ko`.
 pub(crate) fn members(mods: Vec<(String, Vec<u8>)>) -> Vec<Member> {
     let mut out = vec![Member::dir("krepro"), Member::dir(INITRD_DIR)];
@@ -176,6 +190,15 @@ pub(crate) fn members(mods: Vec<(String, Vec<u8>)>) -> Vec<Member> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn none_is_a_choice_and_members_name_their_module() {
+        assert_eq!("none".parse::<Modules>().unwrap(), Modules::None);
+        assert_eq!("auto".parse::<Modules>().unwrap(), Modules::Auto);
+        let m = members(vec![("virtio_mmio".into(), vec![1]), ("virtio_console".into(), vec![2])]);
+        assert!(holds(&m[2].path, "virtio_mmio") && holds(&m[3].path, "virtio_console"));
+        assert!(!holds(&m[2].path, "virtio") && !holds("krepro/other/00-virtio_mmio.ko", "virtio_mmio"));
+    }
     use crate::image::elf::testing::{cached_kernel, cuts, extent, flips, header_ranges};
 
     /// The modules of a cached Debian cloud kernel: `.ko` files for 6.1,

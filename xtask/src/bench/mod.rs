@@ -7,7 +7,9 @@
 //! (the baseline), a busybox initramfs doing the same, and virtme-ng and
 //! vmtest when installed (`--peers` installs them: see peers.rs).
 
+mod bisect;
 mod peers;
+pub mod planted;
 mod profile;
 mod svg;
 
@@ -27,6 +29,7 @@ use krepro_runner::host::spawn::{Cmd, Line, Stream};
 use krepro_runner::image::arch::Arch;
 use krepro_runner::image::kernel::{check_kernel, Kernel};
 use krepro_runner::initrd;
+use krepro_runner::initrd::modules::Modules;
 use krepro_runner::request::{self, Program};
 use krepro_runner::session::{self, What};
 use serde::Serialize;
@@ -53,6 +56,12 @@ pub struct BenchArgs {
     /// initcalls, the longest silences on the console (--json FILE too)
     #[arg(long, conflicts_with = "plot")]
     profile: bool,
+    /// Instead of boot rounds, run the planted bisect (a git history on
+    /// Debian's linux-source-6.1, as the slow tier's) from a fresh krepro
+    /// cache and a warm ccache, after the user's own build, and print
+    /// where each step's time went (`--json FILE`: its report)
+    #[arg(long, conflicts_with_all = ["profile", "peers", "plot"])]
+    bisect: bool,
     /// Install virtme-ng and vmtest (and what they need: apt packages, a
     /// venv and cargo installs under ~/.cache/krepro/peers) and run them in
     /// the same rounds; a peer that cannot run on a kernel says why
@@ -68,28 +77,31 @@ pub struct BenchArgs {
 /// krepro's default path) and the choices it made against, each a change
 /// to those flags.
 /// A variant runs on guests of every architecture unless it names one.
-type Variant = (&'static str, Option<Arch>, fn(&mut request::Boot));
+type Variant = (&'static str, Option<Arch>, fn(&mut request::Boot, &mut request::Guest));
 const KREPRO_VARIANTS: &[Variant] = &[
-    ("krepro", None, |_| {}),
+    ("krepro", None, |_, _| {}),
     // What the command-line speed-ups save (qemu::speedup_words).
-    ("krepro --no-speedups", None, |b| b.speedups = false),
-    ("krepro --machine pc --entry bzimage", Some(Arch::X86_64), |b| {
+    ("krepro --no-speedups", None, |b, _| b.speedups = false),
+    ("krepro --machine pc --entry bzimage", Some(Arch::X86_64), |b, _| {
         b.machine = MachineChoice::Pc;
         b.entry = EntryChoice::Bzimage;
     }),
-    ("krepro --machine pc", Some(Arch::X86_64), |b| b.machine = MachineChoice::Pc),
-    ("krepro --entry bzimage", Some(Arch::X86_64), |b| b.entry = EntryChoice::Bzimage),
+    ("krepro --machine pc", Some(Arch::X86_64), |b, _| b.machine = MachineChoice::Pc),
+    ("krepro --entry bzimage", Some(Arch::X86_64), |b, _| b.entry = EntryChoice::Bzimage),
     // What krepro's `-cpu max,pauth-impdef=on` saves under TCG: plain
     // `max` emulates the architected QARMA5 pointer authentication.
-    ("krepro -cpu max (QARMA5 pauth)", Some(Arch::Aarch64), |b| {
+    ("krepro -cpu max (QARMA5 pauth)", Some(Arch::Aarch64), |b, _| {
         b.qemu_args = vec!["-cpu".into(), "max".into()];
     }),
-    ("krepro --console quiet", None, |b| b.quiet = true),
-    ("krepro --memory 1024", None, |b| b.memory_mib = Some(1024)),
+    ("krepro --console quiet", None, |b, _| b.quiet = true),
+    ("krepro --memory 1024", None, |b, _| b.memory_mib = Some(1024)),
+    // What loading the output channel's modules by default costs a boot
+    // (on kernels that have them as modules; elsewhere the same boot).
+    ("krepro --modules none", None, |_, g| g.modules = Some(Modules::None)),
     // What the resources cost: a second CPU, a fresh ext4 disk (made with
     // mkfs.ext4 per boot; virtio_blk loaded where it is a module).
-    ("krepro --cpus 2", None, |b| b.cpus = Some(2)),
-    ("krepro --disk new:64M:ext4", None, |b| b.disks = vec!["new:64M:ext4".parse().expect("a valid spec")]),
+    ("krepro --cpus 2", None, |b, _| b.cpus = Some(2)),
+    ("krepro --disk new:64M:ext4", None, |b, _| b.disks = vec!["new:64M:ext4".parse().expect("a valid spec")]),
 ];
 
 const BASELINE: &str = "c-init (plain qemu)";
@@ -270,6 +282,9 @@ fn plan_for(
 }
 
 pub fn bench(args: &BenchArgs, cache: &Cache) -> Result<()> {
+    if args.bisect {
+        return bisect::bench(&[], args.json.as_deref());
+    }
     let mut progress = Progress::new();
     let boot = args.boot.request();
     let kernels = kernels(args, &boot, cache, &mut |m| progress.say(m))?;
@@ -319,9 +334,9 @@ pub fn bench(args: &BenchArgs, cache: &Cache) -> Result<()> {
         if only.is_some_and(|a| a != arch) {
             continue;
         }
-        let mut boot = boot.clone();
-        change(&mut boot);
-        let (p, initrd) = plan_for(&smoke, &no_guest, &boot, arch, cache, &mut |m| progress.say(m))?;
+        let (mut boot, mut guest) = (boot.clone(), no_guest.clone());
+        change(&mut boot, &mut guest);
+        let (p, initrd) = plan_for(&smoke, &guest, &boot, arch, cache, &mut |m| progress.say(m))?;
         krepro_initrd = initrd;
         plans.push((*label, p));
     }
