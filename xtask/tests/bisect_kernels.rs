@@ -70,13 +70,17 @@ fn report(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// The kernels a run fetched or found in the cache, in order.
+/// The kernels a run fetched (now or in the background while a step
+/// booted) or found in the cache, in order.
 fn fetched(stderr: &str) -> Vec<String> {
     stderr
         .lines()
         .filter_map(|l| {
             let l = l.strip_prefix("krepro: ")?;
-            let name = l.strip_prefix("fetching ").or_else(|| l.strip_suffix(" is already in the cache"))?;
+            let name = l
+                .strip_prefix("fetching ")
+                .or_else(|| l.strip_suffix(" is already in the cache"))
+                .or_else(|| l.strip_suffix(" was fetched in the background"))?;
             Some(name.split(' ').next()?.to_owned())
         })
         .collect()

@@ -388,7 +388,11 @@ impl Space for PrebuiltSpace<'_> {
                     // Fetched (or being fetched) in the background: wait for it.
                     Some(at) => {
                         let (_, handle) = self.prefetch.swap_remove(at);
-                        handle.join().unwrap_or_else(|_| Err("the background fetch panicked".into()))
+                        let fetched = handle.join().unwrap_or_else(|_| Err("the background fetch panicked".into()));
+                        if fetched.is_ok() {
+                            on(BisectEvent::Say(&format!("{} was fetched in the background", p.name)));
+                        }
+                        fetched
                     }
                     None => fetch::fetch_package(self.cache, &p.name, &p.release, &mut |m| on(BisectEvent::Say(m)))
                         .map_err(|e| e.to_string()),
