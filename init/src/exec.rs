@@ -2,6 +2,11 @@
 //! exit status into the verdict: 0 pass, 4 (KSFT_SKIP) skip, anything else
 //! (a signal included) fail. `krepro.guest_timeout=S` kills a child that
 //! runs longer, before the host's timeout, with the kernel log tail shown.
+//!
+//! `krepro.duration=S` runs it as a syzkaller C reproducer is run: for S
+//! seconds, in /tmp, with cgroup2 mounted; its exit status is no verdict
+//! and surviving the time is a pass. The kernel's crash, if it comes, is
+//! the verdict the host reads off the console.
 
 use alloc::format;
 use alloc::string::String;
@@ -43,17 +48,28 @@ fn run_inner(cmdline: &str, output: Option<&OwnedFd>) -> repros::Result<(Kind, S
     let args = read_nul_list(protocol::EXEC_ARGS, "read the --exec arguments")?;
     let env = read_nul_list(protocol::EXEC_ENV, "read the --exec environment")?;
     let timeout = guest::guest_timeout(cmdline)?;
+    let duration = guest::duration(cmdline)?;
+    if duration.is_some() {
+        crate::setup::mount_cgroup2();
+    }
 
     let mut argv = alloc::vec![path];
     argv.extend(guest::nul_list(&args));
     let started = repros::since_boot();
-    let pid = sys::spawn(path, &argv, &guest::nul_list(&env), output.map(AsFd::as_fd))?;
+    let cwd = duration.map(|_| c"/tmp");
+    let pid = sys::spawn(path, &argv, &guest::nul_list(&env), output.map(AsFd::as_fd), cwd)?;
     let status = loop {
         match waitpid(Some(pid), WaitOptions::NOHANG) {
             Ok(Some((_, status))) => break status,
             Ok(None) => {}
             Err(Errno::INTR) => continue,
             Err(errno) => return Err(repros::Error::Errno { step: "waitpid", errno }),
+        }
+        if let Some(limit) = duration {
+            if repros::since_boot() - started > Duration::from_secs(limit) {
+                stop(pid);
+                return Ok((Kind::Pass, format!("no crash in {limit} s")));
+            }
         }
         if let Some(limit) = timeout {
             if repros::since_boot() - started > Duration::from_secs(limit) {
@@ -68,5 +84,36 @@ fn run_inner(cmdline: &str, output: Option<&OwnedFd>) -> repros::Result<(Kind, S
         }
         let _ = rustix::thread::nanosleep(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 10_000_000 });
     };
+    if let Some(limit) = duration {
+        // It ended early (a reproducer that does not loop): what it did
+        // may still crash the kernel from a workqueue or an RCU callback.
+        let ran = repros::since_boot() - started;
+        let tail = Duration::from_secs(limit).saturating_sub(ran).min(TAIL);
+        let _ = rustix::thread::nanosleep(&rustix::time::Timespec {
+            tv_sec: tail.as_secs() as i64,
+            tv_nsec: i64::from(tail.subsec_nanos()),
+        });
+        stop(pid);
+        let how = match (status.exit_status(), status.terminating_signal()) {
+            (Some(code), _) => format!("exited with {code}"),
+            (None, Some(sig)) => format!("was killed by signal {sig}"),
+            (None, None) => "ended".into(),
+        };
+        let secs = (ran + tail).as_secs();
+        return Ok((
+            Kind::Pass,
+            format!("no crash in {secs} s ({} {how} after {} s)", protocol::EXEC_PATH, ran.as_secs()),
+        ));
+    }
     Ok(guest::exec_verdict(status.exit_status(), status.terminating_signal()))
+}
+
+/// How long a reproducer that ended early is given for a late crash.
+const TAIL: Duration = Duration::from_secs(3);
+
+/// Kills the program's whole session (it and every process it started).
+fn stop(pid: rustix::process::Pid) {
+    let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+    let _ = kill_process(pid, Signal::KILL);
+    let _ = waitpid(Some(pid), WaitOptions::NOHANG);
 }

@@ -21,6 +21,15 @@ pub fn mount_all() {
     }
 }
 
+/// Mounts cgroup2 on /sys/fs/cgroup, as the programs syzkaller writes
+/// expect. A kernel without cgroups says nothing: the program finds out.
+pub fn mount_cgroup2() {
+    match mount_one("cgroup2", "/sys/fs/cgroup") {
+        Ok(()) | Err(Error::Errno { errno: Errno::NODEV | Errno::NOENT | Errno::PERM, .. }) => {}
+        Err(e) => report::warn(format_args!("mount cgroup2 on /sys/fs/cgroup: {e}")),
+    }
+}
+
 fn mount_one(fstype: &str, target: &str) -> repros::Result<()> {
     match rustix::fs::mkdir(target, Mode::from_raw_mode(0o755)) {
         Ok(()) | Err(Errno::EXIST) => {}

@@ -108,12 +108,19 @@ pub fn cmdline_has(cmdline: &str, word: &str) -> bool {
 
 /// `krepro.guest_timeout=S`: how long PID 1 lets an `--exec` child run.
 pub fn guest_timeout(cmdline: &str) -> Result<Option<u64>> {
-    match protocol::cmdline_param(cmdline, protocol::CMDLINE_GUEST_TIMEOUT) {
+    seconds(cmdline, protocol::CMDLINE_GUEST_TIMEOUT, "parse krepro.guest_timeout")
+}
+
+/// `krepro.duration=S`: how long an `--exec` child runs as a syzkaller
+/// reproducer (see [`protocol::CMDLINE_DURATION`]).
+pub fn duration(cmdline: &str) -> Result<Option<u64>> {
+    seconds(cmdline, protocol::CMDLINE_DURATION, "parse krepro.duration")
+}
+
+fn seconds(cmdline: &str, key: &str, step: &'static str) -> Result<Option<u64>> {
+    match protocol::cmdline_param(cmdline, key) {
         None => Ok(None),
-        Some(s) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| Error::Reason { step: "parse krepro.guest_timeout", reason: "not a whole number of seconds" }),
+        Some(s) => s.parse().map(Some).map_err(|_| Error::Reason { step, reason: "not a whole number of seconds" }),
     }
 }
 
@@ -305,6 +312,8 @@ mod tests {
 
     #[test]
     fn guest_timeout_is_whole_seconds() {
+        assert_eq!(duration("krepro.duration=150 console=ttyS0"), Ok(Some(150)));
+        assert!(duration("krepro.duration=2m").is_err());
         assert_eq!(guest_timeout("console=ttyS0"), Ok(None));
         assert_eq!(guest_timeout("krepro.guest_timeout=30"), Ok(Some(30)));
         assert_eq!(guest_timeout("krepro.guest_timeout=5 krepro.guest_timeout=7"), Ok(Some(7)));

@@ -91,6 +91,12 @@ pub const CMDLINE_REPRO: &str = "repro";
 pub const CMDLINE_RUN: &str = "run";
 /// Command line key: seconds PID 1 gives an `--exec` child before killing it.
 pub const CMDLINE_GUEST_TIMEOUT: &str = "guest_timeout";
+/// Command line key: seconds an `--exec` program runs the way a syzkaller
+/// C reproducer is run (`krepro syz`): until the kernel crashes or the
+/// time is up, which is a pass. Its exit status is no verdict; it runs in
+/// /tmp, in a session of its own that is killed whole at the end, with
+/// cgroup2 mounted at /sys/fs/cgroup.
+pub const CMDLINE_DURATION: &str = "duration";
 /// Command line key: the host's `--timeout` in milliseconds, from which a
 /// repro's deadline (`cx.deadline()`) is derived.
 pub const CMDLINE_DEADLINE_MS: &str = "deadline_ms";

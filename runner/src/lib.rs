@@ -27,6 +27,7 @@ pub mod image;
 pub mod initrd;
 pub mod request;
 pub mod session;
+pub mod syz;
 
 pub use boot::outcome::{Exit, Outcome};
 pub use session::RunError;

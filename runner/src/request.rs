@@ -105,8 +105,12 @@ pub(crate) struct Build {
     /// The base config: tinyconfig, defconfig, or a whole config file
     /// (`--config FILE`).
     pub base: Base,
-    /// Fragments on top (`--fragment`), later ones win.
+    /// Fragments on top (`--fragment`, `--config-add FILE`), later ones win.
     pub fragments: Vec<PathBuf>,
+    /// Single options on top of those (`--config-add CONFIG_X=y`).
+    pub settings: Vec<String>,
+    /// Of a git tree: this commit, not the tree as it is.
+    pub commit: Option<String>,
     pub make_args: Vec<String>,
     pub jobs: Option<usize>,
     pub cc: CcChoice,
@@ -139,6 +143,17 @@ impl Default for Verdicts {
     fn default() -> Verdicts {
         Verdicts { runs: 1, remap: Remap::default() }
     }
+}
+
+/// Which bug a bisect chases.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Chase {
+    /// `--same-crash`: runs crashing with another title are not the bug.
+    pub same_crash: bool,
+    /// The bug's title (None: the bad end's).
+    pub title: Option<String>,
+    /// `--min-bad`.
+    pub min_bad: u32,
 }
 
 /// `krepro run`.

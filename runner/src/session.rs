@@ -146,6 +146,8 @@ pub(crate) fn build_options(
         repro: repro.map(|r| ReproConfig { name: r.decl.name.clone(), options: r.decl.config.clone() }),
         base: req.base.clone(),
         fragments: req.fragments.clone(),
+        settings: req.settings.clone(),
+        commit: req.commit.clone(),
         make_args: req.make_args.clone(),
         cc: req.cc,
         jobs: req.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),

@@ -71,6 +71,7 @@ impl World {
             acpi: true,
             periodic_ticks_only: false,
             extra_initrd: Vec::new(),
+            debug_vmlinux: None,
         }
     }
 
@@ -259,6 +260,25 @@ fn a_silent_guest_hangs_and_qemu_is_killed() {
     let (r, _) = boot(&plan, &w.target(BootImage::BzImage));
     let r = r.unwrap();
     assert_eq!((r.outcome, r.message.as_str()), (Outcome::Hang, "no verdict within 1 s"));
+    w.assert_no_fake_left();
+}
+
+#[test]
+fn a_kernel_that_panics_and_never_resets_ends_soon_after_the_panic() {
+    // A microvm entered through a bzImage does not come back from the
+    // reset that panic=-1 asks for: the guest faults on, qemu never exits.
+    let w = World::new();
+    let mut plan = w.plan(
+        "echo '[    0.000000] Linux version 6.99.0-fake'; echo '[    1.000000] Kernel panic - not syncing: dumptest'; \
+         while true; do echo '[    1.100000] general protection fault, probably for non-canonical address 0xe3fffbfffe085688: 0000 [#2] SMP'; sleep 0.2; done",
+    );
+    plan.accel = AccelChoice::Tcg;
+    plan.timeout = Duration::from_secs(30);
+    let started = std::time::Instant::now();
+    let (r, _) = boot(&plan, &w.target(BootImage::BzImage));
+    let r = r.unwrap();
+    assert_eq!((r.outcome, r.message.as_str()), (Outcome::Crash, "Kernel panic - not syncing: dumptest"));
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}: not the 30 s timeout", started.elapsed());
     w.assert_no_fake_left();
 }
 

@@ -54,6 +54,7 @@ fn every_outcome_on_the_debian_arm64_kernel() {
         assert!(log.contains("Booting Linux on physical CPU"), "an arm64 kernel's console: {log}");
         if repro == "selftest_panic" {
             assert_eq!(j["crash"]["kind"], "panic", "{j}");
+            assert_eq!(j["crash_title"], "kernel panic: sysrq triggered crash", "{j}");
         }
     }
 }

@@ -144,6 +144,10 @@ fn selftest_panic_is_a_crash_exit_2() {
     let j = assert_outcome(&boot(&k612(), "selftest_panic", &[]), "crash", 2);
     assert_eq!(j["message"], "Kernel panic - not syncing: sysrq triggered crash");
     assert_eq!(j["crash"]["kind"], "panic");
+    assert_eq!(
+        (j["crash_title"].as_str(), j["crash"]["fatal"].as_bool()),
+        (Some("kernel panic: sysrq triggered crash"), Some(true))
+    );
 }
 
 #[test]

@@ -711,8 +711,292 @@ fn bench_installs_and_runs_the_peers() {
     assert_eq!(
         tool("vmtest (vmtest -k K true)")["note"],
         "cannot run: the kernel has no CONFIG_NET_9P, no CONFIG_NET_9P_VIRTIO, no CONFIG_9P_FS: vmtest mounts the \
-         host's / over 9p with no initramfs and talks to qemu-guest-agent over virtio-serial, so it needs them \
-         built in (=y)"
+         host's / over 9p with no initramfs and no root= (which the kernel does only with the block layer) and \
+         talks to qemu-guest-agent over virtio-serial, so it needs them built in (=y)"
     );
     println!("{}", again.stdout);
+}
+
+/// The planted history `krepro syz` is tested on: on top of
+/// linux-source-6.1, prctl(0x4b52, 0x1337) first crashes with a NULL
+/// pointer dereference (commits 3 to 5, "the other crash"), then with a
+/// WARN_ON (commit 7, the culprit); prctl(0x4b52, 0x1338) warns in 30% of
+/// boots from commit 7 on. The other commits change a comment at the end
+/// of a file: their kernels are those of their parents. Tags: v6.1 (the
+/// base), v6.2-rc1 (commit 1), v6.2-rc2 (commit 5), krepro-syz-bad (8).
+mod syz_history {
+    use std::path::{Path, PathBuf};
+
+    use super::git_in;
+
+    pub const FILE: &str = "kernel/sys.c";
+    const SITE: &str = "\tcase PR_SET_VMA:\n\t\terror = prctl_set_vma(arg2, arg3, arg4, arg5);\n\t\tbreak;\n";
+    const OTHER: &str = "\tcase 0x4b52: /* PR_KREPRO_TEST: krepro's planted test history */\n\
+                         \t\tif (arg2 == 0x1337)\n\t\t\t*(volatile unsigned long *)arg3 = 0;\n\t\tbreak;\n";
+    const FIXED: &str = "\tcase 0x4b52: /* PR_KREPRO_TEST: krepro's planted test history */\n\t\tbreak;\n";
+    const WARN: &str = "\tcase 0x4b52: /* PR_KREPRO_TEST: krepro's planted test history */\n\
+                        \t\tWARN_ON(arg2 == 0x1337);\n\
+                        \t\tif (arg2 == 0x1338) {\n\
+                        \t\t\tstatic int flaky = -1;\n\n\
+                        \t\t\tif (flaky < 0)\n\t\t\t\tflaky = get_random_u32() % 100 < 30;\n\
+                        \t\t\tWARN_ON(flaky);\n\t\t}\n\t\tbreak;\n";
+    pub const OTHER_SUBJECT: &str = "prctl: add PR_KREPRO_TEST (planted NULL dereference)";
+    pub const CULPRIT_SUBJECT: &str = "prctl: warn on PR_KREPRO_TEST 0x1337 (planted WARN_ON)";
+
+    /// (subject, what the commit does to kernel/sys.c or another file, tag)
+    enum Change {
+        Comment(&'static str),
+        Plant(&'static str, &'static str),
+    }
+
+    const COMMITS: [(&str, Change, Option<&str>); 8] = [
+        ("sys: note", Change::Comment("kernel/sys.c"), Some("v6.2-rc1")),
+        ("fs: note", Change::Comment("fs/read_write.c"), None),
+        (OTHER_SUBJECT, Change::Plant(SITE, OTHER), None),
+        ("mm: note", Change::Comment("mm/mmap.c"), None),
+        ("lib: note", Change::Comment("lib/string.c"), Some("v6.2-rc2")),
+        ("prctl: fix the NULL dereference in PR_KREPRO_TEST", Change::Plant(OTHER, FIXED), None),
+        (CULPRIT_SUBJECT, Change::Plant(FIXED, WARN), None),
+        ("tty: note", Change::Comment("drivers/tty/tty_io.c"), None),
+    ];
+
+    /// The history at `repo` (made once; a stale or half-made one again),
+    /// from the tree `tree` (a linux-source-6.1 extracted before).
+    pub fn make(repo: &Path, tarball: &str) -> PathBuf {
+        let g = |args: &[&str]| git_in(repo, args);
+        if repo.join(".git").is_dir() && g(&["tag", "-l", "krepro-syz-v1"]).trim() == "krepro-syz-v1" {
+            return repo.to_owned();
+        }
+        if repo.exists() {
+            std::fs::remove_dir_all(repo).unwrap();
+        }
+        let parent = repo.parent().unwrap();
+        std::fs::create_dir_all(parent).unwrap();
+        let tmp = tempfile::tempdir_in(parent).unwrap();
+        let out = std::process::Command::new("tar").args(["xf", tarball]).current_dir(tmp.path()).output().unwrap();
+        assert!(out.status.success(), "tar: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::rename(tmp.path().join("linux-source-6.1"), repo).unwrap();
+        // Debian's tarball ignores everything at the top level.
+        let gi = repo.join(".gitignore");
+        let text = std::fs::read_to_string(&gi).unwrap();
+        let kept: Vec<&str> = text.lines().filter(|l| *l != "/*" && *l != "!/debian/").collect();
+        std::fs::write(&gi, kept.join("\n") + "\n").unwrap();
+        g(&["init", "-q", "-b", "main"]);
+        g(&["config", "user.name", "Krepro Test"]);
+        g(&["config", "user.email", "test@krepro.invalid"]);
+        g(&["add", "-A"]);
+        g(&["commit", "-qm", "linux-source-6.1 (base)"]);
+        g(&["tag", "v6.1"]);
+        for (i, (subject, change, tag)) in COMMITS.iter().enumerate() {
+            let (file, from, to) = match change {
+                Change::Comment(file) => (*file, None, format!("/* krepro syz history: change {} */\n", i + 1)),
+                Change::Plant(from, to) => (FILE, Some(*from), (*to).to_owned()),
+            };
+            let path = repo.join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = match from {
+                // Appended at the end: no line number before it moves.
+                None => text + &to,
+                Some(from) => {
+                    assert!(text.contains(from), "{file}: the plant site is not found");
+                    // The planted case goes before SITE's case, which stays.
+                    let replacement = if from == SITE { format!("{to}{SITE}") } else { to };
+                    text.replacen(from, &replacement, 1)
+                }
+            };
+            std::fs::write(&path, text).unwrap();
+            g(&["commit", "-qam", subject]);
+            if let Some(t) = tag {
+                g(&["tag", t]);
+            }
+        }
+        g(&["tag", "krepro-syz-bad"]);
+        g(&["tag", "krepro-syz-v1"]);
+        repo.to_owned()
+    }
+
+    /// A report directory for the history's bad end, as a user saves
+    /// syzbot's files: report.txt naming the commit, repro.c (with
+    /// `#define ARG` first when given), .config, repro.syz.
+    pub fn report_dir(dir: &Path, repo: &Path, arg: Option<&str>) {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/syz");
+        let bad = git_in(repo, &["rev-parse", "krepro-syz-bad"]);
+        let subject = git_in(repo, &["show", "-s", "--format=%s", "krepro-syz-bad"]);
+        let report = std::fs::read_to_string(fixtures.join("report.txt.in"))
+            .unwrap()
+            .replace("@COMMIT@", &bad.trim()[..12])
+            .replace("@SUBJECT@", subject.trim());
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("report.txt"), report).unwrap();
+        let repro = std::fs::read_to_string(fixtures.join("repro.c")).unwrap();
+        let repro = match arg {
+            Some(a) => format!("#define ARG {a}\n{repro}"),
+            None => repro,
+        };
+        std::fs::write(dir.join("repro.c"), repro).unwrap();
+        std::fs::copy(fixtures.join("config"), dir.join(".config")).unwrap();
+        std::fs::copy(fixtures.join("repro.syz"), dir.join("repro.syz")).unwrap();
+    }
+}
+
+/// The syz history (made once, held by one test at a time).
+fn syz_history() -> (std::sync::MutexGuard<'static, ()>, PathBuf) {
+    static HISTORY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = HISTORY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    (guard, syz_history::make(&scratch().join("linux-syz"), TARBALL))
+}
+
+/// What a syz test starts from: krepro's env, the history (held), and a
+/// report directory for its bad end (`arg`: see [`syz_history::report_dir`]).
+struct SyzCase {
+    env: Env,
+    repo: PathBuf,
+    report: tempfile::TempDir,
+    _held: std::sync::MutexGuard<'static, ()>,
+}
+
+impl SyzCase {
+    fn new(arg: Option<&str>) -> SyzCase {
+        require_prerequisites();
+        let env = Env::new("syz");
+        let (held, repo) = syz_history();
+        let report = temp("report");
+        syz_history::report_dir(report.path(), &repo, arg);
+        SyzCase { env, repo, report, _held: held }
+    }
+
+    fn dir(&self) -> &str {
+        self.report.path().to_str().unwrap()
+    }
+}
+
+/// `krepro syz` with `args`, in `repo`, as JSON.
+fn syz_json(env: &Env, repo: &Path, args: &[&str]) -> (Run, serde_json::Value) {
+    let mut all = vec!["syz"];
+    all.extend(args);
+    all.extend(["--accel", "tcg", "--json"]);
+    let r = env.krepro(repo, &all);
+    let j = serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr));
+    (r, j)
+}
+
+/// The commit of the syz history with `subject`.
+fn syz_commit(repo: &Path, subject: &str) -> String {
+    let log = git_in(repo, &["log", "--format=%H %s", "krepro-syz-bad"]);
+    let line = log.lines().find(|l| l.ends_with(subject)).unwrap_or_else(|| panic!("{subject} in\n{log}"));
+    line.split(' ').next().unwrap().to_owned()
+}
+
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (real kernel builds, minutes)"]
+fn syz_reproduces_the_planted_warning_at_the_bad_end_only() {
+    let case = SyzCase::new(None);
+    let (env, repo, dir) = (&case.env, &case.repo, case.dir());
+    let status = git_in(repo, &["status", "--porcelain"]);
+
+    // The report's commit (the bad end), the report's config (its
+    // built-in command line has root=/dev/sda and panic_on_warn=1) and
+    // compiler.
+    let (r, j) = syz_json(env, repo, &[dir, "--duration", "30"]);
+    eprintln!("bad end: {:?}", r.took);
+    assert_eq!(j["outcome"], "reproduced", "{j:#}\n{}", r.stderr);
+    // A debug build's report says __do_sys_prctl; this build's WARN is in
+    // another of the syscall's wrappers: one frame.
+    assert_eq!(
+        (j["crash_title"].as_str(), j["report_title"].as_str()),
+        (Some("WARNING in prctl"), Some("WARNING in __do_sys_prctl"))
+    );
+    // panic_on_warn=1: the kernel died of it.
+    assert_eq!((r.code, j["exit_code"].as_u64()), (2, Some(2)), "{}", r.stderr);
+    assert!(r.stderr.contains("gcc-12"), "the report's compiler: {}", r.stderr);
+
+    // A release before the bug: no crash in the time given.
+    let (r, j) = syz_json(env, repo, &[dir, "--commit", "v6.2-rc1", "--duration", "8"]);
+    assert_eq!((r.code, j["outcome"].as_str()), (0, Some("no-crash")), "{j:#}\n{}", r.stderr);
+    assert_eq!(j["message"], "no crash in 8 s");
+
+    // The commit with the other bug: another crash, told apart.
+    let other = syz_commit(repo, syz_history::OTHER_SUBJECT);
+    let (r, j) = syz_json(env, repo, &[dir, "--commit", &other, "--duration", "30"]);
+    assert_eq!((r.code, j["outcome"].as_str()), (2, Some("other-crash")), "{j:#}\n{}", r.stderr);
+    assert_eq!(j["crash_title"], "BUG: unable to handle kernel NULL pointer dereference in prctl", "{j:#}");
+    assert_eq!(
+        j["message"],
+        "other crash: BUG: unable to handle kernel NULL pointer dereference in prctl (the report says WARNING in __do_sys_prctl)"
+    );
+    assert_eq!(git_in(repo, &["status", "--porcelain"]), status, "the tree is the user's");
+}
+
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (real kernel builds and bisects, tens of minutes)"]
+fn syz_bisect_finds_the_planted_culprit_past_the_other_crash() {
+    let case = SyzCase::new(None);
+    let (env, repo, dir) = (&case.env, &case.repo, case.dir());
+    let culprit = syz_commit(repo, syz_history::CULPRIT_SUBJECT);
+    let other = syz_commit(repo, syz_history::OTHER_SUBJECT);
+
+    // From the report's commit back through releases, then bisect,
+    // chasing the report's crash.
+    let (r, j) = syz_json(env, repo, &[dir, "--bisect", "--duration", "20"]);
+    eprintln!("syz --bisect: {:?}\n{}", r.took, r.stderr);
+    print_steps(&j);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(j["first"]["id"], culprit.as_str(), "{j:#}");
+    assert_eq!(j["crash_title"], "WARNING in __do_sys_prctl");
+    let steps = j["steps"].as_array().unwrap();
+    let release = |tag: &str| steps.iter().any(|s| s["kind"] == "release" && s["subject"] == tag);
+    assert!(release("v6.2-rc2") && release("v6.2-rc1"), "{j:#}");
+    // v6.2-rc2 has the other bug: not good, not the bug.
+    let rc2 = steps.iter().find(|s| s["subject"] == "v6.2-rc2").unwrap();
+    assert_eq!((rc2["verdict"].as_str(), rc2["counts"]["other"].as_u64()), (Some("skip"), Some(1)), "{rc2:#}");
+    assert!(steps.iter().all(|s| s["commit"] != other.as_str() || s["verdict"] == "skip"), "{j:#}");
+    assert!(j["boots_saved"].as_u64().unwrap() > 0, "identical kernels reused: {j:#}");
+    assert_eq!(j["changes_kernel"], true);
+    assert_eq!(j["verification"]["status"], "verified", "{j:#}");
+
+    // Any crash as the bug (the plain rule) on the same history.
+    let (r, j) = syz_json(env, repo, &[dir, "--bisect", "--any-crash", "--good", "v6.2-rc1", "--duration", "20"]);
+    eprintln!("syz --bisect --any-crash: {:?}", r.took);
+    print_steps(&j);
+    let named = j["first"]["id"].as_str().unwrap_or_default().to_owned();
+    eprintln!("--any-crash names {} ({})", &named[..12.min(named.len())], j["first"]["label"]);
+    assert_eq!(named, other, "misled to the other crash's commit: {j:#}");
+}
+
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (real kernel builds and a bisect with ten boots a commit, tens of minutes)"]
+fn syz_bisect_of_a_flaky_bug_with_runs_has_a_confidence() {
+    let case = SyzCase::new(Some("0x1338"));
+    let (env, repo, dir) = (&case.env, &case.repo, case.dir());
+    let culprit = syz_commit(repo, syz_history::CULPRIT_SUBJECT);
+    let (r, j) = syz_json(env, repo, &[dir, "--bisect", "--good", "v6.2-rc1", "--runs", "10", "--duration", "4"]);
+    eprintln!("flaky: {:?}\n{}", r.took, r.stderr);
+    print_steps(&j);
+    assert_eq!(j["first"]["id"], culprit.as_str(), "{j:#}");
+    let t = &j["trust"];
+    let rate = t["rate"].as_f64().unwrap();
+    assert!(rate > 0.0 && rate < 1.0 && t["bad_end_runs"] == 10, "{t:#}");
+    assert!(t["confidence"].as_f64().unwrap() > 0.0, "{t:#}");
+    eprintln!("rate {rate:.2}, confidence {:.2}", t["confidence"].as_f64().unwrap());
+}
+
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (real kernel builds, minutes)"]
+fn a_no_op_culprit_is_flagged() {
+    require_prerequisites();
+    let env = Env::new("syz");
+    let (_held, repo) = syz_history();
+    let culprit = syz_commit(&repo, syz_history::CULPRIT_SUBJECT);
+    // A wrong --good (the real culprit), ends unchecked: the answer is
+    // the commit after it, which only changes a comment.
+    let out = temp("out");
+    let json = out.path().join("bisect.json");
+    let args = ["bisect", "--good", &culprit, "--bad", "krepro-syz-bad", "--no-check-ends", "--no-verify"];
+    let r = env.krepro(&repo, &[&args[..], &["--accel", "tcg", "--json", json.to_str().unwrap()]].concat());
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(j["first"]["label"], "tty: note", "{j:#}");
+    assert_eq!(j["changes_kernel"], false, "{j:#}");
+    assert!(r.stdout.contains("**no-op culprit**"), "{}", r.stdout);
+    assert!(r.stderr.contains("not trusted: its kernel is identical in code to its parent's"), "{}", r.stderr);
 }

@@ -40,7 +40,7 @@ use core::{iter, ptr};
 
 use linux_raw_sys::net::{ifreq, IFNAMSIZ};
 use repros::guest::{FixedBuf, EXEC_FAILED};
-use repros::syscall::{nr, syscall1, syscall3};
+use repros::syscall::{nr, syscall0, syscall1, syscall3};
 use repros::{Error, Step as _};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
@@ -140,10 +140,12 @@ pub fn set_if_flags(sock: impl AsFd, name: &[u8], flags: i16) -> Result<(), Errn
     Ok(())
 }
 
-/// `fork(2)` then, in the child, `execve(2)`: starts `path` with `argv` and
-/// `envp` (NUL-terminated strings), its stdout and stderr on `stdio` when
-/// given (else PID 1's console), and returns the child's pid once execve
-/// has succeeded.
+/// `fork(2)` then, in the child, `setsid(2)` and `execve(2)`: starts
+/// `path` with `argv` and `envp` (NUL-terminated strings), its stdout and
+/// stderr on `stdio` when given (else PID 1's console), in `cwd` when
+/// given, and returns the child's pid once execve has succeeded. The
+/// child leads a session (and process group) of its own, so that
+/// `kill(-pid)` ends it and every process it started.
 ///
 /// If execve fails, the child prints why on the console, sends its errno
 /// through a close-on-exec pipe (the way `posix_spawn` and Rust's std learn
@@ -152,8 +154,15 @@ pub fn set_if_flags(sock: impl AsFd, name: &[u8], flags: i16) -> Result<(), Errn
 /// The child never returns into PID 1's code: no panic handler, no verdict.
 ///
 /// <https://man7.org/linux/man-pages/man2/fork.2.html>,
+/// <https://man7.org/linux/man-pages/man2/setsid.2.html>,
 /// <https://man7.org/linux/man-pages/man2/execve.2.html>
-pub fn spawn(path: &CStr, argv: &[&CStr], envp: &[&CStr], stdio: Option<BorrowedFd<'_>>) -> repros::Result<Pid> {
+pub fn spawn(
+    path: &CStr,
+    argv: &[&CStr],
+    envp: &[&CStr],
+    stdio: Option<BorrowedFd<'_>>,
+    cwd: Option<&CStr>,
+) -> repros::Result<Pid> {
     // Pointer arrays built before the fork: the child only makes syscalls.
     let argv: Vec<*const u8> = argv.iter().map(|a| a.as_ptr().cast()).chain(iter::once(ptr::null())).collect();
     let envp: Vec<*const u8> = envp.iter().map(|e| e.as_ptr().cast()).chain(iter::once(ptr::null())).collect();
@@ -164,6 +173,14 @@ pub fn spawn(path: &CStr, argv: &[&CStr], envp: &[&CStr], stdio: Option<Borrowed
                 // SAFETY: dup3 takes integers; `fd` is open (the parent
                 // holds it) and 1 and 2 are replaced in this child only.
                 let _ = unsafe { syscall3(nr::__NR_dup3, fd.as_raw_fd() as usize, target, 0) };
+            }
+        }
+        // SAFETY: setsid takes no arguments and changes this child only.
+        let _ = unsafe { syscall0(nr::__NR_setsid) };
+        if let Some(dir) = cwd {
+            // SAFETY: `dir` is a NUL-terminated string that outlives the call.
+            if let Err(errno) = unsafe { syscall1(nr::__NR_chdir, dir.as_ptr() as usize) } {
+                exec_failed(dir, errno, &status_w);
             }
         }
         // SAFETY: path, argv and envp point to NUL-terminated strings and

@@ -28,12 +28,19 @@ pub(crate) struct CommitInfo {
     pub subject: String,
     pub author: String,
     pub date: String,
+    /// A merge commit: rarely the cause itself (flagged in the report).
+    pub merge: bool,
 }
 
 impl CommitInfo {
     pub(super) fn markdown_head(&self, found: &str) -> String {
+        let merge = if self.merge {
+            "- **a merge commit**: the cause is one of the merged commits, or how they meet; bisect the merged branch\n"
+        } else {
+            ""
+        };
         format!(
-            "## {found}: {} (\"{}\")\n\n- commit: {}\n- author: {}\n- date: {}\n",
+            "## {found}: {} (\"{}\")\n\n- commit: {}\n- author: {}\n- date: {}\n{merge}",
             short(&self.hash),
             self.subject,
             self.hash,
@@ -52,6 +59,8 @@ pub(crate) enum BuildResult {
         toolchain: String,
         /// Where the build's time went.
         phases: BuildPhases,
+        /// [`Kernel::code_hash`] (None: could not be made).
+        code_hash: Option<String>,
     },
     /// The tree does not build (or cannot give the repro its config): skip,
     /// unless `fix` names an upstream commit that fixes this failure (the
@@ -285,7 +294,9 @@ impl Space for GitSpace<'_> {
             worktree::checkout(self.wt(), &c.id)?;
         }
         match built {
-            Ok(BuildResult::Kernel { kernel, toolchain, .. }) => Ok(Made::Kernel { kernel, toolchain, fixes, phases }),
+            Ok(BuildResult::Kernel { kernel, toolchain, code_hash, .. }) => {
+                Ok(Made::Kernel { kernel, toolchain, fixes, phases, code_hash })
+            }
             Ok(BuildResult::Failed { why, toolchain, .. }) => Ok(Made::Untestable { why, toolchain, fixes, phases }),
             Err(message) => Err(BisectError::Infrastructure { commit: short(&c.id).to_owned(), message }),
         }
@@ -331,13 +342,14 @@ impl Space for GitSpace<'_> {
 
     fn detail(&mut self, first: Option<&Candidate>, _: Option<&Candidate>) -> Result<Detail, BisectError> {
         let Some(c) = first else { return Ok(Detail::None) };
-        let show = git(self.wt(), &["show", "-s", "--format=%H%n%s%n%an <%ae>%n%ad", "--date=iso", &c.id])?;
+        let show = git(self.wt(), &["show", "-s", "--format=%H%n%s%n%an <%ae>%n%ad%n%P", "--date=iso", &c.id])?;
         let mut l = show.lines().map(str::to_owned);
         Ok(Detail::Commit(CommitInfo {
             hash: l.next().unwrap_or_default(),
             subject: l.next().unwrap_or_default(),
             author: l.next().unwrap_or_default(),
             date: l.next().unwrap_or_default(),
+            merge: l.next().is_some_and(|parents| parents.split_whitespace().count() > 1),
         }))
     }
 
@@ -371,6 +383,49 @@ impl Space for GitSpace<'_> {
         }
         log
     }
+}
+
+/// A release tag's version: `v6.2` is (6, 2, None), `v6.2-rc3` (6, 2,
+/// Some(3)); stable tags (`v6.1.5`) and others are not releases here.
+fn release_version(tag: &str) -> Option<(u32, u32, Option<u32>)> {
+    let v = tag.strip_prefix('v')?;
+    let (v, rc) = match v.split_once("-rc") {
+        Some((v, rc)) => (v, Some(rc.parse().ok()?)),
+        None => (v, None),
+    };
+    let (major, minor) = v.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?, rc))
+}
+
+/// The releases before `bad` (tags `vX.Y` and `vX.Y-rcN` it contains, not
+/// on `bad` itself) in the order `krepro syz --bisect` tries them for a
+/// good end: the two newest, then older releases (no -rc) 1, 2, 4, 8, ...
+/// back, so that a bug years old is found in a few builds.
+pub(crate) fn release_candidates(dir: &Path, bad: &str) -> Result<Vec<Candidate>, BisectError> {
+    let bad = resolve(dir, bad, "--bad")?;
+    let refs = git(
+        dir,
+        &["for-each-ref", "--merged", &bad, "--format=%(refname:short) %(objectname) %(*objectname)", "refs/tags/v*"],
+    )?;
+    let mut tags: Vec<((u32, u32, u32), String)> = refs
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (tag, object) = (w.next()?, w.next()?);
+            let commit = w.next().unwrap_or(object);
+            let (major, minor, rc) = release_version(tag)?;
+            (commit != bad).then(|| ((major, minor, rc.unwrap_or(u32::MAX)), tag.to_owned()))
+        })
+        .collect();
+    tags.sort_by_key(|t| std::cmp::Reverse(t.0));
+    let mut picks: Vec<String> = tags.iter().take(2).map(|(_, t)| t.clone()).collect();
+    let older: Vec<&String> = tags.iter().skip(2).filter(|(v, _)| v.2 == u32::MAX).map(|(_, t)| t).collect();
+    let mut back = 1usize;
+    while let Some(t) = older.get(back - 1) {
+        picks.push((*t).clone());
+        back *= 2;
+    }
+    picks.into_iter().map(|tag| Ok(Candidate { id: resolve(dir, &tag, "release")?, label: tag })).collect()
 }
 
 /// The real builder: the kernel builder for the session's guest, or the
@@ -413,12 +468,16 @@ impl Builder for RealBuilder<'_> {
             let kernel = check_kernel(&bz).map_err(|e| format!("--build-cmd's image: {e}"))?;
             // The user's command is one phase to krepro: make's.
             let phases = BuildPhases { compile: started.elapsed().as_secs_f64(), ..BuildPhases::default() };
-            return Ok(BuildResult::Kernel { kernel, toolchain: "--build-cmd".into(), phases });
+            let code_hash = kernel.code_hash(&self.cache.vmlinux()).ok();
+            return Ok(BuildResult::Kernel { kernel, toolchain: "--build-cmd".into(), phases, code_hash });
         }
         let opts = (self.options.as_ref().expect("the builder or --build-cmd"))(wt.to_owned());
         match crate::builder::build(&opts, self.cache, &mut |ev| on(BisectEvent::Build(ev))) {
             Ok(b) => match check_kernel(&b.image) {
-                Ok(kernel) => Ok(BuildResult::Kernel { kernel, toolchain: b.compiler, phases: b.phases }),
+                Ok(kernel) => {
+                    let code_hash = kernel.code_hash(&self.cache.vmlinux()).ok();
+                    Ok(BuildResult::Kernel { kernel, toolchain: b.compiler, phases: b.phases, code_hash })
+                }
                 Err(e) => Err(format!("the build left no kernel image: {e}")),
             },
             Err(e) if e.is_tree_failure() => {
@@ -507,6 +566,9 @@ mod tests {
         booted: RefCell<std::collections::HashSet<PathBuf>>,
         /// The build fix an "old-" tree's failure names.
         fix: Option<String>,
+        /// Hash kernels by their state word: commits of one state build
+        /// the same kernel.
+        hash_kernels: bool,
         out: tempfile::TempDir,
     }
 
@@ -519,6 +581,7 @@ mod tests {
                 infra_error_at: None,
                 booted: Default::default(),
                 fix: None,
+                hash_kernels: false,
                 out: tempfile::tempdir().unwrap(),
             }
         }
@@ -550,12 +613,13 @@ mod tests {
             }
             let k = self.out.path().join(commit);
             let word = if self.infra_error_at.as_deref() == Some(commit) { "infra".to_owned() } else { state };
-            std::fs::write(&k, word).unwrap();
+            std::fs::write(&k, &word).unwrap();
             let kernel = Kernel { path: k, release: None, arch: Arch::X86_64 };
             Ok(BuildResult::Kernel {
                 kernel,
                 toolchain: "fake".into(),
                 phases: BuildPhases { compile: 0.5, ..BuildPhases::default() },
+                code_hash: self.hash_kernels.then_some(word),
             })
         }
     }
@@ -572,15 +636,19 @@ mod tests {
             on(BisectEvent::Run(crate::boot::run::RunEvent::Fallback { reason: "fake: no KVM" }));
             let word = std::fs::read_to_string(kernel).unwrap();
             let first_boot = self.booted.borrow_mut().insert(kernel.to_owned());
+            // "crash:TITLE" crashes with that title.
+            let crash_title = word.strip_prefix("crash:").map(str::to_owned);
             let outcome = match word.as_str() {
                 "infra" => {
                     return Err(BootError::QemuFailed { status: "exit status: 1".into(), stderr: "boom".into() })
                 }
                 w if w.starts_with("bad") && self.fail_on_run.is_none_or(|r| r == run) => Fail,
+                _ if crash_title.is_some() => Crash,
                 "flaky" if first_boot => Fail,
                 _ => Pass,
             };
-            Ok(BootSummary { outcome, message: String::new(), console_log: kernel.to_owned(), prepare_secs: 0.0 })
+            let message = String::new();
+            Ok(BootSummary { outcome, message, crash_title, console_log: kernel.to_owned(), prepare_secs: 0.0 })
         }
     }
 
@@ -593,6 +661,9 @@ mod tests {
         runs: u32,
         find_fix: bool,
         verify: bool,
+        check_endpoints: bool,
+        same_crash: bool,
+        min_bad: u32,
     }
 
     fn opts(dir: &Path, good: &str, bad: &str) -> BisectOptions {
@@ -603,6 +674,9 @@ mod tests {
             runs: 1,
             find_fix: false,
             verify: true,
+            check_endpoints: true,
+            same_crash: false,
+            min_bad: 1,
         }
     }
 
@@ -624,8 +698,12 @@ mod tests {
             remap: Remap::default(),
             find_fix: o.find_fix,
             key_extra: String::new(),
-            check_endpoints: true,
+            check_endpoints: o.check_endpoints,
             verify: o.verify,
+            same_crash: o.same_crash,
+            crash_title: None,
+            min_bad: o.min_bad,
+            seed: Vec::new(),
         };
         super::super::bisect(&opts, &mut space, &mut booter, cache, interrupted, on)
     }
@@ -729,6 +807,121 @@ mod tests {
         fake.fail_on_run = Some(3);
         let err = bisect(&opts(dir.path(), &c[0], &c[2]), &cache, &mut fake, &|| false, &mut |_| {}).unwrap_err();
         assert_eq!(err.to_string(), format!("--bad {} tests good instead of bad: pass", &c[2][..12]));
+    }
+
+    #[test]
+    fn same_crash_skips_commits_with_only_another_crash() {
+        let (_cache_dir, cache) = temp_cache();
+        let other = "crash:BUG: unable to handle kernel NULL pointer dereference in prctl";
+        let bug = "crash:WARNING in __x64_sys_prctl";
+        let states = ["good", "good", other, other, other, "good", bug, bug];
+        let (dir, c) = repo(&states);
+        // Plain: any crash is the bug, and the other crash misleads it.
+        let plain = bisect(&opts(dir.path(), &c[0], &c[7]), &cache, &mut Fake::new(), &|| false, &mut |_| {}).unwrap();
+        assert_eq!(hash(&plain), c[2], "misled to the other crash");
+        // --same-crash: the bad end's title is the bug; the other crash is skipped.
+        let mut o = opts(dir.path(), &c[0], &c[7]);
+        o.same_crash = true;
+        let mut said = Vec::new();
+        let report = bisect(&o, &cache, &mut Fake::new(), &|| false, &mut |ev| {
+            if let BisectEvent::Say(s) = ev {
+                said.push(s.to_owned())
+            }
+        })
+        .unwrap();
+        assert_eq!(hash(&report), c[6]);
+        assert_eq!(report.crash_title.as_deref(), Some("WARNING in __x64_sys_prctl"));
+        assert!(said.contains(&"chasing the bad end's crash: WARNING in __x64_sys_prctl".to_owned()), "{said:?}");
+        let skipped: Vec<&Tested> = report.steps.iter().filter(|s| s.verdict == Mark::Skip).collect();
+        assert!(!skipped.is_empty() && skipped.iter().all(|s| s.counts.other == 1), "{:?}", report.steps);
+        assert!(report.markdown(None).contains("chasing `WARNING in __x64_sys_prctl`"));
+    }
+
+    #[test]
+    fn identical_kernels_reuse_a_verdict_and_a_no_op_culprit_is_flagged() {
+        let (_cache_dir, cache) = temp_cache();
+        let (dir, c) = repo(&["good", "good", "good", "good", "bad", "bad", "bad", "bad"]);
+        let mut fake = Fake::new();
+        fake.hash_kernels = true;
+        let report = bisect(&opts(dir.path(), &c[0], &c[7]), &cache, &mut fake, &|| false, &mut |_| {}).unwrap();
+        assert_eq!(hash(&report), c[4]);
+        let reused: Vec<&Tested> = report.steps.iter().filter(|s| s.same_kernel_as.is_some()).collect();
+        assert!(!reused.is_empty(), "{:?}", report.steps);
+        assert!(reused.iter().all(|s| s.outcomes.is_empty() && s.message.starts_with("the same kernel as ")));
+        assert_eq!(report.boots_saved as usize, reused.len());
+        assert_eq!(report.changes_kernel, Some(true));
+        assert!(report.doubt().is_none());
+        // A wrong --good, unchecked: the answer is a commit that builds the
+        // same kernel as its parent.
+        let mut o = opts(dir.path(), &c[5], &c[6]);
+        (o.check_endpoints, o.verify) = (false, false);
+        let mut fake = Fake::new();
+        fake.hash_kernels = true;
+        let report = bisect(&o, &cache, &mut fake, &|| false, &mut |_| {}).unwrap();
+        assert_eq!(hash(&report), c[6]);
+        assert_eq!(report.changes_kernel, Some(false));
+        assert_eq!(fake.boots.get(), 0);
+        assert!(report.doubt().unwrap().contains("no-op culprit"));
+        assert!(report.markdown(None).contains("**no-op culprit**"));
+    }
+
+    #[test]
+    fn a_flaky_bug_gets_a_confidence_and_min_bad() {
+        let (_cache_dir, cache) = temp_cache();
+        let (dir, c) = repo(&["good", "good", "bad", "bad"]);
+        let mut o = opts(dir.path(), &c[0], &c[3]);
+        o.runs = 4;
+        let mut fake = Fake::new();
+        fake.fail_on_run = Some(2); // one run in four
+        let report = bisect(&o, &cache, &mut fake, &|| false, &mut |_| {}).unwrap();
+        assert_eq!(hash(&report), c[2]);
+        let t = report.trust.unwrap();
+        assert_eq!((t.rate, t.bad_end_runs), (0.25, 4));
+        // Two good verdicts of four clean runs each: (1 - 0.75^4)^2.
+        assert!((t.confidence - (1.0 - 0.75_f64.powi(4)).powi(2)).abs() < 1e-9, "{t:?}");
+        assert!(!t.reliable);
+        assert!(report.markdown(None).contains("**unreliable**"));
+        // The bad end ran all four times, to measure; others stop at the first sighting.
+        assert_eq!(report.steps[0].outcomes.len(), 4);
+        // --min-bad 2: one sighting in four is no longer enough.
+        let (dir, c) = repo(&["good", "bad"]);
+        let mut o = opts(dir.path(), &c[0], &c[1]);
+        (o.runs, o.min_bad) = (4, 2);
+        let mut fake = Fake::new();
+        fake.fail_on_run = Some(2);
+        let err = bisect(&o, &cache, &mut fake, &|| false, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("tests good instead of bad"), "{err}");
+    }
+
+    #[test]
+    fn releases_are_tried_newest_first_then_further_back() {
+        let (dir, c) = repo(&["good"; 12]);
+        let d = dir.path();
+        let tags = [
+            (0, "v5.15"),
+            (1, "v5.16"),
+            (2, "v5.17"),
+            (3, "v5.18"),
+            (4, "v5.19"),
+            (5, "v6.0"),
+            (6, "v6.1"),
+            (7, "v6.2-rc1"),
+            (8, "v6.2"),
+            (9, "v6.3-rc1"),
+            (9, "v6.1.5"),
+            (10, "v6.3-rc2"),
+            (11, "v6.3-rc3"),
+        ];
+        for (i, t) in tags {
+            git(d, &["tag", t, &c[i]]).unwrap();
+        }
+        let got: Vec<String> = release_candidates(d, &c[11]).unwrap().into_iter().map(|c| c.label).collect();
+        // v6.3-rc3 is the bad commit itself; then the two newest, then
+        // releases 1, 2, 4 back from there.
+        assert_eq!(got, ["v6.3-rc2", "v6.3-rc1", "v6.2", "v6.1", "v5.19", "v5.15"]);
+        assert_eq!(release_version("v6.2-rc3"), Some((6, 2, Some(3))));
+        assert_eq!(release_version("v6.1.5"), None);
+        assert!(release_candidates(d, "nope").is_err());
     }
 
     #[test]

@@ -408,7 +408,7 @@ impl Space for PrebuiltSpace<'_> {
         self.prefetch_next(i);
         // Prebuilt: nothing of ours compiled it.
         let phases = super::Phases { fetch: started.elapsed().as_secs_f64(), ..super::Phases::default() };
-        Ok(Made::Kernel { kernel, toolchain: String::new(), fixes: Vec::new(), phases })
+        Ok(Made::Kernel { kernel, toolchain: String::new(), fixes: Vec::new(), phases, code_hash: None })
     }
 
     fn done(&mut self) {
@@ -502,7 +502,13 @@ mod tests {
                 ("infra", _) => return Err(BootError::QemuFailed { status: "1".into(), stderr: "boom".into() }),
                 (w, _) => unreachable!("{w}"),
             };
-            Ok(BootSummary { outcome, message: String::new(), console_log: k.to_owned(), prepare_secs: 0.0 })
+            Ok(BootSummary {
+                outcome,
+                message: String::new(),
+                crash_title: None,
+                console_log: k.to_owned(),
+                prepare_secs: 0.0,
+            })
         }
     }
 
@@ -563,6 +569,10 @@ mod tests {
             key_extra: String::new(),
             check_endpoints: true,
             verify: a.verify,
+            same_crash: false,
+            crash_title: None,
+            min_bad: 1,
+            seed: Vec::new(),
         };
         bisect(&o, &mut space, fake, cache, &never, on)
     }

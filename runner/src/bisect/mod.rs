@@ -14,6 +14,7 @@
 
 pub(crate) mod git;
 pub(crate) mod kernels;
+pub(crate) mod verdict;
 pub(crate) mod verify;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ use crate::boot::BootError;
 use crate::host::cache::Cache;
 use crate::host::spawn::CmdError;
 use crate::image::kernel::Kernel;
+use verdict::{Counts, Rules};
 
 /// A commit hash shortened to 12 digits, for people; anything else (a
 /// kernel's name, "BAD with C reverted") whole.
@@ -35,37 +37,6 @@ pub(crate) fn short(name: &str) -> &str {
     } else {
         name
     }
-}
-
-/// The verdict of one candidate from its runs, with `remap` applied as
-/// for `run`: good only if every run passed, bad if any run was bad. An
-/// outcome whose exit code is above 127 (`error`) is not a verdict on the
-/// candidate but on the setup: the bisect must stop (Err with the reason).
-pub(crate) fn decide(outcomes: &[Outcome], remap: &Remap) -> Result<Mark, String> {
-    let mut verdict = Mark::Good;
-    for o in outcomes {
-        match remap.exit_code(*o).code() {
-            0 => {}
-            125 => {
-                if verdict == Mark::Good {
-                    verdict = Mark::Skip;
-                }
-            }
-            c if c > 127 => {
-                return Err(format!("a run ended in '{o}' (exit {c}): that is a setup problem, not a verdict"))
-            }
-            _ => verdict = Mark::Bad,
-        }
-    }
-    if outcomes.is_empty() {
-        return Err("no run".into());
-    }
-    Ok(verdict)
-}
-
-/// Whether more runs could change the verdict: after a bad run, no.
-pub(crate) fn needs_more_runs(outcomes: &[Outcome], remap: &Remap) -> bool {
-    !matches!(decide(outcomes, remap), Ok(Mark::Bad))
 }
 
 /// Which end a candidate behaves like.
@@ -159,6 +130,9 @@ pub enum Made {
         fixes: Vec<String>,
         /// The time it took, by phase (the boot's phases are the search's).
         phases: Phases,
+        /// [`Kernel::code_hash`], where the space builds kernels (two
+        /// commits can build the same one).
+        code_hash: Option<String>,
     },
     /// It does not build (or cannot give the repro its config): skipped.
     Untestable { why: String, toolchain: String, fixes: Vec<String>, phases: Phases },
@@ -238,6 +212,8 @@ pub(crate) trait Booter {
 pub struct BootSummary {
     pub outcome: Outcome,
     pub message: String,
+    /// The title of the crash it counted, if it crashed.
+    pub crash_title: Option<String>,
     pub console_log: PathBuf,
     /// Seconds spent making the kernel ready to boot before it (its PVH
     /// vmlinux, the initrd additions): on its first run only.
@@ -254,6 +230,8 @@ pub enum TestKind {
     Bisect,
     /// The answer tested again (fresh boots).
     Verify,
+    /// A release tested, newest first, for a good end (`krepro syz --bisect`).
+    Release,
 }
 
 /// One tested candidate.
@@ -284,6 +262,19 @@ pub struct Tested {
     /// Where its time went.
     #[serde(default)]
     pub phases: Phases,
+    /// Each run's crash title, in order (None: it did not crash).
+    #[serde(default)]
+    pub titles: Vec<Option<String>>,
+    /// How its runs went: the bug, another crash, clean.
+    #[serde(default)]
+    pub counts: Counts,
+    /// Its kernel's [`Kernel::code_hash`], where known.
+    #[serde(default)]
+    pub code_hash: Option<String>,
+    /// When its kernel is the same as one tested before (by code hash),
+    /// whose verdict it took without booting: that one's id.
+    #[serde(default)]
+    pub same_kernel_as: Option<String>,
 }
 
 /// The search's progress.
@@ -322,6 +313,17 @@ pub(crate) struct Options {
     pub check_endpoints: bool,
     /// Test the answer again.
     pub verify: bool,
+    /// `--same-crash`: a run crashing with another title than the bug's
+    /// is "other", not bad.
+    pub same_crash: bool,
+    /// The bug's title (`--same-crash TITLE`, `krepro syz`'s report);
+    /// None: the bad end's.
+    pub crash_title: Option<String>,
+    /// `--min-bad K`.
+    pub min_bad: u32,
+    /// Candidates tested before the search (the bad end, and the releases
+    /// [`probe`] tried): the search starts from their verdicts.
+    pub seed: Vec<Tested>,
 }
 
 /// Why a bisect stopped without an answer.
@@ -407,8 +409,46 @@ pub(crate) struct BisectReport {
     /// The answer tested again (None with --no-verify, or when there is
     /// no single answer).
     pub verification: Option<verify::Verification>,
+    /// With `--same-crash`: the bug's crash title.
+    pub crash_title: Option<String>,
+    /// How far the answer can be trusted, from the bug's rate at the bad
+    /// end (None: the bad end was not tested).
+    pub trust: Option<Trust>,
+    /// Whether the answer's kernel differs in code from the one before it
+    /// (None: not known, e.g. prebuilt kernels). A `false` is a no-op
+    /// culprit: the search was misled.
+    pub changes_kernel: Option<bool>,
+    /// Boots not made: candidates whose kernel was the same as one tested.
+    pub boots_saved: u32,
     #[serde(skip)]
     words: Option<Words>,
+}
+
+/// How far an answer can be trusted.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Trust {
+    /// The share of the bad end's runs that showed the bug.
+    pub rate: f64,
+    pub bad_end_runs: u32,
+    /// The product over good verdicts of the chance that the verdict was
+    /// right: 1 - (1 - rate)^clean runs ([`verdict::confidence`]).
+    pub confidence: f64,
+    /// `confidence` is at least [`verdict::RELIABLE`].
+    pub reliable: bool,
+}
+
+impl Trust {
+    fn of(steps: &[Tested], bad_end: &str) -> Option<Trust> {
+        let end = steps.iter().find(|t| t.kind == TestKind::Endpoint && t.commit == bad_end)?;
+        let rate = end.counts.rate()?;
+        let goods = steps.iter().filter(|t| {
+            matches!(t.kind, TestKind::Endpoint | TestKind::Bisect)
+                && t.verdict == Mark::Good
+                && t.same_kernel_as.is_none()
+        });
+        let confidence = verdict::confidence(rate, goods.map(|t| t.counts.clean));
+        Some(Trust { rate, bad_end_runs: end.counts.runs, confidence, reliable: confidence >= verdict::RELIABLE })
+    }
 }
 
 /// What a bisect keeps between runs of the same command.
@@ -424,6 +464,9 @@ struct State {
     /// The verification checks made so far.
     #[serde(default)]
     checks: Vec<verify::Check>,
+    /// With `--same-crash`: the bug's title, given or learned from the bad end.
+    #[serde(default)]
+    title: Option<String>,
 }
 
 impl State {
@@ -454,6 +497,8 @@ struct Search<'a> {
     interrupted: &'a dyn Fn() -> bool,
     state: State,
     state_path: PathBuf,
+    /// The bad end's id: its runs all go ahead, to measure the bug's rate.
+    measure: Option<String>,
 }
 
 impl Search<'_> {
@@ -492,7 +537,20 @@ impl Search<'_> {
         Ok(t)
     }
 
-    /// `c` made ready and booted `--runs` times, fresh.
+    /// How runs count now (the bug's title may have been learned).
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            remap: &self.opts.remap,
+            min_bad: self.opts.min_bad,
+            same_crash: self.opts.same_crash,
+            title: self.state.title.as_deref(),
+        }
+    }
+
+    /// `c` made ready and booted `--runs` times, fresh: fewer when the
+    /// verdict is bad early, unless `c` is the bad end, whose runs measure
+    /// the bug's rate. A kernel the same in code as one tested before (not
+    /// when verifying) takes that one's verdict without booting.
     fn fresh(
         &mut self,
         c: &Candidate,
@@ -505,29 +563,58 @@ impl Search<'_> {
         let made = self.space.kernel(c, on)?;
         let build_secs = started.elapsed().as_secs_f64();
         self.check_interrupt()?;
-        let (kernel, toolchain, fixes, mut phases) = match made {
-            Made::Kernel { kernel, toolchain, fixes, phases } => (kernel, toolchain, fixes, phases),
+        let blank = |verdict: Mark, message: String| Tested {
+            commit: c.id.clone(),
+            subject: c.label.clone(),
+            verdict,
+            outcomes: Vec::new(),
+            message,
+            flaky: false,
+            build_secs,
+            boot_secs: 0.0,
+            console_log: None,
+            kind,
+            toolchain: String::new(),
+            fixes: Vec::new(),
+            phases: Phases::default(),
+            titles: Vec::new(),
+            counts: Counts::default(),
+            code_hash: None,
+            same_kernel_as: None,
+        };
+        let (kernel, toolchain, fixes, mut phases, code_hash) = match made {
+            Made::Kernel { kernel, toolchain, fixes, phases, code_hash } => {
+                (kernel, toolchain, fixes, phases, code_hash)
+            }
             Made::Untestable { why, toolchain, fixes, phases } => {
-                return Ok(Tested {
-                    commit: c.id.clone(),
-                    subject: c.label.clone(),
-                    verdict: Mark::Skip,
-                    outcomes: Vec::new(),
-                    message: why,
-                    flaky: false,
-                    build_secs,
-                    boot_secs: 0.0,
-                    console_log: None,
-                    kind,
-                    toolchain,
-                    fixes,
-                    phases,
-                })
+                return Ok(Tested { toolchain, fixes, phases, ..blank(Mark::Skip, why) });
             }
         };
+        if let Some(same) = code_hash.as_ref().filter(|_| kind != TestKind::Verify).and_then(|h| {
+            self.state
+                .steps
+                .iter()
+                .find(|t| t.code_hash.as_ref() == Some(h) && t.verdict != Mark::Skip && t.same_kernel_as.is_none())
+        }) {
+            let message = format!("the same kernel as {}: its verdict, not booted", short(&same.commit));
+            return Ok(Tested {
+                toolchain,
+                fixes,
+                phases,
+                counts: same.counts,
+                // Its kernel's boots are these: their console and titles.
+                console_log: same.console_log.clone(),
+                titles: same.titles.clone(),
+                code_hash,
+                same_kernel_as: Some(same.commit.clone()),
+                ..blank(same.verdict, message)
+            });
+        }
         let infrastructure = |message: String| BisectError::Infrastructure { commit: short(&c.id).to_owned(), message };
+        let measure = self.measure.as_deref() == Some(c.id.as_str());
         let boot_started = Instant::now();
         let mut outcomes = Vec::new();
+        let mut titles = Vec::new();
         let mut message = String::new();
         let mut console_log = None;
         let runs = opts.runs.max(1);
@@ -544,28 +631,66 @@ impl Search<'_> {
                 console_log = Some(boot.console_log);
             }
             outcomes.push(boot.outcome);
-            if !needs_more_runs(&outcomes, &opts.remap) {
+            titles.push(boot.crash_title);
+            // With --same-crash and no title given, the bad end's first
+            // crash is the bug.
+            if opts.same_crash && self.state.title.is_none() {
+                let bad = self.rules().shows(boot.outcome, None).map_err(&infrastructure)? == verdict::Shows::Bug;
+                if let (true, Some(t)) = (bad, titles.last().cloned().flatten()) {
+                    on(BisectEvent::Say(&format!("chasing the bad end's crash: {t}")));
+                    self.state.title = Some(t);
+                }
+            }
+            let counts = self.count(&outcomes, &titles).map_err(&infrastructure)?;
+            if !measure && !self.rules().needs_more_runs(&counts) {
                 break;
             }
         }
-        let verdict = decide(&outcomes, &opts.remap).map_err(infrastructure)?;
+        let counts = self.count(&outcomes, &titles).map_err(&infrastructure)?;
+        let verdict = self.rules().verdict(&counts).map_err(&infrastructure)?;
         let flaky = outcomes.iter().any(|o| *o != outcomes[0]);
         let boot_secs = boot_started.elapsed().as_secs_f64();
         phases.boot = (boot_secs - phases.vmlinux).max(0.0);
         Ok(Tested {
-            commit: c.id.clone(),
-            subject: c.label.clone(),
-            verdict,
             outcomes,
             message,
             flaky,
-            build_secs,
             boot_secs,
             console_log,
-            kind,
             toolchain,
             fixes,
             phases,
+            titles,
+            counts,
+            code_hash,
+            ..blank(verdict, String::new())
+        })
+    }
+
+    fn count(&self, outcomes: &[Outcome], titles: &[Option<String>]) -> Result<Counts, String> {
+        let rules = self.rules();
+        let mut counts = Counts::default();
+        for (o, t) in outcomes.iter().zip(titles) {
+            counts.add(rules.shows(*o, t.as_deref())?);
+        }
+        Ok(counts)
+    }
+
+    /// `c`'s kernel's code hash: from a test of it, else made now (built,
+    /// not booted); None where the space does not hash its kernels.
+    fn code_hash_of(
+        &mut self,
+        c: &Candidate,
+        on: &mut dyn FnMut(BisectEvent<'_>),
+    ) -> Result<Option<String>, BisectError> {
+        // Tested: its hash, or none where the space does not hash kernels.
+        if let Some(t) = self.state.steps.iter().find(|t| t.commit == c.id && t.verdict != Mark::Skip) {
+            return Ok(t.code_hash.clone());
+        }
+        on(BisectEvent::Say(&format!("building {} to compare its kernel with the answer's", short(&c.id))));
+        Ok(match self.space.kernel(c, on)? {
+            Made::Kernel { code_hash, .. } => code_hash,
+            Made::Untestable { .. } => None,
         })
     }
 
@@ -575,7 +700,7 @@ impl Search<'_> {
         let ff = self.opts.find_fix;
         let mut old = vec![old_end.clone()];
         let mut new = new_end.clone();
-        for s in self.state.steps.iter().filter(|s| s.kind == TestKind::Bisect) {
+        for s in self.state.steps.iter().filter(|s| matches!(s.kind, TestKind::Bisect | TestKind::Release)) {
             let c = Candidate { id: s.commit.clone(), label: s.subject.clone() };
             match Side::of(s.verdict, ff) {
                 Some(Side::Old) => old.push(c),
@@ -614,7 +739,18 @@ pub(crate) fn bisect(
     let (old_end, new_end) = space.ends();
     let words = space.words();
     let key = blake3::hash(
-        format!("{}\n{}\n{}\n{}\n{}", space.key(), opts.repro, opts.runs, opts.find_fix, opts.key_extra).as_bytes(),
+        format!(
+            "{}\n{}\n{}\n{}\n{}\n{} {:?} {}",
+            space.key(),
+            opts.repro,
+            opts.runs,
+            opts.find_fix,
+            opts.key_extra,
+            opts.same_crash,
+            opts.crash_title,
+            opts.min_bad
+        )
+        .as_bytes(),
     )
     .to_hex()[..16]
         .to_owned();
@@ -630,11 +766,16 @@ pub(crate) fn bisect(
             )));
             s
         }
-        None => State::default(),
+        None => State { steps: opts.seed.clone(), ..State::default() },
     };
     std::fs::create_dir_all(&state_dir).map_err(io(format!("create {}", state_dir.display())))?;
-    let mut search = Search { opts, space, booter, interrupted, state, state_path };
     let ff = opts.find_fix;
+    let bad_end = if ff { &old_end } else { &new_end };
+    let measure = Some(bad_end.id.clone());
+    let mut search = Search { opts, space, booter, interrupted, state, state_path, measure };
+    if search.state.title.is_none() {
+        search.state.title = opts.crash_title.clone().filter(|_| opts.same_crash);
+    }
 
     let end = match search.state.named.clone() {
         // Interrupted while verifying: the answer stands, go on checking it.
@@ -703,13 +844,34 @@ pub(crate) fn bisect(
         }
         _ => None,
     };
+    // Whether the answer changes the kernel at all: a commit that does
+    // not (a comment) cannot be the cause, however the runs went.
+    let changes_kernel = match (&first, &before) {
+        (Some(c), Some(b)) => match search.code_hash_of(c, on)? {
+            Some(x) => search.code_hash_of(b, on)?.map(|y| x != y),
+            None => None,
+        },
+        _ => None,
+    };
     let detail = search.space.detail(first.as_ref(), before.as_ref())?;
     let bisect_log = search.space.log(&search.state.steps, first.as_ref(), ff);
     search.space.done();
     let mut state = search.state;
     state.wall_secs += started.elapsed().as_secs_f64();
     let (good, bad) = if ff { (&new_end, &old_end) } else { (&old_end, &new_end) };
+    let trust = Trust::of(&state.steps, &bad.id);
+    let boots_saved = state
+        .steps
+        .iter()
+        .filter_map(|t| t.same_kernel_as.as_ref())
+        .filter_map(|id| state.steps.iter().find(|o| o.commit == *id && o.same_kernel_as.is_none()))
+        .map(|o| o.outcomes.len() as u32)
+        .sum();
     let report = BisectReport {
+        crash_title: state.title.clone().filter(|_| opts.same_crash),
+        trust,
+        changes_kernel,
+        boots_saved,
         found: format!("first {} {}", if ff { "fixed" } else { "bad" }, words.one),
         first,
         before,
@@ -729,6 +891,57 @@ pub(crate) fn bisect(
     // Done: the state goes.
     let _ = std::fs::remove_dir_all(&state_dir);
     Ok(report)
+}
+
+/// Finds a good end for a bisect of `bad_end`: tests it first (it must
+/// show the bug; its runs measure the bug's rate), then `candidates`
+/// (releases, newest first) until one is on the old side. Every test
+/// made comes back, to seed the bisect ([`Options::seed`]).
+pub(crate) fn probe(
+    opts: &Options,
+    space: &mut dyn Space,
+    booter: &mut dyn Booter,
+    interrupted: &dyn Fn() -> bool,
+    bad_end: &Candidate,
+    candidates: &[Candidate],
+    on: &mut dyn FnMut(BisectEvent<'_>),
+) -> Result<Probed, BisectError> {
+    let scratch = tempfile::tempdir().map_err(io("create a temp dir"))?;
+    let state = State { title: opts.crash_title.clone().filter(|_| opts.same_crash), ..State::default() };
+    let state_path = scratch.path().join("state.json");
+    let mut search = Search { opts, space, booter, interrupted, state, state_path, measure: Some(bad_end.id.clone()) };
+    let ff = opts.find_fix;
+    let t = search.test(bad_end, TestKind::Endpoint, 0, (None, None), on)?;
+    if Side::of(t.verdict, ff) != Some(Side::New) {
+        let seen = format!("{} {}", t.counts.describe(), t.message);
+        return Err(BisectError::Endpoint(format!(
+            "{} does not show the bug ({}): {}",
+            short(&bad_end.id),
+            t.verdict.name(),
+            seen.trim()
+        )));
+    }
+    let mut found = None;
+    for (i, c) in candidates.iter().enumerate() {
+        search.check_interrupt()?;
+        let left = (candidates.len() - i - 1) as u32;
+        let t = search.test(c, TestKind::Release, i + 1, (Some(left), None), on)?;
+        if Side::of(t.verdict, ff) == Some(Side::Old) {
+            found = Some(c.clone());
+            break;
+        }
+    }
+    Ok(Probed { good: found, title: search.state.title.clone(), tested: search.state.steps })
+}
+
+/// What [`probe`] found.
+pub(crate) struct Probed {
+    /// The first candidate on the old side, if any.
+    pub good: Option<Candidate>,
+    /// The bug's title, given or learned from the bad end.
+    pub title: Option<String>,
+    /// Every test made, the bad end's first.
+    pub tested: Vec<Tested>,
 }
 
 /// Tests the answer C again, as KernelCI does before it reports one: C
@@ -835,6 +1048,40 @@ impl BisectReport {
         if self.flaky {
             push(&mut md, &format!("- note: the repro is flaky: runs disagreed on at least one {}", w.one));
         }
+        if let Some(t) = &self.crash_title {
+            push(&mut md, &format!("- chasing `{t}`: runs that crashed otherwise counted as other crashes"));
+        }
+        if let Some(t) = &self.trust {
+            let flag = if t.reliable { "" } else { " **unreliable**: run more (--runs) or find a surer repro" };
+            push(
+                &mut md,
+                &format!(
+                    "- confidence {:.2}{flag} (the bug showed in {:.0}% of the bad end's {} runs; each good verdict \
+                     could have missed it)",
+                    t.confidence,
+                    t.rate * 100.0,
+                    t.bad_end_runs
+                ),
+            );
+        }
+        if self.changes_kernel == Some(false) {
+            push(
+                &mut md,
+                "- **no-op culprit**: its kernel is identical in code to the one before it, so it cannot \
+                 cause the bug: the search was misled (a flaky repro, or a wrong --good/--bad)",
+            );
+        }
+        if self.boots_saved > 0 {
+            let same = self.steps.iter().filter(|s| s.same_kernel_as.is_some()).count();
+            push(
+                &mut md,
+                &format!(
+                    "- {} boots saved: {same} {} built a kernel identical to one tested before",
+                    self.boots_saved,
+                    if same == 1 { w.one } else { w.many }
+                ),
+            );
+        }
         md.push_str(&self.detail.markdown_next());
         let (cc_head, cc_rule) = if w.compiled { (" compiler |", "---|") } else { ("", "") };
         push(
@@ -846,7 +1093,13 @@ impl BisectReport {
         );
         for s in &self.steps {
             let runs: Vec<&str> = s.outcomes.iter().map(|o| o.name()).collect();
-            let runs = if runs.is_empty() { s.message.clone() } else { runs.join(", ") };
+            let runs = if s.same_kernel_as.is_some() || runs.is_empty() {
+                s.message.clone()
+            } else if self.crash_title.is_some() || s.outcomes.len() > 1 {
+                s.counts.describe()
+            } else {
+                runs.join(", ")
+            };
             let fixes: Vec<&str> = s.fixes.iter().map(|f| short(f)).collect();
             let compiler = if fixes.is_empty() {
                 s.toolchain.clone()
@@ -872,14 +1125,19 @@ impl BisectReport {
         }
         let first_bad =
             self.first.as_ref().and_then(|f| self.steps.iter().find(|s| s.commit == f.id && s.verdict == Mark::Bad));
-        if let Some(log) = first_bad.and_then(|s| s.console_log.as_ref()).and_then(|p| std::fs::read_to_string(p).ok())
+        if let Some((step, log)) =
+            first_bad.and_then(|s| Some((s, std::fs::read_to_string(s.console_log.as_ref()?).ok()?)))
         {
             let lines: Vec<&str> = log.lines().collect();
             let tail = &lines[lines.len().saturating_sub(30)..];
+            let whose = match &step.same_kernel_as {
+                Some(id) => format!(", booted as {}: the same kernel", short(id)),
+                None => String::new(),
+            };
             push(
                 &mut md,
                 &format!(
-                    "\nConsole of the first bad {} (last {} lines):\n\n```\n{}\n```",
+                    "\nConsole of the first bad {} (last {} lines{whose}):\n\n```\n{}\n```",
                     w.one,
                     tail.len(),
                     tail.join("\n")
@@ -918,6 +1176,18 @@ impl BisectReport {
         }
         md.push_str(&row("**median**", &median_phases(steps.iter().map(|s| &s.phases))));
         md
+    }
+
+    /// Why the answer needs a human even if it verified: a no-op culprit,
+    /// a merge commit; None when nothing is wrong with it.
+    pub(crate) fn doubt(&self) -> Option<&'static str> {
+        if self.changes_kernel == Some(false) {
+            return Some("its kernel is identical in code to its parent's: a no-op culprit, the search was misled");
+        }
+        match &self.detail {
+            Detail::Commit(c) if c.merge => Some("it is a merge commit"),
+            _ => None,
+        }
     }
 
     /// The answer in one line, for the terminal: None when only skipped
@@ -993,32 +1263,20 @@ impl Booter for PlanBooter<'_> {
         let r = crate::boot::run::run(self.plan, &target, run, &mut |ev| on(BisectEvent::Run(ev)));
         self.target = Some(target);
         let r = r?;
-        Ok(BootSummary { outcome: r.outcome, message: r.message, console_log: r.console_log, prepare_secs })
+        let crash_title = r.crash.and_then(|c| c.title);
+        Ok(BootSummary {
+            outcome: r.outcome,
+            message: r.message,
+            crash_title,
+            console_log: r.console_log,
+            prepare_secs,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Outcome::*;
-
-    #[test]
-    fn decisions() {
-        let r = Remap::default();
-        assert_eq!(decide(&[Pass, Pass, Pass], &r), Ok(Mark::Good));
-        assert_eq!(decide(&[Pass, Pass, Fail], &r), Ok(Mark::Bad));
-        assert_eq!(decide(&[Crash], &r), Ok(Mark::Bad));
-        assert_eq!(decide(&[Hang], &r), Ok(Mark::Bad));
-        assert_eq!(decide(&[Pass, Skip], &r), Ok(Mark::Skip));
-        assert_eq!(decide(&[NoVerdict], &r), Ok(Mark::Skip));
-        assert_eq!(decide(&[Skip, Fail], &r), Ok(Mark::Bad));
-        assert!(decide(&[Pass, Error], &r).unwrap_err().contains("'error'"));
-        assert!(decide(&[], &r).is_err());
-        let r = Remap { on_hang: Some(Mark::Skip), ..Remap::default() };
-        assert_eq!(decide(&[Hang], &r), Ok(Mark::Skip));
-        assert!(needs_more_runs(&[Pass], &Remap::default()));
-        assert!(!needs_more_runs(&[Pass, Fail], &Remap::default()));
-    }
 
     #[test]
     fn sides_follow_find_fix() {

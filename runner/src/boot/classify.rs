@@ -14,53 +14,68 @@ pub enum CrashKind {
     Warning,
 }
 
-/// The first line of a splat seen on the console.
+/// The first line of a splat seen on the console, and the title of the
+/// report it starts ([`super::title`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Crash {
     pub kind: CrashKind,
     pub line: String,
+    pub title: Option<String>,
+    /// Whether the kernel died of it: a panic, Oops or BUG at or after it
+    /// (a warning alone it survives).
+    pub fatal: bool,
 }
 
 /// The message of a console line without the kernel's `[    1.234567] `
-/// timestamp and surrounding `\r`.
+/// timestamp, the caller id that follows it with CONFIG_PRINTK_CALLER
+/// (`[    T1] `, `[    C0] `), and surrounding `\r`.
 pub(crate) fn kernel_text(line: &str) -> &str {
     let line = line.trim_matches(['\r', '\n']);
-    if let Some(rest) = line.strip_prefix('[') {
-        if let Some((stamp, text)) = rest.split_once(']') {
-            if stamp.trim().bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-                return text.strip_prefix(' ').unwrap_or(text);
-            }
-        }
-    }
-    line
+    let Some(text) = bracketed(line, |s| s.bytes().all(|b| b.is_ascii_digit() || b == b'.')) else { return line };
+    let caller =
+        |s: &str| s.strip_prefix(['T', 'C']).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    bracketed(text, caller).unwrap_or(text)
 }
 
-/// Whether a console line starts a kernel splat, and which.
+/// `text` after a leading `[ x ] ` whose trimmed inside `x` passes `ok`.
+fn bracketed(text: &str, ok: impl Fn(&str) -> bool) -> Option<&str> {
+    let (inside, rest) = text.strip_prefix('[')?.split_once(']')?;
+    ok(inside.trim()).then(|| rest.strip_prefix(' ').unwrap_or(rest))
+}
+
+/// Whether a console line starts a kernel splat, and which: a panic; an
+/// Oops (a fault the kernel does not survive unless it kills the task);
+/// a BUG (BUG:, kernel BUG at, a page fault, a hung task, a stall); a
+/// warning (WARN, lockdep, UBSAN), which the kernel survives.
 pub(crate) fn classify(line: &str) -> Option<CrashKind> {
     if line.contains(repros::protocol::CONSOLE_PREFIX) {
         return None; // PID 1's own lines (a repro may quote a splat)
     }
     let text = kernel_text(line);
-    if text.starts_with("Kernel panic - not syncing") {
-        Some(CrashKind::Panic)
-    } else if text.starts_with("Oops:")
-        || text.contains("Internal error: Oops")
-        || text.starts_with("general protection fault")
-    {
-        Some(CrashKind::Oops)
-    } else if text.starts_with("BUG:")
-        || text.starts_with("kernel BUG at")
-        || text.starts_with("Unable to handle kernel")
-    {
-        Some(CrashKind::Bug)
-    } else if text.starts_with("WARNING:") {
-        Some(CrashKind::Warning)
+    let Some(head) = super::title::header(text) else {
+        let oops = text.starts_with("Oops:") || text.contains("Internal error: Oops");
+        return oops.then_some(CrashKind::Oops);
+    };
+    const OOPSES: [&str; 6] =
+        ["general protection fault", "Internal error", "divide error", "invalid opcode", "stack segment", "PANIC:"];
+    Some(if head.starts_with("Kernel panic") {
+        CrashKind::Panic
+    } else if OOPSES.iter().any(|o| head.starts_with(o)) {
+        CrashKind::Oops
+    } else if head.starts_with("WARNING:") || head.starts_with("UBSAN:") {
+        CrashKind::Warning
     } else {
-        None
-    }
+        CrashKind::Bug
+    })
 }
 
+/// How many console lines of a report are kept for its title.
+const REPORT_LINES: usize = 400;
+
 /// What the console said so far, fed one line at a time.
+/// Rewrites a report's lines with what debug info knows (inline frames).
+pub(crate) type Symbolize<'a> = dyn Fn(&[String]) -> Vec<String> + 'a;
+
 #[derive(Debug, Default)]
 pub(crate) struct ConsoleScan {
     /// Whether any line was seen at all.
@@ -73,6 +88,11 @@ pub(crate) struct ConsoleScan {
     pub crash: Option<Crash>,
     /// The first WARNING.
     pub warning: Option<Crash>,
+    /// The console from the first splat on (a few hundred lines): what
+    /// titles are read from.
+    report: Vec<String>,
+    /// Where in `report` the first splat that is not a warning starts.
+    crash_at: Option<usize>,
 }
 
 /// What a fed line turned out to be, for the event stream.
@@ -97,14 +117,46 @@ impl ConsoleScan {
             }
             return LineKind::Verdict;
         }
-        match classify(line) {
+        let kind = classify(line);
+        if (kind.is_some() || !self.report.is_empty()) && self.report.len() < REPORT_LINES {
+            if kind.is_some_and(|k| k != CrashKind::Warning) && self.crash_at.is_none() {
+                self.crash_at = Some(self.report.len());
+            }
+            self.report.push(line.to_owned());
+        }
+        match kind {
             Some(kind) => {
                 let slot = if kind == CrashKind::Warning { &mut self.warning } else { &mut self.crash };
-                slot.get_or_insert_with(|| Crash { kind, line: kernel_text(line).to_owned() });
+                slot.get_or_insert_with(|| Crash {
+                    kind,
+                    line: kernel_text(line).to_owned(),
+                    title: None,
+                    fatal: kind != CrashKind::Warning,
+                });
                 LineKind::Crash(kind)
             }
             None => LineKind::Plain,
         }
+    }
+
+    /// The crash a boot counts, titled: the first panic, Oops or BUG, or
+    /// with `warn_is_crash` the first warning when it came first (a WARN
+    /// that `panic_on_warn` turns into a panic is the WARN).
+    /// `symbolize`, when given, rewrites the report's lines first (inline
+    /// frames, from debug info: [`super::symbolize`]).
+    pub(crate) fn counted_crash(&self, warn_is_crash: bool, symbolize: Option<&Symbolize<'_>>) -> Option<Crash> {
+        let warning_first = self.warning.is_some() && self.crash_at != Some(0);
+        let (first, from) = if warn_is_crash && warning_first {
+            (self.warning.as_ref()?, 0)
+        } else {
+            (self.crash.as_ref()?, self.crash_at.unwrap_or(0))
+        };
+        let report = &self.report[from..];
+        let title = match symbolize {
+            Some(f) => super::title::title(f(report).iter().map(String::as_str)),
+            None => super::title::title(report.iter().map(String::as_str)),
+        };
+        Some(Crash { title, fatal: self.crash.is_some(), ..first.clone() })
     }
 }
 

@@ -8,6 +8,8 @@ pub(crate) mod log;
 pub(crate) mod outcome;
 pub mod qemu;
 pub mod run;
+pub(crate) mod symbolize;
+pub mod title;
 
 use std::path::PathBuf;
 

@@ -250,6 +250,10 @@ pub(crate) struct Cmdline<'a> {
     pub quiet: bool,
     /// Seconds the guest gives an `--exec` program.
     pub guest_timeout: Option<u64>,
+    /// Seconds an `--exec` program runs as a syzkaller reproducer (`krepro syz`).
+    pub duration_secs: Option<u64>,
+    /// Words the command adds (`krepro syz`'s `panic_on_warn=1`).
+    pub command_words: &'a [String],
     /// The host's TSC rate, for microvm under TCG (see [`host_tsc_khz`]).
     pub tsc_early_khz: Option<u64>,
     /// [`speedup_words`], unless `--no-speedups`.
@@ -276,6 +280,10 @@ impl Cmdline<'_> {
         if let Some(secs) = self.guest_timeout {
             words.push(param(protocol::CMDLINE_GUEST_TIMEOUT, &secs));
         }
+        if let Some(secs) = self.duration_secs {
+            words.push(param(protocol::CMDLINE_DURATION, &secs));
+        }
+        words.extend(self.command_words.iter().cloned());
         if self.quiet {
             words.push("quiet".to_owned());
         }
@@ -419,6 +427,8 @@ mod tests {
             deadline_ms: 60_000,
             quiet: false,
             guest_timeout: None,
+            duration_secs: None,
+            command_words: &[],
             tsc_early_khz: None,
             speedups,
             user,
@@ -441,9 +451,18 @@ mod tests {
     fn a_users_word_comes_after_every_word_krepro_adds() {
         // Every word krepro can add, with a value or not.
         let speedups = speedup_words(Arch::X86_64, true);
-        let full = Cmdline { quiet: true, guest_timeout: Some(9), tsc_early_khz: Some(1), ..cmdline(&speedups, &[]) };
+        let syz = ["oops=panic".to_owned(), "panic_on_warn=1".to_owned()];
+        let full = Cmdline {
+            quiet: true,
+            guest_timeout: Some(9),
+            duration_secs: Some(150),
+            command_words: &syz,
+            tsc_early_khz: Some(1),
+            ..cmdline(&speedups, &[])
+        };
         let ours = full.words();
-        assert!(ours.len() >= 13, "{ours:?}");
+        assert!(ours.len() >= 16, "{ours:?}");
+        assert!(ours.contains(&"krepro.duration=150".to_owned()) && ours.contains(&syz[1]), "{ours:?}");
         for word in &ours {
             // The user's own value for it: the kernel takes the last.
             let key = word.split('=').next().unwrap_or(word);

@@ -36,6 +36,15 @@ const VERDICT_GRACE: Duration = Duration::from_secs(5);
 /// After qemu exits, how long the console reader gets to hand over the
 /// last lines (the verdict, the panic).
 const DRAIN: Duration = Duration::from_secs(2);
+/// With `--duration` (no verdict comes while the program runs), how long
+/// after a crash's first line the boot goes on: the kernel's report is
+/// printed in well under a second, even under TCG.
+const CRASH_GRACE: Duration = Duration::from_secs(5);
+/// After `Kernel panic - not syncing`, how long the boot goes on: the
+/// kernel prints its last lines and stops (or resets: a microvm entered
+/// through a bzImage then faults in its reset path for as long as it is
+/// let, and qemu never exits).
+const PANIC_GRACE: Duration = Duration::from_secs(3);
 /// How often the run loop wakes up to check the clock and Ctrl-C.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -69,6 +78,13 @@ pub struct Plan {
     /// The user's `--qemu-arg`s, passed after krepro's own.
     pub qemu_args: Vec<String>,
     pub warn_is_crash: bool,
+    /// `krepro syz`: the program runs as a syzkaller reproducer for this
+    /// long ([`repros::protocol::CMDLINE_DURATION`]), and a crash ends the
+    /// boot [`CRASH_GRACE`] after its first line, its report printed.
+    pub duration: Option<Duration>,
+    /// Kernel command line words the command adds (`krepro syz`:
+    /// `oops=panic panic_on_warn=1`), before the user's `--append`.
+    pub kernel_words: Vec<String>,
     /// Whether the kernel command line gets [`qemu::speedup_words`]
     /// (`--no-speedups` clears it).
     pub speedups: bool,
@@ -105,6 +121,8 @@ impl Plan {
             disks: Vec::new(),
             qemu_args: Vec::new(),
             warn_is_crash: false,
+            duration: None,
+            kernel_words: Vec::new(),
             speedups: true,
             extras: Extras::default(),
             logs: LogDir::new(cache.logs()),
@@ -164,7 +182,9 @@ impl Plan {
                 kernel.path.display()
             ));
         }
+        let debug_vmlinux = kernel::debug_vmlinux(&kernel);
         Ok(Bootable {
+            debug_vmlinux,
             kernel,
             boot_image,
             acpi: facts.acpi,
@@ -203,6 +223,9 @@ pub struct Bootable {
     /// A gzip'd cpio appended to the initrd (--exec, --file, --modules);
     /// empty for none.
     pub extra_initrd: Vec<u8>,
+    /// The kernel's vmlinux with debug info, if there is one: crash
+    /// titles name inlined functions ([`kernel::debug_vmlinux`]).
+    pub debug_vmlinux: Option<PathBuf>,
 }
 
 /// The image a boot starts.
@@ -277,6 +300,12 @@ pub(crate) fn choose_entry(
     }
     match choice {
         EntryChoice::Bzimage => Ok(BootImage::BzImage),
+        // Such a kernel resets at once when entered through PVH, before it
+        // prints a line: found on 6.1's KASAN builds.
+        EntryChoice::Auto if kernel::config_facts(kernel).kasan => {
+            say("booting the bzImage: a KASAN kernel does not boot through PVH");
+            Ok(BootImage::BzImage)
+        }
         EntryChoice::Pvh => vmlinux::pvh_vmlinux(&cache.vmlinux(), &kernel.path)
             .map(BootImage::Pvh)
             .map_err(|e| BootError::BadFlag(format!("--entry pvh: {}: {e}", kernel.path.display()))),
@@ -493,6 +522,8 @@ fn boot(
         deadline_ms: plan.timeout.as_millis(),
         quiet: plan.quiet,
         guest_timeout: plan.guest_timeout,
+        duration_secs: plan.duration.map(|d| d.as_secs()),
+        command_words: &plan.kernel_words,
         tsc_early_khz: (plan.machine == Machine::Microvm && accel == Accel::Tcg).then(qemu::host_tsc_khz).flatten(),
         speedups: &speedups,
         user: &plan.append,
@@ -532,8 +563,12 @@ fn boot(
         scan: ConsoleScan::default(),
         init_at: None,
         verdict_at: None,
+        crash_at: None,
+        kernel_starts: 0,
+        panic_at: None,
         stderr: String::new(),
         open: [true; 3],
+        warn_is_crash: plan.warn_is_crash,
         output_writer: Some(output_writer),
     };
     let mut timed_out = false;
@@ -571,6 +606,17 @@ fn boot(
         if watch.verdict_at.is_some_and(|t| t.elapsed() > VERDICT_GRACE) {
             break None; // the verdict stands; qemu did not power off
         }
+        if plan.duration.is_some() && watch.crash_at.is_some_and(|t| t.elapsed() > CRASH_GRACE) {
+            break None; // the crash is the verdict; the kernel lives on
+        }
+        if watch.panic_at.is_some_and(|t| t.elapsed() > PANIC_GRACE) {
+            break None; // the kernel is dead
+        }
+        if watch.kernel_starts > 1 {
+            // The guest reset without qemu exiting (microvm entered through
+            // a bzImage comes back through its firmware): this boot is over.
+            break None;
+        }
         if elapsed > plan.timeout {
             timed_out = true;
             break None;
@@ -594,11 +640,21 @@ fn boot(
         return Err(BootError::QemuFailed { status, stderr: last_lines(&stderr, 3) });
     }
 
+    // Inline frames from the kernel's debug info, when it has some: only
+    // for a crash, and once per boot.
+    let symbolizer = target
+        .debug_vmlinux
+        .as_deref()
+        .filter(|_| scan.crash.is_some() || (plan.warn_is_crash && scan.warning.is_some()))
+        .and_then(super::symbolize::Symbolizer::new);
+    let symbolize = |lines: &[String]| symbolizer.as_ref().map_or_else(|| lines.to_vec(), |s| s.lines(lines));
+    let counted = scan
+        .counted_crash(plan.warn_is_crash, symbolizer.as_ref().map(|_| &symbolize as &super::classify::Symbolize<'_>));
     let obs = Observations {
         console: scan.verdict.as_ref().map(|r| (r.kind, r.repro.as_str(), r.message.as_str())),
         virtio: virtio.as_ref().map(|r| (r.kind, r.repro, r.message)),
         debug_exit: exit_kind,
-        crash: scan.crash.as_ref().or(if plan.warn_is_crash { scan.warning.as_ref() } else { None }),
+        crash: counted.as_ref(),
         timed_out,
         timeout: plan.timeout,
         init_started: scan.boot_to_init_ms.is_some(),
@@ -671,6 +727,14 @@ fn output_fifo_pair(base: &Path) -> Result<(std::fs::File, OwnedFd), BootError> 
     Ok((std::fs::File::from(reader), writer))
 }
 
+/// Whether a console line is a kernel's first: its banner, printed at
+/// time zero (a program that prints /proc/version is not a new kernel).
+fn kernel_start(line: &str) -> bool {
+    let line = line.trim_start_matches('\r');
+    let at_zero = line.strip_prefix('[').is_some_and(|l| l.trim_start().starts_with("0.000000]"));
+    at_zero && super::classify::kernel_text(line).starts_with("Linux version ")
+}
+
 /// Reads what qemu's readers hand over as it comes: the console (the log,
 /// the scan, when PID 1 and the verdict showed up), the guest's bulk
 /// output, qemu's stderr.
@@ -679,9 +743,17 @@ struct Watch {
     scan: ConsoleScan,
     init_at: Option<Instant>,
     verdict_at: Option<Instant>,
+    /// When the first splat that counts as a crash began.
+    crash_at: Option<Instant>,
+    /// When the kernel panicked.
+    panic_at: Option<Instant>,
+    /// How many times a kernel started (its `Linux version` line).
+    kernel_starts: u32,
     stderr: String,
     /// Whether the console, stderr and the output FIFO are still open.
     open: [bool; 3],
+    /// Whether a warning counts as a crash (`--warn-is-crash`).
+    warn_is_crash: bool,
     /// Our write end of the output FIFO, held until qemu has opened its
     /// own (so that reading it does not end before qemu starts), then
     /// dropped (so that it ends when qemu exits).
@@ -719,6 +791,9 @@ impl Watch {
     }
 
     fn console(&mut self, text: &str, on_event: &mut dyn FnMut(RunEvent<'_>)) {
+        if kernel_start(text) {
+            self.kernel_starts += 1;
+        }
         self.log.line(text);
         on_event(RunEvent::Console(text));
         match self.scan.feed(text) {
@@ -732,7 +807,15 @@ impl Watch {
                     on_event(RunEvent::Verdict(v));
                 }
             }
-            LineKind::Crash(kind) => on_event(RunEvent::Crash(kind)),
+            LineKind::Crash(kind) => {
+                if kind != CrashKind::Warning || self.warn_is_crash {
+                    self.crash_at.get_or_insert_with(Instant::now);
+                }
+                if kind == CrashKind::Panic {
+                    self.panic_at.get_or_insert_with(Instant::now);
+                }
+                on_event(RunEvent::Crash(kind))
+            }
             LineKind::Plain => {}
         }
     }
@@ -811,6 +894,40 @@ fn last_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
+/// A run result to start a test's own from.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub(crate) fn result() -> RunResult {
+        RunResult {
+            outcome: Outcome::Pass,
+            repro: "exec".into(),
+            message: String::new(),
+            kernel: "/k".into(),
+            kernel_release: None,
+            accel: Accel::Tcg,
+            machine: Machine::Microvm,
+            entry: Entry::Pvh,
+            qemu_ms: 0,
+            qemu_to_kernel_ms: None,
+            verdict_to_exit_ms: None,
+            wall_ms: 0,
+            boot_to_init_ms: None,
+            init_to_verdict_ms: None,
+            console_log: "/log".into(),
+            channels: Channels::default(),
+            qemu_status: None,
+            crash: None,
+            cpus: 1,
+            disks: Vec::new(),
+            qemu_args: Vec::new(),
+            customised: false,
+            cmdline: String::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -831,6 +948,16 @@ mod tests {
     }
 
     #[test]
+    fn a_kernel_starts_with_its_banner_at_time_zero_only() {
+        let banner = "Linux version 6.12.118+deb12-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP";
+        assert!(kernel_start(&format!("[    0.000000] {banner}")));
+        assert!(kernel_start(&format!("\r[    0.000000] {banner}\r")));
+        // A repro printing /proc/version, raw or through /dev/kmsg.
+        assert!(!kernel_start(banner));
+        assert!(!kernel_start(&format!("[    1.135000] {banner}")));
+    }
+
+    #[test]
     fn any_single_channel_is_enough() {
         let mut o = obs();
         o.debug_exit = Some(Kind::Pass);
@@ -845,7 +972,7 @@ mod tests {
 
     #[test]
     fn fail_beats_crash_beats_other_verdicts() {
-        let crash = Crash { kind: CrashKind::Oops, line: "Oops: 0002 [#1]".into() };
+        let crash = Crash { kind: CrashKind::Oops, line: "Oops: 0002 [#1]".into(), title: None, fatal: true };
         let mut o = obs();
         o.crash = Some(&crash);
         o.console = Some((Kind::Fail, "x", "bug seen"));

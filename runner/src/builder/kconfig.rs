@@ -80,6 +80,12 @@ const OPTIONAL: &[&str] = &[
     "VIRTIO_PCI",
     "VIRTIO_MMIO",
     "VIRTIO_CONSOLE",
+    // A kernel that can report its bugs: tinyconfig turns BUG off, which
+    // leaves WARN_ON silent and BUG_ON a bare "invalid opcode"; without
+    // KALLSYMS a report's frames are addresses, and crash titles (and
+    // `--same-crash`) have no function to name.
+    "BUG",
+    "KALLSYMS",
 ];
 /// x86 only.
 const OPTIONAL_X86: &[&str] = &[

@@ -62,6 +62,8 @@ pub(crate) struct BuildOptions {
     pub repro: Option<ReproConfig>,
     pub base: Base,
     pub fragments: Vec<PathBuf>,
+    /// Single options on top (`--config-add CONFIG_X=y`), after the fragments.
+    pub settings: Vec<String>,
     pub make_args: Vec<String>,
     pub jobs: usize,
     /// The guest's CPUs and disks: what the boot flags need goes in too.
@@ -76,6 +78,9 @@ pub(crate) struct BuildOptions {
     /// PVH, when the config has PVH (no bzImage, no compression, nothing
     /// to take out of it again); else the boot image.
     pub vmlinux: bool,
+    /// Of a git tree, build this commit (in krepro's worktree) instead of
+    /// the tree as it is.
+    pub commit: Option<String>,
 }
 
 /// What a repro asks of the kernel: its declared options (each `=y`).
@@ -239,6 +244,9 @@ pub(crate) fn requests(opts: &BuildOptions) -> Result<Vec<Request>, BuildError> 
     for f in &opts.fragments {
         let text = std::fs::read_to_string(f).map_err(io(format!("read fragment {}", f.display())))?;
         reqs.extend(kconfig::parse_fragment(&text, &f.display().to_string()).map_err(BuildError::BadInput)?);
+    }
+    for line in &opts.settings {
+        reqs.extend(kconfig::parse_fragment(line, "--config-add").map_err(BuildError::BadInput)?);
     }
     Ok(reqs)
 }
@@ -481,7 +489,10 @@ pub(crate) fn build(
     let mut _held = None;
     let source = match worktree::git_top(&source).filter(|_| !worktree::is_ours(cache, &source)) {
         Some(top) => {
-            let snap = worktree::snapshot(&top)?;
+            let snap = match &opts.commit {
+                Some(c) => c.clone(),
+                None => worktree::snapshot(&top)?,
+            };
             let wt = worktree::take(cache, &top, None, &mut |m| on(BuildEvent::Note(m)))?;
             worktree::checkout(&wt.path, &snap)?;
             on(BuildEvent::Note(&format!(
@@ -654,7 +665,11 @@ fn build_with(
     let jobs = format!("-j{}", opts.jobs.max(1));
     // What is made: the vmlinux when krepro boots it through PVH, else
     // the boot image, whose make target is its file name (bzImage, Image).
-    let pvh = opts.arch == Arch::X86_64 && final_config.get("PVH") == Some(&kconfig::Value::Y);
+    // A KASAN kernel does not boot through PVH (it resets at once): the
+    // bzImage it is.
+    let pvh = opts.arch == Arch::X86_64
+        && final_config.get("PVH") == Some(&kconfig::Value::Y)
+        && final_config.get("KASAN") != Some(&kconfig::Value::Y);
     let image = if opts.vmlinux && pvh { "vmlinux" } else { opts.arch.boot_image() };
     let out_name = image.rsplit('/').next().unwrap_or(image);
     let made = run_make(&source, &tc, &make_args, &[jobs.as_str(), out_name], &log_path, on)?;
@@ -672,6 +687,12 @@ fn build_with(
     // The symbols, for `bench --profile` (a tinyconfig kernel has no
     // kallsyms to ask).
     std::fs::copy(build_dir.join("System.map"), staging.path().join("System.map")).map_err(io("copy System.map"))?;
+    // With debug info, the vmlinux too (unless it is the image): crash
+    // titles name inlined functions from it.
+    if final_config.get("DEBUG_INFO") == Some(&kconfig::Value::Y) && out_name != "vmlinux" {
+        std::fs::copy(build_dir.join("vmlinux"), staging.path().join("vmlinux.debug"))
+            .map_err(io("copy vmlinux (debug info)"))?;
+    }
     let built = Built {
         image: done.join(out_name),
         config: done.join("config"),
@@ -997,6 +1018,8 @@ mod tests {
             }),
             base: Base::Tinyconfig,
             fragments: vec![frag],
+            settings: vec!["CONFIG_NET=y".into()],
+            commit: None,
             make_args: vec![],
             jobs: 1,
             cpus: 1,
@@ -1027,6 +1050,8 @@ mod tests {
             }),
             base: Base::Tinyconfig,
             fragments: vec![],
+            settings: vec![],
+            commit: None,
             make_args: vec![],
             jobs: 1,
             cpus: 1,

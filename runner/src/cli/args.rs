@@ -240,6 +240,37 @@ impl VerdictArgs {
     }
 }
 
+/// Which bug a bisect chases, for `bisect` and `syz`.
+#[derive(clap::Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Which bug is chased")]
+pub(crate) struct ChaseArgs {
+    /// Chase one crash: a run that crashes with another title than TITLE
+    /// (syzbot's form, e.g. "WARNING in kcmp_lock"; default: the bad
+    /// end's first crash) counts as another crash, not the bug, and a
+    /// commit with only other crashes is skipped
+    #[arg(long, value_name = "TITLE", num_args = 0..=1, default_missing_value = "")]
+    pub(crate) same_crash: Option<String>,
+
+    /// With --runs N: a commit is bad when at least K runs show the bug
+    /// (a flaky repro); see the README for why 1 is the default
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) min_bad: u32,
+}
+
+impl ChaseArgs {
+    /// (--same-crash given, its title), `--min-bad` checked against `runs`.
+    pub(crate) fn request(&self, runs: u32) -> Result<request::Chase, String> {
+        if self.min_bad > runs {
+            return Err(format!("--min-bad {} is more than --runs {runs}", self.min_bad));
+        }
+        Ok(request::Chase {
+            same_crash: self.same_crash.is_some(),
+            title: self.same_crash.clone().filter(|t| !t.trim().is_empty()),
+            min_bad: self.min_bad,
+        })
+    }
+}
+
 /// How a kernel is configured and built (`run -b`, `kernel build`, `bisect`).
 #[derive(clap::Args, Clone, Debug)]
 #[command(next_help_heading = "Building the kernel")]
@@ -255,6 +286,10 @@ pub(crate) struct ConfigArgs {
     /// Extra config fragment (CONFIG_X=y lines) on top; repeatable, later wins
     #[arg(long = "fragment", value_name = "FILE")]
     pub(crate) fragments: Vec<PathBuf>,
+    /// An option on top of the config: CONFIG_X=y (=n, =m, =VALUE), or a
+    /// fragment FILE as --fragment; repeatable, after the fragments
+    #[arg(long = "config-add", value_name = "CONFIG_X=y|FILE")]
+    pub(crate) config_add: Vec<String>,
     /// Passed to make, e.g. --make-arg LLVM=1, --make-arg KCFLAGS=-Og; repeatable
     #[arg(long = "make-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub(crate) make_args: Vec<String>,
@@ -272,10 +307,14 @@ pub(crate) struct ConfigArgs {
 impl ConfigArgs {
     /// The build of the tree at `source`.
     pub(crate) fn request(&self, source: PathBuf) -> request::Build {
+        let (settings, files): (Vec<&String>, Vec<&String>) =
+            self.config_add.iter().partition(|a| a.starts_with("CONFIG_") || a.starts_with("# CONFIG_"));
         request::Build {
             source,
             base: self.config.clone().map_or_else(|| self.base.clone(), Base::File),
-            fragments: self.fragments.clone(),
+            fragments: self.fragments.iter().cloned().chain(files.into_iter().map(PathBuf::from)).collect(),
+            settings: settings.into_iter().cloned().collect(),
+            commit: None,
             make_args: self.make_args.clone(),
             jobs: self.jobs,
             cc: self.cc,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::args::{BootArgs, ConfigArgs, GuestArgs, TreeArgs, VerdictArgs};
+use super::args::{BootArgs, ChaseArgs, ConfigArgs, GuestArgs, TreeArgs, VerdictArgs};
 use super::progress::{mmss, Progress};
 use super::run::show_run_event;
 use super::Failure;
@@ -82,20 +82,15 @@ pub struct BisectArgs {
     #[command(flatten)]
     verdict: VerdictArgs,
     #[command(flatten)]
+    chase: ChaseArgs,
+    #[command(flatten)]
     tree: TreeArgs,
     #[command(flatten)]
     config: ConfigArgs,
 }
 
 pub(crate) fn run(args: &BisectArgs, cache: &Cache) -> Result<Exit, Failure> {
-    let mut ui = Ui {
-        progress: Progress::new(),
-        verbose: args.verbose,
-        started: Instant::now(),
-        tested: 0,
-        tested_secs: 0.0,
-        made: "build",
-    };
+    let mut ui = Ui::new(args.verbose);
     let result = execute(args, cache, &mut ui);
     ui.progress.clear();
     result
@@ -185,7 +180,12 @@ fn execute(args: &BisectArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Failur
     let guest = session::guest(&what, &guest_req, &boot, arch, cache, &mut |m| ui.progress.say(m))?;
     let plan = session::plan(&boot, &guest, cache, &mut |m| ui.progress.say(m))?;
     let verdicts = args.verdict.request();
+    let chase = args.chase.request(verdicts.runs).map_err(Failure::error)?;
     let opts = Options {
+        same_crash: chase.same_crash,
+        crash_title: chase.title,
+        min_bad: chase.min_bad,
+        seed: Vec::new(),
         repro: guest.label.clone(),
         description: guest.selected.as_ref().map(|r| r.decl.description.clone()).unwrap_or_default(),
         runs: verdicts.runs,
@@ -226,15 +226,39 @@ fn execute(args: &BisectArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Failur
             (report, config)
         }
     };
-    let md = report.markdown(config.as_ref().map(|(b, f)| (b.as_str(), f.as_str())));
-    println!("{md}");
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report).expect("plain data");
+    conclude(&report, config.as_ref().map(|(b, f)| (b.as_str(), f.as_str())), args.json.as_deref(), false)
+}
+
+/// Prints the report (Markdown, or with `json_stdout` JSON; and writes
+/// it as JSON to `json`), says the answer on stderr, and gives the exit
+/// status: 0 found and verified (or not asked to verify), 2 found but not
+/// verified, or not trusted (a no-op culprit, a merge), 125 only
+/// untestable candidates left.
+pub(super) fn conclude(
+    report: &bisect::BisectReport,
+    config: Option<(&str, &str)>,
+    json: Option<&std::path::Path>,
+    json_stdout: bool,
+) -> Result<Exit, Failure> {
+    if json_stdout {
+        println!("{}", serde_json::to_string(report).expect("plain data"));
+    } else {
+        println!("{}", report.markdown(config));
+    }
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(report).expect("plain data");
         std::fs::write(path, text).map_err(|e| Failure::error(format!("write {}: {e}", path.display())))?;
     }
     match report.answer_line() {
         Some(answer) => {
             eprintln!("krepro: {}: {answer} ({} tested, {})", report.found, report.steps.len(), mmss(report.wall_secs));
+            if let Some(t) = report.trust.filter(|t| !t.reliable) {
+                eprintln!("krepro: unreliable: confidence {:.2} < {}", t.confidence, crate::bisect::verdict::RELIABLE);
+            }
+            if let Some(doubt) = report.doubt() {
+                eprintln!("krepro: not trusted: {doubt}");
+                return Ok(Exit::NotVerified);
+            }
             match &report.verification {
                 Some(v) if v.status != VerifyStatus::Verified => {
                     eprintln!("krepro: {}: {}", v.status.name(), v.summary);
@@ -278,7 +302,7 @@ fn search(
     report.map_err(bisect_failure)
 }
 
-fn bisect_failure(e: BisectError) -> Failure {
+pub(super) fn bisect_failure(e: BisectError) -> Failure {
     let exit = if matches!(e, BisectError::Interrupted) { Exit::Interrupted } else { Exit::Error };
     Failure::new(exit, e)
 }
@@ -318,8 +342,8 @@ fn repeat_flags(args: &BisectArgs, arch: Arch) -> Vec<String> {
     words
 }
 
-struct Ui {
-    progress: Progress,
+pub(super) struct Ui {
+    pub(super) progress: Progress,
     verbose: bool,
     started: Instant,
     tested: usize,
@@ -329,7 +353,11 @@ struct Ui {
 }
 
 impl Ui {
-    fn event(&mut self, ev: BisectEvent<'_>) {
+    pub(super) fn new(verbose: bool) -> Ui {
+        Ui { progress: Progress::new(), verbose, started: Instant::now(), tested: 0, tested_secs: 0.0, made: "build" }
+    }
+
+    pub(super) fn event(&mut self, ev: BisectEvent<'_>) {
         match ev {
             BisectEvent::Say(s) => self.progress.say(s),
             BisectEvent::Run(ev) => show_run_event(&mut self.progress, self.verbose, &ev),
@@ -338,6 +366,9 @@ impl Ui {
                 let elapsed = mmss(self.started.elapsed().as_secs_f64());
                 let head = if kind == TestKind::Endpoint {
                     "checking an end".to_owned()
+                } else if kind == TestKind::Release {
+                    let left = steps_left.map(|l| format!(", {l} more after it")).unwrap_or_default();
+                    format!("looking for a good release ({step}{left})")
                 } else if kind == TestKind::Verify {
                     match steps_left {
                         Some(left) => format!("verifying ({step} of {})", step as u32 + left),
@@ -362,9 +393,7 @@ impl Ui {
                 self.tested += 1;
                 self.tested_secs += s.build_secs + s.boot_secs;
                 self.progress.clear();
-                let runs: Vec<&str> = s.outcomes.iter().map(|o| o.name()).collect();
-                let detail =
-                    if runs.is_empty() { s.message.clone() } else { format!("{} {}", runs.join(", "), s.message) };
+                let detail = tested_detail(s);
                 let flaky = if s.flaky { " (runs disagree: flaky)" } else { "" };
                 eprintln!(
                     "krepro:   -> {}{flaky}: {} [{} {}, boot {}]",
@@ -377,5 +406,32 @@ impl Ui {
                 let _ = std::io::stderr().flush();
             }
         }
+    }
+}
+
+/// What a tested candidate's progress line says after its verdict: the
+/// runs' outcomes and the deciding message; a crash by its title, as
+/// another crash when it is not the bug; with several runs, the counts.
+fn tested_detail(s: &bisect::Tested) -> String {
+    let crash = s.titles.iter().flatten().next();
+    let first = match (crash, s.counts.bug, s.counts.other) {
+        // Not booted: the message says whose verdict it took.
+        _ if s.same_kernel_as.is_some() => s.message.clone(),
+        (Some(title), 0, 1..) => format!("other crash: {title}"),
+        (Some(title), _, _) => format!("crash: {title}"),
+        // Several runs: the counts say what each did.
+        (None, _, _) if s.counts.runs > 1 => s.message.clone(),
+        (None, _, _) => {
+            let runs: Vec<&str> = s.outcomes.iter().map(|o| o.name()).collect();
+            if runs.is_empty() {
+                s.message.clone()
+            } else {
+                format!("{} {}", runs.join(", "), s.message)
+            }
+        }
+    };
+    match s.counts.runs {
+        0 | 1 => first,
+        _ => format!("{} ({first})", s.counts.describe()),
     }
 }

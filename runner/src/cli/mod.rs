@@ -9,6 +9,7 @@ mod bisect;
 mod commands;
 pub mod progress;
 mod run;
+mod syz;
 
 use std::path::PathBuf;
 
@@ -79,6 +80,18 @@ pub enum Command {
     /// found (and verified), 2 found but not verified, 125 only untestable
     /// commits left, 128 error, 130 interrupted
     Bisect(Box<bisect::BisectArgs>),
+    /// Run a syzbot report's C reproducer on a kernel, and find its cause
+    ///
+    /// SOURCE is a directory of the report's files or a syzbot bug URL or
+    /// extid. The kernel is --kernel FILE, or the kernel tree (here, or
+    /// --source DIR) built at the report's commit with the report's
+    /// config and compiler. The reproducer runs as syzbot runs it: looping
+    /// on 2 CPUs for --duration seconds, with cgroup2 and tmpfs mounted,
+    /// panic_on_warn=1 and oops=panic. It says "reproduced: TITLE" (exit
+    /// 1, 2 when the kernel died of it), "other crash: TITLE (the report
+    /// says TITLE2)" (exit 2) or "no crash in N s" (exit 0). With --bisect
+    /// it finds the commit that caused it, chasing the report's crash only
+    Syz(Box<syz::SyzArgs>),
 }
 
 /// A command that did not do its job: the exit status, and the message
@@ -141,6 +154,7 @@ pub fn execute(command: Command, cache: &Cache) -> Result<Exit, Failure> {
         Command::Initrd(args) => commands::initrd(&args, cache),
         Command::Kernel { command } => commands::kernel(command, cache),
         Command::Bisect(args) => bisect::run(&args, cache),
+        Command::Syz(args) => syz::run(&args, cache),
     }
 }
 

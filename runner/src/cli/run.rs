@@ -124,6 +124,8 @@ struct JsonReport<'a> {
     #[serde(flatten)]
     decisive: &'a RunResult,
     exit_code: u8,
+    /// The crash's title in syzbot's form (also in `crash.title`).
+    crash_title: Option<&'a str>,
     /// Whether the runs disagreed (a flaky repro).
     flaky: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -200,8 +202,14 @@ impl Ui {
         let flaky = results.iter().any(|r| r.outcome != results[0].outcome);
         if self.json {
             let decisive = results.iter().find(|r| r.outcome == outcome).expect("combined from these");
-            let report =
-                JsonReport { decisive, exit_code: code.code(), flaky, runs: (results.len() > 1).then_some(results) };
+            let crash_title = decisive.crash.as_ref().and_then(|c| c.title.as_deref());
+            let report = JsonReport {
+                decisive,
+                exit_code: code.code(),
+                crash_title,
+                flaky,
+                runs: (results.len() > 1).then_some(results),
+            };
             println!("{}", serde_json::to_string(&report).expect("plain data serialises"));
         } else if results.len() > 1 {
             let list: Vec<&str> = results.iter().map(|r| r.outcome.name()).collect();

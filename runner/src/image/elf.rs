@@ -31,7 +31,13 @@ const PT_DYNAMIC: u32 = 2;
 const PT_INTERP: u32 = 3;
 pub(crate) const PT_NOTE: u32 = 4;
 
+const SHT_SYMTAB: u32 = 2;
+const SHT_NOTE: u32 = 7;
+const STT_FUNC: u8 = 2;
+/// The size of an ELF64 symbol table entry.
+const SYM_SIZE: u16 = 24;
 const SHT_NOBITS: u32 = 8;
+const SHF_ALLOC: u64 = 2;
 /// In `e_shstrndx`: the index is in section 0's `sh_link`.
 const SHN_XINDEX: u16 = 0xffff;
 
@@ -218,6 +224,7 @@ pub(crate) struct Section {
     pub index: usize,
     pub name: u32,
     pub kind: u32,
+    pub flags: u64,
     pub offset: u64,
     pub size: u64,
     pub link: u32,
@@ -229,6 +236,7 @@ impl Section {
             index,
             name: u32_at(e, 0)?,
             kind: u32_at(e, 4)?,
+            flags: u64_at(e, 8)?,
             offset: u64_at(e, 24)?,
             size: u64_at(e, 32)?,
             link: u32_at(e, 40)?,
@@ -299,6 +307,14 @@ impl Sections {
             .ok_or_else(|| short(Part::SectionHeaders))?;
         Ok(Sections { all, names })
     }
+}
+
+/// A function symbol: its name, address and size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FuncSymbol<'a> {
+    pub name: &'a [u8],
+    pub addr: u64,
+    pub size: u64,
 }
 
 impl<'a> Elf<'a> {
@@ -407,6 +423,31 @@ impl<'a> Elf<'a> {
         Ok(None)
     }
 
+    /// The function symbols of the symbol table (none in a stripped file).
+    pub(crate) fn functions(&self) -> Result<Vec<FuncSymbol<'a>>, ElfError> {
+        let Some(symtab) = self.sections()?.iter().find(|s| s.kind == SHT_SYMTAB) else { return Ok(Vec::new()) };
+        let strtab = usize::try_from(symtab.link)
+            .ok()
+            .and_then(|i| self.sections().ok()?.get(i))
+            .ok_or_else(|| ElfError::Malformed(format!("the symbol table links to section {}", symtab.link)))?;
+        let names = self.section_data(strtab)?;
+        let count = symtab.size.checked_div(u64::from(SYM_SIZE)).unwrap_or(0);
+        let mut out = Vec::new();
+        for e in table(self.data, symtab.offset, count, SYM_SIZE, SYM_SIZE, Part::SectionHeaders)? {
+            let (Some(name), Some(info), Some(addr), Some(size)) =
+                (u32_at(e, 0), e.get(4), u64_at(e, 8), u64_at(e, 16))
+            else {
+                continue;
+            };
+            if info & 0xf != STT_FUNC {
+                continue;
+            }
+            let Some(name) = usize::try_from(name).ok().and_then(|at| names.get(at..)) else { continue };
+            out.push(FuncSymbol { name: name.split(|&b| b == 0).next().unwrap_or_default(), addr, size });
+        }
+        Ok(out)
+    }
+
     /// The notes in a (PT_NOTE) segment.
     pub(crate) fn notes(&self, s: &Segment) -> Result<Vec<Note<'a>>, ElfError> {
         let mut rest = self.segment_data(s)?;
@@ -471,6 +512,30 @@ pub(crate) fn check_static(elf: &[u8], exec_only: bool) -> Result<(), ElfError> 
         return Err(ElfError::Dynamic("(none named)".into()));
     }
     Ok(())
+}
+
+/// A hash of what a vmlinux loads: its allocated sections that have bytes
+/// in the file (not NOBITS) and are not notes (the build ID differs with
+/// debug info alone), each name and content in order. Two kernels with
+/// the same hash run the same code on the same data: a commit between
+/// them (a comment, a file the config does not build) cannot change what
+/// a repro sees. syzkaller's bisection hashes vmlinux the same way.
+pub(crate) fn code_hash(vmlinux: &[u8]) -> Result<blake3::Hash, ElfError> {
+    let elf = Elf::parse(vmlinux)?;
+    elf.check_complete()?;
+    let mut h = blake3::Hasher::new();
+    for s in elf.sections()? {
+        if s.flags & SHF_ALLOC == 0 || s.kind == SHT_NOBITS || s.kind == SHT_NOTE {
+            continue;
+        }
+        let name = elf.section_name(s)?;
+        let data = elf.section_data(s)?;
+        for part in [name, data] {
+            h.update(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_le_bytes());
+            h.update(part);
+        }
+    }
+    Ok(h.finalize())
 }
 
 /// The `key=value` strings of a kernel module's `.modinfo` section, from a

@@ -46,6 +46,28 @@ pub struct Kernel {
     pub arch: Arch,
 }
 
+impl Kernel {
+    /// A hash of the code and data this kernel loads (hex), the same for
+    /// two builds whose difference cannot matter: for a vmlinux (or a
+    /// bzImage's, taken out into `vmlinux_dir` and cached there) its
+    /// allocated sections' ([`super::elf::code_hash`]); for another image
+    /// (arm64's Image, the loaded bytes themselves) the whole file's.
+    pub(crate) fn code_hash(&self, vmlinux_dir: &Path) -> Result<String, KernelError> {
+        let bytes = std::fs::read(&self.path).map_err(io(format!("read {}", self.path.display())))?;
+        let not_kernel =
+            |e: &dyn std::fmt::Display| KernelError::NotAKernel { path: self.path.clone(), why: e.to_string() };
+        let elf = if bytes.starts_with(b"\x7fELF") {
+            bytes
+        } else if self.arch == Arch::X86_64 {
+            let v = super::vmlinux::pvh_vmlinux(vmlinux_dir, &self.path).map_err(|e| not_kernel(&e))?;
+            std::fs::read(&v).map_err(io(format!("read {}", v.display())))?
+        } else {
+            return Ok(blake3::hash(&bytes).to_hex().to_string());
+        };
+        super::elf::code_hash(&elf).map(|h| h.to_hex().to_string()).map_err(|e| not_kernel(&e))
+    }
+}
+
 /// Checks that `path` is a readable kernel image qemu can boot and reads
 /// its release, before qemu is ever started: an x86 bzImage ("HdrS" at
 /// 0x202), or an arm64 Image ("ARM\x64" at 56), plain, gzip'd (Debian's
@@ -238,6 +260,31 @@ pub fn config_of(kernel: &Kernel) -> Option<std::collections::BTreeMap<String, s
     candidates.iter().find_map(|c| std::fs::read_to_string(c).ok()).map(|t| super::config::parse_config(&t))
 }
 
+/// The vmlinux with debug info for `kernel`, where there is one to be
+/// sure of: the kernel itself (a vmlinux); `vmlinux.debug` beside it (the
+/// builder keeps one for a config with DEBUG_INFO); a tree's `vmlinux`
+/// (beside a bzImage, or three levels up from arch/x86/boot) that is no
+/// older than the image. Checked for a `.debug_info` section.
+pub(crate) fn debug_vmlinux(kernel: &Kernel) -> Option<PathBuf> {
+    let dir = kernel.path.parent()?;
+    let image_time = std::fs::metadata(&kernel.path).and_then(|m| m.modified()).ok()?;
+    let fresh = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).is_ok_and(|t| t >= image_time);
+    let mut candidates = Vec::new();
+    if is_elf(&kernel.path) {
+        candidates.push(kernel.path.clone());
+    }
+    candidates.push(dir.join("vmlinux.debug"));
+    candidates.extend([dir.join("vmlinux"), dir.join("../../../vmlinux")].into_iter().filter(|p| fresh(p)));
+    candidates.into_iter().find(|c| {
+        // The section headers are at the end: read the file once, here.
+        std::fs::read(c).ok().is_some_and(|data| {
+            super::elf::Elf::parse(&data)
+                .ok()
+                .is_some_and(|e| e.section_by_name(b".debug_info").ok().flatten().is_some())
+        })
+    })
+}
+
 /// What the runner needs to know of a kernel's config (found beside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ConfigFacts {
@@ -252,17 +299,21 @@ pub(crate) struct ConfigFacts {
     /// Whether it has virtio-blk, built in or as a module; unknown counts
     /// as yes.
     pub virtio_blk: bool,
+    /// Whether it has KASAN: such a kernel (6.1's, at least) resets at
+    /// once when entered through PVH. Unknown counts as no.
+    pub kasan: bool,
 }
 
 pub(crate) fn config_facts(kernel: &Kernel) -> ConfigFacts {
     use super::config::Value;
     match config_of(kernel) {
-        None => ConfigFacts { acpi: true, periodic_ticks_only: false, smp: true, virtio_blk: true },
+        None => ConfigFacts { acpi: true, periodic_ticks_only: false, smp: true, virtio_blk: true, kasan: false },
         Some(c) => ConfigFacts {
             acpi: c.get("ACPI") == Some(&Value::Y),
             periodic_ticks_only: c.get("HZ_PERIODIC") == Some(&Value::Y) && c.get("HIGH_RES_TIMERS") != Some(&Value::Y),
             smp: c.get("SMP") == Some(&Value::Y),
             virtio_blk: matches!(c.get("VIRTIO_BLK"), Some(Value::Y | Value::M)),
+            kasan: c.get("KASAN") == Some(&Value::Y),
         },
     }
 }
@@ -399,12 +450,12 @@ mod tests {
         assert!(unknown.acpi, "unknown counts as ACPI");
         assert!(!unknown.periodic_ticks_only, "unknown counts as one-shot ticks");
         std::fs::write(d.path().join("config-6.1.0-9"), "# CONFIG_ACPI is not set\nCONFIG_NO_HZ_IDLE=y\n").unwrap();
-        let none = ConfigFacts { acpi: false, periodic_ticks_only: false, smp: false, virtio_blk: false };
+        let none = ConfigFacts { acpi: false, periodic_ticks_only: false, smp: false, virtio_blk: false, kasan: false };
         assert_eq!(config_facts(&k), none);
         let built = Kernel { path: d.path().join("bzImage"), release: Some("6.1.192".into()), arch: Arch::X86_64 };
         let text = "CONFIG_ACPI=y\nCONFIG_HZ_PERIODIC=y\nCONFIG_SMP=y\nCONFIG_VIRTIO_BLK=m\n";
         std::fs::write(d.path().join("config"), text).unwrap();
-        let all = ConfigFacts { acpi: true, periodic_ticks_only: true, smp: true, virtio_blk: true };
+        let all = ConfigFacts { acpi: true, periodic_ticks_only: true, smp: true, virtio_blk: true, kasan: false };
         assert_eq!(config_facts(&built), all);
         std::fs::write(d.path().join("bzImage.config"), "CONFIG_HZ_PERIODIC=y\nCONFIG_HIGH_RES_TIMERS=y\n").unwrap();
         assert_eq!(config_facts(&built), none, "<image>.config comes first; high-res timers are one-shot");
