@@ -78,6 +78,7 @@ pub(crate) fn header(text: &str) -> Option<&str> {
         "divide error: ",
         "invalid opcode: ",
         "stack segment: ",
+        "int3: ",
     ];
     if !STARTS.iter().any(|s| t.starts_with(s)) {
         return None;
@@ -162,7 +163,8 @@ fn describe(r: &[&str]) -> Option<String> {
     } else if head.starts_with("PANIC: double fault") {
         format!("PANIC: double fault in {}", f.ip()?)
     } else {
-        let kind = ["divide error", "invalid opcode", "stack segment"].into_iter().find(|k| head.starts_with(k))?;
+        let kind =
+            ["divide error", "invalid opcode", "stack segment", "int3"].into_iter().find(|k| head.starts_with(k))?;
         let kind = if kind == "stack segment" { "stack segment fault" } else { kind };
         format!("{kind} in {}", f.ip()?)
     };
@@ -883,6 +885,24 @@ mod tests {
 
     fn t(text: &str) -> Option<String> {
         title(text.lines())
+    }
+
+    #[test]
+    fn an_oops_is_titled_by_its_own_kind_not_the_panic_after_it() {
+        let console = "\
+[    2.101000] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI
+[    2.101100] CPU: 1 UID: 0 PID: 0 Comm: swapper/1 Not tainted 6.12.118+deb12-cloud-amd64 #1
+[    2.101200] RIP: 0010:sched_clock_cpu+0x9/0x1a0
+[    2.101300] Call Trace:
+[    2.101400]  <TASK>
+[    2.101500]  irqtime_account_irq+0x3c/0xb0
+[    2.101600]  </TASK>
+[    2.101700] Kernel panic - not syncing: Fatal exception in interrupt";
+        assert_eq!(t(console).unwrap(), "int3 in sched_clock_cpu");
+        assert_eq!(
+            t("[ 1.0] Oops: invalid opcode: 0000 [#1] SMP\n[ 1.1] RIP: 0010:f+0x1/0x2").unwrap(),
+            "invalid opcode in f"
+        );
     }
 
     #[test]
