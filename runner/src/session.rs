@@ -148,6 +148,7 @@ pub(crate) fn build_options(
         fragments: req.fragments.clone(),
         settings: req.settings.clone(),
         commit: req.commit.clone(),
+        step: None,
         make_args: req.make_args.clone(),
         cc: req.cc,
         jobs: req.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),

@@ -260,3 +260,52 @@ fn find_fix_and_bad_refs() {
     assert_eq!(bad_ref.stderr.trim_end().lines().count(), 1, "{}", bad_ref.stderr);
     assert!(bad_ref.stderr.starts_with("error: --good no-such-ref: not a commit in "), "{}", bad_ref.stderr);
 }
+
+#[test]
+fn config_bisect_refuses_bad_configs_before_building() {
+    // A tree (never built: every refusal comes first) and the configs.
+    let tree = temp("tree");
+    for f in ["Makefile", "Kconfig"] {
+        std::fs::write(tree.path().join(f), "").unwrap();
+    }
+    std::fs::create_dir_all(tree.path().join("arch/x86")).unwrap();
+    let w = |name: &str, text: &str| {
+        let p = tree.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let x86 = w("x86.config", "CONFIG_X86_64=y\nCONFIG_NET=y\n");
+    let x86_again = w("x86-again.config", "CONFIG_X86_64=y\nCONFIG_NET=y\n");
+    let arm = w("arm64.config", "CONFIG_ARM64=y\nCONFIG_NET=y\n");
+    let text = w("notes.txt", "not a config\n");
+    let cache = temp("cache");
+    let run = |good: &str, bad: &str| {
+        let args = ["bisect", "--source", tree.path().to_str().unwrap(), "--config-good", good, "--config-bad", bad];
+        xtask_env(&args, &[("XDG_CACHE_HOME", cache.path())])
+    };
+    for (good, bad, says) in [
+        (&text, &x86, "not a kernel config (no CONFIG_X86_64=y or CONFIG_ARM64=y line)"),
+        (&x86, &arm, "is an x86_64 config but --config-bad"),
+        (&x86, &x86_again, "are the same config: nothing to bisect"),
+    ] {
+        let r = run(good, bad);
+        assert_eq!(r.code, 128, "{}", r.stderr);
+        assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.starts_with("error: --config-") && r.stderr.contains(says), "{}", r.stderr);
+    }
+    // config minimize refuses the same way.
+    let src = tree.path().to_str().unwrap();
+    for (big, says) in [(&text, "not a kernel config"), (&arm, "is an aarch64 config, but the guest is x86_64")] {
+        let args = ["config", "minimize", "--source", src, "--config", big.as_str(), "--arch", "x86_64"];
+        let r = xtask_env(&args, &[("XDG_CACHE_HOME", cache.path())]);
+        assert_eq!(r.code, 128, "{}", r.stderr);
+        assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.starts_with("error: --config ") && r.stderr.contains(says), "{}", r.stderr);
+    }
+    // Nothing was built or kept.
+    assert!(!cache.path().join("krepro/build").exists() && !cache.path().join("krepro/built").exists());
+    // Commit bisect flags do not mix in.
+    let r = xtask_env(&["bisect", "--config-good", &x86, "--config-bad", &arm, "--good", "v1"], &[]);
+    assert_eq!(r.code, 128, "a usage error: {}", r.stderr);
+    assert!(r.stderr.contains("cannot be used with '--good"), "{}", r.stderr);
+}

@@ -536,7 +536,7 @@ fn print_steps(report: &serde_json::Value) {
     for s in report["steps"].as_array().unwrap() {
         eprintln!(
             "  {} {:<60} {:<5} build {:>6.1} s  boot {:>5.1} s",
-            &s["commit"].as_str().unwrap()[..12],
+            s["commit"].as_str().unwrap().get(..12).unwrap_or(s["commit"].as_str().unwrap()),
             s["subject"].as_str().unwrap(),
             s["verdict"].as_str().unwrap(),
             s["build_secs"].as_f64().unwrap(),
@@ -999,4 +999,186 @@ fn a_no_op_culprit_is_flagged() {
     assert_eq!(j["changes_kernel"], false, "{j:#}");
     assert!(r.stdout.contains("**no-op culprit**"), "{}", r.stdout);
     assert!(r.stderr.contains("not trusted: its kernel is identical in code to its parent's"), "{}", r.stderr);
+}
+
+/// Config bisect's planted option: a tree (v6.1 of the syz history,
+/// cloned) whose one commit adds `CONFIG_KREPRO_PLANTED` (depending on
+/// MULTIUSER), under which prctl(0x4b53) succeeds; the repro fails then.
+mod config_history {
+    use std::path::{Path, PathBuf};
+
+    use super::git_in;
+
+    pub const KCONFIG: &str = "\nconfig KREPRO_PLANTED\n\tbool \"krepro's planted config bug\"\n\tdepends on MULTIUSER\n\thelp\n\t  prctl(0x4b53) succeeds: a test option of krepro's config bisect.\n";
+    const SITE: &str = "\tcase PR_SET_VMA:\n";
+    const PLANT: &str = "#ifdef CONFIG_KREPRO_PLANTED\n\tcase 0x4b53:\n\t\tbreak;\n#endif\n";
+    /// The repro: fails (exit 1) when prctl(0x4b53) succeeds.
+    pub const REPRO: &str = "#include <sys/prctl.h>\nint main(void)\n{\n\treturn prctl(0x4b53, 0, 0, 0, 0) == 0;\n}\n";
+    /// What the bad config adds to the good one, beside the planted
+    /// option and MULTIUSER: network, filesystems, debug, syscalls.
+    pub const OTHERS: &[&str] = &[
+        "NET",
+        "UNIX",
+        "PACKET",
+        "INET",
+        "BLOCK",
+        "EXT2_FS",
+        "CONFIGFS_FS",
+        "MSDOS_PARTITION",
+        "DEBUG_KERNEL",
+        "DEBUG_FS",
+        "MAGIC_SYSRQ",
+        "DEBUG_MISC",
+        "DEBUG_BUGVERBOSE",
+        "DEBUG_LIST",
+        "DEBUG_SG",
+        "DEBUG_NOTIFIERS",
+        "SCHED_DEBUG",
+        "FUTEX",
+        "EPOLL",
+        "SIGNALFD",
+        "EVENTFD",
+        "AIO",
+        "SYSVIPC",
+        "POSIX_MQUEUE",
+        "FHANDLE",
+        "ADVISE_SYSCALLS",
+        "MEMBARRIER",
+        "KCMP",
+        "CROSS_MEMORY_ATTACH",
+        "POSIX_TIMERS",
+        "PROC_SYSCTL",
+        "RSEQ",
+        "INOTIFY_USER",
+        "DNOTIFY",
+        "FILE_LOCKING",
+        "CGROUPS",
+        "UID16",
+        "SGETMASK_SYSCALL",
+        "SYSFS_SYSCALL",
+        "IKCONFIG",
+        "USERFAULTFD",
+    ];
+
+    /// A clone of `from` (sharing its objects) at `repo`, with the
+    /// planted commit on v6.1 checked out (made once).
+    pub fn make(repo: &Path, from: &Path) -> PathBuf {
+        let g = |args: &[&str]| git_in(repo, args);
+        if repo.join(".git").is_dir() && g(&["tag", "-l", "krepro-config-v1"]).trim() == "krepro-config-v1" {
+            return repo.to_owned();
+        }
+        if repo.exists() {
+            std::fs::remove_dir_all(repo).unwrap();
+        }
+        git_in(from, &["clone", "-q", "--shared", "--branch", "v6.1", ".", repo.to_str().unwrap()]);
+        g(&["checkout", "-q", "-b", "main"]);
+        g(&["config", "user.name", "Krepro Test"]);
+        g(&["config", "user.email", "test@krepro.invalid"]);
+        let kconfig = repo.join("init/Kconfig");
+        let text = std::fs::read_to_string(&kconfig).unwrap();
+        std::fs::write(&kconfig, text + KCONFIG).unwrap();
+        let sys = repo.join("kernel/sys.c");
+        let text = std::fs::read_to_string(&sys).unwrap();
+        assert!(text.contains(SITE));
+        std::fs::write(&sys, text.replacen(SITE, &format!("{PLANT}{SITE}"), 1)).unwrap();
+        g(&["commit", "-qam", "config: add KREPRO_PLANTED (planted config bug)"]);
+        g(&["tag", "krepro-config-v1"]);
+        repo.to_owned()
+    }
+}
+
+/// What the config tests start from: the planted tree (held), the repro,
+/// krepro's minimal config for it (built once, as a user would) and the
+/// bad config: that plus the planted option, MULTIUSER and 32 others.
+struct ConfigCase {
+    env: Env,
+    repo: PathBuf,
+    work: tempfile::TempDir,
+    _held: std::sync::MutexGuard<'static, ()>,
+}
+
+impl ConfigCase {
+    fn new() -> ConfigCase {
+        require_prerequisites();
+        let env = Env::new("config-bisect");
+        let (held, syz) = syz_history();
+        let repo = config_history::make(&scratch().join("linux-config"), &syz);
+        let work = temp("config-bisect");
+        std::fs::write(work.path().join("planted.c"), config_history::REPRO).unwrap();
+        let kernel = work.path().join("bzImage");
+        let r = env.krepro(&repo, &["kernel", "build", "-o", kernel.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let good = std::fs::read_to_string(work.path().join("bzImage.config")).unwrap();
+        std::fs::write(work.path().join("good.config"), &good).unwrap();
+        let mut bad = good;
+        for o in config_history::OTHERS.iter().chain(&["MULTIUSER", "KREPRO_PLANTED"]) {
+            bad.push_str(&format!("CONFIG_{o}=y\n"));
+        }
+        std::fs::write(work.path().join("bad.config"), bad).unwrap();
+        ConfigCase { env, repo, work, _held: held }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.work.path().join(name).to_str().unwrap().to_owned()
+    }
+}
+
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (real kernel builds, tens of minutes)"]
+fn config_bisect_names_the_planted_option_among_thirty() {
+    let case = ConfigCase::new();
+    let (env, repo, work) = (&case.env, &case.repo, &case.work);
+    let (repro, good, bad_path) = (case.path("planted.c"), case.path("good.config"), case.path("bad.config"));
+    let (repro, good, bad_path) = (repro.as_str(), Path::new(&good), Path::new(&bad_path));
+    let status = git_in(repo, &["status", "--porcelain"]);
+
+    let json = work.path().join("config-bisect.json");
+    let args = ["bisect", repro, "--config-good", good.to_str().unwrap(), "--config-bad", bad_path.to_str().unwrap()];
+    let started = std::time::Instant::now();
+    let r = env.krepro(repo, &[&args[..], &["--accel", "tcg", "--json", json.to_str().unwrap()]].concat());
+    eprintln!("config bisect: {:?}\n{}", started.elapsed(), r.stderr);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    print_steps(&j);
+    assert_eq!(j["found"], "first bad config change", "{j:#}");
+    let c = &j["config"];
+    assert_eq!(c["option"]["name"], "KREPRO_PLANTED", "{j:#}");
+    assert_eq!((c["option"]["good"].as_str(), c["option"]["bad"].as_str()), (Some("n"), Some("y")));
+    assert_eq!(c["option"]["kconfig"].as_str().map(|k| k.starts_with("init/Kconfig:")), Some(true), "{c:#}");
+    assert_eq!(c["option"]["help"], "prctl(0x4b53) succeeds: a test option of krepro's config bisect.");
+    // The planted option and at least 30 others.
+    assert!(c["changes"].as_array().unwrap().len() > 30, "{c:#}");
+    let related: Vec<&str> = c["related"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(related, ["MULTIUSER"], "{c:#}");
+    assert_eq!(j["verification"]["status"], "verified", "{j:#}");
+    assert!(r
+        .stdout
+        .starts_with("## first bad config change: CONFIG_KREPRO_PLANTED (n in --config-good, y in --config-bad)"));
+    assert_eq!(git_in(repo, &["status", "--porcelain"]), status, "the tree is the user's");
+    let builds = j["steps"].as_array().unwrap().len();
+    eprintln!("{builds} builds and boots, {} options differed", c["changes"].as_array().unwrap().len());
+}
+
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (real kernel builds, tens of minutes)"]
+fn config_minimize_keeps_the_planted_option_and_what_it_needs() {
+    let case = ConfigCase::new();
+    let out = case.path("small.config");
+    let args = ["config", "minimize", "--config", &case.path("bad.config"), "-o", &out, "--accel", "tcg", "--json"];
+    let started = std::time::Instant::now();
+    let r = case.env.krepro(&case.repo, &[&args[..], &[case.path("planted.c").as_str()]].concat());
+    eprintln!("config minimize: {:?}\n{}", started.elapsed(), r.stderr);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let j: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let kept: Vec<&str> = j["kept"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+    assert!(kept.contains(&"CONFIG_KREPRO_PLANTED=y") && kept.contains(&"CONFIG_MULTIUSER=y"), "{j:#}");
+    assert!(kept.len() < 10 && j["builds"].as_u64().unwrap() <= 8, "{j:#}");
+    assert!(j["of"].as_u64().unwrap() >= 30, "{j:#}");
+    // The fragment builds a kernel that still fails.
+    let fragment = std::fs::read_to_string(&out).unwrap();
+    assert!(fragment.contains("CONFIG_KREPRO_PLANTED=y\n"), "{fragment}");
+    let r2 =
+        case.env.krepro(&case.repo, &["run", "-b", "--config-add", &out, &case.path("planted.c"), "--accel", "tcg"]);
+    assert_eq!(r2.code, 1, "{}", r2.stderr);
+    eprintln!("kept {} of {} in {} builds: {kept:?}", kept.len(), j["of"], j["builds"]);
 }

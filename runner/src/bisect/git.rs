@@ -84,7 +84,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, BisectError> {
 }
 
 /// Resolves a revision to a commit hash, or a one-line error.
-fn resolve(repo: &Path, rev: &str, flag: &str) -> Result<String, BisectError> {
+pub(crate) fn resolve(repo: &Path, rev: &str, flag: &str) -> Result<String, BisectError> {
     git(repo, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
         .map(|s| s.trim().to_owned())
         .map_err(|_| BisectError::BadInput(format!("{flag} {rev}: not a commit in {}", repo.display())))
@@ -472,28 +472,39 @@ impl Builder for RealBuilder<'_> {
             return Ok(BuildResult::Kernel { kernel, toolchain: "--build-cmd".into(), phases, code_hash });
         }
         let opts = (self.options.as_ref().expect("the builder or --build-cmd"))(wt.to_owned());
-        match crate::builder::build(&opts, self.cache, &mut |ev| on(BisectEvent::Build(ev))) {
-            Ok(b) => match check_kernel(&b.image) {
-                Ok(kernel) => {
-                    let code_hash = kernel.code_hash(&self.cache.vmlinux()).ok();
-                    Ok(BuildResult::Kernel { kernel, toolchain: b.compiler, phases: b.phases, code_hash })
-                }
-                Err(e) => Err(format!("the build left no kernel image: {e}")),
-            },
-            Err(e) if e.is_tree_failure() => {
-                let (toolchain, fix) = match &e {
-                    crate::builder::BuildError::Make { compiler, known, .. } => {
-                        (compiler.clone(), known.and_then(|k| k.fix).map(str::to_owned))
-                    }
-                    _ => (String::new(), None),
-                };
-                // The first error line, not make's summary.
-                Ok(BuildResult::Failed { why: e.first_error(), toolchain, fix })
-            }
-            Err(e) => Err(e.to_string()),
-        }
+        build_result(crate::builder::build(&opts, self.cache, &mut |ev| on(BisectEvent::Build(ev))), self.cache)
     }
 }
+
+/// What the kernel builder's answer means to a bisect: a kernel (with its
+/// code hash), a tree that does not build (a skip, with a known fix where
+/// the compiler table has one), or an error that stops the search.
+pub(crate) fn build_result(
+    built: Result<crate::builder::Built, crate::builder::BuildError>,
+    cache: &Cache,
+) -> Result<BuildResult, String> {
+    match built {
+        Ok(b) => match check_kernel(&b.image) {
+            Ok(kernel) => {
+                let code_hash = kernel.code_hash(&cache.vmlinux()).ok();
+                Ok(BuildResult::Kernel { kernel, toolchain: b.compiler, phases: b.phases, code_hash })
+            }
+            Err(e) => Err(format!("the build left no kernel image: {e}")),
+        },
+        Err(e) if e.is_tree_failure() => {
+            let (toolchain, fix) = match &e {
+                crate::builder::BuildError::Make { compiler, known, .. } => {
+                    (compiler.clone(), known.and_then(|k| k.fix).map(str::to_owned))
+                }
+                _ => (String::new(), None),
+            };
+            // The first error line, not make's summary.
+            Ok(BuildResult::Failed { why: e.first_error(), toolchain, fix })
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,10 @@
 //! candidate, the verification's checks), so the same command after
 //! Ctrl-C, an infrastructure failure or a reboot goes on where it stopped.
 
+pub(crate) mod config;
 pub(crate) mod git;
 pub(crate) mod kernels;
+pub(crate) mod minimize;
 pub(crate) mod verdict;
 pub(crate) mod verify;
 
@@ -359,6 +361,9 @@ pub(crate) enum Detail {
     /// A kernel boundary: both kernels' versions and the git bisect next.
     #[serde(rename = "kernels")]
     Kernels(kernels::Answer),
+    /// A config change: the option, its Kconfig entry, what changed with it.
+    #[serde(rename = "config")]
+    Config(config::Answer),
     #[serde(skip)]
     None,
 }
@@ -369,6 +374,7 @@ impl Detail {
         match self {
             Detail::Commit(c) => Some(c.markdown_head(found)),
             Detail::Kernels(k) if k.first.is_some() => Some(k.markdown_head(found)),
+            Detail::Config(c) if c.option.is_some() => Some(c.markdown_head(found)),
             _ => None,
         }
     }
@@ -1196,6 +1202,7 @@ impl BisectReport {
         let first = self.first.as_ref()?;
         Some(match &self.detail {
             Detail::Kernels(k) => k.answer_line(),
+            Detail::Config(c) => c.answer_line().unwrap_or_else(|| first.label.clone()),
             _ => format!("{} {}", short(&first.id), first.label),
         })
     }

@@ -23,6 +23,8 @@ pub(crate) enum Origin {
     /// A boot flag (`--cpus 2`, `--disk new:64M:ext4`): the guest needs it
     /// to have what the flag gives it.
     BootFlag(String),
+    /// A config bisect's step changes it.
+    ConfigStep,
 }
 
 impl Origin {
@@ -40,6 +42,7 @@ impl fmt::Display for Origin {
             Origin::Repro(name) => write!(f, "repro {name} needs it"),
             Origin::Fragment(file) => write!(f, "asked for in {file}"),
             Origin::BootFlag(flag) => write!(f, "{flag} needs it"),
+            Origin::ConfigStep => f.write_str("the config bisect's step sets it"),
         }
     }
 }
@@ -259,106 +262,28 @@ pub(crate) fn check(final_config: &BTreeMap<String, Value>, requests: &[Request]
 
 /// Why an option did not survive, from the tree's Kconfig files (those
 /// of `arch` under arch/): its `depends on` lines (and enclosing `if`
-/// blocks of the same file), with the symbols among them that the final
-/// config does not have.
+/// blocks), with the symbols among them that the final config does not
+/// have.
 pub(crate) fn explain(source: &Path, arch: Arch, name: &str, final_config: &BTreeMap<String, Value>) -> String {
-    let mut deps = Vec::new();
-    let mut found = false;
-    let other_arches = source.join("arch");
-    let skip = |dir: &Path| dir.parent() == Some(other_arches.as_path()) && !dir.ends_with(arch.kernel_arch());
-    visit_kconfigs(source, &skip, &mut |text| {
-        if let Some(d) = entry_dependencies(text, name) {
-            found = true;
-            deps.extend(d);
-        }
-    });
-    if !found {
-        return "this tree has no such option".to_owned();
-    }
+    let index = super::kindex::Index::read(source, arch);
+    let Some(entry) = index.entries.get(name) else { return "this tree has no such option".to_owned() };
+    let mut deps = entry.depends.clone();
     if deps.is_empty() {
         return "its Kconfig entry has no 'depends on' (a choice, a select, or a menu that is off)".to_owned();
     }
     deps.sort();
     deps.dedup();
-    let mut off: Vec<String> = deps
-        .iter()
-        .flat_map(|d| symbols(d))
+    let mut off: Vec<String> = entry
+        .depends_on()
+        .into_iter()
         .filter(|s| !matches!(final_config.get(s.as_str()), Some(Value::Y | Value::M)))
         .collect();
     off.sort();
-    off.dedup();
     let mut text = format!("depends on {}", deps.join(" && "));
     if !off.is_empty() {
         text.push_str(&format!(" (not set: {})", off.join(", ")));
     }
     text
-}
-
-/// Calls `f` with the text of every Kconfig file under `dir`, except in
-/// the directories `skip` names.
-fn visit_kconfigs(dir: &Path, skip: &dyn Fn(&Path) -> bool, f: &mut dyn FnMut(&str)) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let path = e.path();
-        let Ok(kind) = e.file_type() else { continue };
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if kind.is_dir() && !name.starts_with('.') && name != "Documentation" && name != "tools" {
-            if !skip(&path) {
-                visit_kconfigs(&path, skip, f);
-            }
-        } else if kind.is_file() && name.starts_with("Kconfig") {
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                f(&text);
-            }
-        }
-    }
-}
-
-/// The dependencies of `config NAME` in one Kconfig file, or None when the
-/// file does not define it.
-fn entry_dependencies(text: &str, name: &str) -> Option<Vec<String>> {
-    let mut ifs: Vec<String> = Vec::new();
-    let mut in_entry = false;
-    let mut deps: Option<Vec<String>> = None;
-    for line in text.lines() {
-        let t = line.trim();
-        let word = t.split_whitespace().next().unwrap_or("");
-        match word {
-            "config" | "menuconfig" | "choice" | "endchoice" | "menu" | "endmenu" | "comment" | "source" => {
-                in_entry = matches!(word, "config" | "menuconfig") && t.split_whitespace().nth(1) == Some(name);
-                if in_entry {
-                    deps.get_or_insert_with(Vec::new).extend(ifs.iter().cloned());
-                }
-            }
-            "if" => {
-                in_entry = false;
-                ifs.push(t[2..].trim().to_owned());
-            }
-            "endif" => {
-                in_entry = false;
-                ifs.pop();
-            }
-            "depends" if in_entry => {
-                if let Some(expr) = t.strip_prefix("depends on") {
-                    deps.get_or_insert_with(Vec::new).push(expr.trim().to_owned());
-                }
-            }
-            _ => {}
-        }
-    }
-    deps
-}
-
-/// The config symbols an expression mentions.
-fn symbols(expr: &str) -> Vec<String> {
-    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| {
-            !w.is_empty() && w.chars().any(|c| c.is_ascii_uppercase()) && !w.starts_with(|c: char| c.is_ascii_digit())
-        })
-        .filter(|w| w.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
-        .map(str::to_owned)
-        .collect()
 }
 
 #[cfg(test)]
@@ -432,11 +357,12 @@ mod tests {
 
     #[test]
     fn explains_from_kconfig_entries() {
-        let text = "if HYPERVISOR_GUEST\nconfig PARAVIRT\n\tbool \"x\"\nconfig KVM_GUEST\n\tbool \"KVM\"\n\tdepends on PARAVIRT\n\tselect X\nendif\nconfig OTHER\n\tdepends on KVM_GUEST\n";
-        assert_eq!(entry_dependencies(text, "KVM_GUEST"), Some(vec!["HYPERVISOR_GUEST".into(), "PARAVIRT".into()]));
-        assert_eq!(entry_dependencies(text, "OTHER"), Some(vec!["KVM_GUEST".into()]));
-        assert_eq!(entry_dependencies(text, "MISSING"), None);
-        assert_eq!(symbols("PCI && (X86_64 || !COMPILE_TEST) && m"), ["PCI", "X86_64", "COMPILE_TEST"]);
+        // A help paragraph that reads like a dependency is help.
+        let text = "if HYPERVISOR_GUEST\nconfig PARAVIRT\n\tbool \"x\"\nconfig KVM_GUEST\n\tbool \"KVM\"\n\tdepends on PARAVIRT\n\tselect X\n\thelp\n\t  depends on nothing\nendif\nconfig OTHER\n\tdepends on KVM_GUEST\n";
+        assert_eq!(
+            super::super::kindex::symbols("PCI && (X86_64 || !COMPILE_TEST) && m"),
+            ["PCI", "X86_64", "COMPILE_TEST"]
+        );
 
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("arch/x86")).unwrap();

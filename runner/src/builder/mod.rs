@@ -3,6 +3,7 @@
 //! by what went into it.
 
 pub(crate) mod kconfig;
+pub(crate) mod kindex;
 pub(crate) mod toolchain;
 pub(crate) mod treehash;
 pub(crate) mod worktree;
@@ -81,6 +82,20 @@ pub(crate) struct BuildOptions {
     /// Of a git tree, build this commit (in krepro's worktree) instead of
     /// the tree as it is.
     pub commit: Option<String>,
+    /// A config bisect's step: its options on the base.
+    pub step: Option<ConfigStep>,
+}
+
+/// A config bisect's step: the options it changes from the good config,
+/// set after krepro's own (which the bisect leaves out of its changes)
+/// and before the user's fragments. Every step of one bisect builds in
+/// one build dir (`tag`), so that kbuild rebuilds only what a step's
+/// options change; one that `olddefconfig` undoes is expected there, not
+/// a note.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ConfigStep {
+    pub tag: String,
+    pub options: Vec<(String, kconfig::Value)>,
 }
 
 /// What a repro asks of the kernel: its declared options (each `=y`).
@@ -241,6 +256,13 @@ pub(crate) fn requests(opts: &BuildOptions) -> Result<Vec<Request>, BuildError> 
         reqs.extend(kconfig::repro_fragment(&repro.name, &repro.options));
     }
     reqs.extend(kconfig::boot_fragment(opts.arch, opts.cpus, &opts.disks));
+    if let Some(step) = &opts.step {
+        reqs.extend(step.options.iter().map(|(name, value)| Request {
+            name: name.clone(),
+            value: value.clone(),
+            origin: kconfig::Origin::ConfigStep,
+        }));
+    }
     for f in &opts.fragments {
         let text = std::fs::read_to_string(f).map_err(io(format!("read fragment {}", f.display())))?;
         reqs.extend(kconfig::parse_fragment(&text, &f.display().to_string()).map_err(BuildError::BadInput)?);
@@ -631,7 +653,8 @@ fn build_with(
             let final_config = kconfig::parse_config(&final_text);
             let mut fatal = Vec::new();
             let mut lost = Vec::new();
-            for l in kconfig::check(&final_config, &reqs) {
+            let checked = reqs.iter().filter(|r| r.origin != kconfig::Origin::ConfigStep).cloned().collect::<Vec<_>>();
+            for l in kconfig::check(&final_config, &checked) {
                 let why = kconfig::explain(&source, opts.arch, &l.request.name, &final_config);
                 let line = format!(
                     "CONFIG_{}={} ({}) is {} in the final config: {why}",
@@ -815,8 +838,12 @@ fn keys(opts: &BuildOptions, source: &Path, identity: &str, base_id: &str, reqs:
         source.as_os_str().as_encoded_bytes(),
         base_id.as_bytes(),
         // One build dir per config too: switching between two (a repro's
-        // options, a fragment) does not rebuild what the other changed.
-        req_text.as_bytes(),
+        // options, a fragment) does not rebuild what the other changed;
+        // but one for all the steps of a config bisect.
+        match &opts.step {
+            Some(step) => step.tag.as_bytes(),
+            None => req_text.as_bytes(),
+        },
         tc.name.as_bytes(),
         opts.make_args.join("\0").as_bytes(),
     ]);
@@ -1020,6 +1047,7 @@ mod tests {
             fragments: vec![frag],
             settings: vec!["CONFIG_NET=y".into()],
             commit: None,
+            step: None,
             make_args: vec![],
             jobs: 1,
             cpus: 1,
@@ -1052,6 +1080,7 @@ mod tests {
             fragments: vec![],
             settings: vec![],
             commit: None,
+            step: None,
             make_args: vec![],
             jobs: 1,
             cpus: 1,

@@ -39,13 +39,27 @@ pub struct BisectArgs {
     /// A commit where the repro passes; with --kernels/--debian a kernel:
     /// its upstream version (6.12.111), release (6.1.0-50, 6.12.111+deb12)
     /// or name [default there: the oldest; with --find-fix the newest]
-    #[arg(long, value_name = "REV", required_unless_present_any = ["kernels", "debian"])]
+    #[arg(long, value_name = "REV", required_unless_present_any = ["kernels", "debian", "config_good"])]
     good: Option<String>,
     /// A commit where the repro fails (or crashes, or hangs); with
     /// --kernels/--debian a kernel, as for --good [default there: the
     /// newest; with --find-fix the oldest]
-    #[arg(long, value_name = "REV", required_unless_present_any = ["kernels", "debian"])]
+    #[arg(long, value_name = "REV", required_unless_present_any = ["kernels", "debian", "config_good"])]
     bad: Option<String>,
+    /// Config bisect: a kernel config with which the repro passes. The
+    /// tree is built at one commit (--commit) with this config and, step by
+    /// step, the options whose values differ in --config-bad, to find the
+    /// option whose change turns the repro bad
+    #[arg(long, value_name = "FILE", requires = "config_bad")]
+    #[arg(conflicts_with_all = ["kernels", "debian", "good", "bad", "find_fix", "cherry_picks", "build_cmd"])]
+    #[arg(conflicts_with_all = ["config", "base"])]
+    config_good: Option<PathBuf>,
+    /// Config bisect: a kernel config with which the repro fails
+    #[arg(long, value_name = "FILE", requires = "config_good")]
+    config_bad: Option<PathBuf>,
+    /// Config bisect: the commit to build [default: HEAD]
+    #[arg(long, value_name = "REV", requires = "config_good")]
+    commit: Option<String>,
     /// A fix to apply to every tested commit before building (old trees
     /// that need a build or boot fix); repeatable
     #[arg(long = "cherry-pick", value_name = "REV")]
@@ -149,6 +163,17 @@ fn execute(args: &BisectArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Failur
     let interrupted = || interrupt.load(Ordering::SeqCst);
     let prebuilt = prebuilt_kernels(args, &mut |m| ui.progress.say(m))?;
     let (space, arch) = match prebuilt {
+        _ if args.config_good.is_some() => {
+            let source = args.tree.tree().ok_or_else(|| {
+                Failure::error("a config bisect needs a kernel tree: run it in one, or give --source DIR")
+            })?;
+            // The configs themselves first: before the init or a kernel is built.
+            if let (Some(g), Some(b)) = (&args.config_good, &args.config_bad) {
+                crate::bisect::config::Pair::read(g, b, &Default::default(), None).map_err(bisect_failure)?;
+            }
+            let commit = config_commit(&source, args.commit.as_deref()).map_err(bisect_failure)?;
+            (Searched::Config(source, commit), session::arch(&args.boot.request(), None)?)
+        }
         Some(list) => {
             let arch = list_arch(args, &list)?.unwrap_or_else(Arch::host_or_default);
             let space = PrebuiltSpace::new(
@@ -198,6 +223,45 @@ fn execute(args: &BisectArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Failur
     };
     let mut booter = PlanBooter::new(&plan);
     let (report, config) = match space {
+        Searched::Config(source, commit) => {
+            let (good, bad) = (args.config_good.as_ref().expect("config"), args.config_bad.as_ref().expect("config"));
+            let build = request::Build {
+                base: crate::builder::Base::File(good.clone()),
+                ..args.config.request(source.clone())
+            };
+            let vmlinux = session::boots_vmlinux(&boot);
+            let base_opts = guest.build_options(&build, source.clone(), vmlinux);
+            // What every candidate sets anyway is no difference.
+            let pinned =
+                crate::builder::requests(&base_opts).map_err(Failure::error)?.into_iter().map(|r| r.name).collect();
+            let index = kconfig_index(&source, commit.as_deref(), arch, cache, &mut |m| ui.progress.say(m))?;
+            let pair = crate::bisect::config::Pair::read(good, bad, &pinned, Some(&index)).map_err(bisect_failure)?;
+            if pair.arch != arch {
+                return Err(Failure::error(format!("the configs are for {}, but the guest is {arch}", pair.arch)));
+            }
+            ui.progress.say(&format!(
+                "{} options differ between --config-good and --config-bad (krepro's own left out)",
+                pair.changes.len()
+            ));
+            let tag =
+                format!("config-bisect {}", blake3::hash(format!("{good:?} {bad:?} {commit:?}").as_bytes()).to_hex());
+            let mut step = |options: &[(String, crate::builder::kconfig::Value)],
+                            on: &mut dyn FnMut(BisectEvent<'_>)| {
+                let opts = crate::builder::BuildOptions {
+                    commit: commit.clone(),
+                    step: Some(crate::builder::ConfigStep { tag: tag.clone(), options: options.to_vec() }),
+                    ..base_opts.clone()
+                };
+                crate::bisect::git::build_result(
+                    crate::builder::build(&opts, cache, &mut |ev| on(BisectEvent::Build(ev))),
+                    cache,
+                )
+            };
+            let label = commit.clone().unwrap_or_else(|| "the tree as it is".into());
+            let mut space = crate::bisect::config::ConfigSpace::new(pair, label, index, &mut step);
+            let report = search(&opts, &mut space, &mut booter, cache, &interrupted, ui)?;
+            (report, None)
+        }
         Searched::Kernels(mut space) => (search(&opts, &mut space, &mut booter, cache, &interrupted, ui)?, None),
         Searched::Git(source, checked) => {
             let build = args.config.request(source.clone());
@@ -287,6 +351,38 @@ pub(super) fn conclude(
 enum Searched<'a> {
     Kernels(PrebuiltSpace<'a>),
     Git(PathBuf, crate::bisect::git::Checked),
+    /// Two configs at one commit (None: a tree that is not git's, as it is).
+    Config(PathBuf, Option<String>),
+}
+
+/// The commit a config bisect builds: `--commit` (default HEAD) of a git
+/// tree; a tree without git is built as it is.
+pub(super) fn config_commit(source: &std::path::Path, rev: Option<&str>) -> Result<Option<String>, BisectError> {
+    match crate::builder::worktree::git_top(source) {
+        Some(top) => crate::bisect::git::resolve(&top, rev.unwrap_or("HEAD"), "--commit").map(Some),
+        None if rev.is_some() => {
+            Err(BisectError::BadInput(format!("--commit: {} is not a git tree", source.display())))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The tree's Kconfig symbols at `commit` (read in krepro's worktree of
+/// it, never the user's checkout, when that is another commit).
+pub(super) fn kconfig_index(
+    source: &std::path::Path,
+    commit: Option<&str>,
+    arch: Arch,
+    cache: &Cache,
+    say: &mut dyn FnMut(&str),
+) -> Result<crate::builder::kindex::Index, Failure> {
+    use crate::builder::worktree;
+    let (Some(top), Some(commit)) = (worktree::git_top(source), commit) else {
+        return Ok(crate::builder::kindex::Index::read(source, arch));
+    };
+    let wt = worktree::take(cache, &top, None, say).map_err(Failure::error)?;
+    worktree::checkout(&wt.path, commit).map_err(Failure::error)?;
+    Ok(crate::builder::kindex::Index::read(&wt.path, arch))
 }
 
 fn search(

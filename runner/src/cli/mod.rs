@@ -7,6 +7,7 @@
 pub mod args;
 mod bisect;
 mod commands;
+mod config;
 pub mod progress;
 mod run;
 mod syz;
@@ -68,15 +69,24 @@ pub enum Command {
         #[command(subcommand)]
         command: commands::KernelCommand,
     },
-    /// Find the commit that caused a bug (or, with --find-fix, fixed it)
+    /// Configs: shrink one that reproduces (`config minimize`)
+    Config {
+        #[command(subcommand)]
+        command: config::ConfigCommand,
+    },
+    /// Find the commit (or the config option) that caused a bug
     ///
-    /// Runs in a worktree of krepro's own (your checkout, index and stash
-    /// are never touched), building each commit with the kernel builder
-    /// (or --build-cmd) and booting it with the repro. A commit that does
-    /// not build is skipped; an infrastructure failure stops the bisect;
-    /// the same command resumes it. With --kernels or --debian it bisects
-    /// prebuilt kernels instead, nothing built, and names the upstream
-    /// range to bisect in git next. Prints a Markdown report. Exit: 0
+    /// Commit bisect (--good, --bad): runs in a worktree of krepro's own
+    /// (your checkout, index and stash are never touched), building each
+    /// commit with the kernel builder (or --build-cmd) and booting it with
+    /// the repro; with --find-fix, the commit that fixed it. A commit that
+    /// does not build is skipped; an infrastructure failure stops the
+    /// bisect; the same command resumes it. With --kernels or --debian it
+    /// bisects prebuilt kernels instead, nothing built, and names the
+    /// upstream range to bisect in git next. Config bisect (--config-good,
+    /// --config-bad): at one commit, the option whose change from one
+    /// config to the other makes the repro fail, with its Kconfig entry
+    /// and the changed options that go with it. Prints a Markdown report. Exit: 0
     /// found (and verified), 2 found but not verified, 125 only untestable
     /// commits left, 128 error, 130 interrupted
     Bisect(Box<bisect::BisectArgs>),
@@ -153,6 +163,7 @@ pub fn execute(command: Command, cache: &Cache) -> Result<Exit, Failure> {
         Command::Repros { dir } => commands::repros(dir.as_deref()),
         Command::Initrd(args) => commands::initrd(&args, cache),
         Command::Kernel { command } => commands::kernel(command, cache),
+        Command::Config { command } => config::run(command, cache),
         Command::Bisect(args) => bisect::run(&args, cache),
         Command::Syz(args) => syz::run(&args, cache),
     }

@@ -27,6 +27,13 @@ impl fmt::Display for Value {
     }
 }
 
+/// As the config writes it: `y`, `m`, `n`, or the raw value.
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// Parses one .config or fragment line: `CONFIG_X=v` or `# CONFIG_X is not set`.
 pub(crate) fn parse_line(line: &str) -> Option<(String, Value)> {
     let line = line.trim();
@@ -47,4 +54,16 @@ pub(crate) fn parse_line(line: &str) -> Option<(String, Value)> {
 /// A .config as a map; options absent from it are off.
 pub fn parse_config(text: &str) -> BTreeMap<String, Value> {
     text.lines().filter_map(parse_line).collect()
+}
+
+/// The architecture a kernel config is for.
+pub(crate) fn config_arch(config: &str) -> Option<crate::image::arch::Arch> {
+    for line in config.lines() {
+        match line.trim() {
+            "CONFIG_ARM64=y" => return Some(crate::image::arch::Arch::Aarch64),
+            "CONFIG_X86_64=y" => return Some(crate::image::arch::Arch::X86_64),
+            _ => {}
+        }
+    }
+    None
 }

@@ -80,8 +80,11 @@ impl Report {
             )));
         }
         if r.arch.is_none() {
-            let from_config =
-                r.config.as_ref().and_then(|c| std::fs::read_to_string(c).ok()).and_then(|c| config_arch(&c));
+            let from_config = r
+                .config
+                .as_ref()
+                .and_then(|c| std::fs::read_to_string(c).ok())
+                .and_then(|c| crate::image::config::config_arch(&c));
             if let Some(a) = from_config {
                 (r.arch, r.arch_from) = (Some(a), "the config");
             }
@@ -194,18 +197,6 @@ fn manager_arch(name: &str) -> Option<Arch> {
     }
 }
 
-/// The architecture a kernel config is for.
-pub(crate) fn config_arch(config: &str) -> Option<Arch> {
-    for line in config.lines() {
-        match line.trim() {
-            "CONFIG_ARM64=y" => return Some(Arch::Aarch64),
-            "CONFIG_X86_64=y" => return Some(Arch::X86_64),
-            _ => {}
-        }
-    }
-    None
-}
-
 /// The compiler of a report's `compiler:` line: `gcc (Debian 12.2.0-14)
 /// 12.2.0, GNU ld ...` is gcc-12, `Debian clang version 15.0.6, ...` clang-15.
 pub(crate) fn compiler_of(line: &str) -> Option<Compiler> {
@@ -276,7 +267,10 @@ userspace arch: arm64
         assert_eq!(Report::parse_email(body).title, "WARNING in kcmp_lock");
         assert_eq!(manager_arch("ci-upstream-gce-arm64"), Some(Arch::Aarch64));
         assert_eq!(manager_arch("ci-upstream-kasan-gce"), Some(Arch::X86_64));
-        assert_eq!(config_arch("# CONFIG_X86_32 is not set\nCONFIG_X86_64=y\n"), Some(Arch::X86_64));
+        assert_eq!(
+            crate::image::config::config_arch("# CONFIG_X86_32 is not set\nCONFIG_X86_64=y\n"),
+            Some(Arch::X86_64)
+        );
     }
 
     #[test]

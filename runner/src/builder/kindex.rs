@@ -1,0 +1,297 @@
+//! What a tree's Kconfig files say of each symbol: where it is defined,
+//! the first line of its help, what it depends on and what it selects.
+//! Read once per tree for a config bisect's order and report; an
+//! approximation of Kconfig (no expression evaluation, no `source`
+//! following: every Kconfig file of the tree is read, those of other
+//! architectures left out).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::image::arch::Arch;
+
+/// One symbol's Kconfig entry (the first, when several files define it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// The Kconfig file, relative to the tree, and the line of `config NAME`.
+    pub file: PathBuf,
+    pub line: usize,
+    /// Its prompt (`bool "..."`), where it has one.
+    pub prompt: Option<String>,
+    /// The first line of its help text.
+    pub help: Option<String>,
+    /// Its `depends on` expressions, those of the `if` blocks around it
+    /// included.
+    pub depends: Vec<String>,
+    /// The symbols it selects (`select X [if ...]`).
+    pub selects: Vec<String>,
+}
+
+impl Entry {
+    /// Every symbol its dependencies mention.
+    pub(crate) fn depends_on(&self) -> BTreeSet<String> {
+        self.depends.iter().flat_map(|d| symbols(d)).collect()
+    }
+}
+
+/// Every symbol of a tree.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    pub entries: BTreeMap<String, Entry>,
+}
+
+impl Index {
+    /// Reads every Kconfig file of `source` (arch/ only for `arch`).
+    pub(crate) fn read(source: &Path, arch: Arch) -> Index {
+        let mut index = Index::default();
+        for path in kconfig_files(source, arch) {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                let rel = path.strip_prefix(source).unwrap_or(&path).to_owned();
+                index.add(&rel, &text);
+            }
+        }
+        index
+    }
+
+    /// One file's entries.
+    pub(crate) fn add(&mut self, file: &Path, text: &str) {
+        let mut ifs: Vec<String> = Vec::new();
+        let mut current: Option<(String, Entry)> = None;
+        // The help text's indentation, while in one.
+        let mut help: Option<Option<usize>> = None;
+        // A symbol defined again (another arch's file, a second prompt)
+        // keeps its first place and help, and adds its dependencies.
+        let finish = |current: &mut Option<(String, Entry)>, entries: &mut BTreeMap<String, Entry>| {
+            if let Some((name, entry)) = current.take() {
+                match entries.get_mut(&name) {
+                    Some(first) => {
+                        first.depends.extend(entry.depends);
+                        first.selects.extend(entry.selects);
+                    }
+                    None => {
+                        entries.insert(name, entry);
+                    }
+                }
+            }
+        };
+        for (i, line) in text.lines().enumerate() {
+            let indent = line.len() - line.trim_start().len();
+            let t = line.trim();
+            if let Some(level) = help {
+                // Help goes on while lines are blank or indented deeper
+                // than its first line... or than the keyword, for the first.
+                match level {
+                    _ if t.is_empty() => continue,
+                    None => {
+                        if let Some((_, e)) = current.as_mut() {
+                            e.help = Some(t.to_owned());
+                        }
+                        help = Some(Some(indent));
+                        continue;
+                    }
+                    Some(l) if indent >= l => continue,
+                    Some(_) => help = None,
+                }
+            }
+            let t = t.split('#').next().unwrap_or("").trim();
+            let mut words = t.splitn(2, char::is_whitespace);
+            let word = words.next().unwrap_or("");
+            let rest = words.next().unwrap_or("").trim();
+            match word {
+                "config" | "menuconfig" => {
+                    finish(&mut current, &mut self.entries);
+                    let entry = Entry { file: file.to_owned(), line: i + 1, depends: ifs.clone(), ..Entry::default() };
+                    current = Some((rest.to_owned(), entry));
+                }
+                "choice" | "endchoice" | "menu" | "endmenu" | "comment" | "source" | "mainmenu" => {
+                    finish(&mut current, &mut self.entries);
+                }
+                "if" => {
+                    finish(&mut current, &mut self.entries);
+                    ifs.push(rest.to_owned());
+                }
+                "endif" => {
+                    finish(&mut current, &mut self.entries);
+                    ifs.pop();
+                }
+                "help" | "---help---" => help = Some(None),
+                _ => {
+                    let Some((_, e)) = current.as_mut() else { continue };
+                    if let Some(expr) = t.strip_prefix("depends on") {
+                        e.depends.push(expr.trim().to_owned());
+                    } else if word == "select" {
+                        if let Some(s) = rest.split_whitespace().next() {
+                            e.selects.push(s.to_owned());
+                        }
+                    } else if matches!(word, "bool" | "tristate" | "string" | "int" | "hex" | "prompt") {
+                        if let Some(p) = quoted(rest) {
+                            e.prompt.get_or_insert(p);
+                        }
+                    }
+                }
+            }
+        }
+        finish(&mut current, &mut self.entries);
+    }
+
+    /// The symbols that select `name`.
+    pub(crate) fn selected_by(&self, name: &str) -> Vec<&str> {
+        self.entries.iter().filter(|(_, e)| e.selects.iter().any(|s| s == name)).map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// The symbols whose dependencies mention `name`.
+    pub(crate) fn dependents(&self, name: &str) -> Vec<&str> {
+        self.entries.iter().filter(|(_, e)| e.depends_on().contains(name)).map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// `names` ordered so that what one depends on (or is selected by)
+    /// comes before it where the two are both in `names`; otherwise in
+    /// the given order. Applying options in this order, a prefix rarely
+    /// holds an option whose dependency is still missing.
+    pub(crate) fn dependency_order(&self, names: &[String]) -> Vec<String> {
+        let set: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+        let before = |n: &str| -> Vec<String> {
+            let mut b: Vec<String> = self
+                .entries
+                .get(n)
+                .map(|e| e.depends_on().into_iter().filter(|d| set.contains(d.as_str()) && d != n).collect())
+                .unwrap_or_default();
+            b.extend(self.selected_by(n).into_iter().filter(|s| set.contains(s) && *s != n).map(str::to_owned));
+            b
+        };
+        let mut out = Vec::new();
+        let mut placed = BTreeSet::new();
+        let mut visiting = BTreeSet::new();
+        fn place(
+            n: &str,
+            before: &dyn Fn(&str) -> Vec<String>,
+            out: &mut Vec<String>,
+            placed: &mut BTreeSet<String>,
+            visiting: &mut BTreeSet<String>,
+        ) {
+            if placed.contains(n) || !visiting.insert(n.to_owned()) {
+                return; // placed, or a cycle: left where it stands
+            }
+            for b in before(n) {
+                place(&b, before, out, placed, visiting);
+            }
+            placed.insert(n.to_owned());
+            out.push(n.to_owned());
+        }
+        for n in names {
+            place(n, &before, &mut out, &mut placed, &mut visiting);
+        }
+        out
+    }
+}
+
+/// The tree's Kconfig files, sorted: every one but those of other
+/// architectures under arch/, Documentation/ and tools/.
+pub(crate) fn kconfig_files(source: &Path, arch: Arch) -> Vec<PathBuf> {
+    let arches = source.join("arch");
+    let skip = |dir: &Path| dir.parent() == Some(arches.as_path()) && !dir.ends_with(arch.kernel_arch());
+    let mut files = Vec::new();
+    collect(source, &skip, &mut files);
+    files.sort();
+    files
+}
+
+fn collect(dir: &Path, skip: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Ok(kind) = e.file_type() else { continue };
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if kind.is_dir() && !name.starts_with('.') && name != "Documentation" && name != "tools" {
+            if !skip(&path) {
+                collect(&path, skip, out);
+            }
+        } else if kind.is_file() && name.starts_with("Kconfig") {
+            out.push(path);
+        }
+    }
+}
+
+/// The text between the first pair of double quotes.
+fn quoted(s: &str) -> Option<String> {
+    let start = s.find('"')? + 1;
+    let end = start + s[start..].find('"')?;
+    Some(s[start..end].to_owned())
+}
+
+/// The config symbols an expression mentions.
+pub(crate) fn symbols(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| {
+            !w.is_empty()
+                && w.chars().any(|c| c.is_ascii_uppercase())
+                && !w.starts_with(|c: char| c.is_ascii_digit())
+                && w.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KCONFIG: &str = r#"
+menu "Networking"
+
+config NET
+	bool "Networking support"
+	help
+	  Unless you really know what you are doing, you should say Y here.
+	  depends on nothing: this is help text.
+
+if NET
+
+config UNIX
+	tristate "Unix domain sockets"
+	depends on NET && !UML  # a comment
+	select NET_HELPER if UNIX_EXTRA
+	help
+	  If you say Y here, you will include support for Unix domain sockets.
+
+config NET_HELPER
+	bool
+
+endif
+
+endmenu
+"#;
+
+    fn index() -> Index {
+        let mut i = Index::default();
+        i.add(Path::new("net/Kconfig"), KCONFIG);
+        i
+    }
+
+    #[test]
+    fn entries_have_their_place_prompt_help_and_dependencies() {
+        let i = index();
+        let net = &i.entries["NET"];
+        assert_eq!((net.file.as_path(), net.line), (Path::new("net/Kconfig"), 4));
+        assert_eq!(net.prompt.as_deref(), Some("Networking support"));
+        assert_eq!(net.help.as_deref(), Some("Unless you really know what you are doing, you should say Y here."));
+        // Help text is not a dependency.
+        assert!(net.depends.is_empty(), "{:?}", net.depends);
+        let unix = &i.entries["UNIX"];
+        assert_eq!(unix.depends, ["NET", "NET && !UML"]);
+        assert_eq!(unix.depends_on(), ["NET", "UML"].map(str::to_owned).into());
+        assert_eq!(unix.selects, ["NET_HELPER"]);
+        assert_eq!(unix.help.as_deref(), Some("If you say Y here, you will include support for Unix domain sockets."));
+        assert_eq!(i.entries["NET_HELPER"].depends, ["NET"]);
+        assert_eq!(i.selected_by("NET_HELPER"), ["UNIX"]);
+        assert_eq!(i.dependents("NET"), ["NET_HELPER", "UNIX"]);
+    }
+
+    #[test]
+    fn dependencies_come_first() {
+        let i = index();
+        let order = i.dependency_order(&["NET_HELPER".into(), "UNIX".into(), "ZSWAP".into(), "NET".into()]);
+        assert_eq!(order, ["NET", "UNIX", "NET_HELPER", "ZSWAP"]);
+    }
+}
