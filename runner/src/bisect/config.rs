@@ -25,7 +25,7 @@ use super::{BisectError, BisectEvent, Candidate, Detail, ExtraCheck, Made, Phase
 use crate::builder::kconfig::Value;
 use crate::builder::kindex::Index;
 use crate::image::arch::Arch;
-use crate::image::config::{config_arch, parse_config};
+use crate::image::config::{parse_config, read_kernel_config};
 
 /// One option that differs between the configs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -64,17 +64,7 @@ impl Pair {
         pinned: &BTreeSet<String>,
         index: Option<&Index>,
     ) -> Result<Pair, BisectError> {
-        let read = |flag: &str, path: &Path| -> Result<(String, Arch), BisectError> {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| BisectError::BadInput(format!("{flag} {}: {e}", path.display())))?;
-            let arch = config_arch(&text).ok_or_else(|| {
-                BisectError::BadInput(format!(
-                    "{flag} {}: not a kernel config (no CONFIG_X86_64=y or CONFIG_ARM64=y line)",
-                    path.display()
-                ))
-            })?;
-            Ok((text, arch))
-        };
+        let read = |flag: &str, path: &Path| read_kernel_config(flag, path).map_err(BisectError::BadInput);
         let (g, ga) = read("--config-good", good)?;
         let (b, ba) = read("--config-bad", bad)?;
         if ga != ba {

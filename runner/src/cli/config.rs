@@ -134,14 +134,8 @@ fn minimize(args: &MinimizeArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Fai
     let interrupt = crate::boot::interrupt::install();
     let interrupted = || interrupt.load(Ordering::SeqCst);
     let big_path = args.config.config.clone().ok_or_else(|| Failure::error("--config BIG: the config to minimize"))?;
-    let big_text = std::fs::read_to_string(&big_path)
-        .map_err(|e| Failure::error(format!("--config {}: {e}", big_path.display())))?;
-    let big_arch = crate::image::config::config_arch(&big_text).ok_or_else(|| {
-        Failure::error(format!(
-            "--config {}: not a kernel config (no CONFIG_X86_64=y or CONFIG_ARM64=y line)",
-            big_path.display()
-        ))
-    })?;
+    let (big_text, big_arch) =
+        crate::image::config::read_kernel_config("--config", &big_path).map_err(Failure::error)?;
     let source = args
         .tree
         .tree()

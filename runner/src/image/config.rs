@@ -67,3 +67,16 @@ pub(crate) fn config_arch(config: &str) -> Option<crate::image::arch::Arch> {
     }
     None
 }
+
+/// A kernel config file the user named with `flag`: its text and its
+/// architecture, or a one-line reason it is none.
+pub(crate) fn read_kernel_config(
+    flag: &str,
+    path: &std::path::Path,
+) -> Result<(String, crate::image::arch::Arch), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+    let arch = config_arch(&text).ok_or_else(|| {
+        format!("{flag} {}: not a kernel config (no CONFIG_X86_64=y or CONFIG_ARM64=y line)", path.display())
+    })?;
+    Ok((text, arch))
+}
