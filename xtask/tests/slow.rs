@@ -1182,3 +1182,102 @@ fn config_minimize_keeps_the_planted_option_and_what_it_needs() {
     assert_eq!(r2.code, 1, "{}", r2.stderr);
     eprintln!("kept {} of {} in {} builds: {kept:?}", kept.len(), j["of"], j["builds"]);
 }
+
+/// A repro that needs ext4 on its virtio-blk disk: it mounts /dev/vda as
+/// ext4 and fails when the file on it says "bug"; without ext4 it cannot
+/// test (skip).
+const EXT4_REPRO: &str = r#"#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+int main(void) {
+    char buf[16] = {0};
+    mkdir("/mnt", 0755);
+    if (mount("/dev/vda", "/mnt", "ext4", MS_RDONLY, NULL) != 0) {
+        perror("mount /dev/vda as ext4");
+        return 4;
+    }
+    FILE *f = fopen("/mnt/state", "r");
+    if (!f || !fgets(buf, sizeof buf, f)) {
+        perror("read /mnt/state");
+        return 4;
+    }
+    if (strncmp(buf, "bug", 3) == 0) {
+        printf("the disk's state says: %s", buf);
+        return 1;
+    }
+    return 0;
+}
+"#;
+
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (eight real kernel builds from x86_64_defconfig down, about an hour)"]
+fn config_minimize_cuts_x86_64_defconfig_to_what_ext4_on_virtio_blk_needs() {
+    require_prerequisites();
+    let (_held, tree) = linux_tree();
+    let env = Env::new("config-minimize-defconfig");
+    let work = temp("config-minimize-defconfig");
+    let path = |name: &str| work.path().join(name).to_str().unwrap().to_owned();
+
+    // The big config: the tree's x86_64_defconfig plus virtio-blk and
+    // ext4 (which it has already), made out of tree.
+    let make = |args: &[&str]| {
+        let mut make = Command::new("make");
+        let out = make.arg("-s").arg(format!("O={}", path("big"))).args(args).current_dir(&tree).output().unwrap();
+        assert!(out.status.success(), "make {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    make(&["x86_64_defconfig"]);
+    let config = work.path().join("big/.config");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    for o in ["VIRTIO_MENU", "VIRTIO", "VIRTIO_PCI", "VIRTIO_BLK", "EXT4_FS"] {
+        text.push_str(&format!("CONFIG_{o}=y\n"));
+    }
+    std::fs::write(&config, text).unwrap();
+    make(&["olddefconfig"]);
+    let big = std::fs::read_to_string(&config).unwrap();
+    assert!(big.contains("CONFIG_VIRTIO_BLK=y\n") && big.contains("CONFIG_EXT4_FS=y\n"));
+    std::fs::write(path("big.config"), &big).unwrap();
+
+    // The disk: an ext4 image whose state file says "bug".
+    std::fs::create_dir_all(work.path().join("root")).unwrap();
+    std::fs::write(work.path().join("root/state"), "bug\n").unwrap();
+    let mkfs = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d", &path("root"), &path("disk.img"), "16M"])
+        .output()
+        .expect("run mkfs.ext4 (e2fsprogs)");
+    assert!(mkfs.status.success(), "{}", String::from_utf8_lossy(&mkfs.stderr));
+    std::fs::write(path("ext4.c"), EXT4_REPRO).unwrap();
+
+    let before = manifest(&tree);
+    let started = std::time::Instant::now();
+    let args = ["config", "minimize", "--config", &path("big.config"), "--disk", &path("disk.img")];
+    let out = path("small.config");
+    let rest = ["-o", &out, "--accel", "tcg", "--json", &path("ext4.c")];
+    let r = env.krepro(&tree, &[&args[..], &rest[..]].concat());
+    let took = started.elapsed();
+    eprintln!("config minimize: {took:?}\n{}", r.stderr);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let j: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let kept: Vec<&str> = j["kept"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+    assert!(kept.contains(&"CONFIG_EXT4_FS=y"), "{j:#}");
+    assert!(kept.len() < 60, "{} kept: {j:#}", kept.len());
+    assert!(j["builds"].as_u64().unwrap() <= 8, "{j:#}");
+    assert!(j["of"].as_u64().unwrap() >= 500, "{j:#}");
+    assert_same_tree(&before, &manifest(&tree), None);
+
+    // The fragment on krepro's minimal config builds a kernel that fails.
+    let r2 = env.krepro(&tree, &["run", "-b", "--config-add", &out, "--disk", &path("disk.img"), &path("ext4.c")]);
+    assert_eq!(r2.code, 1, "{}", r2.stderr);
+    assert!(r2.stdout.contains("the disk's state says: bug") || r2.stderr.contains("state says"), "{}", r2.stdout);
+    eprintln!(
+        "kept {} of {} ({} beyond the minimal config in all) in {} builds, {took:?}: {kept:?}",
+        kept.len(),
+        j["of"],
+        j["beyond_minimal"],
+        j["builds"]
+    );
+    for s in j["steps"].as_array().unwrap() {
+        eprintln!("  {} ({} options): {}", s["what"], s["options"], s["trial"]);
+    }
+}

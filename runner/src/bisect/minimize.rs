@@ -2,13 +2,15 @@
 //!
 //! The way syzkaller's `kconfig.Minimize` goes, within a budget of
 //! builds: the options the big config sets beyond krepro's minimal one
-//! (for the repro) are the candidates. First the sanitizers and debug
-//! options the crash does not need go (a WARN needs no KASAN); then the
-//! candidates are halved, keeping a half that still reproduces, each half
-//! with its dependency closure from the big config (what its options
-//! depend on and the big config has on). A half that reproduces less
-//! often than the big config is rejected, as syzkaller does. When
-//! neither half reproduces alone, both are needed: the search stops there.
+//! (for the repro), those with a prompt, are the candidates. First the
+//! sanitizers and debug options the crash does not need go (a WARN needs
+//! no KASAN); then the candidates are halved, each half with its
+//! dependency closure from the big config (what its options depend on and
+//! the big config has on). One half is built a halving: when it does not
+//! reproduce, the other is taken on trust and checked by a later build,
+//! so eight builds take some 750 candidates down to about 25. A set that
+//! reproduces less often than the big config is rejected, as syzkaller
+//! does. The answer is always a set a build showed to reproduce.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -45,7 +47,9 @@ pub(crate) struct Step {
     pub what: String,
     /// How many options beyond the minimal config it set.
     pub options: usize,
-    pub trial: Trial,
+    /// None: a half taken without a build, because the other did not
+    /// reproduce.
+    pub trial: Option<Trial>,
     pub kept: bool,
 }
 
@@ -141,19 +145,22 @@ pub(crate) fn unneeded_debug(name: &str, title: Option<&str>) -> bool {
 
 /// The options the big config sets beyond `base`: on (or another value)
 /// in `big` and not so in `base`, except the `pinned` ones (krepro's and
-/// the repro's, in every candidate anyway), in dependency order.
+/// the repro's, in every candidate anyway) and those without a prompt
+/// (what selects them or their defaults decide them: olddefconfig sets
+/// them again from the options kept), in dependency order. The second
+/// number is how many the big config set beyond `base` in all.
 pub(crate) fn candidates(
     big: &BTreeMap<String, Value>,
     base: &BTreeMap<String, Value>,
     pinned: &BTreeSet<String>,
     index: &Index,
-) -> Vec<String> {
-    let names: Vec<String> = big
-        .iter()
-        .filter(|(n, v)| **v != Value::N && base.get(*n) != Some(*v) && !pinned.contains(*n))
-        .map(|(n, _)| n.clone())
-        .collect();
-    index.dependency_order(&names)
+) -> (Vec<String>, usize) {
+    let beyond: Vec<&String> =
+        big.iter().filter(|(n, v)| **v != Value::N && base.get(*n) != Some(*v)).map(|(n, _)| n).collect();
+    let settable = |n: &&&String| index.entries.get(n.as_str()).is_none_or(|e| e.prompt.is_some());
+    let names: Vec<String> =
+        beyond.iter().filter(|n| !pinned.contains(n.as_str())).filter(settable).map(|n| (*n).clone()).collect();
+    (index.dependency_order(&names), beyond.len())
 }
 
 /// `names` and what they depend on among the `pool` of candidates (what
@@ -192,7 +199,7 @@ pub(crate) fn minimize(
     let trial = |tester: &mut dyn Tester, names: &[String], what: String, steps: &mut Vec<Step>, builds: &mut usize| {
         *builds += 1;
         let t = tester.test(&with_values(names), &what)?;
-        steps.push(Step { what, options: names.len(), trial: t, kept: false });
+        steps.push(Step { what, options: names.len(), trial: Some(t), kept: false });
         Ok::<Trial, String>(t)
     };
 
@@ -209,48 +216,81 @@ pub(crate) fn minimize(
     let mut kept = candidates;
     let mut stopped = String::new();
 
-    // The crash the big config shows decides which sanitizers stay.
+    // The crash the big config shows decides which sanitizers stay. They
+    // go without a build of their own: the first half that reproduces
+    // confirms it, as for an inferred half below.
     let title = tester.crash_title();
     let lean: Vec<String> = kept.iter().filter(|n| !unneeded_debug(n, title.as_deref())).cloned().collect();
     let lean = closure(&lean, &kept, index);
-    if lean.len() < kept.len() && builds < max_builds {
-        let what = format!("without {} unneeded debug options", kept.len() - lean.len());
-        let t = trial(tester, &lean, what, &mut steps, &mut builds)?;
-        if t.as_often_as(&reference) {
-            steps.last_mut().expect("a step").kept = true;
-            kept = lean;
-        }
+    let mut confirmed = kept.clone();
+    let mut inferred = false;
+    if lean.len() < kept.len() {
+        steps.push(Step {
+            what: format!("without {} sanitizer and debug options the crash does not need", kept.len() - lean.len()),
+            options: lean.len(),
+            trial: None,
+            kept: true,
+        });
+        (kept, inferred) = (lean, true);
     }
 
+    // Halving: the half with the smaller closure is built; when it does
+    // not reproduce, the bug is taken to be in the other half without a
+    // build of its own (one build a halving, as a bisect). A later half
+    // that reproduces confirms it; if none did when one build is left, that
+    // build checks the inferred set, and should it not reproduce (the bug
+    // needs options of both halves) the answer is the last set that did.
     while stopped.is_empty() {
+        let left = max_builds.saturating_sub(builds);
+        if inferred && (left == 1 || kept.len() <= 1) {
+            let what = format!("the {} options the halving came to", kept.len());
+            let t = trial(tester, &kept, what, &mut steps, &mut builds)?;
+            if t.as_often_as(&reference) {
+                steps.last_mut().expect("a step").kept = true;
+                confirmed = kept.clone();
+            } else {
+                kept = confirmed.clone();
+                stopped = "a half that did not reproduce held a needed option: the last set that did is kept".into();
+                break;
+            }
+            inferred = false;
+            continue;
+        }
         if kept.len() <= 1 {
             stopped = "one option or none left".into();
             break;
         }
+        if left == 0 {
+            stopped = format!("the budget of {max_builds} builds is spent");
+            break;
+        }
         let (h1, h2) = kept.split_at(kept.len() / 2);
-        let halves = [h1.to_vec(), h2.to_vec()];
-        let mut taken = false;
-        for (i, half) in halves.iter().enumerate() {
-            if builds >= max_builds {
-                stopped = format!("the budget of {max_builds} builds is spent");
-                break;
-            }
-            let half = closure(half, &kept, index);
-            if half.len() >= kept.len() {
-                continue; // its dependencies are the rest: no smaller
-            }
-            let what = format!("half {} of {} options ({} with what they depend on)", i + 1, kept.len(), half.len());
-            let t = trial(tester, &half, what, &mut steps, &mut builds)?;
-            if t.as_often_as(&reference) {
-                steps.last_mut().expect("a step").kept = true;
-                kept = half;
-                taken = true;
-                break;
-            }
+        let mut halves = [closure(h1, &kept, index), closure(h2, &kept, index)];
+        halves.sort_by_key(Vec::len);
+        let [small, other] = halves;
+        if small.len() >= kept.len() {
+            stopped = "each half depends on the other: no smaller set".into();
+            break;
         }
-        if !taken && stopped.is_empty() {
-            stopped = "neither half reproduces alone: both are needed".into();
+        let what = format!("a half of {} options ({} with what they depend on)", kept.len(), small.len());
+        let t = trial(tester, &small, what, &mut steps, &mut builds)?;
+        if t.as_often_as(&reference) {
+            steps.last_mut().expect("a step").kept = true;
+            (kept, confirmed, inferred) = (small.clone(), small, false);
+        } else if other.len() < kept.len() {
+            steps.push(Step {
+                what: format!("the other half ({} options), taken without a build", other.len()),
+                options: other.len(),
+                trial: None,
+                kept: true,
+            });
+            (kept, inferred) = (other, true);
+        } else {
+            stopped = "the half that did not reproduce is needed, and the other half depends on it".into();
         }
+    }
+    if inferred {
+        kept = confirmed; // the budget ran out before the check (max_builds < 3)
     }
     Ok(Minimized { kept: with_values(&kept), of, steps, builds, stopped })
 }
@@ -300,7 +340,7 @@ mod tests {
     fn a_config_shrinks_to_what_the_bug_needs_within_the_budget() {
         let (big, index) = big(60);
         let base = parse_config("CONFIG_X86_64=y\n");
-        let c = candidates(&big, &base, &BTreeSet::new(), &index);
+        let (c, _) = candidates(&big, &base, &BTreeSet::new(), &index);
         assert_eq!(c.len(), 64);
         let mut t = Needs { needs: vec!["EXT4_FS", "BLOCK"], tried: Vec::new() };
         let m = minimize(&big, c, &index, (8, 0), &mut t).unwrap();
@@ -311,11 +351,56 @@ mod tests {
         assert!(kept.len() <= 10, "{kept:?} after {:?}", m.steps);
         assert_eq!(m.stopped, "the budget of 8 builds is spent");
         assert!(m.builds <= 8 && t.tried.len() == m.builds);
-        // The debug options went first: a failing repro needs no KASAN.
-        // (DEBUG_VM stays: DRIVER_000 depends on it.)
-        assert!(m.steps[1].what.starts_with("without 1 unneeded debug options") && m.steps[1].kept, "{:?}", m.steps);
+        // The debug options went first, without a build: a failing repro
+        // needs no KASAN. (DEBUG_VM stays: DRIVER_000 depends on it.)
+        assert!(m.steps[1].what.starts_with("without 1 sanitizer and debug") && m.steps[1].trial.is_none());
+        assert!(!m.kept.iter().any(|(n, _)| n == "KASAN"), "{:?}", m.steps);
         assert_eq!(m.of, 64);
         assert!(m.fragment().contains("CONFIG_EXT4_FS=y\n"));
+    }
+
+    /// Whether `kept` shows the bug for `t`.
+    fn shows(t: &mut Needs, kept: &[(String, Value)]) -> bool {
+        t.test(kept, "check").unwrap().shows()
+    }
+
+    #[test]
+    fn one_build_a_halving_finds_one_needed_option_among_seven_hundred() {
+        let (big, index) = big(700);
+        let (c, _) = candidates(&big, &parse_config("CONFIG_X86_64=y\n"), &BTreeSet::new(), &index);
+        for need in ["DRIVER_007", "DRIVER_350", "DRIVER_699"] {
+            let mut t = Needs { needs: vec![need], tried: Vec::new() };
+            // The minimal config's build was the first of the eight.
+            let m = minimize(&big, c.clone(), &index, (8, 1), &mut t).unwrap();
+            assert!(m.builds <= 8 && t.tried.len() == m.builds - 1, "{:?}", m.steps);
+            assert!(
+                m.kept.len() <= 30 && m.kept.iter().any(|(n, _)| n == need),
+                "{need}: {} {:?}",
+                m.kept.len(),
+                m.steps
+            );
+            assert!(shows(&mut t, &m.kept));
+        }
+    }
+
+    #[test]
+    fn needs_in_both_halves_end_with_the_last_set_that_reproduced() {
+        let (big, index) = big(100);
+        let (c, _) = candidates(&big, &parse_config(""), &BTreeSet::new(), &index);
+        let mut t = Needs { needs: vec!["DRIVER_001", "DRIVER_098"], tried: Vec::new() };
+        let m = minimize(&big, c, &index, (8, 0), &mut t).unwrap();
+        assert!(shows(&mut t, &m.kept), "{:?}", m.steps);
+        assert!(m.stopped.starts_with("a half that did not reproduce held a needed option"), "{}", m.stopped);
+        assert!(m.builds <= 8);
+    }
+
+    #[test]
+    fn options_without_a_prompt_are_left_to_olddefconfig() {
+        let (big, mut index) = big(2);
+        index.add(Path::new("lib/Kconfig"), "config DRIVER_001\n\tbool\n\tdefault y\n");
+        let (c, beyond) = candidates(&big, &parse_config(""), &BTreeSet::new(), &index);
+        assert!(!c.contains(&"DRIVER_001".to_owned()) && c.contains(&"DRIVER_000".to_owned()), "{c:?}");
+        assert_eq!((c.len(), beyond), (6, 7));
     }
 
     #[test]
@@ -333,7 +418,7 @@ mod tests {
     #[test]
     fn a_big_config_that_does_not_reproduce_is_an_error() {
         let (big, index) = big(4);
-        let c = candidates(&big, &parse_config(""), &BTreeSet::new(), &index);
+        let (c, _) = candidates(&big, &parse_config(""), &BTreeSet::new(), &index);
         let mut t = Needs { needs: vec!["NOTHING_SETS_THIS"], tried: Vec::new() };
         let e = minimize(&big, c, &index, (8, 0), &mut t).unwrap_err();
         assert_eq!(e, "the big config does not reproduce: nothing to minimize");
