@@ -92,11 +92,21 @@ impl GuestSpec {
                 .collect::<Result<_, _>>()?,
             (given, _) => given.to_vec(),
         };
-        Ok(GuestSpec {
-            cpus: boot.cpus.or(decl.map(|d| d.cpus)).unwrap_or(1).max(1),
-            disks,
-            memory_mib: boot.memory_mib.or(decl.map(|d| d.memory_mib).filter(|m| *m > 0)).unwrap_or(DEFAULT_MEMORY_MIB),
-        })
+        let memory_mib =
+            boot.memory_mib.or(decl.map(|d| d.memory_mib).filter(|m| *m > 0)).unwrap_or(DEFAULT_MEMORY_MIB);
+        check_memory(memory_mib, crate::host::memory_available_mib())?;
+        Ok(GuestSpec { cpus: boot.cpus.or(decl.map(|d| d.cpus)).unwrap_or(1).max(1), disks, memory_mib })
+    }
+}
+
+/// Refuses guest memory the host does not have free: qemu would fail to
+/// allocate it, or the host would swap through every boot.
+fn check_memory(mib: u32, available_mib: Option<u64>) -> Result<(), RunError> {
+    match available_mib {
+        Some(free) if u64::from(mib) > free => Err(RunError::BadFlag(format!(
+            "--memory {mib}: the guest would get {mib} MiB, but this host has {free} MiB available"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -436,6 +446,11 @@ pub(crate) fn prepare(
         request::Kernel::Build(_) => None,
     };
     let arch = arch(&req.boot, named.as_ref())?;
+    if let Some(k) = &named {
+        // Its entry too (a bzImage's payload is decompressed here), before
+        // a minute of compiling init for a kernel that cannot boot.
+        crate::boot::run::choose_entry(k, req.boot.entry, cache, &mut |_| {})?;
+    }
     let guest = guest(&what, &req.guest, &req.boot, arch, cache, &mut |m| on(Progress::Say(m)))?;
     let plan = plan(&req.boot, &guest, cache, &mut |m| on(Progress::Say(m)))?;
     let kernel = match (named, &req.kernel) {
@@ -460,6 +475,16 @@ mod tests {
 
     fn repro(name: &str) -> guest::Repro {
         guest::Catalog::builtin().find(name).cloned().unwrap()
+    }
+
+    #[test]
+    fn guest_memory_beyond_what_the_host_has_free_is_refused() {
+        assert!(check_memory(256, Some(20_000)).is_ok() && check_memory(256, None).is_ok());
+        let e = check_memory(100_000, Some(20_000)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--memory 100000: the guest would get 100000 MiB, but this host has 20000 MiB available"
+        );
     }
 
     #[test]

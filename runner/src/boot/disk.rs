@@ -90,6 +90,17 @@ pub(crate) fn check(spec: &DiskSpec) -> Result<(), BootError> {
             if meta.is_dir() {
                 return Err(BootError::BadFlag(format!("--disk {}: a directory, not a disk image", path.display())));
             }
+            // A block device is a disk qemu can take (raw); a character
+            // device, a pipe or a socket is not.
+            use std::os::unix::fs::FileTypeExt;
+            let kind = meta.file_type();
+            if kind.is_char_device() || kind.is_fifo() || kind.is_socket() {
+                return Err(BootError::BadFlag(format!(
+                    "--disk {}: a character device, a pipe or a socket, not a disk image (a file or a block device)",
+                    path.display()
+                )));
+            }
+            std::fs::File::open(path).map_err(|e| BootError::BadFlag(format!("--disk {spec}: cannot read it: {e}")))?;
             if *rw {
                 std::fs::OpenOptions::new()
                     .write(true)
@@ -232,6 +243,8 @@ mod tests {
         assert!(e.to_string().starts_with("--disk /nonexistent.img: "), "{e}");
         let e = check(&DiskSpec::File { path: "/".into(), rw: false }).unwrap_err();
         assert_eq!(e.to_string(), "--disk /: a directory, not a disk image");
+        let e = check(&DiskSpec::File { path: "/dev/null".into(), rw: false }).unwrap_err();
+        assert!(e.to_string().starts_with("--disk /dev/null: a character device, a pipe or a socket"), "{e}");
         let e = check(&"new:8M:nosuchfs".parse().unwrap()).unwrap_err();
         assert!(e.to_string().contains("mkfs.nosuchfs is not installed"), "{e}");
     }

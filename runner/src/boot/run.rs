@@ -23,7 +23,7 @@ use super::qemu::{self, Accel, AccelChoice, Machine, QemuParams};
 use super::BootError;
 use crate::host::cache::Cache;
 use crate::host::spawn::{Cmd, Line, Stream};
-use crate::image::kernel::{self, Kernel};
+use crate::image::kernel::{self, Kernel, KernelError};
 use crate::image::vmlinux;
 use crate::initrd::extras::Extras;
 use rustix::fd::OwnedFd;
@@ -311,6 +311,12 @@ pub(crate) fn choose_entry(
             .map_err(|e| BootError::BadFlag(format!("--entry pvh: {}: {e}", kernel.path.display()))),
         EntryChoice::Auto => match vmlinux::pvh_vmlinux(&cache.vmlinux(), &kernel.path) {
             Ok(p) => Ok(BootImage::Pvh(p)),
+            // The kernel's own decompressor would fail on it too, and halt
+            // the guest (a false hang) or overrun its memory.
+            Err(e @ vmlinux::PvhError::Decompress(_)) => Err(BootError::Kernel(KernelError::NotAKernel {
+                path: kernel.path.clone(),
+                why: format!("{e} (--entry bzimage boots it anyway)"),
+            })),
             Err(e) => {
                 say(&format!("booting the bzImage (no PVH fast path: {e})"));
                 Ok(BootImage::BzImage)
@@ -441,6 +447,13 @@ pub fn run(
             (Err(e @ BootError::QemuFailed { .. }), BootImage::Pvh(image)) if *image == target.kernel.path => {
                 return Err(e)
             }
+            // qemu refused its flags or the memory (a --qemu-arg, --memory):
+            // the bzImage would fare no better, and the image is not to blame.
+            (Err(BootError::QemuFailed { status, stderr }), BootImage::Pvh(image))
+                if !about_the_image(&stderr, image) =>
+            {
+                return Err(BootError::QemuFailed { status, stderr })
+            }
             (Err(BootError::QemuFailed { status, stderr }), BootImage::Pvh(image)) => {
                 let image = image.clone();
                 if !pvh_retried && image.starts_with(plan.cache.vmlinux()) {
@@ -476,6 +489,14 @@ pub fn run(
             Attempt::KvmBroken(why) => return Err(BootError::KvmFailed(why)),
         }
     }
+}
+
+/// Whether qemu's complaint (it exited before the kernel printed) is about
+/// the kernel image it was given: it names the image or "kernel" (qemu's
+/// "could not load kernel", "Error loading uncompressed kernel without
+/// PVH ELF Note"), rather than a flag or the memory.
+fn about_the_image(stderr: &str, image: &Path) -> bool {
+    stderr.contains(&*image.to_string_lossy()) || stderr.to_lowercase().contains("kernel")
 }
 
 enum Attempt {
@@ -945,6 +966,18 @@ mod tests {
             memory_mib: 256,
             arch: crate::image::arch::Arch::X86_64,
         }
+    }
+
+    #[test]
+    fn only_qemu_complaints_about_the_image_make_the_pvh_boot_fall_back() {
+        let image = Path::new("/c/vmlinux/abc.elf");
+        assert!(about_the_image("qemu-system-x86_64: Error loading uncompressed kernel without PVH ELF Note", image));
+        assert!(about_the_image("qemu: could not load kernel '/c/vmlinux/abc.elf': Bad address", image));
+        assert!(!about_the_image("qemu-system-x86_64: -bogus: invalid option", image));
+        assert!(!about_the_image(
+            "qemu-system-x86_64: cannot set up guest memory 'microvm.ram': Cannot allocate memory",
+            image
+        ));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::arch::Arch;
+use super::decompress::{decompress, Format, OUTPUT_CAP};
 
 /// Offset of the "HdrS" magic in the x86 boot protocol's setup header.
 const HDRS_OFFSET: u64 = 0x202;
@@ -36,6 +37,11 @@ pub enum KernelError {
 fn io(context: String) -> impl FnOnce(std::io::Error) -> KernelError {
     move |source| KernelError::Io { context, source }
 }
+
+/// The largest kernel file krepro reads: a vmlinux with full debug info
+/// (syzbot's, KASAN and all) is under 1 GiB; anything bigger is a wrong
+/// path, and is refused before it is read.
+const KERNEL_FILE_CAP: u64 = 2 << 30;
 
 /// A kernel image that passed [`check_kernel`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,8 +84,17 @@ pub fn check_kernel(path: &Path) -> Result<Kernel, KernelError> {
         std::io::ErrorKind::NotFound => KernelError::NotFound(path.to_owned()),
         _ => io(format!("open kernel {}", path.display()))(e),
     })?;
-    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+    let meta = file.metadata().map_err(io(format!("stat {}", path.display())))?;
+    if meta.is_dir() {
         return Err(not_kernel("it is a directory"));
+    }
+    if !meta.is_file() {
+        return Err(not_kernel("not a regular file (a device, a socket or a pipe)"));
+    }
+    if meta.len() > KERNEL_FILE_CAP {
+        let why =
+            format!("{} MiB, more than any kernel image ({} MiB at most)", meta.len() >> 20, KERNEL_FILE_CAP >> 20);
+        return Err(not_kernel(&why));
     }
     let mut header = [0u8; 0x210];
     let n = read_up_to(&mut file, &mut header).map_err(io(format!("read {}", path.display())))?;
@@ -182,13 +197,7 @@ pub(crate) fn version_string(path: &Path) -> Option<String> {
 /// not). A gzip'd Image is read through the decompressor.
 fn arm64_version(path: &Path) -> Option<String> {
     let raw = std::fs::read(path).ok()?;
-    let data = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice()).read_to_end(&mut out).ok()?;
-        out
-    } else {
-        raw
-    };
+    let data = if raw.starts_with(&[0x1f, 0x8b]) { decompress(Format::Gzip, &raw, OUTPUT_CAP).ok()? } else { raw };
     banner_version(&data)
 }
 

@@ -3,6 +3,7 @@
 
 pub mod arch;
 pub mod config;
+pub(crate) mod decompress;
 pub(crate) mod elf;
 pub mod kernel;
 pub(crate) mod version;

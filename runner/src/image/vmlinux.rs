@@ -13,7 +13,7 @@
 
 #![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects, clippy::as_conversions)]
 
-use std::io::Read;
+use crate::image::decompress::{decompress, DecompressError, Format, OUTPUT_CAP};
 use std::path::{Path, PathBuf};
 
 use crate::image::elf::{Elf, ElfError, PT_NOTE};
@@ -84,51 +84,17 @@ fn payload(bz: &[u8]) -> Result<&[u8], PvhError> {
 /// Takes the vmlinux ELF out of a bzImage and checks that it is complete.
 pub fn extract(bz: &[u8]) -> Result<Vec<u8>, PvhError> {
     let full = payload(bz)?;
-    // Without the size word the kernel's Makefile appends (not to gzip).
-    let p = full.get(..full.len().saturating_sub(4)).unwrap_or_default();
-    let dec = |e: String| PvhError::Decompress(e);
-    let mut out = Vec::new();
-    match full {
-        [0x1f, 0x8b, ..] => {
-            flate2::read::GzDecoder::new(full).read_to_end(&mut out).map_err(|e| dec(e.to_string()))?;
-        }
-        [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => {
-            // The kernel's xz payloads use the x86 BCJ filter: full liblzma.
-            liblzma::read::XzDecoder::new(p).read_to_end(&mut out).map_err(|e| dec(e.to_string()))?;
-        }
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
-            let mut d = ruzstd::decoding::StreamingDecoder::new(p).map_err(|e| dec(e.to_string()))?;
-            d.read_to_end(&mut out).map_err(|e| dec(e.to_string()))?;
-        }
-        [0x02, 0x21, 0x4c, 0x18, ..] => out = lz4_legacy(p.get(4..).unwrap_or_default())?,
-        [0x5d, 0, 0, ..] => return Err(PvhError::Unsupported("lzma")),
-        [b'B', b'Z', b'h', ..] => return Err(PvhError::Unsupported("bzip2")),
-        [0x89, b'L', b'Z', b'O', ..] => return Err(PvhError::Unsupported("lzo")),
-        _ => return Err(PvhError::Unsupported("an unknown format")),
-    }
+    let format = Format::sniff(full).ok_or(PvhError::Unsupported("an unknown format"))?;
+    // Without the size word the kernel's Makefile appends (gzip ends by itself).
+    let p = match format {
+        Format::Gzip => full,
+        _ => full.get(..full.len().saturating_sub(4)).unwrap_or_default(),
+    };
+    let out = decompress(format, p, OUTPUT_CAP).map_err(|e| match e {
+        DecompressError::Unsupported(what) => PvhError::Unsupported(what),
+        e => PvhError::Decompress(e.to_string()),
+    })?;
     Elf::parse(&out).and_then(|elf| elf.check_complete()).map_err(PvhError::BadVmlinux)?;
-    Ok(out)
-}
-
-/// LZ4's legacy frame format, as the kernel writes it: blocks of
-/// `[u32 compressed size][block]`, each decompressing to at most 8 MiB.
-fn lz4_legacy(mut data: &[u8]) -> Result<Vec<u8>, PvhError> {
-    const BLOCK: usize = 8 << 20;
-    const MAGIC: u32 = 0x184c_2102;
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; BLOCK];
-    while let Some(size) = le32(data, 0) {
-        let rest = data.get(4..).unwrap_or_default();
-        if size == MAGIC {
-            data = rest; // a concatenated frame
-            continue;
-        }
-        let Some(block) = usize::try_from(size).ok().and_then(|size| rest.get(..size)) else { break };
-        let n =
-            lz4_flex::block::decompress_into(block, &mut buf).map_err(|e| PvhError::Decompress(format!("lz4: {e}")))?;
-        out.extend_from_slice(buf.get(..n).unwrap_or_default());
-        data = rest.get(block.len()..).unwrap_or_default();
-    }
     Ok(out)
 }
 
@@ -195,6 +161,9 @@ pub(crate) fn pvh_vmlinux(dir: &Path, bzimage: &Path) -> Result<PathBuf, PvhErro
             tmp.persist(&path).map_err(|e| io(e.error))?;
             Ok(path)
         }
+        // A payload that does not decompress is not remembered: the
+        // caller refuses such a kernel, and must know it is that.
+        Err(e @ PvhError::Decompress(_)) => Err(e),
         Err(e) => {
             // Remember why, so the next run does not decompress again.
             let _ = std::fs::write(&no_pvh, e.to_string());
@@ -251,18 +220,6 @@ mod tests {
         let mut payload = out.stdout;
         payload.extend_from_slice(&(elf.len() as u32).to_le_bytes());
         assert_eq!(extract(&fake_bzimage(&payload)).unwrap(), elf);
-    }
-
-    #[test]
-    fn lz4_legacy_blocks_concatenate() {
-        let a = lz4_flex::block::compress(b"hello, ");
-        let b = lz4_flex::block::compress(b"world");
-        let mut data = Vec::new();
-        for blk in [&a, &b] {
-            data.extend_from_slice(&(blk.len() as u32).to_le_bytes());
-            data.extend_from_slice(blk);
-        }
-        assert_eq!(lz4_legacy(&data).unwrap(), b"hello, world");
     }
 
     #[test]

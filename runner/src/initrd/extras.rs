@@ -25,6 +25,41 @@ pub enum ExtrasError {
     Modules(#[from] ModuleError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    #[error(
+        "{what} would put {} in the initrd, more than its {} cap (the guest unpacks it into its RAM); the biggest: {}",
+        human(*.total),
+        human(*.cap),
+        .biggest.iter().map(|(p, n)| format!("/{p} ({})", human(*n))).collect::<Vec<_>>().join(", ")
+    )]
+    TooBig { what: &'static str, total: u64, cap: u64, biggest: Vec<(String, u64)> },
+}
+
+/// The most the additions (--exec, --file trees, modules) may bring to
+/// the initrd, uncompressed: the guest unpacks them into its RAM, and a
+/// --file tree of a whole disk image is a mistake better told before it
+/// is read.
+pub(crate) const INITRD_CAP: u64 = 1 << 30;
+
+/// `n` bytes, for people: "1.5 GiB", "3.2 MiB", "12 KiB".
+fn human(n: u64) -> String {
+    let units = [("GiB", 30), ("MiB", 20), ("KiB", 10)];
+    match units.iter().find(|(_, shift)| n >= 1 << shift) {
+        Some((unit, shift)) => format!("{:.1} {unit}", n as f64 / (1u64 << shift) as f64),
+        None => format!("{n} bytes"),
+    }
+}
+
+/// Fails when `sizes` (path, bytes) add up to more than `cap`, naming the
+/// three biggest.
+fn check_total(what: &'static str, sizes: impl Iterator<Item = (String, u64)>, cap: u64) -> Result<(), ExtrasError> {
+    let mut all: Vec<(String, u64)> = sizes.collect();
+    let total = all.iter().map(|(_, n)| n).sum::<u64>();
+    if total <= cap {
+        return Ok(());
+    }
+    all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    all.truncate(3);
+    Err(ExtrasError::TooBig { what, total, cap, biggest: all })
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> ExtrasError {
@@ -95,8 +130,16 @@ impl Extras {
             fixed.extend(members);
             exec_arch = Some((spec.path.clone(), arch, script));
         }
-        for spec in files {
-            fixed.extend(file_members(spec)?);
+        // Sizes first, from the file system: nothing is read past the cap.
+        let planned: Vec<(String, Vec<Planned>)> =
+            files.iter().map(|spec| Ok((spec.clone(), file_plan(spec)?))).collect::<Result<_, ExtrasError>>()?;
+        let sizes = planned.iter().flat_map(|(_, plan)| plan).filter_map(|p| match p {
+            Planned::File { dest, size, .. } => Some((dest.clone(), *size)),
+            Planned::Dir(_) => None,
+        });
+        check_total("--file", sizes, INITRD_CAP)?;
+        for (_, plan) in planned {
+            fixed.extend(read_plan(plan)?);
         }
         Ok(Extras { fixed, modules, exec_arch, notes })
     }
@@ -175,6 +218,11 @@ impl Extras {
                 None => {}
             }
         }
+        let sizes = out.iter().filter_map(|m| match &m.node {
+            super::Node::File(data) => Some((m.path.clone(), data.len() as u64)),
+            _ => None,
+        });
+        check_total("--exec, --file and the modules", sizes, INITRD_CAP)?;
         // Each piece brings its parent directories; two --file DESTs may share one.
         Ok(super::dedup_dirs(out))
     }
@@ -280,7 +328,7 @@ fn script_members(bytes: &[u8], busybox: Option<&Path>, notes: &mut Vec<String>)
         links.push(interpreter.trim_start_matches('/').to_owned());
     }
     for link in links {
-        members.extend(parent_dirs(&link));
+        members.extend(parent_dirs(&link).iter().map(|d| Member::dir(d)));
         if !members.iter().any(|e| e.path == link) {
             members.push(Member::symlink(&link, "/bin/busybox"));
         }
@@ -288,8 +336,15 @@ fn script_members(bytes: &[u8], busybox: Option<&Path>, notes: &mut Vec<String>)
     Ok(super::dedup_dirs(members))
 }
 
-/// `--file SRC[:DEST]`: a file, or a directory and everything below it.
-fn file_members(spec: &str) -> Result<Vec<Member>, ExtrasError> {
+/// One member of a --file tree, before its file is read.
+enum Planned {
+    Dir(String),
+    File { src: PathBuf, dest: String, mode: u32, size: u64 },
+}
+
+/// `--file SRC[:DEST]`: a file, or a directory and everything below it,
+/// with its parent directories; sizes from the file system, nothing read.
+fn file_plan(spec: &str) -> Result<Vec<Planned>, ExtrasError> {
     let (src, dest) = match spec.split_once(':') {
         Some((s, d)) => (PathBuf::from(s), d.trim_start_matches('/').to_owned()),
         None => {
@@ -301,22 +356,35 @@ fn file_members(spec: &str) -> Result<Vec<Member>, ExtrasError> {
     if dest.is_empty() || dest.split('/').any(|c| c == "..") {
         return Err(ExtrasError::BadFlag(format!("--file {spec}: DEST must be a path inside the initrd")));
     }
-    let mut out = parent_dirs(&dest);
-    add_tree(&src, &dest, &mut out)?;
+    let mut out: Vec<Planned> = parent_dirs(&dest).into_iter().map(Planned::Dir).collect();
+    plan_tree(&src, &dest, &mut out)?;
     Ok(out)
+}
+
+/// The members `plan` describes, files read.
+fn read_plan(plan: Vec<Planned>) -> Result<Vec<Member>, ExtrasError> {
+    plan.into_iter()
+        .map(|p| match p {
+            Planned::Dir(dest) => Ok(Member::dir(&dest)),
+            Planned::File { src, dest, mode, .. } => {
+                let data = std::fs::read(&src).map_err(io(format!("read {}", src.display())))?;
+                Ok(Member::file(&dest, mode, data))
+            }
+        })
+        .collect()
 }
 
 /// The directories above `path` (relative), outermost first:
 /// "usr/bin/env" -> usr, usr/bin.
-fn parent_dirs(path: &str) -> Vec<Member> {
-    path.match_indices('/').map(|(at, _)| Member::dir(&path[..at])).collect()
+fn parent_dirs(path: &str) -> Vec<String> {
+    path.match_indices('/').map(|(at, _)| path[..at].to_owned()).collect()
 }
 
-fn add_tree(src: &Path, dest: &str, out: &mut Vec<Member>) -> Result<(), ExtrasError> {
+fn plan_tree(src: &Path, dest: &str, out: &mut Vec<Planned>) -> Result<(), ExtrasError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(src).map_err(|e| ExtrasError::BadFlag(format!("--file {}: {e}", src.display())))?;
     if meta.is_dir() {
-        out.push(Member::dir(dest));
+        out.push(Planned::Dir(dest.to_owned()));
         let mut names: Vec<_> = std::fs::read_dir(src)
             .map_err(io(format!("list {}", src.display())))?
             .flatten()
@@ -324,11 +392,16 @@ fn add_tree(src: &Path, dest: &str, out: &mut Vec<Member>) -> Result<(), ExtrasE
             .collect();
         names.sort();
         for n in names {
-            add_tree(&src.join(&n), &format!("{dest}/{}", n.to_string_lossy()), out)?;
+            plan_tree(&src.join(&n), &format!("{dest}/{}", n.to_string_lossy()), out)?;
         }
+    } else if meta.is_file() {
+        let mode = meta.permissions().mode() & 0o777;
+        out.push(Planned::File { src: src.to_owned(), dest: dest.to_owned(), mode, size: meta.len() });
     } else {
-        let data = std::fs::read(src).map_err(io(format!("read {}", src.display())))?;
-        out.push(Member::file(dest, meta.permissions().mode() & 0o777, data));
+        return Err(ExtrasError::BadFlag(format!(
+            "--file {}: not a regular file or a directory (a device, a socket or a pipe)",
+            src.display()
+        )));
     }
     Ok(())
 }
@@ -407,8 +480,38 @@ mod tests {
     }
 
     #[test]
+    fn a_file_tree_over_the_cap_is_refused_by_its_sizes_naming_the_biggest() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = d.path().join("tree");
+        std::fs::create_dir(&tree).unwrap();
+        // Sparse: 3 GiB that take no disk and are never read.
+        for (name, size) in [("disk.img", 3u64 << 30), ("small", 10), ("mid.bin", 5 << 20)] {
+            std::fs::File::create(tree.join(name)).unwrap().set_len(size).unwrap();
+        }
+        let e = Extras::new(None, &[format!("{}:data", tree.display())], None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--file would put 3.0 GiB in the initrd, more than its 1.0 GiB cap (the guest unpacks it into its RAM); \
+             the biggest: /data/disk.img (3.0 GiB), /data/mid.bin (5.0 MiB), /data/small (10 bytes)"
+        );
+        assert_eq!(human(1536 << 20), "1.5 GiB");
+        // The whole set is checked again with the modules, from the bytes.
+        let big = [Member::file("a", 0o644, vec![0; 300]), Member::file("b", 0o644, vec![0; 800])];
+        let sizes = big.iter().map(|m| (m.path.clone(), 1u64 << 29)).collect::<Vec<_>>();
+        assert!(check_total("x", sizes.into_iter(), INITRD_CAP).is_ok());
+        let e = check_total("x", [("a".into(), INITRD_CAP), ("b".into(), 1)].into_iter(), INITRD_CAP).unwrap_err();
+        assert!(matches!(e, ExtrasError::TooBig { total, .. } if total == INITRD_CAP + 1));
+    }
+
+    #[test]
+    fn a_device_node_is_not_a_file_to_pack() {
+        let e = Extras::new(None, &["/dev/null:x".into()], None).unwrap_err();
+        assert_eq!(e.to_string(), "--file /dev/null: not a regular file or a directory (a device, a socket or a pipe)");
+    }
+
+    #[test]
     fn parents_come_outermost_first() {
-        assert_eq!(paths(&parent_dirs("usr/bin/env")), ["usr", "usr/bin"]);
+        assert_eq!(parent_dirs("usr/bin/env"), ["usr", "usr/bin"]);
         assert!(parent_dirs("init").is_empty());
     }
 

@@ -3,8 +3,8 @@
 //! dependencies into the initrd, in load order; PID 1 loads them with
 //! finit_module before the repro.
 
+use crate::image::decompress::{decompress, Format, OUTPUT_CAP};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::image::kernel::Kernel;
@@ -103,19 +103,14 @@ fn read_module(path: &Path) -> Result<Vec<u8>, ModuleError> {
     let err = |why: String| ModuleError::Read { path: path.to_owned(), why };
     let raw = std::fs::read(path).map_err(|e| err(e.to_string()))?;
     let name = path.to_string_lossy();
-    let mut out = Vec::new();
-    if name.ends_with(".xz") {
-        liblzma::read::XzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| err(format!("xz: {e}")))?;
-    } else if name.ends_with(".zst") {
-        let mut dec = ruzstd::decoding::StreamingDecoder::new(&raw[..]).map_err(|e| err(format!("zstd: {e}")))?;
-        dec.read_to_end(&mut out).map_err(|e| err(format!("zstd: {e}")))?;
-    } else if name.ends_with(".gz") {
-        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| err(format!("gzip: {e}")))?;
-    } else if name.ends_with(".ko") {
-        out = raw;
-    } else {
-        return Err(err("unknown module compression (known: .ko, .ko.xz, .ko.zst, .ko.gz)".into()));
-    }
+    let format = match () {
+        _ if name.ends_with(".ko") => return Ok(raw),
+        _ if name.ends_with(".xz") => Format::Xz,
+        _ if name.ends_with(".zst") => Format::Zstd,
+        _ if name.ends_with(".gz") => Format::Gzip,
+        _ => return Err(err("unknown module compression (known: .ko, .ko.xz, .ko.zst, .ko.gz)".into())),
+    };
+    let out = decompress(format, &raw, OUTPUT_CAP).map_err(|e| err(e.to_string()))?;
     Ok(out)
 }
 

@@ -1,0 +1,220 @@
+//! Faults and hostile inputs, with real parts: a compression bomb as
+//! `--kernel`, file trees too big for an initrd. Each case checks the
+//! exit status, the one-line message, and that nothing was left behind
+//! (no qemu, no temp dir, nothing in the cache).
+
+// Tests drive the binaries and tools directly; the rule that every child
+// goes through krepro's spawner is for krepro itself.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{assert_empty, k61, temp, xtask_env};
+
+/// An xz stream that decompresses to `blocks` copies of 64 MiB of zeros,
+/// one block made by xz and repeated, with the index and footer that
+/// describe them all: 10 GiB in a few hundred KiB, made in a second.
+fn xz_bomb(blocks: u64) -> Vec<u8> {
+    let zeros = tempfile::NamedTempFile::new().unwrap();
+    zeros.as_file().set_len(64 << 20).unwrap();
+    let out = Command::new("xz")
+        .args(["-0", "--check=crc32", "--block-size=64MiB", "-T1", "-c"])
+        .arg(zeros.path())
+        .output()
+        .expect("run xz (apt-get install -y xz-utils)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let one = out.stdout;
+    // Stream header (12), the block, the index, the footer (12), whose
+    // backward size gives the index's length.
+    let backward = u32::from_le_bytes(one[one.len() - 8..one.len() - 4].try_into().unwrap());
+    let index_at = one.len() - 12 - (backward as usize + 1) * 4;
+    let (header, block, index) = (&one[..12], &one[12..index_at], &one[index_at..one.len() - 12]);
+    // The index of one block: 0x00, count 1, unpadded size, uncompressed size.
+    assert_eq!(&index[..2], &[0, 1], "one block");
+    let (unpadded, n) = vli(&index[2..]);
+    let (uncompressed, _) = vli(&index[2 + n..]);
+    assert_eq!(uncompressed, 64 << 20);
+
+    let mut out = header.to_vec();
+    for _ in 0..blocks {
+        out.extend_from_slice(block);
+    }
+    let mut index = vec![0u8];
+    put_vli(&mut index, blocks);
+    for _ in 0..blocks {
+        put_vli(&mut index, unpadded);
+        put_vli(&mut index, uncompressed);
+    }
+    index.resize(index.len().next_multiple_of(4), 0);
+    index.extend_from_slice(&crc32(&index).to_le_bytes());
+    out.extend_from_slice(&index);
+    // Footer: CRC32 of (backward size, flags), backward size, flags, "YZ".
+    let mut tail = (u32::try_from(index.len() / 4 - 1).unwrap()).to_le_bytes().to_vec();
+    tail.extend_from_slice(&header[6..8]);
+    out.extend_from_slice(&crc32(&tail).to_le_bytes());
+    out.extend_from_slice(&tail);
+    out.extend_from_slice(b"YZ");
+    out
+}
+
+fn vli(b: &[u8]) -> (u64, usize) {
+    let mut v = 0u64;
+    for (i, byte) in b.iter().enumerate() {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return (v, i + 1);
+        }
+    }
+    panic!("unterminated VLI");
+}
+
+fn put_vli(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = flate2::Crc::new();
+    c.update(data);
+    c.sum()
+}
+
+/// A bzImage as the kernel's Makefile lays it out (boot header, then the
+/// protected-mode code, here only the payload and its size word), with
+/// the version string of a real one so that it passes the header checks.
+fn bzimage_around(payload: &[u8], claimed: u32) -> Vec<u8> {
+    let mut body = payload.to_vec();
+    body.extend_from_slice(&claimed.to_le_bytes());
+    let mut bz = vec![0u8; 5 * 512];
+    bz[0x1f1] = 4; // setup_sects
+    bz[0x1f4..0x1f8].copy_from_slice(&u32::try_from(body.len().div_ceil(16)).unwrap().to_le_bytes());
+    bz[0x202..0x206].copy_from_slice(b"HdrS");
+    bz[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    bz[0x248..0x24c].copy_from_slice(&0u32.to_le_bytes());
+    bz[0x24c..0x250].copy_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+    bz.extend_from_slice(&body);
+    bz.resize(bz.len().next_multiple_of(16), 0);
+    bz
+}
+
+/// No process whose command line mentions `what` (qemu on a test file).
+fn assert_no_process_with(what: &Path) {
+    let needle = what.to_str().unwrap();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            assert!(!(cmd.contains("qemu-system") && cmd.contains(needle)), "left running: {cmd}");
+        }
+    }
+}
+
+#[test]
+fn a_ten_gib_xz_bomb_as_kernel_is_refused_at_the_cap_before_qemu() {
+    let dir = temp("bomb");
+    let xz = xz_bomb(160);
+    assert!(xz.len() < 4 << 20, "{} bytes", xz.len());
+    let bomb = dir.path().join("bzImage");
+    std::fs::write(&bomb, bzimage_around(&xz, u32::MAX)).unwrap();
+    let (cache, tmp) = (temp("bomb-cache"), temp("bomb-tmp"));
+    let run = xtask_env(
+        &["run", "--kernel", bomb.to_str().unwrap(), "--accel", "tcg"],
+        &[("XDG_CACHE_HOME", cache.path()), ("TMPDIR", tmp.path())],
+    );
+    assert_eq!(run.code, 128, "{}", run.stderr);
+    let line = run.stderr.trim_end();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.starts_with(&format!("error: {} is not a kernel image", bomb.display()))
+            && line.contains("xz data decompresses to more than 512 MiB: refused")
+            && line.ends_with("(--entry bzimage boots it anyway)"),
+        "{line}"
+    );
+    // It stopped at the cap: seconds, not the minutes 10 GiB would take.
+    assert!(run.took < Duration::from_secs(60), "{:?}", run.took);
+    assert_no_process_with(&bomb);
+    assert_empty(tmp.path());
+    assert_empty(run.logs.path());
+    // Nothing of it kept in the cache: no vmlinux, no "no PVH" verdict.
+    let vmlinux = cache.path().join("krepro/vmlinux");
+    assert!(!vmlinux.exists() || std::fs::read_dir(&vmlinux).unwrap().next().is_none(), "{vmlinux:?}");
+}
+
+#[test]
+fn a_truncated_payload_is_refused_and_a_huge_file_is_not_read() {
+    let dir = temp("truncated");
+    let xz = xz_bomb(2);
+    let cut = dir.path().join("bzImage");
+    std::fs::write(&cut, bzimage_around(&xz[..xz.len() / 2], 128 << 20)).unwrap();
+    let run = xtask_env(&["run", "--kernel", cut.to_str().unwrap(), "--accel", "tcg"], &[]);
+    assert_eq!(run.code, 128, "{}", run.stderr);
+    assert!(run.stderr.contains("decompressing the payload: xz: "), "{}", run.stderr);
+
+    // 10 GiB of sparse file named as the kernel: refused by its size.
+    let huge = dir.path().join("huge");
+    std::fs::File::create(&huge).unwrap().set_len(10 << 30).unwrap();
+    let run = xtask_env(&["run", "--kernel", huge.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 128, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.trim_end(),
+        format!(
+            "error: {} is not a kernel image (an x86 bzImage or an arm64 Image): 10240 MiB, more than any kernel image \
+             (2048 MiB at most)",
+            huge.display()
+        )
+    );
+    assert!(run.took < Duration::from_secs(20), "{:?}", run.took);
+}
+
+#[test]
+fn a_file_tree_too_big_for_the_initrd_is_refused_before_it_is_read() {
+    let dir = temp("big-tree");
+    let tree = dir.path().join("data");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::File::create(tree.join("disk.img")).unwrap().set_len(8 << 30).unwrap();
+    std::fs::write(tree.join("notes"), "small").unwrap();
+    let k = k61();
+    let run = xtask_env(
+        &["run", "--kernel", k.to_str().unwrap(), "--file", &format!("{}:srv", tree.display()), "--accel", "tcg"],
+        &[],
+    );
+    assert_eq!(run.code, 128, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.trim_end(),
+        "error: --file would put 8.0 GiB in the initrd, more than its 1.0 GiB cap (the guest unpacks it into its \
+         RAM); the biggest: /srv/disk.img (8.0 GiB), /srv/notes (5 bytes)"
+    );
+    assert!(run.took < Duration::from_secs(20), "{:?}", run.took);
+    assert_empty(run.logs.path());
+}
+
+#[test]
+fn inputs_at_the_edges_are_one_line_and_exit_128() {
+    common::require_qemu();
+    let k = k61();
+    let k = k.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--disk", "/dev/null"], "error: --disk /dev/null: a character device, a pipe or a socket, not a disk image"),
+        (&["--disk", "/"], "error: --disk /: a directory, not a disk image"),
+        (
+            &["--memory", "100000000"],
+            "error: --memory 100000000: the guest would get 100000000 MiB, but this host has ",
+        ),
+        // qemu's own word for a flag it rejects, with no fallback to the
+        // bzImage (the flag is to blame, not the image).
+        (&["--qemu-arg", "-no-such-flag"], "error: qemu failed before the kernel printed anything (exit status: 1): "),
+    ];
+    for (extra, want) in cases {
+        let run = xtask_env(&[&["run", "--kernel", k, "--accel", "tcg"], extra].concat(), &[]);
+        assert_eq!(run.code, 128, "{extra:?}: {}", run.stderr);
+        let line = run.stderr.trim_end();
+        assert!(line.starts_with(want) && line.lines().count() == 1, "{extra:?}: {line}");
+        assert!(run.took < Duration::from_secs(30), "{extra:?} took {:?}", run.took);
+    }
+}
