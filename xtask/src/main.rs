@@ -31,6 +31,8 @@ mod bench;
 struct Xtask {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    global: cli::Global,
 }
 
 #[derive(Subcommand)]
@@ -46,7 +48,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let xtask = cli::parse_or_exit::<Xtask>();
-    let cache = Cache::from_env();
+    let cache = xtask.global.cache();
     cli::finish(match xtask.command {
         Command::Krepro(command) => cli::execute(command, &cache),
         Command::Bench(args) => bench::bench(&args, &cache).map(|()| Exit::Good).map_err(failure),

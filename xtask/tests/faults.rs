@@ -218,3 +218,138 @@ fn inputs_at_the_edges_are_one_line_and_exit_128() {
         assert!(run.took < Duration::from_secs(30), "{extra:?} took {:?}", run.took);
     }
 }
+
+/// A bisect over kernel files (the 6.1 kernel, then the 6.12 one under
+/// two names: the first bad is the second file), in a cache of its own.
+struct FileBisect {
+    args: Vec<String>,
+    cache: tempfile::TempDir,
+    _files: tempfile::TempDir,
+    marker: String,
+}
+
+impl FileBisect {
+    fn new(what: &str) -> FileBisect {
+        common::require_qemu();
+        let files = temp("files");
+        let paths = [("a-6.1", k61()), ("b-6.12", common::k612()), ("c-6.12", common::k612())].map(|(name, target)| {
+            let p = files.path().join(name);
+            std::os::unix::fs::symlink(target, &p).unwrap();
+            p.display().to_string()
+        });
+        let marker = format!("krepro.test_marker={what}{}", std::process::id());
+        let mut args: Vec<String> = vec!["bisect".into(), "--kernels".into()];
+        args.extend(paths);
+        for a in ["--repro", "selftest_version", "--append", "krepro.fail_from=6.12", "--accel", "tcg", "--append"] {
+            args.push(a.into());
+        }
+        args.push(marker.clone());
+        FileBisect { args, cache: temp(what), _files: files, marker }
+    }
+
+    fn args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        self.args.iter().map(String::as_str).chain(extra.iter().copied()).collect()
+    }
+
+    fn run(&self, extra: &[&str]) -> common::Run {
+        xtask_env(&self.args(extra), &[("XDG_CACHE_HOME", self.cache.path())])
+    }
+
+    /// Starts it and reads its stderr until `until` shows.
+    fn start_until(&self, until: &str) -> (std::process::Child, String, std::io::BufReader<std::process::ChildStderr>) {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(self.args(&[]))
+            .env("XDG_CACHE_HOME", self.cache.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        while !seen.contains(until) {
+            let mut line = String::new();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "ended early: {seen}");
+            seen.push_str(&line);
+        }
+        (child, seen, stderr)
+    }
+
+    fn state(&self) -> std::path::PathBuf {
+        let dir = self.cache.path().join("krepro/bisect");
+        let one = std::fs::read_dir(&dir).unwrap().flatten().next().expect("a bisect state dir");
+        one.path().join("state.json")
+    }
+}
+
+fn signal(child: &std::process::Child, sig: rustix::process::Signal) {
+    rustix::process::kill_process(rustix::process::Pid::from_child(child), sig).unwrap();
+}
+
+#[test]
+fn a_second_krepro_on_the_same_bisect_is_told_who_holds_it_and_sigterm_then_resume_works() {
+    let b = FileBisect::new("race");
+    let (child, seen, mut stderr) = b.start_until("krepro: checking an end: ");
+    // The same bisect again, while the first boots: one line, exit 128.
+    let second = b.run(&[]);
+    assert_eq!(second.code, 128, "{}", second.stderr);
+    let line = second.stderr.trim_end();
+    assert!(
+        line.starts_with("error: the bisect in ")
+            && line.contains(&format!(" is in use by krepro pid {} (`", child.id()))
+            && line.ends_with("wait for it to finish, or pass --wait")
+            && line.lines().count() == 1,
+        "{line}"
+    );
+    assert!(!line.contains("index.lock"), "{line}");
+
+    // SIGTERM in the middle of the second step: exit 130, qemu gone, the
+    // first step's verdict kept whole.
+    let mut seen = seen;
+    while seen.matches("krepro: checking an end: ").count() < 2 {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "ended early: {seen}");
+        seen.push_str(&line);
+    }
+    signal(&child, rustix::process::Signal::TERM);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let mut child = child;
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}{rest}");
+    assert!(common::qemus_with(&b.marker).is_empty(), "qemu left running");
+    serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(b.state()).unwrap()).unwrap();
+
+    // The same command resumes and names the first 6.12 file.
+    let run = b.run(&[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("krepro: resuming the bisect in "), "{}", run.stderr);
+    assert!(run.stderr.contains("(1 kernels tested so far)"), "{}", run.stderr);
+    assert!(run.stdout.contains("b-6.12"), "{}", run.stdout);
+}
+
+#[test]
+fn a_corrupt_bisect_state_is_named_and_restart_starts_over() {
+    let b = FileBisect::new("corrupt");
+    let (child, _, _stderr) = b.start_until("krepro:   -> bad");
+    signal(&child, rustix::process::Signal::HUP);
+    let mut child = child;
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let state = b.state();
+    std::fs::write(&state, "{\"steps\": [tru").unwrap();
+    let run = b.run(&[]);
+    assert_eq!(run.code, 128, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.trim_end().lines().last().unwrap(),
+        format!(
+            "error: the bisect state {} cannot be read (EOF while parsing a value at line 1 column 14): --restart \
+             starts this bisect over",
+            state.display()
+        )
+    );
+    let run = b.run(&["--restart"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("krepro: --restart: dropped the saved state "), "{}", run.stderr);
+    assert!(run.stdout.contains("b-6.12"), "{}", run.stdout);
+    assert!(common::qemus_with(&b.marker).is_empty());
+}

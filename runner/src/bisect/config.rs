@@ -555,6 +555,7 @@ mod tests {
         };
         let mut space = ConfigSpace::new(p, "abc123".into(), index, &mut step);
         let o = crate::bisect::Options {
+            restart: false,
             repro: "planted".into(),
             description: String::new(),
             runs: 1,

@@ -703,6 +703,7 @@ mod tests {
         let range = Range { dir: &o.dir, good: &o.good, bad: &o.bad, find_fix: o.find_fix, cherry_picks: &[] };
         let mut space = GitSpace::new(range.check()?, &mut builder, cache, &mut |_| {})?;
         let opts = Options {
+            restart: false,
             repro: "smoke".into(),
             description: String::new(),
             runs: o.runs,

@@ -561,6 +561,7 @@ mod tests {
             &never,
         )?;
         let o = Options {
+            restart: false,
             repro: "selftest_version".into(),
             description: String::new(),
             runs: 1,

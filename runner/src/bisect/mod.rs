@@ -315,6 +315,8 @@ pub(crate) struct Options {
     pub check_endpoints: bool,
     /// Test the answer again.
     pub verify: bool,
+    /// `--restart`: drop any saved state of this bisect and start over.
+    pub restart: bool,
     /// `--same-crash`: a run crashing with another title than the bug's
     /// is "other", not bad.
     pub same_crash: bool,
@@ -339,10 +341,14 @@ pub(crate) enum BisectError {
     Infrastructure { commit: String, message: String },
     #[error("interrupted; run the same command to go on where it stopped")]
     Interrupted,
+    #[error("the bisect state {} cannot be read ({why}): --restart starts this bisect over", .path.display())]
+    BadState { path: PathBuf, why: String },
     #[error(transparent)]
     Git(#[from] CmdError),
     #[error(transparent)]
     Worktree(#[from] crate::builder::worktree::WorktreeError),
+    #[error(transparent)]
+    Lock(#[from] crate::host::lock::LockError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
 }
@@ -476,18 +482,24 @@ struct State {
 }
 
 impl State {
-    /// The state saved at `path`; None when there is none (a state that
-    /// does not parse counts as empty).
-    fn load(path: &Path) -> Option<State> {
-        std::fs::read_to_string(path).ok().map(|text| serde_json::from_str(&text).unwrap_or_default())
+    /// The state saved at `path`; None when there is none. One that
+    /// cannot be read or parsed is an error naming it: it is never
+    /// silently dropped (`--restart` drops it).
+    fn load(path: &Path) -> Result<Option<State>, BisectError> {
+        let bad = |why: String| BisectError::BadState { path: path.to_owned(), why };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(bad(e.to_string())),
+        };
+        serde_json::from_str(&text).map(Some).map_err(|e| bad(e.to_string()))
     }
 
-    /// Saves it at `path` atomically (a Ctrl-C never leaves half a file).
+    /// Saves it at `path` atomically: temp file, fsync, rename (a Ctrl-C,
+    /// a full disk or a power cut never leaves half a file).
     fn save(&self, path: &Path) -> Result<(), BisectError> {
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(self).expect("plain data"))
-            .map_err(io("write the bisect state"))?;
-        std::fs::rename(&tmp, path).map_err(io("write the bisect state"))
+        let text = serde_json::to_string_pretty(self).expect("plain data");
+        crate::host::atomic::write(path, text.as_bytes()).map_err(io(format!("write {}", path.display())))
     }
 
     fn tested(&self, id: &str) -> Option<&Tested> {
@@ -762,7 +774,14 @@ pub(crate) fn bisect(
         .to_owned();
     let state_dir = cache.bisect().join(&key);
     let state_path = state_dir.join("state.json");
-    let state = match State::load(&state_path) {
+    // One krepro at a time on a bisect's state.
+    let what = format!("the bisect in {}", state_dir.display());
+    let _lock = cache.lock(&state_dir.join("lock"), &what, &mut |m| on(BisectEvent::Say(m)))?;
+    if opts.restart && state_path.exists() {
+        std::fs::remove_file(&state_path).map_err(io(format!("remove {}", state_path.display())))?;
+        on(BisectEvent::Say(&format!("--restart: dropped the saved state {}", state_path.display())));
+    }
+    let state = match State::load(&state_path)? {
         Some(s) => {
             on(BisectEvent::Say(&format!(
                 "resuming the bisect in {} ({} {} tested so far)",

@@ -209,6 +209,8 @@ pub enum BuildError {
     Tree(#[from] treehash::TreeError),
     #[error(transparent)]
     Worktree(#[from] worktree::WorktreeError),
+    #[error(transparent)]
+    Lock(#[from] crate::host::lock::LockError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
 }
@@ -600,7 +602,8 @@ fn build_with(
 
     let build_dir = cache.build_dirs().join(dir);
     std::fs::create_dir_all(&build_dir).map_err(io(format!("create {}", build_dir.display())))?;
-    let _lock = lock(&build_dir, on)?;
+    let what = format!("the build dir {}", build_dir.display());
+    let _lock = cache.lock(&build_dir.join(".krepro-lock"), &what, &mut |m| on(BuildEvent::Note(m)))?;
     let log_path = build_dir.join("krepro-build.log");
     let make_args = make_args(opts, &build_dir, &tc);
     let make = |extra: &[&str]| {
@@ -766,7 +769,7 @@ impl ConfigStamp {
 
     fn write(&self, path: &Path) -> Result<(), BuildError> {
         let text = serde_json::to_string_pretty(self).expect("plain data");
-        std::fs::write(path, text).map_err(io(format!("write {}", path.display())))
+        crate::host::atomic::write(path, text.as_bytes()).map_err(io(format!("write {}", path.display())))
     }
 }
 
@@ -857,20 +860,6 @@ fn make_args(opts: &BuildOptions, build_dir: &Path, tc: &Toolchain) -> Vec<Strin
     args.extend(tc.args.iter().cloned());
     args.extend(opts.make_args.iter().cloned());
     args
-}
-
-/// An exclusive lock on a build dir; waits (saying so) if another krepro
-/// is building there.
-fn lock(dir: &Path, on: &mut dyn FnMut(BuildEvent<'_>)) -> Result<std::fs::File, BuildError> {
-    use rustix::fs::{flock, FlockOperation};
-    let path = dir.join(".krepro-lock");
-    let file = std::fs::File::create(&path).map_err(io(format!("create {}", path.display())))?;
-    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
-        on(BuildEvent::Note(&format!("waiting for another build in {}", dir.display())));
-        flock(&file, FlockOperation::LockExclusive)
-            .map_err(|e| BuildError::Io { context: "lock the build dir".into(), source: e.into() })?;
-    }
-    Ok(file)
 }
 
 /// How long one make took in each stage, told apart by kbuild's own

@@ -108,7 +108,8 @@ pub(crate) fn content_hash(dir: &Path, stat_cache: &Path) -> Result<String, Tree
     if let Some(parent) = stat_cache.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    let _ = std::fs::write(stat_cache, new_cache);
+    // A cache: losing it costs a re-hash, half of one would mislead.
+    let _ = crate::host::atomic::write(stat_cache, new_cache.as_bytes());
     Ok(tree.finalize().to_hex()[..32].to_owned())
 }
 

@@ -18,6 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::host::cache::Cache;
+use crate::host::lock::{self, Lock, LockError};
 use crate::host::spawn::{Cmd, CmdError};
 
 /// How many worktrees one repository may have at once.
@@ -27,13 +28,15 @@ const SLOTS: usize = 4;
 #[derive(Debug)]
 pub(crate) struct Worktree {
     pub path: PathBuf,
-    _lock: std::fs::File,
+    _lock: Lock,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorktreeError {
     #[error(transparent)]
     Git(#[from] CmdError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
 }
@@ -89,40 +92,31 @@ pub(crate) fn take(
     prefer: Option<&Path>,
     say: &mut dyn FnMut(&str),
 ) -> Result<Worktree, WorktreeError> {
-    use rustix::fs::{flock, FlockOperation};
     let key = repo_key(repo)?;
     let dir = cache.worktrees();
     std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
     let slots: Vec<PathBuf> = (0..SLOTS).map(|i| dir.join(format!("{key}-{i}"))).collect();
     let mut order: Vec<&PathBuf> = slots.iter().filter(|s| Some(s.as_path()) == prefer).collect();
     order.extend(slots.iter().filter(|s| Some(s.as_path()) != prefer));
-    let open = |slot: &Path| {
-        let lock = slot.with_extension("lock");
-        std::fs::File::create(&lock).map_err(io(format!("create {}", lock.display())))
-    };
+    let what = |slot: &Path| format!("the worktree {} of {}", slot.display(), repo.display());
     let mut held = None;
     for slot in order {
-        let file = open(slot)?;
-        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
-            continue;
-        }
+        let lock = match lock::acquire(&slot.with_extension("lock"), &what(slot), false, say) {
+            Ok(lock) => lock,
+            Err(LockError::Busy { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
         if Some(slot.as_path()) != prefer && bisecting(slot) {
             // A bisect stopped here: it resumes in this worktree.
             continue;
         }
-        held = Some((slot.clone(), file));
+        held = Some((slot.clone(), lock));
         break;
     }
     let (path, file) = match held {
         Some(h) => h,
-        None => {
-            let slot = slots[0].clone();
-            say(&format!("waiting for another krepro using the worktree {}", slot.display()));
-            let file = open(&slot)?;
-            flock(&file, FlockOperation::LockExclusive)
-                .map_err(|e| WorktreeError::Io { context: "lock a worktree".into(), source: e.into() })?;
-            (slot, file)
-        }
+        // Every slot is busy: the first one's holder is named (or waited for).
+        None => (slots[0].clone(), cache.lock(&slots[0].with_extension("lock"), &what(&slots[0]), say)?),
     };
     let registered = git(repo, &["worktree", "list", "--porcelain"])?
         .lines()

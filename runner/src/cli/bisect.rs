@@ -76,6 +76,10 @@ pub struct BisectArgs {
     /// Do not test --good and --bad before bisecting
     #[arg(long)]
     no_check_ends: bool,
+    /// Forget this bisect's saved state (the steps tested so far) and
+    /// start over
+    #[arg(long)]
+    restart: bool,
     /// Do not test the answer again (git: the culprit, its parent and the
     /// bad end with it reverted; prebuilt kernels: the boundary)
     #[arg(long)]
@@ -207,6 +211,7 @@ fn execute(args: &BisectArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Failur
     let verdicts = args.verdict.request();
     let chase = args.chase.request(verdicts.runs).map_err(Failure::error)?;
     let opts = Options {
+        restart: args.restart,
         same_crash: chase.same_crash,
         crash_title: chase.title,
         min_bad: chase.min_bad,

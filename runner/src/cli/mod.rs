@@ -33,6 +33,24 @@ pub use args::BootArgs;
 pub struct Krepro {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// Flags every command takes.
+#[derive(clap::Args, Debug)]
+pub struct Global {
+    /// When another krepro holds what this one needs (a bisect's state, a
+    /// worktree, a build dir), wait for it instead of stopping (exit 128)
+    #[arg(long, global = true)]
+    pub wait: bool,
+}
+
+impl Global {
+    /// The user's cache, with these flags.
+    pub fn cache(&self) -> Cache {
+        Cache::from_env().waiting(self.wait)
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -172,7 +190,7 @@ pub fn execute(command: Command, cache: &Cache) -> Result<Exit, Failure> {
 /// The `krepro` binary.
 pub fn main() -> std::process::ExitCode {
     let krepro = parse_or_exit::<Krepro>();
-    finish(execute(krepro.command, &Cache::from_env()))
+    finish(execute(krepro.command, &krepro.global.cache()))
 }
 
 /// Parses the command line; usage errors exit 128 (not clap's 2, which

@@ -109,6 +109,11 @@ pub struct SyzArgs {
     #[arg(long, requires = "bisect")]
     no_verify: bool,
 
+    /// With --bisect: forget the saved state (the steps tested so far) and
+    /// start over
+    #[arg(long, requires = "bisect")]
+    restart: bool,
+
     /// Print one JSON object on stdout (with --bisect: the report, as JSON)
     #[arg(long)]
     json: bool,
@@ -477,6 +482,7 @@ fn bisect_report(
     let interrupted = || interrupt.load(std::sync::atomic::Ordering::SeqCst);
     let bad = commit_in(tree, args.commit.as_deref(), report)?;
     let mut opts = Options {
+        restart: args.restart,
         repro: format!("{} ({})", report.title, report.dir.display()),
         description: format!("syzbot's C reproducer for \"{}\", {} s a run", report.title, args.duration),
         runs: args.runs,

@@ -214,7 +214,9 @@ pub(crate) fn build(
     std::fs::create_dir_all(&target_dir).map_err(io(format!("create {}", target_dir.display())))?;
     // One build at a time in the shared target dir, until its init is
     // copied out (cargo's own lock ends with cargo).
-    let _lock = lock(&target_dir)?;
+    // A short wait, whoever holds it: an init build takes seconds.
+    let what = format!("the init build dir {}", target_dir.display());
+    let _lock = crate::host::lock::acquire(&target_dir.join(".krepro-lock"), &what, true, say)?;
     let list: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
     let manifest = workspace.join("Cargo.toml");
     let mut cmd = Cmd::new(
@@ -286,20 +288,7 @@ fn compile_error(files: &[(PathBuf, Vec<u8>)], stderr: &str) -> GuestError {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), GuestError> {
-    let dir = path.parent().expect("a file in a dir");
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(format!("create a temp file in {}", dir.display())))?;
-    std::fs::write(tmp.path(), bytes).map_err(io(format!("write {}", tmp.path().display())))?;
-    tmp.persist(path).map_err(|e| GuestError::Io { context: format!("write {}", path.display()), source: e.error })?;
-    Ok(())
-}
-
-/// An exclusive lock on `dir` (waits while another krepro builds there).
-fn lock(dir: &Path) -> Result<std::fs::File, GuestError> {
-    use rustix::fs::{flock, FlockOperation};
-    let path = dir.join(".krepro-lock");
-    let file = std::fs::File::create(&path).map_err(io(format!("create {}", path.display())))?;
-    flock(&file, FlockOperation::LockExclusive).map_err(|e| io(format!("lock {}", path.display()))(e.into()))?;
-    Ok(file)
+    crate::host::atomic::write(path, bytes).map_err(io(format!("write {}", path.display())))
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ use crate::host::spawn::CmdError;
 /// Why the guest side could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum GuestError {
+    #[error(transparent)]
+    Lock(#[from] crate::host::lock::LockError),
     #[error("unknown repro '{name}'; known repros: {known}")]
     UnknownRepro { name: String, known: String },
     #[error("{}: {error}", .path.display())]

@@ -7,10 +7,15 @@
 
 use std::path::{Path, PathBuf};
 
+use super::lock::{self, Lock, LockError};
+
 /// Where krepro keeps what outlives one command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cache {
     root: PathBuf,
+    /// Whether a lock another krepro holds is waited for (`--wait`)
+    /// rather than reported.
+    wait: bool,
 }
 
 impl Cache {
@@ -22,12 +27,23 @@ impl Cache {
             (None, Some(home)) => PathBuf::from(home).join(".cache/krepro"),
             (None, None) => std::env::temp_dir().join("krepro-cache"),
         };
-        Cache { root }
+        Cache { root, wait: false }
     }
 
     /// A cache rooted at `root` (tests: a temp dir).
     pub fn at(root: impl Into<PathBuf>) -> Cache {
-        Cache { root: root.into() }
+        Cache { root: root.into(), wait: false }
+    }
+
+    /// The same cache; `wait`: wait for locks other krepros hold (`--wait`).
+    pub fn waiting(self, wait: bool) -> Cache {
+        Cache { wait, ..self }
+    }
+
+    /// Takes the lock at `path` for `what` ("the bisect in DIR"): see
+    /// [`lock::acquire`]; waits for another krepro only with `--wait`.
+    pub(crate) fn lock(&self, path: &Path, what: &str, say: &mut dyn FnMut(&str)) -> Result<Lock, LockError> {
+        lock::acquire(path, what, self.wait, say)
     }
 
     pub fn root(&self) -> &Path {

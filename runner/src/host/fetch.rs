@@ -22,6 +22,8 @@ fn package_pattern(arch: Arch) -> String {
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
+    #[error(transparent)]
+    Lock(#[from] super::lock::LockError),
     #[error("kernel fetch needs {0} (a Debian-family system); otherwise pass --kernel")]
     NoTool(&'static str),
     #[error("apt knows no package matching {pattern}{series} (as root, krepro runs `apt-get update` itself)")]
@@ -208,6 +210,9 @@ pub(crate) fn fetch_package(
     let kernels = cache.kernels();
     let dest = kernels.join(package);
     let image = dest.join(format!("boot/vmlinuz-{release}"));
+    // One fetch of a package at a time: a second waits (this process's
+    // background fetch) or is told who fetches it.
+    let _lock = cache.lock(&kernels.join(format!(".{package}.lock")), &format!("the fetch of {package}"), say)?;
     if image.is_file() {
         say(&format!("{package} is already in the cache"));
         return Ok(image);

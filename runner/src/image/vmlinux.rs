@@ -156,8 +156,10 @@ pub(crate) fn pvh_vmlinux(dir: &Path, bzimage: &Path) -> Result<PathBuf, PvhErro
     let result = extract(&bz).and_then(|elf| check_pvh(&elf).map(|()| elf));
     match result {
         Ok(elf) => {
+            // Whole or absent (image/ sits below host::atomic, so by hand).
             let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
             std::io::Write::write_all(&mut tmp, &elf).map_err(io)?;
+            tmp.as_file().sync_all().map_err(io)?;
             tmp.persist(&path).map_err(|e| io(e.error))?;
             Ok(path)
         }

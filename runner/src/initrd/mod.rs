@@ -177,12 +177,7 @@ pub fn write_file(members: &[Member], path: &Path) -> io::Result<()> {
     let bytes = pack(members)?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(&bytes)?;
-    // NamedTempFile is 0600; an initrd is not secret.
-    tmp.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::host::atomic::write(path, &bytes)
 }
 
 #[cfg(test)]
