@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     let xtask = cli::parse_or_exit::<Xtask>();
     let cache = xtask.global.cache();
     cli::finish(match xtask.command {
-        Command::Krepro(command) => cli::execute(command, &cache),
+        Command::Krepro(command) => cli::execute_and_trim(command, &cache),
         Command::Bench(args) => bench::bench(&args, &cache).map(|()| Exit::Good).map_err(failure),
         Command::Ci => ci(&cache).map(|()| Exit::Good).map_err(failure),
     })

@@ -188,7 +188,7 @@ fn a_file_tree_too_big_for_the_initrd_is_refused_before_it_is_read() {
     assert_eq!(
         run.stderr.trim_end(),
         "error: --file would put 8.0 GiB in the initrd, more than its 1.0 GiB cap (the guest unpacks it into its \
-         RAM); the biggest: /srv/disk.img (8.0 GiB), /srv/notes (5 bytes)"
+         RAM); the biggest: /srv/disk.img (8.0 GiB), /srv/notes (5 B)"
     );
     assert!(run.took < Duration::from_secs(20), "{:?}", run.took);
     assert_empty(run.logs.path());
@@ -352,4 +352,50 @@ fn a_corrupt_bisect_state_is_named_and_restart_starts_over() {
     assert!(run.stderr.contains("krepro: --restart: dropped the saved state "), "{}", run.stderr);
     assert!(run.stdout.contains("b-6.12"), "{}", run.stdout);
     assert!(common::qemus_with(&b.marker).is_empty());
+}
+
+#[test]
+fn the_cache_shows_its_parts_trims_least_recently_used_and_after_a_command() {
+    let dir = temp("cache-parts");
+    let root = dir.path().join("krepro");
+    let put = |rel: &str, bytes: usize| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, vec![7u8; bytes]).unwrap();
+        p
+    };
+    let old = put("vmlinux/old.elf", 2 << 20);
+    std::fs::File::open(&old).unwrap().set_modified(std::time::SystemTime::now() - Duration::from_secs(3600)).unwrap();
+    put("vmlinux/new.elf", 1 << 20);
+    put("logs/run.log", 64 << 10);
+    // A worktree whose kernel tree is gone.
+    let wt = put("worktrees/0123-0/.git", 0).parent().unwrap().to_owned();
+    std::fs::write(wt.join(".git"), format!("gitdir: {}/gone/.git/worktrees/0123-0\n", dir.path().display())).unwrap();
+    let env = [("XDG_CACHE_HOME", dir.path())];
+
+    let show = xtask_env(&["cache", "--json"], &env);
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    let j = show.json();
+    assert!(j["bytes"].as_u64().unwrap() >= 3 << 20, "{j}");
+    let vmlinux = j["parts"].as_array().unwrap().iter().find(|p| p["part"] == "vmlinux").unwrap().clone();
+    assert_eq!(vmlinux["entries"], 2, "{j}");
+    let text = xtask_env(&["cache"], &env);
+    assert!(text.stdout.contains("  worktrees ") && text.stdout.contains("  total "), "{}", text.stdout);
+
+    // To 2 MiB: the orphan worktree, then the oldest (old.elf) go.
+    let gc = xtask_env(&["cache", "gc", "--max-size", "2M", "--json"], &env);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    let removed: Vec<String> =
+        gc.json()["removed"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect();
+    assert_eq!(removed, [wt.display().to_string(), old.display().to_string()]);
+    assert!(root.join("vmlinux/new.elf").exists());
+
+    // After any command, a cache over $KREPRO_CACHE_MAX is trimmed.
+    let run = xtask_env(&["run", "--kernel", "/etc/passwd"], &[env[0], ("KREPRO_CACHE_MAX", Path::new("100K"))]);
+    assert_eq!(run.code, 128);
+    assert!(run.stderr.contains("krepro: trimmed the cache to "), "{}", run.stderr);
+    assert!(!root.join("vmlinux/new.elf").exists());
+
+    let bad = xtask_env(&["cache", "gc", "--max-size", "lots"], &env);
+    assert_eq!((bad.code, bad.stderr.trim_end()), (128, "error: --max-size lots: not a size (e.g. 20G, 512M)"));
 }

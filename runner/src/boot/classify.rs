@@ -160,9 +160,64 @@ impl ConsoleScan {
     }
 }
 
+/// Whether a console's crash is the emulator's, not the kernel's: an
+/// `Oops: int3` whose code bytes show no int3 (0xcc) where it trapped.
+/// The trap leaves RIP after the int3, so the byte before the `<..>` one
+/// in the `Code:` line is where it was; if that byte is already the
+/// patched instruction's, a vCPU ran a stale translation of text another
+/// vCPU was live-patching (a cross-modifying-code race of multi-threaded
+/// TCG). Some(why) for such a console; None for any other (a real stray
+/// int3 shows its cc).
+pub(crate) fn emulation_fault(console: &str) -> Option<String> {
+    let mut lines = console.lines().map(kernel_text).skip_while(|l| !l.starts_with("Oops: int3"));
+    lines.next()?;
+    let mut rip = None;
+    for l in lines.take(40) {
+        if let Some(r) = l.strip_prefix("RIP: ") {
+            rip = Some(r.trim().to_owned());
+        }
+        let Some(code) = l.strip_prefix("Code: ") else { continue };
+        let bytes: Vec<&str> = code.split_whitespace().collect();
+        let at = bytes.iter().position(|b| b.starts_with('<'))?;
+        let before = *bytes.get(at.checked_sub(1)?)?;
+        if before.len() != 2 || !before.bytes().all(|b| b.is_ascii_hexdigit()) || before.eq_ignore_ascii_case("cc") {
+            return None;
+        }
+        return Some(format!(
+            "Oops: int3 at {} where the code holds {before}, not an int3 (cc): the emulator ran stale code that \
+             another vCPU had live-patched (multi-threaded TCG), not a kernel bug",
+            rip.as_deref().unwrap_or("?")
+        ));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stale_int3_is_the_emulators_and_a_real_one_is_a_crash() {
+        let oops = |code: &str| {
+            format!(
+                "[    2.101000] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI
+[    2.101100] CPU: 1 UID: 0 PID: 0 Comm: swapper/1 Not tainted 6.12.118+deb12-cloud-amd64 #1
+[    2.101200] RIP: 0010:sched_clock_cpu+0x9/0x1a0
+[    2.101250] Code: {code}
+[    2.101300] Call Trace:
+[    2.101700] Kernel panic - not syncing: Fatal exception in interrupt"
+            )
+        };
+        // The int3 already patched back to a 5-byte NOP (0f 1f 44 00 00).
+        let stale = oops("66 90 c3 cc cc cc f3 0f 1e fa 55 48 89 e5 41 54 53 0f <1f> 44 00 00 e9 b2 00 00 00");
+        let why = emulation_fault(&stale).unwrap();
+        assert!(why.starts_with("Oops: int3 at 0010:sched_clock_cpu+0x9/0x1a0 where the code holds 0f"), "{why}");
+        // A stray int3 that is still there: the kernel's crash.
+        assert_eq!(emulation_fault(&oops("90 90 90 cc <1f> 44 00 00")), None);
+        // No Code line, another Oops, nothing: not the emulator's.
+        assert_eq!(emulation_fault("[ 1.0] Oops: int3: 0000 [#1] SMP\n[ 1.1] RIP: 0010:f+0x1/0x2"), None);
+        assert_eq!(emulation_fault(&stale.replace("Oops: int3", "Oops: general protection fault")), None);
+    }
 
     /// Real console output: Debian 6.12 cloud kernel, `selftest_panic` (sysrq c).
     const PANIC_612: &str = include_str!("../../tests/fixtures/panic-sysrq-6.12.log");

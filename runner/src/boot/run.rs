@@ -441,6 +441,7 @@ pub fn run(
     };
     let mut target = std::borrow::Cow::Borrowed(target);
     let mut pvh_retried = false;
+    let mut emulator_faults = 0;
     loop {
         let attempt = match (boot(plan, &target, run_index, accel, started, on_event), &target.boot_image) {
             // A vmlinux booted as itself has no bzImage to fall back to.
@@ -480,6 +481,16 @@ pub fn run(
             (other, _) => other?,
         };
         match attempt {
+            Attempt::Done(result) if result.outcome == Outcome::Crash && accel == Accel::Tcg && result.cpus > 1 => {
+                let console = std::fs::read_to_string(&result.console_log).unwrap_or_default();
+                let Some(why) = super::classify::emulation_fault(&console) else { return Ok(*result) };
+                // The emulator's fault is no verdict: boot again.
+                emulator_faults += 1;
+                if emulator_faults >= EMULATOR_RETRIES {
+                    return Err(BootError::EmulatorFault { boots: emulator_faults, why });
+                }
+                on_event(RunEvent::Fallback { reason: &format!("{why}; booting again") });
+            }
             Attempt::Done(result) => return Ok(*result),
             Attempt::KvmBroken(why) if plan.accel == AccelChoice::Auto => {
                 qemu::remember_kvm_broken(&plan.cache, &why);
@@ -498,6 +509,10 @@ pub fn run(
 fn about_the_image(stderr: &str, image: &Path) -> bool {
     stderr.contains(&*image.to_string_lossy()) || stderr.to_lowercase().contains("kernel")
 }
+
+/// Boots in a row the emulator may fault in before the run stops (exit
+/// 128): one is a rare race; three is a broken emulator.
+const EMULATOR_RETRIES: u32 = 3;
 
 enum Attempt {
     Done(Box<RunResult>),

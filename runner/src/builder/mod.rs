@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::cache::Cache;
 use crate::host::spawn::{Cmd, CmdError, Line};
+use crate::host::usage::{self, human};
 use crate::image::arch::Arch;
 use kconfig::Request;
 
@@ -211,6 +212,8 @@ pub enum BuildError {
     Worktree(#[from] worktree::WorktreeError),
     #[error(transparent)]
     Lock(#[from] crate::host::lock::LockError),
+    #[error("the disk is full: the build in {} stopped with {} free there; free at least {} (it already holds {}), then run the same command (`krepro cache gc` trims krepro's cache)", .dir.display(), human(*.free), human(*.need), human(*.holds))]
+    NoSpace { dir: PathBuf, free: u64, need: u64, holds: u64 },
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
 }
@@ -239,6 +242,20 @@ impl BuildError {
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
     let context = context.into();
     move |source| BuildError::Io { context, source }
+}
+
+/// The disk under `dir` (a build dir) is full: what is free there, what
+/// the build dir holds, and what to free: as much again as it holds, at
+/// least 1 GiB (a kernel build dir grows to several times its first
+/// minutes' worth).
+fn no_space(dir: &Path) -> BuildError {
+    let holds = usage::disk_usage(dir);
+    BuildError::NoSpace {
+        dir: dir.to_owned(),
+        free: usage::free_space(dir).unwrap_or(0),
+        need: holds.max(1 << 30),
+        holds,
+    }
 }
 
 fn short_hash(parts: &[&[u8]]) -> String {
@@ -540,7 +557,7 @@ pub(crate) fn build(
         built.phases.toolchain = toolchain_secs;
         built
     };
-    match build_with(opts, &source, cache, tc, ccache.as_deref(), on).map(with_toolchain) {
+    let result = match build_with(opts, &source, cache, tc, ccache.as_deref(), on).map(with_toolchain) {
         Err(BuildError::Make { known: Some(sig), excerpt, log, compiler })
             if first.is_some() && opts.cc == toolchain::CcChoice::Auto =>
         {
@@ -554,6 +571,16 @@ pub(crate) fn build(
             )));
             let tc = resolve_toolchain(opts, &source, ccache.as_deref(), Some(pick), on)?;
             build_with(opts, &source, cache, tc, ccache.as_deref(), on)
+        }
+        other => other,
+    };
+    match result {
+        // A write of krepro's own (the .config, the finished kernel) found
+        // the disk full: said as such, not as an I/O error.
+        Err(BuildError::Io { source, .. })
+            if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) =>
+        {
+            Err(no_space(&cache.build_dirs()))
         }
         other => other,
     }
@@ -592,6 +619,7 @@ fn build_with(
     if let Ok(info) = std::fs::read_to_string(done.join("info.json")) {
         if let Ok(mut built) = serde_json::from_str::<Built>(&info) {
             if built.image.is_file() {
+                crate::host::usage::touch(&done);
                 built.cache_hit = true;
                 built.phases =
                     BuildPhases { identify: identify_started.elapsed().as_secs_f64(), ..BuildPhases::default() };
@@ -941,7 +969,13 @@ fn run_make(
             excerpt = format!("make exited with {status}");
         }
         drop(logf);
-        let known = std::fs::read_to_string(log).ok().and_then(|text| toolchain::classify(&text));
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if usage::says_disk_full(&text) || usage::says_disk_full(&excerpt) {
+            // Not the tree's fault: never "does not build" (a bisect would
+            // skip a good commit).
+            return Err(no_space(log.parent().unwrap_or(log)));
+        }
+        let known = toolchain::classify(&text);
         return Err(BuildError::Make { excerpt, log: log.to_owned(), compiler: tc.name.clone(), known });
     }
     let end = started.elapsed();

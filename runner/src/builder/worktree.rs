@@ -101,11 +101,7 @@ pub(crate) fn take(
     let what = |slot: &Path| format!("the worktree {} of {}", slot.display(), repo.display());
     let mut held = None;
     for slot in order {
-        let lock = match lock::acquire(&slot.with_extension("lock"), &what(slot), false, say) {
-            Ok(lock) => lock,
-            Err(LockError::Busy { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
+        let Some(lock) = lock::try_acquire(&slot.with_extension("lock"), &what(slot), say)? else { continue };
         if Some(slot.as_path()) != prefer && bisecting(slot) {
             // A bisect stopped here: it resumes in this worktree.
             continue;
@@ -130,7 +126,21 @@ pub(crate) fn take(
         say(&format!("checking out a worktree of {} in {} (once per repository)", repo.display(), path.display()));
         git(repo, &["worktree", "add", "--detach", "--force", &path.to_string_lossy(), "HEAD"])?;
     }
+    clear_stale_index_lock(&path, say);
     Ok(Worktree { path, _lock: file })
+}
+
+/// Removes an `index.lock` a krepro killed in the middle of a checkout
+/// left in the worktree's git dir: krepro's own lock on the worktree is
+/// held, so no git of ours runs there, and git would otherwise stop every
+/// later checkout with advice to delete files by hand.
+fn clear_stale_index_lock(worktree: &Path, say: &mut dyn FnMut(&str)) {
+    let Ok(text) = std::fs::read_to_string(worktree.join(".git")) else { return };
+    let Some(gitdir) = text.strip_prefix("gitdir:").map(|d| PathBuf::from(d.trim())) else { return };
+    let lock = gitdir.join("index.lock");
+    if lock.exists() && std::fs::remove_file(&lock).is_ok() {
+        say(&format!("removed {}, left by a git that was stopped in krepro's worktree", lock.display()));
+    }
 }
 
 /// A commit of `repo` as its work tree is now: HEAD when nothing differs,
@@ -237,5 +247,35 @@ mod tests {
         drop(other);
         let resumed = take(&cache, d, Some(&path), &mut |_| {}).unwrap();
         assert_eq!(resumed.path, path);
+    }
+
+    #[test]
+    fn every_slot_busy_names_the_holder_and_a_stale_index_lock_is_cleared() {
+        let dir = repo();
+        let d = dir.path();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(cache_dir.path());
+        let held: Vec<Worktree> = (0..SLOTS).map(|_| take(&cache, d, None, &mut |_| {}).unwrap()).collect();
+        // The holders are this process; another's owner line is what a
+        // second krepro would read.
+        std::fs::write(held[0].path.with_extension("lock"), "1 1700000000 krepro bisect\n").unwrap();
+        let e = take(&cache, d, None, &mut |_| {}).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "the worktree {} of {} is in use by krepro pid 1 (`krepro bisect`",
+                held[0].path.display(),
+                d.display()
+            )),
+            "{e}"
+        );
+        let path = held[0].path.clone();
+        drop(held);
+        // A git killed mid-checkout left its index.lock: cleared, said.
+        let gitdir = git(&path, &["rev-parse", "--git-dir"]).unwrap();
+        std::fs::write(Path::new(&gitdir).join("index.lock"), "").unwrap();
+        let mut said = Vec::new();
+        let wt = take(&cache, d, Some(&path), &mut |m| said.push(m.to_owned())).unwrap();
+        assert!(said.iter().any(|m| m.starts_with("removed ") && m.contains("index.lock")), "{said:?}");
+        checkout(&wt.path, "HEAD").unwrap();
     }
 }

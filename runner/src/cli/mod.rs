@@ -6,6 +6,7 @@
 
 pub mod args;
 mod bisect;
+mod cache;
 mod commands;
 mod config;
 pub mod progress;
@@ -120,6 +121,9 @@ pub enum Command {
     /// says TITLE2)" (exit 2) or "no crash in N s" (exit 0). With --bisect
     /// it finds the commit that caused it, chasing the report's crash only
     Syz(Box<syz::SyzArgs>),
+    /// Show what krepro's cache holds, part by part; trim it (`gc`) or
+    /// empty parts of it (`clean`)
+    Cache(cache::CacheArgs),
 }
 
 /// A command that did not do its job: the exit status, and the message
@@ -184,13 +188,25 @@ pub fn execute(command: Command, cache: &Cache) -> Result<Exit, Failure> {
         Command::Config { command } => config::run(command, cache),
         Command::Bisect(args) => bisect::run(&args, cache),
         Command::Syz(args) => syz::run(&args, cache),
+        Command::Cache(args) => cache::run(&args, cache),
     }
+}
+
+/// Runs one command, then trims the cache to its limit (see
+/// [`crate::host::usage::auto_gc`]); `cache` itself trims only when asked.
+pub fn execute_and_trim(command: Command, cache: &Cache) -> Result<Exit, Failure> {
+    let trims = !matches!(command, Command::Cache(_));
+    let result = execute(command, cache);
+    if trims {
+        crate::host::usage::auto_gc(cache, &mut |m| eprintln!("krepro: {m}"));
+    }
+    result
 }
 
 /// The `krepro` binary.
 pub fn main() -> std::process::ExitCode {
     let krepro = parse_or_exit::<Krepro>();
-    finish(execute(krepro.command, &krepro.global.cache()))
+    finish(execute_and_trim(krepro.command, &krepro.global.cache()))
 }
 
 /// Parses the command line; usage errors exit 128 (not clap's 2, which

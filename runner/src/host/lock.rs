@@ -87,12 +87,29 @@ pub enum LockError {
 /// held, fails naming the holder, or with `wait` waits for it (saying
 /// so). A lock whose last owner is gone is taken over with a note.
 pub(crate) fn acquire(path: &Path, what: &str, wait: bool, say: &mut dyn FnMut(&str)) -> Result<Lock, LockError> {
+    take(path, what, Some(wait), say).map(|l| l.expect("a lock, or an error"))
+}
+
+/// The lock at `path` if it is free now; None if anyone holds it (this
+/// process included): for trying one of several slots.
+pub(crate) fn try_acquire(path: &Path, what: &str, say: &mut dyn FnMut(&str)) -> Result<Option<Lock>, LockError> {
+    take(path, what, None, say)
+}
+
+/// `wait`: None to give up on a held lock (Ok(None)).
+fn take(path: &Path, what: &str, wait: Option<bool>, say: &mut dyn FnMut(&str)) -> Result<Option<Lock>, LockError> {
     let err = |source: std::io::Error| LockError::Io { path: path.to_owned(), source };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
     let mut file =
         std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(err)?;
+    let Some(wait) = wait else {
+        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+            return Ok(None);
+        }
+        return own(file, path, what, say).map(Some);
+    };
     if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
         let owner = read_owner(&mut file);
         if owner.as_ref().is_some_and(|o| o.pid == std::process::id()) {
@@ -106,7 +123,16 @@ pub(crate) fn acquire(path: &Path, what: &str, wait: bool, say: &mut dyn FnMut(&
             say(&format!("waiting for {who} to finish with {what}"));
             flock(&file, FlockOperation::LockExclusive).map_err(|e| err(e.into()))?;
         }
-    } else if let Some(gone) = read_owner(&mut file).filter(|o| o.pid != std::process::id() && !o.alive()) {
+        return own(file, path, what, &mut |_| {}).map(Some);
+    }
+    own(file, path, what, say).map(Some)
+}
+
+/// A lock just taken: notes a holder that died with it, writes this
+/// process as the owner.
+fn own(mut file: File, path: &Path, what: &str, say: &mut dyn FnMut(&str)) -> Result<Lock, LockError> {
+    let err = |source: std::io::Error| LockError::Io { path: path.to_owned(), source };
+    if let Some(gone) = read_owner(&mut file).filter(|o| o.pid != std::process::id() && !o.alive()) {
         say(&format!("taking over {what}: its last holder, {}, is gone", gone.describe()));
     }
     file.set_len(0).map_err(err)?;

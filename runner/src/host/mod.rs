@@ -8,6 +8,7 @@ pub mod install;
 pub mod lock;
 pub mod spawn;
 pub(crate) mod sys;
+pub mod usage;
 
 /// The host's memory available for new work (`MemAvailable` of
 /// /proc/meminfo), in MiB; None where it cannot be read.

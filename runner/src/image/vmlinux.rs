@@ -146,6 +146,10 @@ pub(crate) fn pvh_vmlinux(dir: &Path, bzimage: &Path) -> Result<PathBuf, PvhErro
     let path = dir.join(format!("{key}.elf"));
     let no_pvh = dir.join(format!("{key}.no-pvh"));
     if path.is_file() {
+        // Used now: the cache's trim goes least recently used first.
+        if let Ok(f) = std::fs::File::open(&path) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
         return Ok(path);
     }
     if let Ok(why) = std::fs::read_to_string(&no_pvh) {
