@@ -399,3 +399,70 @@ fn the_cache_shows_its_parts_trims_least_recently_used_and_after_a_command() {
     let bad = xtask_env(&["cache", "gc", "--max-size", "lots"], &env);
     assert_eq!((bad.code, bad.stderr.trim_end()), (128, "error: --max-size lots: not a size (e.g. 20G, 512M)"));
 }
+
+#[test]
+fn two_fetches_of_one_package_one_fetches_the_other_is_told_or_waits() {
+    let cache = temp("fetch-race");
+    let env = [("XDG_CACHE_HOME", cache.path())];
+    let kernels = cache.path().join("krepro/kernels");
+    let spawn = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["kernel", "fetch", "6.1"])
+            .args(extra)
+            .env("XDG_CACHE_HOME", cache.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Waits until `pid` holds a fetch lock (apt's lists are read first).
+    let holds = |pid: u32| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !std::fs::read_dir(&kernels).into_iter().flatten().flatten().any(|e| {
+            e.file_name().to_string_lossy().ends_with(".lock")
+                && std::fs::read_to_string(e.path()).is_ok_and(|t| t.starts_with(&format!("{pid} ")))
+        }) {
+            assert!(std::time::Instant::now() < deadline, "pid {pid} never took its lock");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+
+    let first = spawn(&[]);
+    let pid = first.id();
+    holds(pid);
+    let second = xtask_env(&["kernel", "fetch", "6.1"], &env);
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let image = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if second.code == 0 {
+        // The first had finished before the second looked: it was cached.
+        assert!(second.stderr.contains("is already in the cache"), "{}", second.stderr);
+    } else {
+        assert_eq!(second.code, 128, "{}", second.stderr);
+        let line = second.stderr.trim_end().lines().last().unwrap();
+        assert!(
+            line.starts_with("error: the fetch of linux-image-")
+                && line.contains(&format!(" is in use by krepro pid {pid} (`"))
+                && line.ends_with("wait for it to finish, or pass --wait"),
+            "{line}"
+        );
+    }
+
+    // With --wait, a second fetch waits for the first, then finds it.
+    std::fs::remove_dir_all(&kernels).unwrap();
+    let first = spawn(&[]);
+    let pid = first.id();
+    holds(pid);
+    let waiting = xtask_env(&["kernel", "fetch", "6.1", "--wait"], &env);
+    assert_eq!(first.wait_with_output().unwrap().status.code(), Some(0));
+    assert_eq!(waiting.code, 0, "{}", waiting.stderr);
+    assert_eq!(waiting.stdout.trim(), image);
+    assert!(
+        waiting.stderr.contains("is already in the cache")
+            && (waiting.stderr.contains(&format!("waiting for krepro pid {pid} "))
+                || !waiting.stderr.contains("fetching")),
+        "{}",
+        waiting.stderr
+    );
+}
