@@ -56,7 +56,16 @@ impl LogDir {
     pub(crate) fn create(&self, label: &str) -> std::io::Result<ConsoleLog> {
         let (path, file) = self.create_file(label)?;
         let file = BufWriter::new(file);
-        Ok(ConsoleLog { path, file, policy: self.policy, written: 0, tail: VecDeque::new(), tail_len: 0, cut: (0, 0) })
+        Ok(ConsoleLog {
+            path,
+            file,
+            policy: self.policy,
+            written: 0,
+            tail: VecDeque::new(),
+            tail_len: 0,
+            cut: (0, 0),
+            failed: None,
+        })
     }
 
     /// Keeps the newest logs (names start with a timestamp) within the
@@ -95,9 +104,19 @@ pub(crate) struct ConsoleLog {
     tail_len: u64,
     /// (lines, bytes) dropped between head and tail.
     cut: (u64, u64),
+    /// The first write that failed (a full disk): the log is short.
+    failed: Option<std::io::Error>,
 }
 
 impl ConsoleLog {
+    fn write(&mut self, text: &str) {
+        if self.failed.is_none() {
+            if let Err(e) = writeln!(self.file, "{text}") {
+                self.failed = Some(e);
+            }
+        }
+    }
+
     /// Adds one line, or several joined by `\n` (bulk output comes in
     /// chunks of whole lines).
     pub(crate) fn line(&mut self, text: &str) {
@@ -105,7 +124,7 @@ impl ConsoleLog {
         let head = self.policy.head_bytes;
         if self.written + len <= head {
             self.written += len;
-            let _ = writeln!(self.file, "{text}");
+            self.write(text);
             return;
         }
         if self.written < head {
@@ -129,19 +148,25 @@ impl ConsoleLog {
     }
 
     /// Writes the tail and closes the log; returns its path.
-    pub(crate) fn finish(mut self) -> PathBuf {
+    /// Writes what is held back and closes the log: its path, or the path
+    /// and the write error that cut it short.
+    pub(crate) fn finish(mut self) -> Result<PathBuf, (PathBuf, std::io::Error)> {
         if self.cut.0 > 0 {
             let (lines, bytes) = self.cut;
-            let _ = writeln!(
-                self.file,
+            self.write(&format!(
                 "[krepro: {lines} console lines ({bytes} bytes) cut here; the log keeps the first and last MiB]"
-            );
+            ));
         }
-        for (l, _) in &self.tail {
-            let _ = writeln!(self.file, "{l}");
+        for (l, _) in std::mem::take(&mut self.tail) {
+            self.write(&l);
         }
-        let _ = self.file.flush();
-        self.path
+        if let (None, Err(e)) = (&self.failed, self.file.flush()) {
+            self.failed = Some(e);
+        }
+        match self.failed.take() {
+            None => Ok(self.path),
+            Some(e) => Err((self.path, e)),
+        }
     }
 }
 
@@ -163,7 +188,7 @@ mod tests {
         for i in 0..100 {
             log.line(&format!("line {i:02}"));
         }
-        let path = log.finish();
+        let path = log.finish().unwrap();
         assert!(path.to_string_lossy().ends_with("-smoke-tcg.log"));
         let text = std::fs::read_to_string(path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -181,7 +206,7 @@ mod tests {
         log.line("line 00\nline 01\nline 02");
         log.line("line 03\nline 04");
         log.line("line 05");
-        let text = std::fs::read_to_string(log.finish()).unwrap();
+        let text = std::fs::read_to_string(log.finish().unwrap()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[..2], ["line 00", "line 01"]);
         assert_eq!(lines[2], "[krepro: 3 console lines (24 bytes) cut here; the log keeps the first and last MiB]");
@@ -194,7 +219,7 @@ mod tests {
         let mut log = small(d.path()).create("x").unwrap();
         log.line("one");
         log.line("two");
-        assert_eq!(std::fs::read_to_string(log.finish()).unwrap(), "one\ntwo\n");
+        assert_eq!(std::fs::read_to_string(log.finish().unwrap()).unwrap(), "one\ntwo\n");
     }
 
     #[test]
@@ -205,7 +230,7 @@ mod tests {
         }
         std::fs::write(d.path().join("notes.txt"), b"kept: not a log").unwrap();
         let logs = small(d.path());
-        let new = logs.create("y").unwrap().finish();
+        let new = logs.create("y").unwrap().finish().unwrap();
         let mut left: Vec<String> =
             std::fs::read_dir(d.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into()).collect();
         left.sort();
@@ -218,7 +243,7 @@ mod tests {
             std::fs::write(d.path().join(format!("{i:05}-x.log")), [b'x'; 60]).unwrap();
         }
         let logs = LogDir { dir: d.path().to_owned(), policy: LogPolicy { keep_bytes: 100, ..small(d.path()).policy } };
-        logs.create("y").unwrap().finish();
+        logs.create("y").unwrap().finish().unwrap();
         assert!(!d.path().join("00000-x.log").exists() && d.path().join("00001-x.log").exists());
     }
 }

@@ -45,6 +45,8 @@ pub enum BootError {
     Cmd(#[from] CmdError),
     #[error("interrupted")]
     Interrupted,
+    #[error("{0}")]
+    NoSpace(String),
     #[error("the emulator faulted in {boots} boots in a row, the last: {why} (boot with --cpus 1, or under KVM)")]
     EmulatorFault { boots: u32, why: String },
 }

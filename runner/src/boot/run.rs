@@ -661,7 +661,15 @@ fn boot(
     drop(qemu); // kills qemu if it is still running
     let qemu_ended = Instant::now();
     let Watch { log, scan, init_at, verdict_at, stderr, .. } = watch;
-    let console_log = log.finish();
+    let console_log = match log.finish() {
+        Ok(path) => path,
+        // The verdict may be right, but its evidence is lost: a full disk
+        // stops the run (a bisect resumes once space is freed).
+        Err((path, e)) if crate::host::usage::is_disk_full(&e) => {
+            return Err(BootError::NoSpace(crate::host::usage::disk_full(path.parent().unwrap_or(&path), None)));
+        }
+        Err((path, e)) => return Err(BootError::io(format!("write the console log {}", path.display()), e)),
+    };
 
     let qemu_status = status.and_then(|s| s.code());
     let virtio = std::fs::read_to_string(&verdict_file).ok();

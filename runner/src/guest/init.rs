@@ -288,7 +288,12 @@ fn compile_error(files: &[(PathBuf, Vec<u8>)], stderr: &str) -> GuestError {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), GuestError> {
-    crate::host::atomic::write(path, bytes).map_err(io(format!("write {}", path.display())))
+    crate::host::atomic::write(path, bytes).map_err(|e| match crate::host::usage::is_disk_full(&e) {
+        true => {
+            GuestError::NoSpace(crate::host::usage::disk_full(path.parent().unwrap_or(path), Some(bytes.len() as u64)))
+        }
+        false => io(format!("write {}", path.display()))(e),
+    })
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ use crate::host::spawn::CmdError;
 pub enum GuestError {
     #[error(transparent)]
     Lock(#[from] crate::host::lock::LockError),
+    #[error("{0}")]
+    NoSpace(String),
     #[error("unknown repro '{name}'; known repros: {known}")]
     UnknownRepro { name: String, known: String },
     #[error("{}: {error}", .path.display())]

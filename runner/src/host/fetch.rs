@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::host::cache::Cache;
 use crate::host::install::{apt_update, ensure_dpkg_arch};
-use crate::host::spawn::Cmd;
+use crate::host::spawn::{Cmd, CmdError};
 use crate::image::arch::Arch;
 
 use crate::image::version::{release_matches, version_cmp};
@@ -36,6 +36,8 @@ pub enum FetchError {
     Io { context: String, source: std::io::Error },
     #[error("{0} did not contain boot/vmlinuz-*")]
     NoImage(String),
+    #[error("{0}")]
+    NoSpace(String),
     #[error("{0}: not a series (like 6.1 or 6.12)")]
     NotASeries(String),
     #[error("apt-cache show {0} gave no Version")]
@@ -226,7 +228,14 @@ pub(crate) fn fetch_package(
         .prefix(".fetch-")
         .tempdir_in(&kernels)
         .map_err(io(format!("create a temp dir in {}", kernels.display())))?;
-    Cmd::new("apt-get", ["download", "-q", package], work.path()).output()?;
+    // A full disk is said as such, with what the package needs.
+    let full = |e: CmdError| match &e {
+        CmdError::Failed { stderr, .. } if super::usage::says_disk_full(stderr) => {
+            FetchError::NoSpace(super::usage::disk_full(&kernels, package_size(package)))
+        }
+        _ => FetchError::from(e),
+    };
+    Cmd::new("apt-get", ["download", "-q", package], work.path()).output().map_err(full)?;
     let deb = std::fs::read_dir(work.path())
         .map_err(io("list the download"))?
         .flatten()
@@ -234,7 +243,7 @@ pub(crate) fn fetch_package(
         .find(|p| p.extension().is_some_and(|x| x == "deb"))
         .ok_or_else(|| FetchError::NoImage(format!("apt-get download {package}")))?;
     let unpacked = work.path().join("root");
-    Cmd::new("dpkg-deb", ["-x".as_ref(), deb.as_os_str(), unpacked.as_os_str()], work.path()).output()?;
+    Cmd::new("dpkg-deb", ["-x".as_ref(), deb.as_os_str(), unpacked.as_os_str()], work.path()).output().map_err(full)?;
     if !unpacked.join(format!("boot/vmlinuz-{release}")).is_file() {
         return Err(FetchError::NoImage(package.to_owned()));
     }
@@ -246,6 +255,17 @@ pub(crate) fn fetch_package(
         }
     }
     Ok(image)
+}
+
+/// What fetching `package` takes on disk: the .deb and what it unpacks
+/// to (apt-cache's Size and Installed-Size); None if apt does not say.
+fn package_size(package: &str) -> Option<u64> {
+    let out = Cmd::new("apt-cache", ["show", "--no-all-versions", package], Path::new("/")).quiet().output().ok()?;
+    let show = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> Option<u64> {
+        show.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok())
+    };
+    Some(field("Size:")? + field("Installed-Size:")? * 1024)
 }
 
 /// How long ago apt last updated its lists in `dir`: the newest mtime of

@@ -243,6 +243,22 @@ pub fn free_space(path: &Path) -> Option<u64> {
     Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
+/// The line for a full disk: where, what is free there, what is needed.
+pub fn disk_full(dir: &Path, need: Option<u64>) -> String {
+    let free = free_space(dir).map_or("?".to_owned(), human);
+    let need = need.map(|n| format!(", {} needed", human(n))).unwrap_or_default();
+    format!(
+        "the disk is full: {} has {free} free{need}; free some space (`krepro cache gc` trims krepro's cache) and run the \
+         same command",
+        dir.display()
+    )
+}
+
+/// Whether an I/O error is a full disk (or quota).
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+}
+
 /// Whether a tool's output says the disk (or a quota) was full.
 pub fn says_disk_full(text: &str) -> bool {
     text.contains("No space left on device") || text.contains("Disk quota exceeded")
