@@ -447,6 +447,13 @@ pub(crate) fn prepare(
     };
     let arch = arch(&req.boot, named.as_ref())?;
     if let Some(k) = &named {
+        // A fetched kernel booted is a kernel used: the cache's trim goes
+        // least recently used first.
+        if let Ok(rel) = k.path.strip_prefix(cache.kernels()) {
+            if let Some(package) = rel.components().next() {
+                crate::host::usage::touch(&cache.kernels().join(package));
+            }
+        }
         // Its entry too (a bzImage's payload is decompressed here), before
         // a minute of compiling init for a kernel that cannot boot.
         crate::boot::run::choose_entry(k, req.boot.entry, cache, &mut |_| {})?;
