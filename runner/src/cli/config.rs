@@ -11,7 +11,7 @@ use crate::bisect::git::BuildResult;
 use crate::bisect::minimize::{self, Tester, Trial};
 use crate::bisect::verdict::{Rules, Shows};
 use crate::bisect::{BisectEvent, Booter, PlanBooter};
-use crate::boot::outcome::Exit;
+use crate::boot::outcome::{Exit, Outcome};
 use crate::builder::kconfig::Value;
 use crate::builder::{BuildOptions, ConfigStep};
 use crate::host::cache::Cache;
@@ -85,8 +85,11 @@ struct RealTester<'a> {
     booter: PlanBooter<'a>,
     rules: Rules<'a>,
     runs: u32,
-    /// The crash title of the first run that showed the bug.
-    title: Option<String>,
+    /// The outcome and crash title of the first run that showed the bug
+    /// (the big config's): later runs show the bug only the same way. A
+    /// trial config that hangs or crashes (it lacks a timer, say) while
+    /// the big config's repro failed has not reproduced it.
+    reference: Option<(Outcome, Option<String>)>,
     ui: &'a mut Ui,
     interrupted: &'a dyn Fn() -> bool,
     /// The last build's final .config.
@@ -116,20 +119,39 @@ impl Tester for RealTester<'_> {
         let mut bug = 0;
         for run in 1..=self.runs {
             let b = self.booter.boot(&kernel, run, &mut |ev| ui.event(ev)).map_err(|e| e.to_string())?;
-            if self.rules.shows(b.outcome, b.crash_title.as_deref())? == Shows::Bug {
-                bug += 1;
-                if self.title.is_none() {
-                    self.title = b.crash_title.clone();
-                }
+            if self.rules.shows(b.outcome, b.crash_title.as_deref())? != Shows::Bug {
+                continue;
             }
+            match &self.reference {
+                None => self.reference = Some((b.outcome, b.crash_title.clone())),
+                Some((outcome, title))
+                    if !same_way(*outcome, title.as_deref(), b.outcome, b.crash_title.as_deref()) =>
+                {
+                    let seen = b.crash_title.as_deref().map_or_else(|| b.outcome.to_string(), str::to_owned);
+                    ui.progress.say(&format!("  -> {seen}: not the big config's {outcome}, so not the bug"));
+                    continue;
+                }
+                Some(_) => {}
+            }
+            bug += 1;
         }
         ui.progress.say(&format!("  -> the bug in {bug} of {} runs", self.runs));
         Ok(Trial { bug, runs: self.runs, built: true })
     }
 
     fn crash_title(&self) -> Option<String> {
-        self.title.clone()
+        self.reference.as_ref().and_then(|(_, t)| t.clone())
     }
+}
+
+/// Whether a run (`outcome`, `title`) shows the bug the way the reference
+/// run did: the same outcome, and for a crash the same crash.
+fn same_way(reference: Outcome, ref_title: Option<&str>, outcome: Outcome, title: Option<&str>) -> bool {
+    reference == outcome
+        && match (ref_title, title) {
+            (Some(a), Some(b)) => crate::boot::title::same_bug(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        }
 }
 
 fn minimize(args: &MinimizeArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Failure> {
@@ -174,7 +196,7 @@ fn minimize(args: &MinimizeArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Fai
         booter,
         rules,
         runs: verdicts.runs,
-        title: None,
+        reference: None,
         ui,
         interrupted: &interrupted,
         config: None,
@@ -241,4 +263,21 @@ fn minimize(args: &MinimizeArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Fai
         result.stopped
     );
     Ok(Exit::Good)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trial_shows_the_bug_only_the_way_the_big_config_did() {
+        use Outcome::{Crash, Fail, Hang};
+        assert!(same_way(Fail, None, Fail, None));
+        // A config that lost its timer hangs: not the failing repro.
+        assert!(!same_way(Fail, None, Hang, None));
+        assert!(!same_way(Fail, None, Crash, Some("BUG: kernel NULL pointer dereference in f")));
+        let warn = Some("WARNING in __do_sys_prctl");
+        assert!(same_way(Crash, warn, Crash, Some("WARNING in prctl")));
+        assert!(!same_way(Crash, warn, Crash, Some("KASAN: use-after-free Read in g")));
+    }
 }
