@@ -529,3 +529,28 @@ fn a_fetch_or_a_console_log_onto_a_full_disk_says_where_and_how_much() {
         )
     );
 }
+
+#[test]
+fn a_killed_krepro_leaves_no_qemu_and_the_next_one_takes_over_its_lock() {
+    let b = FileBisect::new("sigkill");
+    let (child, seen, _stderr) = b.start_until("krepro: checking an end: ");
+    // SIGKILL: no cleanup at all. qemu dies with it (PR_SET_PDEATHSIG).
+    signal(&child, rustix::process::Signal::KILL);
+    let mut child = child;
+    assert_eq!(child.wait().unwrap().code(), None, "{seen}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !common::qemus_with(&b.marker).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "qemu outlived its krepro");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The same command takes over the lock it left, says whose, and ends.
+    let run = b.run(&[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let note = "krepro: taking over the bisect in ";
+    let line = run.stderr.lines().find(|l| l.starts_with(note)).unwrap_or_else(|| panic!("{}", run.stderr));
+    assert!(
+        line.contains(&format!(": its last holder, krepro pid {} (`", child.id())) && line.ends_with("is gone"),
+        "{line}"
+    );
+    assert!(run.stdout.contains("b-6.12"), "{}", run.stdout);
+}
