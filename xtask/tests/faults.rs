@@ -467,39 +467,19 @@ fn two_fetches_of_one_package_one_fetches_the_other_is_told_or_waits() {
     );
 }
 
-/// A tmpfs of `size` at a temp dir, unmounted on drop (the test runs as
-/// root, as CI does).
-struct SmallDisk(tempfile::TempDir);
-
-impl SmallDisk {
-    fn new(size: &str) -> SmallDisk {
-        assert!(rustix::process::geteuid().is_root(), "this test mounts a small tmpfs: run it as root");
-        let dir = temp("small-disk");
-        let args = ["-t", "tmpfs", "-o", &format!("size={size}"), "krepro-test", dir.path().to_str().unwrap()];
-        assert!(Command::new("mount").args(args).status().unwrap().success(), "mount a tmpfs");
-        SmallDisk(dir)
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
-}
-
 #[test]
 fn a_fetch_or_a_console_log_onto_a_full_disk_says_where_and_how_much() {
-    let disk = SmallDisk::new("8M");
-    let run = xtask_env(&["kernel", "fetch", "6.1"], &[("XDG_CACHE_HOME", disk.0.path())]);
+    let disk = common::SmallDisk::new("8M");
+    let run = xtask_env(&["kernel", "fetch", "6.1"], &[("XDG_CACHE_HOME", disk.path())]);
     assert_eq!(run.code, 128, "{}", run.stderr);
     let line = run.stderr.trim_end().lines().last().unwrap();
     assert!(
-        line.starts_with(&format!("error: the disk is full: {}/krepro/kernels has ", disk.0.path().display()))
+        line.starts_with(&format!("error: the disk is full: {}/krepro/kernels has ", disk.path().display()))
             && line.contains(" MiB needed; free some space (`krepro cache gc` trims krepro's cache)"),
         "{line}"
     );
     // Nothing half-fetched is left: no package dir, no temp dir.
-    let left: Vec<_> = std::fs::read_dir(disk.0.path().join("krepro/kernels"))
+    let left: Vec<_> = std::fs::read_dir(disk.path().join("krepro/kernels"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -508,9 +488,9 @@ fn a_fetch_or_a_console_log_onto_a_full_disk_says_where_and_how_much() {
     assert!(left.is_empty(), "{left:?}");
 
     // A console log that cannot be written: the run stops, naming the dir.
-    let logs = disk.0.path().join("logs");
+    let logs = disk.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
-    let fill = std::fs::File::create(disk.0.path().join("fill")).unwrap();
+    let fill = std::fs::File::create(disk.path().join("fill")).unwrap();
     let _ = std::io::copy(&mut std::io::Read::take(std::io::repeat(0), 16 << 20), &mut &fill);
     let k = k61();
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))

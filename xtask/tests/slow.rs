@@ -1282,53 +1282,20 @@ fn config_minimize_cuts_x86_64_defconfig_to_what_ext4_on_virtio_blk_needs() {
     }
 }
 
-/// A tmpfs of `size` mounted at a temp dir for the test's life (root only:
-/// the tests run as root in CI, and say so otherwise).
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn new(size: &str) -> SmallDisk {
-        assert!(rustix::process::geteuid().is_root(), "this test mounts a small tmpfs: run it as root");
-        let dir = temp("small-disk");
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "krepro-test", dir.path().to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "mount a tmpfs");
-        SmallDisk { dir }
-    }
-
-    fn grow(&self, size: &str) {
-        let ok = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}"), self.dir.path().to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "remount the tmpfs");
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
 #[test]
 #[ignore = "needs KREPRO_SLOW=1 (a real kernel build on a small tmpfs, then a full one: minutes)"]
 fn a_build_that_fills_the_disk_is_a_full_disk_not_a_tree_that_does_not_build() {
     require_prerequisites();
     let (_held, tree) = linux_tree();
-    let disk = SmallDisk::new("48M");
+    let disk = common::SmallDisk::new("48M");
     let ccache = scratch().join("ccache-build");
-    let env = [("XDG_CACHE_HOME", disk.dir.path()), ("CCACHE_DIR", ccache.as_path())];
+    let env = [("XDG_CACHE_HOME", disk.path()), ("CCACHE_DIR", ccache.as_path())];
     let r = krepro_in(&tree, &["kernel", "build"], &env);
     // 128 (stop), not 125 (the tree does not build: a bisect would skip it).
     assert_eq!(r.code, 128, "{}", r.stderr);
     let last = r.stderr.trim_end().lines().last().unwrap();
     assert!(
-        last.starts_with(&format!("error: the disk is full: the build in {}/krepro/build/", disk.dir.path().display()))
+        last.starts_with(&format!("error: the disk is full: the build in {}/krepro/build/", disk.path().display()))
             && last.contains("free at least 1.0 GiB")
             && last.ends_with("then run the same command (`krepro cache gc` trims krepro's cache)"),
         "{last}"

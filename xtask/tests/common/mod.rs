@@ -220,3 +220,39 @@ pub fn run_exec(kernel: &Path, exec: &Path, extra: &[&str]) -> Run {
     args.extend_from_slice(extra);
     xtask(&args)
 }
+
+/// A tmpfs of a given size mounted at a temp dir for a test's life, to
+/// fill a disk for real (root only: the tests run as root in CI, and say
+/// so otherwise).
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    pub fn new(size: &str) -> SmallDisk {
+        assert!(rustix::process::geteuid().is_root(), "this test mounts a small tmpfs: run it as root");
+        let dir = temp("small-disk");
+        SmallDisk::mount(&["-t", "tmpfs", "-o", &format!("size={size}"), "krepro-test"], dir.path());
+        SmallDisk { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Gives it `size` in all: space freed.
+    pub fn grow(&self, size: &str) {
+        SmallDisk::mount(&["-o", &format!("remount,size={size}")], self.dir.path());
+    }
+
+    fn mount(args: &[&str], at: &Path) {
+        let ok = Command::new("mount").args(args).arg(at).status().expect("run mount");
+        assert!(ok.success(), "mount {args:?} {}", at.display());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
