@@ -54,7 +54,7 @@ impl RunError {
     /// that commit; else 128, "could not run", which stops a bisect.
     pub fn exit(&self) -> Exit {
         match self {
-            RunError::Boot(BootError::Interrupted) => Exit::Interrupted,
+            RunError::Boot(BootError::Interrupted) | RunError::Build(BuildError::Interrupted) => Exit::Interrupted,
             RunError::Build(e) if e.is_tree_failure() => Exit::Skip,
             _ => Exit::Error,
         }

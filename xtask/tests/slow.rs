@@ -1305,3 +1305,50 @@ fn a_build_that_fills_the_disk_is_a_full_disk_not_a_tree_that_does_not_build() {
     let r = krepro_in(&tree, &["kernel", "build"], &env);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (the start of a real kernel build)"]
+fn sigterm_in_the_middle_of_a_build_stops_make_and_exits_130() {
+    require_prerequisites();
+    let (_held, tree) = linux_tree();
+    let cache = temp("sigterm-build");
+    let ccache = temp("sigterm-ccache");
+    let child = Command::new(common::krepro_bin())
+        .args(["kernel", "build"])
+        .current_dir(&tree)
+        .env("XDG_CACHE_HOME", cache.path())
+        .env("CCACHE_DIR", ccache.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once make compiles (a cold ccache: for minutes), SIGTERM krepro alone.
+    let build_dirs = cache.path().join("krepro/build");
+    let makes = || {
+        let needle = build_dirs.to_str().unwrap().to_owned();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                    String::from_utf8_lossy(&c).starts_with("make\0") && String::from_utf8_lossy(&c).contains(&needle)
+                })
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while makes() == 0 {
+        assert!(std::time::Instant::now() < deadline, "make never started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let signalled = std::time::Instant::now();
+    rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::TERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.trim_end().ends_with("error: interrupted"), "{stderr}");
+    assert!(signalled.elapsed() < std::time::Duration::from_secs(10), "{:?}", signalled.elapsed());
+    assert_eq!(makes(), 0, "make outlived krepro");
+}

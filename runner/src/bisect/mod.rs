@@ -578,9 +578,11 @@ impl Search<'_> {
         let opts = self.opts;
         on(BisectEvent::Phase(self.space.words().made));
         let started = Instant::now();
-        let made = self.space.kernel(c, on)?;
-        let build_secs = started.elapsed().as_secs_f64();
+        let made = self.space.kernel(c, on);
+        // A build stopped by a signal fails as a build: the signal wins.
         self.check_interrupt()?;
+        let made = made?;
+        let build_secs = started.elapsed().as_secs_f64();
         let blank = |verdict: Mark, message: String| Tested {
             commit: c.id.clone(),
             subject: c.label.clone(),

@@ -212,6 +212,8 @@ pub enum BuildError {
     Worktree(#[from] worktree::WorktreeError),
     #[error(transparent)]
     Lock(#[from] crate::host::lock::LockError),
+    #[error("interrupted")]
+    Interrupted,
     #[error("the disk is full: the build in {} stopped with {} free there; free at least {} (it already holds {}), then run the same command (`krepro cache gc` trims krepro's cache)", .dir.display(), human(*.free), human(*.need), human(*.holds))]
     NoSpace { dir: PathBuf, free: u64, need: u64, holds: u64 },
     #[error("{context}: {source}")]
@@ -519,6 +521,9 @@ pub(crate) fn build(
     cache: &Cache,
     on: &mut dyn FnMut(BuildEvent<'_>),
 ) -> Result<Built, BuildError> {
+    // From here a SIGINT, SIGTERM or SIGHUP stops the build cleanly (the
+    // make loop polls it) instead of killing krepro halfway.
+    let interrupt = crate::boot::interrupt::install();
     let source = opts.source.canonicalize().map_err(io(format!("source tree {}", opts.source.display())))?;
     let arch_dir = Path::new("arch").join(opts.arch.kernel_arch());
     if !(source.join("Makefile").is_file() && source.join("Kconfig").is_file() && source.join(arch_dir).is_dir()) {
@@ -575,6 +580,9 @@ pub(crate) fn build(
         other => other,
     };
     match result {
+        // A signal stopped it (a config make died of it, or the make loop
+        // saw it): not the tree's failure.
+        Err(_) if interrupt.load(std::sync::atomic::Ordering::SeqCst) => Err(BuildError::Interrupted),
         // A write of krepro's own (the .config, the finished kernel) found
         // the disk full: said as such, not as an I/O error.
         Err(BuildError::Io { source, .. })
@@ -935,13 +943,25 @@ fn run_make(
     let mut logf = std::fs::File::create(log).map_err(io(format!("create {}", log.display())))?;
     let cmd = tc.make(make_args.iter().cloned().chain(extra.iter().map(|e| e.to_string())).collect(), source);
     let _ = writeln!(logf, "$ {}", cmd.line());
-    let mut child = cmd.spawn_lines()?;
+    // make in a process group of its own: a SIGTERM or SIGHUP to krepro
+    // alone (not the terminal's Ctrl-C to the whole group) stops it too.
+    let mut child = cmd.contained().spawn_lines()?;
+    let interrupt = crate::boot::interrupt::install();
     let started = Instant::now();
     let mut compiled = 0;
     let mut last_tick = Instant::now();
     let mut errors: Vec<String> = Vec::new();
     let (mut link_at, mut image_at) = (None, None);
-    for line in child.lines() {
+    loop {
+        if interrupt.load(std::sync::atomic::Ordering::SeqCst) {
+            child.stop_group();
+            return Err(BuildError::Interrupted);
+        }
+        let line = match child.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let Line::Text(_, l) = line else { continue };
         let _ = writeln!(logf, "{l}");
         match stage_of(&l) {

@@ -228,6 +228,7 @@ impl Running {
     }
 
     /// Every line until both streams end.
+    #[cfg(test)]
     pub(crate) fn lines(&self) -> impl Iterator<Item = Line> + '_ {
         self.lines.iter()
     }
