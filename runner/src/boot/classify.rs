@@ -196,6 +196,33 @@ pub(crate) fn emulation_fault(console: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The captured consoles: one stale int3 from a real TCG boot, and
+    /// every real crash of the corpus, none of which is the emulator's.
+    #[test]
+    fn on_real_consoles_only_the_stale_int3_is_the_emulators() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/consoles");
+        let mut seen = 0;
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".log") {
+                continue;
+            }
+            let console = std::fs::read_to_string(e.path()).unwrap();
+            let fault = emulation_fault(&console);
+            if name == "debian-6.12-x86_64-tcg-stale-int3.log" {
+                let why = fault.expect("the stale int3 is the emulator's");
+                assert!(
+                    why.starts_with("Oops: int3 at 0010:sched_clock_cpu+0x9/0x190 where the code holds 66,"),
+                    "{why}"
+                );
+            } else {
+                assert_eq!(fault, None, "{name}");
+            }
+            seen += 1;
+        }
+        assert!(seen >= 15, "{seen}");
+    }
+
     #[test]
     fn a_stale_int3_is_the_emulators_and_a_real_one_is_a_crash() {
         let oops = |code: &str| {
