@@ -212,9 +212,11 @@ pub(crate) fn fetch_package(
     let kernels = cache.kernels();
     let dest = kernels.join(package);
     let image = dest.join(format!("boot/vmlinuz-{release}"));
-    // One fetch of a package at a time: a second waits (this process's
-    // background fetch) or is told who fetches it.
-    let _lock = cache.lock(&kernels.join(format!(".{package}.lock")), &format!("the fetch of {package}"), say)?;
+    // One fetch of a package at a time. A second always waits, saying for
+    // whom, as cargo waits on its package cache: a fetch takes seconds and
+    // its result is the waiter's too (two bisects over the same series).
+    let _lock =
+        super::lock::acquire(&kernels.join(format!(".{package}.lock")), &format!("the fetch of {package}"), true, say)?;
     if image.is_file() {
         say(&format!("{package} is already in the cache"));
         return Ok(image);
@@ -340,6 +342,35 @@ pub fn newest_cached(dir: &Path, arch: Arch, prefix: Option<&str>) -> Option<Pat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fetch_another_krepro_holds_is_waited_for_not_refused() {
+        // Two bisects over the same series (or two tests sharing one
+        // kernels dir) fetch the same package: the second waits and
+        // takes the first one's result.
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::at(d.path());
+        let package = "linux-image-6.12.9+deb12-cloud-amd64-unsigned";
+        let lock_path = cache.kernels().join(format!(".{package}.lock"));
+        let held = super::super::lock::acquire(&lock_path, "the fetch", false, &mut |_| {}).unwrap();
+        // Another process's owner line, as a second krepro would find it.
+        std::fs::write(&lock_path, "1 1700000000 krepro bisect --debian 6.12").unwrap();
+        let image = cache.kernels().join(package).join("boot/vmlinuz-6.12.9+deb12-cloud-amd64");
+        let put = image.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            std::fs::create_dir_all(put.parent().unwrap()).unwrap();
+            std::fs::write(&put, "bzImage").unwrap();
+            drop(held);
+        });
+        let mut said = Vec::new();
+        let got = fetch_package(&cache, package, "6.12.9+deb12-cloud-amd64", &mut |m| said.push(m.to_owned())).unwrap();
+        t.join().unwrap();
+        assert_eq!(got, image);
+        assert!(said[0].starts_with("waiting for krepro pid 1 "), "{said:?}");
+        assert!(said[0].ends_with(&format!("to finish with the fetch of {package}")), "{said:?}");
+        assert_eq!(said[1], format!("{package} is already in the cache"));
+    }
 
     #[test]
     fn picks_the_newest_package_of_a_series() {

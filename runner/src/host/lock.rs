@@ -6,7 +6,8 @@
 //! was, and the next krepro takes over with a note.
 //!
 //! A second krepro that needs a held lock says who holds it in one line
-//! and stops (exit 128), or waits with `--wait`.
+//! and stops (exit 128), or waits with `--wait`. A fetch always waits:
+//! it takes seconds and its result is the waiter's too.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
