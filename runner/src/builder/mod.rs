@@ -2,6 +2,7 @@
 //! tree in krepro's cache, never writing into the source tree, and cached
 //! by what went into it.
 
+pub(crate) mod hosttools;
 pub(crate) mod kconfig;
 pub(crate) mod kindex;
 pub(crate) mod toolchain;
@@ -652,6 +653,10 @@ fn build_with(
     let identify = identify_started.elapsed().as_secs_f64();
     on(BuildEvent::Phase("config"));
     let config_started = Instant::now();
+    let host_tools = |needs: Vec<hosttools::Need>, on: &mut dyn FnMut(BuildEvent<'_>)| {
+        hosttools::provide(&needs, &mut |m| on(BuildEvent::Note(m))).map_err(BuildError::Toolchain)
+    };
+    host_tools(hosttools::for_any_build(), on)?;
     let config_path = build_dir.join(".config");
     // The config is made again only when something it comes from changed:
     // the requests, the base, the compiler (Kconfig asks it), the make
@@ -717,6 +722,9 @@ fn build_with(
             (final_config, lost)
         }
     };
+    // A tool the config needs and the host lacks is a host problem, not a
+    // tree that does not build (which a bisect would skip).
+    host_tools(hosttools::for_config(&final_config, opts.arch), on)?;
     if let Some(note) = &ccache_note {
         on(BuildEvent::Note(note));
     }
