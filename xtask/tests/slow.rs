@@ -88,15 +88,33 @@ fn linux_tree() -> (std::sync::MutexGuard<'static, ()>, PathBuf) {
 /// ccache's in the scratch dir (its own per test, so its counters are the
 /// test's).
 struct Env {
+    name: String,
     cache: tempfile::TempDir,
     ccache: PathBuf,
+}
+
+/// A failed test keeps its runs' consoles (the temp cache goes with it):
+/// an hour of builds that ends in a wrong answer has to be explainable.
+impl Drop for Env {
+    fn drop(&mut self) {
+        let logs = self.cache.path().join("krepro/logs");
+        if !std::thread::panicking() || !logs.is_dir() {
+            return;
+        }
+        let kept = scratch().join(format!("failed-{}-logs", self.name));
+        let _ = std::fs::remove_dir_all(&kept);
+        let copied = Command::new("cp").arg("-a").arg(&logs).arg(&kept).status();
+        if copied.is_ok_and(|s| s.success()) {
+            eprintln!("the consoles of this test's runs are kept in {}", kept.display());
+        }
+    }
 }
 
 impl Env {
     fn new(name: &str) -> Env {
         let ccache = scratch().join(format!("ccache-{name}"));
         std::fs::create_dir_all(&ccache).unwrap();
-        Env { cache: temp("cache"), ccache }
+        Env { name: name.to_owned(), cache: temp("cache"), ccache }
     }
 
     fn xtask(&self, args: &[&str]) -> Run {
@@ -1280,6 +1298,109 @@ fn config_minimize_cuts_x86_64_defconfig_to_what_ext4_on_virtio_blk_needs() {
     for s in j["steps"].as_array().unwrap() {
         eprintln!("  {} ({} options): {}", s["what"], s["options"], s["trial"]);
     }
+}
+
+/// Stands in for a bug in AF_UNIX descriptor passing: it fails whenever
+/// a descriptor crosses a unix socket. A kernel without AF_UNIX (or
+/// without sockets at all) cannot have the bug: it passes.
+const UNIX_REPRO: &str = r#"#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+int main(void) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0) {
+        if (errno == EAFNOSUPPORT || errno == ENOSYS) {
+            printf("no AF_UNIX here (%s): this kernel cannot have the bug\n", strerror(errno));
+            return 0;
+        }
+        perror("socketpair");
+        return 4;
+    }
+    char byte = 'x';
+    struct iovec iov = { &byte, 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &sv[0], sizeof(int));
+    if (sendmsg(sv[1], &msg, 0) != 1) {
+        perror("sendmsg");
+        return 4;
+    }
+    memset(&u, 0, sizeof u);
+    msg.msg_controllen = sizeof u.buf;
+    if (recvmsg(sv[0], &msg, 0) != 1) {
+        perror("recvmsg");
+        return 4;
+    }
+    c = CMSG_FIRSTHDR(&msg);
+    if (c && c->cmsg_type == SCM_RIGHTS) {
+        printf("a descriptor crossed a unix socket: the bug\n");
+        return 1;
+    }
+    printf("no descriptor arrived\n");
+    return 4;
+}
+"#;
+
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (real kernel builds of Debian's own 6.1 config, one to two hours)"]
+fn config_bisect_names_config_unix_between_debians_config_and_the_minimal_one() {
+    require_prerequisites();
+    common::require_qemu();
+    let (_held, tree) = linux_tree();
+    let env = Env::new("config-bisect-debian");
+    let work = temp("config-bisect-debian");
+    let path = |name: &str| work.path().join(name).to_str().unwrap().to_owned();
+
+    // The bad config: Debian's own, from the 6.1 cloud kernel package the
+    // boot tests use (its config sits beside its vmlinuz).
+    let vmlinuz = common::k61();
+    let release = vmlinuz.file_name().unwrap().to_str().unwrap().strip_prefix("vmlinuz-").unwrap().to_owned();
+    let debian = std::fs::read_to_string(vmlinuz.with_file_name(format!("config-{release}"))).unwrap();
+    assert!(debian.contains("\nCONFIG_UNIX=y\n") && debian.contains("\nCONFIG_DEBUG_INFO_BTF=y\n"));
+    std::fs::write(path("debian.config"), &debian).unwrap();
+    // The good one: krepro's minimal config, as `kernel build` leaves it.
+    let r = env.krepro(&tree, &["kernel", "build", "-o", &path("bzImage")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let minimal = std::fs::read_to_string(path("bzImage.config")).unwrap();
+    assert!(!minimal.contains("\nCONFIG_UNIX=y\n"), "the minimal config has AF_UNIX already");
+    std::fs::write(path("unix.c"), UNIX_REPRO).unwrap();
+
+    let before = manifest(&tree);
+    let json = path("config-bisect.json");
+    let args = ["bisect", &path("unix.c"), "--config-good", &path("bzImage.config"), "--config-bad"];
+    let rest = [path("debian.config"), "--accel".into(), "tcg".into(), "--json".into(), json.clone()];
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let started = std::time::Instant::now();
+    let r = env.krepro(&tree, &[&args[..], &rest[..]].concat());
+    let took = started.elapsed();
+    eprintln!("config bisect: {took:?}\n{}", r.stderr);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    print_steps(&j);
+    assert_eq!(j["found"], "first bad config change", "{j:#}");
+    let c = &j["config"];
+    assert_eq!(c["option"]["name"], "UNIX", "{c:#}");
+    assert_eq!((c["option"]["good"].as_str(), c["option"]["bad"].as_str()), (Some("n"), Some("y")));
+    assert_eq!(c["option"]["kconfig"].as_str().map(|k| k.starts_with("net/unix/Kconfig:")), Some(true), "{c:#}");
+    let help = c["option"]["help"].as_str().unwrap_or_default();
+    assert!(help.starts_with("If you say Y here, you will include support for Unix domain sockets"), "{c:#}");
+    let related: Vec<&str> = c["related"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert!(related.contains(&"NET"), "{c:#}");
+    let changes = c["changes"].as_array().unwrap().len();
+    assert!(changes > 1000, "{changes} changes: {c:#}");
+    assert_eq!(j["verification"]["status"], "verified", "{j:#}");
+    assert!(r.stdout.starts_with("## first bad config change: CONFIG_UNIX (n in --config-good, y in --config-bad)"));
+    assert_same_tree(&before, &manifest(&tree), None);
+    let steps = j["steps"].as_array().unwrap().len();
+    eprintln!("CONFIG_UNIX among {changes} changed options: {steps} steps (builds and boots), {took:?}");
 }
 
 #[test]
