@@ -136,12 +136,14 @@ pub(crate) enum Kernel {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Verdicts {
     pub runs: u32,
+    /// `--parallel`: boots at once (None: as many as the host holds).
+    pub parallel: Option<u32>,
     pub remap: Remap,
 }
 
 impl Default for Verdicts {
     fn default() -> Verdicts {
-        Verdicts { runs: 1, remap: Remap::default() }
+        Verdicts { runs: 1, parallel: None, remap: Remap::default() }
     }
 }
 

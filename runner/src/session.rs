@@ -304,6 +304,29 @@ pub fn plan(boot: &request::Boot, guest: &Guest, cache: &Cache, say: &mut dyn Fn
     })
 }
 
+/// How many of `runs` boots run at once: `--parallel J` (refused when J
+/// guests need more memory than the host has free), else as many as the
+/// host's CPUs and free memory hold (one with `--verbose`, whose console
+/// is one boot's).
+pub(crate) fn boots_at_once(explicit: Option<u32>, verbose: bool, runs: u32, plan: &Plan) -> Result<u32, RunError> {
+    let free = crate::host::memory_available_mib();
+    let j = match explicit {
+        Some(j) => {
+            let need = u64::from(j) * u64::from(plan.memory_mib);
+            if let Some(free) = free.filter(|f| j > 1 && need > *f) {
+                return Err(RunError::BadFlag(format!(
+                    "--parallel {j}: {j} guests of {} MiB need {need} MiB, but this host has {free} MiB available",
+                    plan.memory_mib
+                )));
+            }
+            j
+        }
+        None if verbose => 1,
+        None => crate::boot::parallel::default_parallel(plan.cpus, plan.memory_mib, free),
+    };
+    Ok(j.clamp(1, runs.max(1)))
+}
+
 /// The guest architecture, known before anything is built: the kernel's
 /// (which `--arch` must agree with), else `--arch`, else the host's.
 pub fn arch(boot: &request::Boot, kernel: Option<&Kernel>) -> Result<Arch, RunError> {

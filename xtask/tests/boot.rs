@@ -348,6 +348,68 @@ fn ctrl_c_stops_qemu_and_cleans_up() {
     assert_eq!(logs.len(), 1, "{logs:?}");
 }
 
+/// `run --runs 4 --parallel 2 --json` of `repro`, started with the test's
+/// marker on the guests' command line.
+fn parallel_run(repro: &str, marker: &str, tmp: &Path, logs: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["run", "--kernel", k61().to_str().unwrap(), "--repro", repro, "--accel", "tcg"])
+        .args(["--runs", "4", "--parallel", "2", "--json", "--append", marker])
+        .args(["--log-dir", logs.to_str().unwrap()])
+        .env("TMPDIR", tmp)
+        .env("XDG_CACHE_HOME", common::test_cache())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn runs_at_once_boot_side_by_side_in_order_and_ctrl_c_leaves_none() {
+    require_qemu();
+    let marker = format!("krepro.test_marker=parallel{}", std::process::id());
+    let (tmp, logs) = (temp("tmpdir"), temp("logs"));
+    let mut child = parallel_run("smoke", &marker, tmp.path(), logs.path());
+    let mut most = 0;
+    while child.try_wait().unwrap().is_none() {
+        most = most.max(qemus_with(&marker).len());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(most, 2, "qemus at once");
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = j["runs"].as_array().unwrap();
+    // Four outcomes, reported in order of run, each with its own log.
+    let order: Vec<bool> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r["cmdline"].as_str().unwrap().contains(&format!("krepro.run={}", i + 1)))
+        .collect();
+    assert_eq!(order, [true; 4], "{j:#}");
+    assert!(runs.iter().all(|r| r["outcome"] == "pass"), "{j:#}");
+    let consoles: std::collections::BTreeSet<&str> = runs.iter().map(|r| r["console_log"].as_str().unwrap()).collect();
+    assert_eq!(consoles.len(), 4);
+    assert_empty(tmp.path());
+
+    // Ctrl-C while two boots hang: both qemus go, and their temp dirs.
+    let (tmp, logs) = (temp("tmpdir"), temp("logs"));
+    let child = parallel_run("selftest_hang", &marker, tmp.path(), logs.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while qemus_with(&marker).len() < 2 {
+        assert!(Instant::now() < deadline, "two qemus never ran at once");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::INT).unwrap();
+    let stopped = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stopped.elapsed() < Duration::from_secs(5), "took {:?} to stop", stopped.elapsed());
+    assert!(qemus_with(&marker).is_empty(), "qemu left running");
+    assert_empty(tmp.path());
+}
+
 #[test]
 fn initrd_is_byte_identical_and_init_is_small_and_static() {
     let dir = tempfile::tempdir().unwrap();

@@ -47,9 +47,18 @@ impl LogDir {
         std::fs::create_dir_all(&self.dir)?;
         self.prune();
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
-        let path = self.dir.join(format!("{stamp}-{}-{label}.log", std::process::id()));
-        let file = File::create(&path)?;
-        Ok((path, file))
+        // Boots at once (`--parallel`) can start in the same millisecond:
+        // each gets a file of its own.
+        for n in 1.. {
+            let suffix = if n == 1 { String::new() } else { format!(".{n}") };
+            let path = self.dir.join(format!("{stamp}-{}-{label}{suffix}.log", std::process::id()));
+            match File::options().write(true).create_new(true).open(&path) {
+                Ok(file) => return Ok((path, file)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("some suffix is free")
     }
 
     /// Starts a new console log (named as by [`LogDir::create_file`]).
@@ -179,6 +188,15 @@ mod tests {
             dir: dir.to_owned(),
             policy: LogPolicy { head_bytes: 20, tail_bytes: 12, keep_files: 3, keep_bytes: 1000 },
         }
+    }
+
+    #[test]
+    fn logs_made_in_the_same_millisecond_are_files_of_their_own() {
+        let d = tempfile::tempdir().unwrap();
+        let logs = LogDir { dir: d.path().to_owned(), policy: LogPolicy { keep_files: 100, ..small(d.path()).policy } };
+        let paths: Vec<PathBuf> = (0..20).map(|_| logs.create_file("smoke-tcg").unwrap().0).collect();
+        let distinct: std::collections::BTreeSet<&PathBuf> = paths.iter().collect();
+        assert_eq!(distinct.len(), 20, "{paths:?}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub(crate) mod disk;
 pub(crate) mod interrupt;
 pub(crate) mod log;
 pub(crate) mod outcome;
+pub mod parallel;
 pub mod qemu;
 pub mod run;
 pub(crate) mod symbolize;

@@ -218,6 +218,12 @@ pub(crate) struct VerdictArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) runs: u32,
 
+    /// Boots at once for --runs N, each with its own qemu (outcomes are
+    /// still reported in order) [default: the host's CPUs over the
+    /// guest's, within free memory; 1 with --verbose]
+    #[arg(long, value_name = "J", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) parallel: Option<u32>,
+
     /// How a crash counts: good, bad or skip [default: crash, exit 2; bad in a bisect]
     #[arg(long, value_enum, value_name = "MARK")]
     pub(crate) on_crash: Option<Mark>,
@@ -235,6 +241,7 @@ impl VerdictArgs {
     pub(crate) fn request(&self) -> request::Verdicts {
         request::Verdicts {
             runs: self.runs,
+            parallel: self.parallel,
             remap: Remap { on_crash: self.on_crash, on_hang: self.on_hang, on_no_verdict: self.on_no_verdict },
         }
     }

@@ -9,6 +9,7 @@ use super::args::{BootArgs, ConfigArgs, GuestArgs, TreeArgs, VerdictArgs};
 use super::progress::Progress;
 use super::Failure;
 use crate::boot::outcome::{self, Exit, Outcome};
+use crate::boot::parallel;
 use crate::boot::run::{self, Bootable, RunEvent, RunResult};
 use crate::host::cache::Cache;
 use crate::request;
@@ -105,12 +106,24 @@ fn execute(args: &RunArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, RunError>
         session::Progress::Build(ev) => ui.progress.build_event(ev),
     })?;
     let runs = session.verdicts.runs;
+    let at_once = session::boots_at_once(session.verdicts.parallel, args.verbose, runs, &session.plan)?;
     let mut results = Vec::new();
-    for i in 1..=runs {
-        ui.start_run(i, runs, &session.target, &session.guest.label);
-        let result = run::run(&session.plan, &session.target, i, &mut |ev| ui.event(ev))?;
-        ui.finish_run(&result);
-        results.push(result);
+    if at_once == 1 {
+        for i in 1..=runs {
+            ui.start_run(i, runs, &session.target, &session.guest.label);
+            let result = run::run(&session.plan, &session.target, i, &mut |ev| ui.event(ev))?;
+            ui.finish_run(&result);
+            results.push(result);
+        }
+    } else {
+        let (plan, target) = (&session.plan, &session.target);
+        ui.start_parallel(runs, at_once, target, &session.guest.label);
+        let boot = |i: u32, on: &mut dyn FnMut(RunEvent<'_>)| run::run(plan, target, i + 1, on);
+        // A boot that could not run stops the others from starting.
+        let failed = |r: &[Result<RunResult, crate::boot::BootError>]| r.last().is_some_and(Result::is_err);
+        for r in parallel::boot_all(runs, at_once, &boot, &failed, &mut |p| ui.parallel(p)) {
+            results.push(r?);
+        }
     }
     let outcome = outcome::combine(results.iter().map(|r| r.outcome)).expect("at least one run");
     let code = session.verdicts.remap.exit_code(outcome);
@@ -142,6 +155,8 @@ struct Ui {
     /// What runs, as the summary names it: the repro, or the program's file.
     what: String,
     init_ms: Option<u64>,
+    /// With boots at once: (runs, done, the runs booting now).
+    runs: (u32, u32, Vec<u32>),
 }
 
 impl Ui {
@@ -154,6 +169,7 @@ impl Ui {
             label: String::new(),
             what: String::new(),
             init_ms: None,
+            runs: (0, 0, Vec::new()),
         }
     }
 
@@ -174,6 +190,45 @@ impl Ui {
         }
         let init = self.init_ms.map(|ms| format!(", init at {:.1} s", ms as f64 / 1000.0)).unwrap_or_default();
         self.progress.tick(&format!("{}{init}", self.label));
+    }
+
+    /// Boots at once: the live line counts them; each finished run gets
+    /// its line, in order.
+    fn start_parallel(&mut self, n: u32, at_once: u32, target: &Bootable, what: &str) {
+        self.what = what.to_owned();
+        let k = &target.kernel;
+        let name = k.release.clone().unwrap_or_else(|| k.path.display().to_string());
+        self.label = format!("{n} runs, {at_once} at a time: booting {name}");
+        self.runs = (n, 0, Vec::new());
+        self.progress.restart();
+        self.progress.status(&self.label.clone());
+    }
+
+    fn parallel(&mut self, p: parallel::Progress<'_, Result<RunResult, crate::boot::BootError>>) {
+        let (n, _, booting) = &mut self.runs;
+        let n = *n;
+        match p {
+            parallel::Progress::Started(i) => booting.push(i + 1),
+            parallel::Progress::Event(i, ev) => match ev.as_run_event() {
+                RunEvent::Fallback { reason } => self.progress.say(&format!("run {}: {reason}", i + 1)),
+                // --verbose with runs at once: each line says whose it is.
+                RunEvent::QemuStarted { command, .. } if self.verbose => eprintln!("[run {}] $ {command}", i + 1),
+                RunEvent::Console(l) | RunEvent::Output(l) if self.verbose => eprintln!("[run {}] {l}", i + 1),
+                RunEvent::QemuStderr(l) if self.verbose => eprintln!("[run {}] qemu: {l}", i + 1),
+                _ => {}
+            },
+            parallel::Progress::Done(i, r) => {
+                booting.retain(|b| *b != i + 1);
+                self.runs.1 += 1;
+                if let Ok(r) = r {
+                    self.progress.clear();
+                    self.finish_run(r);
+                }
+            }
+        }
+        let (_, done, booting) = &self.runs;
+        let now: Vec<String> = booting.iter().map(u32::to_string).collect();
+        self.progress.tick(&format!("{}: {done} of {n} done, booting run {}", self.label, now.join(", ")));
     }
 
     fn finish_run(&mut self, r: &RunResult) {
