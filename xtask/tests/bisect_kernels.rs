@@ -92,6 +92,7 @@ fn debian_across_the_6_1_to_6_12_boundary_fetches_only_what_it_tests() {
     let (first, before) = boundary(&list, "6.12");
     let cache = cache("cache");
     let json = cache.path().join("r.json");
+    // One kernel at a time: a bisection (two at once is the next test).
     let run = bisect(
         &[
             "--debian",
@@ -100,6 +101,8 @@ fn debian_across_the_6_1_to_6_12_boundary_fetches_only_what_it_tests() {
             "krepro.fail_from=6.12",
             "--modules",
             "auto",
+            "--parallel",
+            "1",
             "--json",
             json.to_str().unwrap(),
         ],
@@ -139,6 +142,36 @@ fn debian_across_the_6_1_to_6_12_boundary_fetches_only_what_it_tests() {
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn debian_two_at_once_tests_both_ends_together_and_names_the_same_package_in_fewer_rounds() {
+    let list = packages(&["6.1", "6.12"]);
+    let (first, before) = boundary(&list, "6.12");
+    let cache = cache("cache");
+    let json = cache.path().join("r.json");
+    let args = ["--debian", "6.1,6.12", "--append", "krepro.fail_from=6.12", "--modules", "auto", "--parallel", "2"];
+    let started = std::time::Instant::now();
+    let run = bisect(&[&args[..], &["--json", json.to_str().unwrap()]].concat(), cache.path());
+    eprintln!("--parallel 2 over {} kernels: {:?}", list.len(), started.elapsed());
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = report(&json);
+    assert_eq!(r["kernels"]["first"]["name"], first.name.as_str(), "{r:#}");
+    assert_eq!(r["kernels"]["before"]["name"], before.name.as_str(), "{r:#}");
+    assert_eq!(r["verification"]["status"], "verified", "{r:#}");
+    let steps = r["steps"].as_array().unwrap();
+    // Both ends in the first round, booted side by side.
+    assert_eq!((steps[0]["kind"].as_str(), steps[0]["round"].as_u64()), (Some("endpoint"), Some(1)), "{r:#}");
+    assert_eq!((steps[1]["kind"].as_str(), steps[1]["round"].as_u64()), (Some("endpoint"), Some(1)), "{r:#}");
+    // Then rounds of at most two: fewer rounds than a bisection's steps
+    // (log2 of the open kernels, rounded up).
+    let mut rounds: Vec<u64> = steps[2..].iter().map(|s| s["round"].as_u64().unwrap_or(0)).collect();
+    let searched = rounds.len();
+    rounds.dedup();
+    let open = list.len() - 2;
+    let bisection = (usize::BITS - open.leading_zeros()) as usize;
+    assert!(rounds.len() < bisection && searched <= 2 * rounds.len(), "{rounds:?} of {open}: {r:#}");
+    eprintln!("{searched} kernels in {} rounds after the ends (a bisection: up to {bisection} steps)", rounds.len());
 }
 
 #[test]
@@ -219,6 +252,8 @@ fn kernel_files_resume_after_ctrl_c() {
         "krepro.fail_from=6.12",
         "--accel",
         "tcg",
+        "--parallel",
+        "1",
         "--json",
         json.to_str().unwrap(),
     ]);

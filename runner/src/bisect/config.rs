@@ -567,6 +567,7 @@ mod tests {
             same_crash: false,
             crash_title: None,
             min_bad: 1,
+            parallel: 1,
             seed: Vec::new(),
         };
         let never = || false;

@@ -715,6 +715,7 @@ mod tests {
             same_crash: o.same_crash,
             crash_title: None,
             min_bad: o.min_bad,
+            parallel: 1,
             seed: Vec::new(),
         };
         super::super::bisect(&opts, &mut space, &mut booter, cache, interrupted, on)

@@ -197,6 +197,14 @@ pub(crate) trait Space {
     /// Called when the search is over (git: the worktree goes back to be
     /// reused).
     fn done(&mut self) {}
+    /// With boots at once (`--parallel J`): the J of `open` (the
+    /// candidates still open, none skipped) a round tests side by side,
+    /// splitting the range into J+1 parts, oldest first. Empty where
+    /// kernels are built one at a time (the build, not the boot, is the
+    /// bottleneck): the search bisects.
+    fn round(&self, _open: &[&Candidate], _j: u32) -> Vec<Candidate> {
+        Vec::new()
+    }
 }
 
 /// Boots a kernel once. The real one is qemu under a [`crate::boot::run::Plan`];
@@ -208,6 +216,28 @@ pub(crate) trait Booter {
         run: u32,
         on: &mut dyn FnMut(BisectEvent<'_>),
     ) -> Result<BootSummary, BootError>;
+
+    /// The boots `jobs` ((index into `kernels`, run)), up to `parallel`
+    /// at once, results in order; after a boot that could not run, no
+    /// further one starts. By default one after another.
+    fn boot_many(
+        &mut self,
+        kernels: &[&Kernel],
+        jobs: &[(usize, u32)],
+        _parallel: u32,
+        on: &mut dyn FnMut(BisectEvent<'_>),
+    ) -> Vec<Result<BootSummary, BootError>> {
+        let mut results = Vec::new();
+        for &(k, run) in jobs {
+            let r = self.boot(kernels[k], run, on);
+            let failed = r.is_err();
+            results.push(r);
+            if failed {
+                break;
+            }
+        }
+        results
+    }
 }
 
 /// One boot's result, as the bisect needs it.
@@ -277,6 +307,37 @@ pub struct Tested {
     /// whose verdict it took without booting: that one's id.
     #[serde(default)]
     pub same_kernel_as: Option<String>,
+    /// With `--parallel`: the round it was booted in, beside the other
+    /// candidates of that round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
+}
+
+impl Tested {
+    /// `c`, made ready in `build_secs`, not booted yet: a skip until its
+    /// boots say otherwise.
+    fn blank(c: &Candidate, kind: TestKind, build_secs: f64) -> Tested {
+        Tested {
+            commit: c.id.clone(),
+            subject: c.label.clone(),
+            verdict: Mark::Skip,
+            outcomes: Vec::new(),
+            message: String::new(),
+            flaky: false,
+            build_secs,
+            boot_secs: 0.0,
+            console_log: None,
+            kind,
+            toolchain: String::new(),
+            fixes: Vec::new(),
+            phases: Phases::default(),
+            titles: Vec::new(),
+            counts: Counts::default(),
+            code_hash: None,
+            same_kernel_as: None,
+            round: None,
+        }
+    }
 }
 
 /// The search's progress.
@@ -325,6 +386,9 @@ pub(crate) struct Options {
     pub crash_title: Option<String>,
     /// `--min-bad K`.
     pub min_bad: u32,
+    /// `--parallel J`: where the space's kernels are prebuilt, rounds of
+    /// J candidates booted at once (a multisection); 1 bisects.
+    pub parallel: u32,
     /// Candidates tested before the search (the bad end, and the releases
     /// [`probe`] tried): the search starts from their verdicts.
     pub seed: Vec<Tested>,
@@ -479,6 +543,9 @@ struct State {
     /// With `--same-crash`: the bug's title, given or learned from the bad end.
     #[serde(default)]
     title: Option<String>,
+    /// Rounds of candidates booted side by side so far (`--parallel`).
+    #[serde(default)]
+    rounds: u32,
 }
 
 impl State {
@@ -505,6 +572,16 @@ impl State {
     fn tested(&self, id: &str) -> Option<&Tested> {
         self.steps.iter().find(|s| s.commit == id)
     }
+}
+
+/// A candidate of a round (`--parallel`), as the progress names it: its
+/// step, and the (steps, revisions) left after it.
+#[derive(Clone, Copy)]
+struct Member<'c> {
+    c: &'c Candidate,
+    kind: TestKind,
+    step: usize,
+    left: (Option<u32>, Option<u32>),
 }
 
 /// The search's moving parts.
@@ -583,26 +660,8 @@ impl Search<'_> {
         self.check_interrupt()?;
         let made = made?;
         let build_secs = started.elapsed().as_secs_f64();
-        let blank = |verdict: Mark, message: String| Tested {
-            commit: c.id.clone(),
-            subject: c.label.clone(),
-            verdict,
-            outcomes: Vec::new(),
-            message,
-            flaky: false,
-            build_secs,
-            boot_secs: 0.0,
-            console_log: None,
-            kind,
-            toolchain: String::new(),
-            fixes: Vec::new(),
-            phases: Phases::default(),
-            titles: Vec::new(),
-            counts: Counts::default(),
-            code_hash: None,
-            same_kernel_as: None,
-        };
-        let (kernel, toolchain, fixes, mut phases, code_hash) = match made {
+        let blank = |verdict: Mark, message: String| Tested { verdict, message, ..Tested::blank(c, kind, build_secs) };
+        let (kernel, toolchain, fixes, phases, code_hash) = match made {
             Made::Kernel { kernel, toolchain, fixes, phases, code_hash } => {
                 (kernel, toolchain, fixes, phases, code_hash)
             }
@@ -633,18 +692,57 @@ impl Search<'_> {
         let infrastructure = |message: String| BisectError::Infrastructure { commit: short(&c.id).to_owned(), message };
         let measure = self.measure.as_deref() == Some(c.id.as_str());
         let boot_started = Instant::now();
-        let mut outcomes = Vec::new();
-        let mut titles = Vec::new();
-        let mut message = String::new();
-        let mut console_log = None;
+        let mut boots = Vec::new();
         let runs = opts.runs.max(1);
         for run in 1..=runs {
             on(BisectEvent::Phase(&format!("boot {run}/{runs}")));
-            let boot = match self.booter.boot(&kernel, run, on) {
-                Ok(b) => b,
+            match self.booter.boot(&kernel, run, on) {
+                Ok(b) => boots.push(b),
                 Err(BootError::Interrupted) => return Err(BisectError::Interrupted),
                 Err(e) => return Err(infrastructure(e.to_string())),
-            };
+            }
+            self.learn_title(&boots, on).map_err(&infrastructure)?;
+            let counts = self.count_boots(&boots).map_err(&infrastructure)?;
+            if !measure && !self.rules().needs_more_runs(&counts) {
+                break;
+            }
+        }
+        let base = Tested { toolchain, fixes, code_hash, phases, ..blank(Mark::Skip, String::new()) };
+        self.tally(base, boots, boot_started.elapsed().as_secs_f64()).map_err(infrastructure)
+    }
+
+    /// With `--same-crash` and no title given, the bad end's first crash
+    /// is the bug: learned from the first of `boots` that shows it.
+    fn learn_title(&mut self, boots: &[BootSummary], on: &mut dyn FnMut(BisectEvent<'_>)) -> Result<(), String> {
+        if !self.opts.same_crash || self.state.title.is_some() {
+            return Ok(());
+        }
+        for boot in boots {
+            let bad = self.rules().shows(boot.outcome, None)? == verdict::Shows::Bug;
+            if let (true, Some(t)) = (bad, boot.crash_title.clone()) {
+                on(BisectEvent::Say(&format!("chasing the bad end's crash: {t}")));
+                self.state.title = Some(t);
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn count_boots(&self, boots: &[BootSummary]) -> Result<Counts, String> {
+        let outcomes: Vec<Outcome> = boots.iter().map(|b| b.outcome).collect();
+        let titles: Vec<Option<String>> = boots.iter().map(|b| b.crash_title.clone()).collect();
+        self.count(&outcomes, &titles)
+    }
+
+    /// A candidate's boots added up into its test: `base` holds how it
+    /// was made.
+    fn tally(&self, base: Tested, boots: Vec<BootSummary>, boot_secs: f64) -> Result<Tested, String> {
+        let counts = self.count_boots(&boots)?;
+        let verdict = self.rules().verdict(&counts)?;
+        let mut phases = base.phases;
+        let (mut message, mut console_log) = (String::new(), None);
+        let (mut outcomes, mut titles) = (Vec::new(), Vec::new());
+        for boot in boots {
             phases.vmlinux += boot.prepare_secs;
             if outcomes.is_empty() || boot.outcome != Outcome::Pass {
                 message = boot.message;
@@ -652,39 +750,100 @@ impl Search<'_> {
             }
             outcomes.push(boot.outcome);
             titles.push(boot.crash_title);
-            // With --same-crash and no title given, the bad end's first
-            // crash is the bug.
-            if opts.same_crash && self.state.title.is_none() {
-                let bad = self.rules().shows(boot.outcome, None).map_err(&infrastructure)? == verdict::Shows::Bug;
-                if let (true, Some(t)) = (bad, titles.last().cloned().flatten()) {
-                    on(BisectEvent::Say(&format!("chasing the bad end's crash: {t}")));
-                    self.state.title = Some(t);
-                }
-            }
-            let counts = self.count(&outcomes, &titles).map_err(&infrastructure)?;
-            if !measure && !self.rules().needs_more_runs(&counts) {
-                break;
-            }
         }
-        let counts = self.count(&outcomes, &titles).map_err(&infrastructure)?;
-        let verdict = self.rules().verdict(&counts).map_err(&infrastructure)?;
         let flaky = outcomes.iter().any(|o| *o != outcomes[0]);
-        let boot_secs = boot_started.elapsed().as_secs_f64();
         phases.boot = (boot_secs - phases.vmlinux).max(0.0);
-        Ok(Tested {
-            outcomes,
-            message,
-            flaky,
-            boot_secs,
-            console_log,
-            toolchain,
-            fixes,
-            phases,
-            titles,
-            counts,
-            code_hash,
-            ..blank(verdict, String::new())
-        })
+        Ok(Tested { verdict, outcomes, message, flaky, boot_secs, console_log, phases, titles, counts, ..base })
+    }
+
+    /// Candidates tested side by side (`--parallel`, a space whose kernels
+    /// are prebuilt): each made ready in turn (fetched), then every boot
+    /// of all of them at once, `--runs` each; saved in order. What was
+    /// tested before keeps its verdict.
+    fn test_round(
+        &mut self,
+        cs: &[Member<'_>],
+        on: &mut dyn FnMut(BisectEvent<'_>),
+    ) -> Result<Vec<Tested>, BisectError> {
+        enum Ready {
+            /// Tested before: its verdict stands.
+            Known(Tested),
+            /// Made ready just now, or found untestable (a skip to record).
+            Untestable(Tested),
+            Boot(Tested, Kernel),
+        }
+        self.state.rounds += 1;
+        let round = self.state.rounds;
+        let mut ready = Vec::new();
+        for &Member { c, kind, step, left } in cs {
+            if let Some(done) = self.state.tested(&c.id) {
+                ready.push(Ready::Known(done.clone()));
+                continue;
+            }
+            let (commit, subject) = (&c.id, &c.label);
+            let (steps_left, revs_left) = left;
+            on(BisectEvent::Testing { commit, subject, step, steps_left, revs_left, kind });
+            on(BisectEvent::Phase(self.space.words().made));
+            let started = Instant::now();
+            let made = self.space.kernel(c, on);
+            self.check_interrupt()?;
+            let base = Tested { round: Some(round), ..Tested::blank(c, kind, started.elapsed().as_secs_f64()) };
+            ready.push(match made? {
+                Made::Kernel { kernel, toolchain, fixes, phases, code_hash } => {
+                    Ready::Boot(Tested { toolchain, fixes, phases, code_hash, ..base }, kernel)
+                }
+                Made::Untestable { why, toolchain, fixes, phases } => {
+                    Ready::Untestable(Tested { toolchain, fixes, phases, message: why, ..base })
+                }
+            });
+        }
+        let kernels: Vec<&Kernel> =
+            ready.iter().filter_map(|r| if let Ready::Boot(_, k) = r { Some(k) } else { None }).collect();
+        let runs = self.opts.runs.max(1);
+        let jobs: Vec<(usize, u32)> = (0..kernels.len()).flat_map(|k| (1..=runs).map(move |run| (k, run))).collect();
+        on(BisectEvent::Phase(&format!(
+            "{} boots of {} kernels, {} at a time",
+            jobs.len(),
+            kernels.len(),
+            self.opts.parallel.min(jobs.len() as u32)
+        )));
+        let boot_started = Instant::now();
+        let mut results = self.booter.boot_many(&kernels, &jobs, self.opts.parallel, on).into_iter();
+        let boot_secs = boot_started.elapsed().as_secs_f64();
+        let mut tested = Vec::new();
+        for r in ready {
+            let t = match r {
+                Ready::Known(t) => t,
+                Ready::Untestable(t) => {
+                    on(BisectEvent::Tested(&t));
+                    self.state.steps.push(t.clone());
+                    self.state.save(&self.state_path)?;
+                    t
+                }
+                Ready::Boot(base, _) => {
+                    let id = short(&base.commit).to_owned();
+                    let infrastructure = |message: String| BisectError::Infrastructure { commit: id.clone(), message };
+                    let mut boots = Vec::new();
+                    for r in results.by_ref().take(runs as usize) {
+                        match r {
+                            Ok(b) => boots.push(b),
+                            Err(BootError::Interrupted) => return Err(BisectError::Interrupted),
+                            Err(e) => return Err(infrastructure(e.to_string())),
+                        }
+                    }
+                    self.learn_title(&boots, on).map_err(&infrastructure)?;
+                    // The round's boots ran side by side: each kernel's
+                    // time is the round's.
+                    let t = self.tally(base, boots, boot_secs).map_err(&infrastructure)?;
+                    on(BisectEvent::Tested(&t));
+                    self.state.steps.push(t.clone());
+                    self.state.save(&self.state_path)?;
+                    t
+                }
+            };
+            tested.push(t);
+        }
+        Ok(tested)
     }
 
     fn count(&self, outcomes: &[Outcome], titles: &[Option<String>]) -> Result<Counts, String> {
@@ -810,11 +969,28 @@ pub(crate) fn bisect(
         None => {
             if opts.check_endpoints {
                 // The newer end first: a repro that does not reproduce at
-                // all is the most common wrong setup.
+                // all is the most common wrong setup. Where kernels boot
+                // side by side, both ends at once.
                 let (old_flag, new_flag) = if ff { ("--bad", "--good") } else { ("--good", "--bad") };
-                for (c, want, flag) in [(&new_end, Side::New, new_flag), (&old_end, Side::Old, old_flag)] {
+                let ends = [(&new_end, Side::New, new_flag), (&old_end, Side::Old, old_flag)];
+                let together = opts.parallel > 1 && !search.space.round(&[&old_end, &new_end], 2).is_empty();
+                let mut at_once = if together {
                     search.check_interrupt()?;
-                    let t = search.test(c, TestKind::Endpoint, 0, (None, None), on)?;
+                    let both: Vec<_> = ends
+                        .iter()
+                        .map(|e| Member { c: e.0, kind: TestKind::Endpoint, step: 0, left: (None, None) })
+                        .collect();
+                    search.test_round(&both, on)?
+                } else {
+                    Vec::new()
+                }
+                .into_iter();
+                for (c, want, flag) in ends {
+                    search.check_interrupt()?;
+                    let t = match at_once.next() {
+                        Some(t) => t,
+                        None => search.test(c, TestKind::Endpoint, 0, (None, None), on)?,
+                    };
                     if Side::of(t.verdict, ff) != Some(want) {
                         let runs: Vec<&str> = t.outcomes.iter().map(|o| o.name()).collect();
                         let seen = format!("{} {}", runs.join(", "), t.message);
@@ -843,8 +1019,33 @@ pub(crate) fn bisect(
                     left.push(new);
                     break End::OnlySkipped(left);
                 };
-                step += 1;
                 let revs = open.len() as u32;
+                let mut round = if opts.parallel > 1 { search.space.round(&open, opts.parallel) } else { Vec::new() };
+                round.retain(|c| search.state.tested(&c.id).is_none());
+                if round.len() > 1 {
+                    // A multisection: J candidates split the range into
+                    // J+1 parts; one part is left after the round. Saved
+                    // newest first, so that the last new-side mark is the
+                    // oldest, as in a bisection (see `sides`).
+                    let parts = round.len() as u32 + 1;
+                    let revs_after = revs.saturating_sub(round.len() as u32) / parts;
+                    let rounds_left = rounds(revs_after, parts);
+                    let j = round.len() as u32;
+                    let members: Vec<_> = round
+                        .iter()
+                        .rev()
+                        .enumerate()
+                        .map(|(m, c)| {
+                            step += 1;
+                            // Steps left: the round's others, then J a round.
+                            let steps_left = j - 1 - m as u32 + rounds_left * j;
+                            Member { c, kind: TestKind::Bisect, step, left: (Some(steps_left), Some(revs_after)) }
+                        })
+                        .collect();
+                    search.test_round(&members, on)?;
+                    continue;
+                }
+                step += 1;
                 let steps_left = (u32::BITS - revs.leading_zeros()).saturating_sub(1);
                 search.test(&next, TestKind::Bisect, step, (Some(steps_left), Some(revs - 1)), on)?;
             }
@@ -918,6 +1119,18 @@ pub(crate) fn bisect(
     // Done: the state goes.
     let _ = std::fs::remove_dir_all(&state_dir);
     Ok(report)
+}
+
+/// Rounds a search of `revs` open candidates takes when each round splits
+/// what is open into `parts` (2: a bisection; J+1 with J boots at once).
+pub(crate) fn rounds(revs: u32, parts: u32) -> u32 {
+    let (mut left, mut n) = (revs, 0);
+    while left > 0 {
+        // A round tests parts-1 of them and leaves one part of the rest.
+        left = left.saturating_sub(parts - 1) / parts + u32::from(left.saturating_sub(parts - 1) % parts != 0);
+        n += 1;
+    }
+    n
 }
 
 /// Finds a good end for a bisect of `bad_end`: tests it first (it must
@@ -1070,7 +1283,13 @@ impl BisectReport {
         push(&mut md, &format!("- good: {}, bad: {}", short(&self.good), short(&self.bad)));
         push(
             &mut md,
-            &format!("- bisected by krepro in {:.0} s, {} {} tested", self.wall_secs, self.steps.len(), w.many),
+            &format!(
+                "- bisected by krepro in {:.0} s, {} {} tested{}",
+                self.wall_secs,
+                self.steps.len(),
+                w.many,
+                self.rounds_words()
+            ),
         );
         if self.flaky {
             push(&mut md, &format!("- note: the repro is flaky: runs disagreed on at least one {}", w.one));
@@ -1219,6 +1438,22 @@ impl BisectReport {
 
     /// The answer in one line, for the terminal: None when only skipped
     /// candidates are left.
+    /// ", in 4 rounds of up to 2 at once" when candidates were booted side
+    /// by side (`--parallel`); empty otherwise.
+    fn rounds_words(&self) -> String {
+        let mut rounds: Vec<u32> = self.steps.iter().filter_map(|s| s.round).collect();
+        let most = rounds.iter().fold(std::collections::BTreeMap::new(), |mut m, r| {
+            *m.entry(*r).or_insert(0) += 1;
+            m
+        });
+        rounds.dedup();
+        let singles = self.steps.iter().filter(|s| s.round.is_none()).count();
+        match most.values().max() {
+            Some(j) => format!(", in {} rounds of up to {j} at once", rounds.len() + singles),
+            None => String::new(),
+        }
+    }
+
     pub(crate) fn answer_line(&self) -> Option<String> {
         let first = self.first.as_ref()?;
         Some(match &self.detail {
@@ -1291,14 +1526,49 @@ impl Booter for PlanBooter<'_> {
         let r = crate::boot::run::run(self.plan, &target, run, &mut |ev| on(BisectEvent::Run(ev)));
         self.target = Some(target);
         let r = r?;
-        let crash_title = r.crash.and_then(|c| c.title);
-        Ok(BootSummary {
-            outcome: r.outcome,
-            message: r.message,
-            crash_title,
-            console_log: r.console_log,
-            prepare_secs,
+        Ok(summary(r, prepare_secs))
+    }
+
+    /// Each kernel's target made in turn, then the boots side by side.
+    fn boot_many(
+        &mut self,
+        kernels: &[&Kernel],
+        jobs: &[(usize, u32)],
+        parallel: u32,
+        on: &mut dyn FnMut(BisectEvent<'_>),
+    ) -> Vec<Result<BootSummary, BootError>> {
+        let mut targets = Vec::new();
+        for kernel in kernels {
+            let started = Instant::now();
+            match self.plan.target(kernel, &mut |m| on(BisectEvent::Say(m))) {
+                Ok(t) => targets.push((t, started.elapsed().as_secs_f64())),
+                Err(e) => return vec![Err(e)],
+            }
+        }
+        let plan = self.plan;
+        let boot = |i: u32, on: &mut dyn FnMut(crate::boot::run::RunEvent<'_>)| {
+            let (k, run) = jobs[i as usize];
+            let (target, prepared) = &targets[k];
+            // A kernel's preparation counts once, with its first run.
+            let prepare_secs = if run == 1 { *prepared } else { 0.0 };
+            crate::boot::run::run(plan, target, run, on).map(|r| summary(r, prepare_secs))
+        };
+        let failed = |r: &[Result<BootSummary, BootError>]| r.last().is_some_and(Result::is_err);
+        crate::boot::parallel::boot_all(jobs.len() as u32, parallel, &boot, &failed, &mut |p| {
+            if let crate::boot::parallel::Progress::Event(_, ev) = p {
+                on(BisectEvent::Run(ev.as_run_event()));
+            }
         })
+    }
+}
+
+fn summary(r: crate::boot::run::RunResult, prepare_secs: f64) -> BootSummary {
+    BootSummary {
+        outcome: r.outcome,
+        message: r.message,
+        crash_title: r.crash.and_then(|c| c.title),
+        console_log: r.console_log,
+        prepare_secs,
     }
 }
 

@@ -225,6 +225,8 @@ fn execute(args: &BisectArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, Failur
         key_extra: format!("{:?} {:?} {:?} {:?}", args.build_cmd, args.config, boot, guest_req),
         check_endpoints: !args.no_check_ends,
         verify: !args.no_verify,
+        // Rounds of kernels booted at once, where they are prebuilt.
+        parallel: session::boots_at_once(verdicts.parallel, args.verbose, u32::MAX, &plan)?,
     };
     let mut booter = PlanBooter::new(&plan);
     let (report, config) = match space {

@@ -494,6 +494,8 @@ fn bisect_report(
         same_crash: !args.any_crash,
         crash_title: Some(args.same_crash.clone().unwrap_or_else(|| report.title.clone())),
         min_bad: args.min_bad,
+        // Its kernels are built one at a time.
+        parallel: 1,
         seed: Vec::new(),
     };
     let vmlinux = session::boots_vmlinux(boot);
