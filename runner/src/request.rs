@@ -114,6 +114,10 @@ pub(crate) struct Build {
     pub make_args: Vec<String>,
     pub jobs: Option<usize>,
     pub cc: CcChoice,
+    /// `--distcc`.
+    pub distribute: Option<crate::builder::distribute::Distribute>,
+    /// `--ccache-remote`.
+    pub ccache_remote: Option<String>,
 }
 
 /// Which kernel a run boots.

@@ -163,6 +163,8 @@ pub(crate) fn build_options(
         cc: req.cc,
         jobs: req.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         vmlinux: false,
+        distribute: req.distribute.clone(),
+        ccache_remote: req.ccache_remote.clone(),
     }
 }
 

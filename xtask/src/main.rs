@@ -124,6 +124,8 @@ fn ci(cache: &Cache) -> Result<()> {
     // The initrd test reads init's program headers with readelf.
     install::find_or_install("readelf", "binutils", say)?;
     install::apt_packages(KSELFTEST_PACKAGES, say)?;
+    // The distributed-build tests start a distccd and a redis-server.
+    install::apt_packages(&["distcc", "redis-server"], say)?;
     for (arch, series) in TEST_KERNELS {
         if fetch::newest_cached(&cache.kernels(), *arch, Some(series)).is_none() {
             fetch::fetch(cache, Some(series), *arch, say)?;

@@ -367,6 +367,7 @@ impl Space for ConfigSpace<'_> {
                 phases.compile = b.compile;
                 phases.link = b.link;
                 phases.image = b.image;
+                phases.ccache = b.ccache;
             }
             _ => phases.compile = started.elapsed().as_secs_f64(),
         }

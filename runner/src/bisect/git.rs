@@ -263,6 +263,7 @@ impl Space for GitSpace<'_> {
                     phases.compile += b.compile;
                     phases.link += b.link;
                     phases.image += b.image;
+                    phases.ccache = b.ccache;
                 }
                 // A build that failed: its time is make's.
                 _ => phases.compile += started.elapsed().as_secs_f64(),

@@ -98,6 +98,10 @@ pub struct Phases {
     /// The kernel made ready to boot: its PVH vmlinux and modules.
     pub vmlinux: f64,
     pub boot: f64,
+    /// How its compiles went in ccache, where they could come from
+    /// elsewhere (`--distcc`, `--ccache-remote`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ccache: Option<crate::builder::distribute::CacheStats>,
 }
 
 impl Phases {
@@ -1421,6 +1425,21 @@ impl BisectReport {
             md.push_str(&row(short(&s.commit), &s.phases));
         }
         md.push_str(&row("**median**", &median_phases(steps.iter().map(|s| &s.phases))));
+        // What the shared cache and the other machines saved, step by step.
+        let cached: Vec<(&Tested, crate::builder::distribute::CacheStats)> =
+            steps.iter().filter_map(|s| s.phases.ccache.map(|c| (*s, c))).collect();
+        if !cached.is_empty() {
+            md.push_str("\n| ccache | local hits | remote hits | compiled |\n|---|---|---|---|\n");
+            for (s, c) in &cached {
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} |\n",
+                    short(&s.commit),
+                    c.local_hits,
+                    c.remote_hits,
+                    c.misses
+                ));
+            }
+        }
         md
     }
 
@@ -1492,6 +1511,7 @@ pub fn median_phases<'a>(phases: impl Iterator<Item = &'a Phases> + Clone) -> Ph
         image: m(|p| p.image),
         vmlinux: m(|p| p.vmlinux),
         boot: m(|p| p.boot),
+        ccache: None,
     }
 }
 

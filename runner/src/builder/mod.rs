@@ -2,6 +2,7 @@
 //! tree in krepro's cache, never writing into the source tree, and cached
 //! by what went into it.
 
+pub mod distribute;
 pub(crate) mod hosttools;
 pub(crate) mod kconfig;
 pub(crate) mod kindex;
@@ -86,6 +87,10 @@ pub(crate) struct BuildOptions {
     pub commit: Option<String>,
     /// A config bisect's step: its options on the base.
     pub step: Option<ConfigStep>,
+    /// `--distcc`: compiles sent to other machines.
+    pub distribute: Option<distribute::Distribute>,
+    /// `--ccache-remote`: ccache's shared remote storage.
+    pub ccache_remote: Option<String>,
 }
 
 /// A config bisect's step: the options it changes from the good config,
@@ -183,6 +188,11 @@ pub struct BuildPhases {
     pub link: f64,
     /// The boot image from vmlinux: bzImage (compression) or Image.
     pub image: f64,
+    /// How the compiles went in ccache (local hits, remote hits,
+    /// compiled), where they could come from elsewhere (`--distcc`,
+    /// `--ccache-remote`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ccache: Option<distribute::CacheStats>,
 }
 
 impl BuildPhases {
@@ -308,6 +318,8 @@ struct Toolchain {
     path: Option<PathBuf>,
     /// The compiler's `--version` line: part of the cache key.
     version: String,
+    /// The compiler program CC runs ("gcc-12", "clang", a cross gcc).
+    program: String,
     /// What `auto` would try next, best first (a retry takes from here).
     next: Vec<toolchain::Choice>,
 }
@@ -453,7 +465,7 @@ fn choose_toolchain(
             args.push(format!("CROSS_COMPILE={}", target.prefix()));
         }
         let version = version_line(&program, None).unwrap_or_else(|| program.clone());
-        return Ok(Toolchain { name: cc, compiler: None, args, path: None, version, next: Vec::new() });
+        return Ok(Toolchain { name: cc, compiler: None, args, path: None, version, program, next: Vec::new() });
     }
     let version = toolchain::tree_version(source);
     let (choice, next) = match (forced, opts.cc) {
@@ -508,7 +520,15 @@ fn choose_toolchain(
     };
     let version = version_line(&program, path.as_deref()).unwrap_or_else(|| program.clone());
     on(BuildEvent::Note(&format!("compiler: {} ({})", choice.compiler, choice.why)));
-    Ok(Toolchain { name: choice.compiler.to_string(), compiler: Some(choice.compiler), args, path, version, next })
+    Ok(Toolchain {
+        name: choice.compiler.to_string(),
+        compiler: Some(choice.compiler),
+        args,
+        path,
+        version,
+        program,
+        next,
+    })
 }
 
 /// Builds (or finds in the cache) the kernel `opts` describes.
@@ -554,7 +574,15 @@ pub(crate) fn build(
         }
         None => source,
     };
-    let ccache = which::which("ccache").ok();
+    let ccache = match which::which("ccache") {
+        Ok(c) => Some(c),
+        // Distributed compiles go through ccache's prefix command.
+        Err(_) if opts.distribute.is_some() => Some(
+            crate::host::install::find_or_install("ccache", "ccache", &mut |m| on(BuildEvent::Note(m)))
+                .map_err(|e| BuildError::Toolchain(format!("--distcc: {e}")))?,
+        ),
+        Err(_) => None,
+    };
     let started = Instant::now();
     let tc = resolve_toolchain(opts, &source, ccache.as_deref(), None, on)?;
     let toolchain_secs = started.elapsed().as_secs_f64();
@@ -732,7 +760,6 @@ fn build_with(
     let config = config_started.elapsed().as_secs_f64();
     on(BuildEvent::Phase("build"));
     let started = Instant::now();
-    let jobs = format!("-j{}", opts.jobs.max(1));
     // What is made: the vmlinux when krepro boots it through PVH, else
     // the boot image, whose make target is its file name (bzImage, Image).
     // A KASAN kernel does not boot through PVH (it resets at once): the
@@ -742,10 +769,46 @@ fn build_with(
         && final_config.get("KASAN") != Some(&kconfig::Value::Y);
     let image = if opts.vmlinux && pvh { "vmlinux" } else { opts.arch.boot_image() };
     let out_name = image.rsplit('/').next().unwrap_or(image);
-    let made = run_make(&source, &tc, &make_args, &[jobs.as_str(), out_name], &log_path, on)?;
+    // ccache's way out: distcc or icecc behind it, its shared remote
+    // storage, and a stats log for this build's hits.
+    let mut env = Vec::new();
+    let mut jobs = opts.jobs.max(1);
+    let stats_log = build_dir.join(".krepro-ccache-stats.log");
+    let _ = std::fs::remove_file(&stats_log);
+    if ccache_note.is_some() {
+        if let Some(d) = &opts.distribute {
+            let remote = distribute::prepare(d, &tc.program, tc.path.as_deref(), &mut |m| on(BuildEvent::Note(m)))
+                .map_err(BuildError::Toolchain)?;
+            if let Some(r) = remote {
+                jobs = jobs.max(r.jobs.unwrap_or(0));
+                env.extend(r.env);
+            }
+        }
+        env.extend(distribute::remote_storage_env(opts.ccache_remote.as_deref()));
+        env.push(("CCACHE_STATSLOG".to_owned(), stats_log.display().to_string()));
+    } else if opts.distribute.is_some() {
+        on(BuildEvent::Note("--distcc: the make args name their own CC, so compiles stay here"));
+    }
+    let jobs = format!("-j{jobs}");
+    let made = run_make(&source, &tc, &make_args, &[jobs.as_str(), out_name], &env, &log_path, on)?;
+    // Told (and kept in the build's info) where compiles may come from
+    // elsewhere: distcc, icecc, a shared remote storage.
+    let shared = env.iter().any(|(k, _)| k != "CCACHE_STATSLOG");
+    let ccache_stats =
+        std::fs::read_to_string(&stats_log).ok().map(|log| distribute::CacheStats::parse(&log)).filter(|_| shared);
+    if let Some(stats) = ccache_stats {
+        on(BuildEvent::Note(&stats.to_string()));
+    }
+    let phases = BuildPhases {
+        identify,
+        toolchain: 0.0,
+        config,
+        compile: made.compile,
+        link: made.link,
+        image: made.image,
+        ccache: ccache_stats,
+    };
     let build_secs = started.elapsed().as_secs_f64();
-    let phases =
-        BuildPhases { identify, toolchain: 0.0, config, compile: made.compile, link: made.link, image: made.image };
 
     // Into the cache, atomically.
     let parent = done.parent().expect("built/ dir");
@@ -945,11 +1008,15 @@ fn run_make(
     tc: &Toolchain,
     make_args: &[String],
     extra: &[&str],
+    env: &[(String, String)],
     log: &Path,
     on: &mut dyn FnMut(BuildEvent<'_>),
 ) -> Result<MakeTimes, BuildError> {
     let mut logf = std::fs::File::create(log).map_err(io(format!("create {}", log.display())))?;
-    let cmd = tc.make(make_args.iter().cloned().chain(extra.iter().map(|e| e.to_string())).collect(), source);
+    let mut cmd = tc.make(make_args.iter().cloned().chain(extra.iter().map(|e| e.to_string())).collect(), source);
+    for (k, v) in env {
+        cmd = cmd.env(k, v);
+    }
     let _ = writeln!(logf, "$ {}", cmd.line());
     // make in a process group of its own: a SIGTERM or SIGHUP to krepro
     // alone (not the terminal's Ctrl-C to the whole group) stops it too.
@@ -1106,6 +1173,8 @@ mod tests {
             cc: toolchain::CcChoice::Auto,
             arch: Arch::X86_64,
             vmlinux: false,
+            distribute: None,
+            ccache_remote: None,
         };
         let reqs = requests(&opts).unwrap();
         let inet: Vec<_> = reqs.iter().filter(|r| r.name == "INET").collect();
@@ -1139,6 +1208,8 @@ mod tests {
             cc: toolchain::CcChoice::Auto,
             arch,
             vmlinux: false,
+            distribute: None,
+            ccache_remote: None,
         }
     }
 
@@ -1148,7 +1219,15 @@ mod tests {
         let compiler = toolchain::Compiler { family: toolchain::Family::Gcc, major: Some(12) };
         let (args, path) = toolchain::make_args(compiler, None, target);
         let version = format!("{} (Debian 12.2.0-14) 12.2.0", toolchain::program(compiler, target));
-        Toolchain { name: "gcc-12".into(), compiler: Some(compiler), args, path, version, next: vec![] }
+        Toolchain {
+            name: "gcc-12".into(),
+            compiler: Some(compiler),
+            args,
+            path,
+            version,
+            program: "gcc-12".into(),
+            next: vec![],
+        }
     }
 
     #[test]

@@ -309,6 +309,33 @@ pub(crate) struct ConfigArgs {
     /// lld); HOSTCC follows. A CC= or LLVM= --make-arg overrides it
     #[arg(long, value_name = "CC", default_value = "auto")]
     pub(crate) cc: CcChoice,
+
+    #[command(flatten)]
+    pub(crate) distribute: DistributeArgs,
+}
+
+/// Compiles beyond this machine (`run -b`, `kernel build`, `bisect`, `syz`).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub(crate) struct DistributeArgs {
+    /// Send compiles to distcc hosts (DISTCC_HOSTS' syntax: "host1/8
+    /// host2:3632/4"), or `icecc` for icecream. Each host must answer with
+    /// this machine's compiler (checked; others are dropped); make, the
+    /// preprocessor and the link stay here; -j follows the hosts' slots
+    #[arg(long, value_name = "HOSTS|icecc", env = "DISTCC_HOSTS", hide_env_values = true)]
+    pub(crate) distcc: Option<String>,
+    /// ccache's shared remote storage (redis://HOST:PORT, http://HOST/PATH),
+    /// so that one machine's objects serve the next build anywhere
+    /// [default: ccache's own remote_storage]
+    #[arg(long, value_name = "URL")]
+    pub(crate) ccache_remote: Option<String>,
+}
+
+impl DistributeArgs {
+    pub(crate) fn request(&self) -> (Option<crate::builder::distribute::Distribute>, Option<String>) {
+        let d =
+            self.distcc.as_deref().filter(|h| !h.trim().is_empty()).map(crate::builder::distribute::Distribute::parse);
+        (d, self.ccache_remote.clone())
+    }
 }
 
 impl ConfigArgs {
@@ -325,6 +352,8 @@ impl ConfigArgs {
             make_args: self.make_args.clone(),
             jobs: self.jobs,
             cc: self.cc,
+            distribute: self.distribute.request().0,
+            ccache_remote: self.distribute.request().1,
         }
     }
 }

@@ -71,6 +71,9 @@ pub struct SyzArgs {
     #[arg(short = 'j', long, value_name = "N")]
     jobs: Option<usize>,
 
+    #[command(flatten)]
+    distribute: super::args::DistributeArgs,
+
     /// Seconds the reproducer runs (it loops) before a run counts as "no
     /// crash"; syzbot gives it 150
     #[arg(long, value_name = "SECS", default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..))]
@@ -388,6 +391,8 @@ fn build_request(
         make_args: args.make_args.clone(),
         jobs: args.jobs,
         cc,
+        distribute: args.distribute.request().0,
+        ccache_remote: args.distribute.request().1,
     })
 }
 

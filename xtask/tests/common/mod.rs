@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -255,4 +256,118 @@ impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(self.dir.path()).status();
     }
+}
+
+/// A daemon a test started (distccd, redis-server) on a free local port;
+/// killed when dropped.
+pub struct Daemon {
+    child: std::process::Child,
+    pub port: u16,
+    /// Its temp dir: its log, its wrappers.
+    pub dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    /// The daemon and its workers (distccd forks them): its process group.
+    fn drop(&mut self) {
+        if let Some(group) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// A local TCP port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Debian's distccd on 127.0.0.1 (`--allow 127.0.0.1`), logging to its
+/// dir. `other_gcc`: its gcc and gcc-12 are a wrapper that records
+/// another compiler ("GCC: (Debian 11.3.0-12) 11.3.0") in the objects it
+/// makes, as a host with another compiler under the same name would.
+pub fn distccd(other_gcc: bool) -> Daemon {
+    let distccd = which::which("distccd").expect("distccd: apt-get install -y distcc (cargo xtask ci installs it)");
+    let dir = temp("distccd");
+    // distccd drops root for its own user: its log must be writable.
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let mut path = std::env::var_os("PATH").unwrap_or_default();
+    if other_gcc {
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let wrapper = bin.join("gcc-12");
+        std::fs::write(
+            &wrapper,
+            "#!/bin/sh\nout=; prev=\nfor a in \"$@\"; do [ \"$prev\" = -o ] && out=$a; prev=$a; done\n\
+             /usr/bin/gcc-12 -fno-ident \"$@\" || exit $?\n\
+             [ -z \"$out\" ] && exit 0\n\
+             printf 'GCC: (Debian 11.3.0-12) 11.3.0\\0' > \"$out.comment\"\n\
+             objcopy --add-section .comment=\"$out.comment\" \"$out\" && rm -f \"$out.comment\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        // distcc sends gcc as the target's full name.
+        for name in ["gcc", "x86_64-linux-gnu-gcc", "x86_64-linux-gnu-gcc-12"] {
+            std::os::unix::fs::symlink("gcc-12", bin.join(name)).unwrap();
+        }
+        let mut p = bin.into_os_string();
+        p.push(":");
+        p.push(path);
+        path = p;
+    }
+    let port = free_port();
+    let child = Command::new(distccd)
+        .args(["--daemon", "--no-detach", "--allow", "127.0.0.1", "--listen", "127.0.0.1", "--log-level", "info"])
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--log-file")
+        .arg(dir.path().join("log"))
+        .env("PATH", path)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, "distccd");
+    Daemon { child, port, dir }
+}
+
+/// Debian's redis-server on 127.0.0.1, nothing saved to disk.
+pub fn redis_server() -> Daemon {
+    let redis = which::which("redis-server")
+        .expect("redis-server: apt-get install -y redis-server (cargo xtask ci installs it)");
+    let dir = temp("redis");
+    let port = free_port();
+    let child = Command::new(redis)
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("--logfile")
+        .arg(dir.path().join("log"))
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, "redis-server");
+    Daemon { child, port, dir }
 }
