@@ -1403,6 +1403,70 @@ fn config_bisect_names_config_unix_between_debians_config_and_the_minimal_one() 
     eprintln!("CONFIG_UNIX among {changes} changed options: {steps} steps (builds and boots), {took:?}");
 }
 
+/// A build of the tree with caches of its own (krepro's and ccache's,
+/// both empty: every compile misses), `extra` flags on top.
+fn fresh_build(tree: &Path, extra: &[&str]) -> (Run, serde_json::Value) {
+    let (cache, ccache) = (temp("cache"), temp("ccache"));
+    let args = [&["kernel", "build", "--json"][..], extra].concat();
+    let r = krepro_in(tree, &args, &[("XDG_CACHE_HOME", cache.path()), ("CCACHE_DIR", ccache.path())]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let j: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    (r, j)
+}
+
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (two tinyconfig builds, here and through a distccd: minutes)"]
+fn a_build_through_distccd_compiles_there_and_boots() {
+    require_prerequisites();
+    let (_held, tree) = linux_tree();
+    let distccd = common::distccd(false);
+    let (_, here) = fresh_build(&tree, &[]);
+    let hosts = format!("127.0.0.1:{}/4", distccd.port);
+    let (r, there) = fresh_build(&tree, &["--distcc", &hosts]);
+    assert!(r.stderr.contains("distcc: 1 host(s) with the same gcc"), "{}", r.stderr);
+    // The compiles went to distccd: its log has them.
+    let jobs = distccd.log().matches("COMPILE_OK").count();
+    let compiled = there["phases"]["ccache"]["compiled"].as_u64().unwrap();
+    assert!(jobs as u64 >= compiled && compiled > 100, "distccd compiled {jobs}, ccache missed {compiled}");
+    // The same kernel as a build here, byte for byte.
+    let image = |j: &serde_json::Value| std::fs::read(j["path"].as_str().unwrap()).unwrap();
+    assert!(image(&here) == image(&there), "the kernel built through distcc differs from the one built here");
+    let boot = krepro_in(&tree, &["run", "--kernel", there["path"].as_str().unwrap(), "--accel", "tcg"], &[]);
+    assert_eq!(boot.code, 0, "{}", boot.stderr);
+    eprintln!(
+        "tinyconfig: {:.0} s here, {:.0} s through distccd on loopback ({jobs} jobs there)",
+        here["build_secs"].as_f64().unwrap(),
+        there["build_secs"].as_f64().unwrap()
+    );
+}
+
+#[test]
+#[ignore = "needs KREPRO_SLOW=1 (two tinyconfig builds with a shared ccache: minutes)"]
+fn a_second_machines_build_gets_remote_hits_from_the_shared_ccache() {
+    require_prerequisites();
+    let (_held, tree) = linux_tree();
+    let redis = common::redis_server();
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    // Two "machines": each its own krepro cache (so its build dir is at
+    // another path) and its own empty local ccache; the remote is shared.
+    let (_, cold) = fresh_build(&tree, &["--ccache-remote", &url]);
+    let (_, warm) = fresh_build(&tree, &["--ccache-remote", &url]);
+    let stats = |j: &serde_json::Value, k: &str| j["phases"]["ccache"][k].as_u64().unwrap();
+    assert!(stats(&cold, "compiled") > 100 && stats(&cold, "remote_hits") == 0, "{cold:#}");
+    assert_eq!(stats(&warm, "local_hits"), 0, "{warm:#}");
+    assert!(stats(&warm, "remote_hits") * 100 >= stats(&cold, "compiled") * 95, "cold {cold:#}\nwarm {warm:#}");
+    let secs = |j: &serde_json::Value| j["phases"]["compile"].as_f64().unwrap();
+    assert!(secs(&warm) < secs(&cold), "cold {:.0} s, warm {:.0} s", secs(&cold), secs(&warm));
+    eprintln!(
+        "tinyconfig: cold {:.0} s ({} compiled), warm remote {:.0} s ({} remote hits, {} compiled)",
+        cold["build_secs"].as_f64().unwrap(),
+        stats(&cold, "compiled"),
+        warm["build_secs"].as_f64().unwrap(),
+        stats(&warm, "remote_hits"),
+        stats(&warm, "compiled")
+    );
+}
+
 #[test]
 #[ignore = "needs KREPRO_SLOW=1 (a real kernel build on a small tmpfs, then a full one: minutes)"]
 fn a_build_that_fills_the_disk_is_a_full_disk_not_a_tree_that_does_not_build() {

@@ -160,6 +160,11 @@ pub struct KernelBuildArgs {
     /// [default: the host's]
     #[arg(long, value_enum, value_name = "ARCH")]
     pub(crate) arch: Option<Arch>,
+    /// Print one JSON object on stdout instead of the image's path: the
+    /// build's image, config, compiler, where its time went and, with
+    /// --distcc or --ccache-remote, its ccache hits
+    #[arg(long)]
+    pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) tree: TreeArgs,
     #[command(flatten)]
@@ -221,6 +226,7 @@ pub(crate) fn kernel(command: KernelCommand, cache: &Cache) -> Result<Exit, Fail
                     built.log.display()
                 ));
             }
+            let (built_hit, built_info) = (built.cache_hit, built.clone());
             let path = match &args.output {
                 Some(out) => {
                     built
@@ -230,7 +236,19 @@ pub(crate) fn kernel(command: KernelCommand, cache: &Cache) -> Result<Exit, Fail
                 }
                 None => built.image,
             };
-            println!("{}", path.display());
+            if args.json {
+                #[derive(serde::Serialize)]
+                struct Report<'a> {
+                    path: &'a std::path::Path,
+                    cache_hit: bool,
+                    #[serde(flatten)]
+                    built: &'a crate::builder::Built,
+                }
+                let report = Report { path: &path, cache_hit: built_hit, built: &built_info };
+                println!("{}", serde_json::to_string(&report).expect("plain data serialises"));
+            } else {
+                println!("{}", path.display());
+            }
             Ok(Exit::Good)
         }
     }

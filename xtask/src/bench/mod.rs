@@ -67,6 +67,11 @@ pub struct BenchArgs {
     /// the same rounds; a peer that cannot run on a kernel says why
     #[arg(long)]
     peers: bool,
+    /// Also boot J at once (as `run --parallel J`) in each round: a row
+    /// with krepro's seconds per boot when J boot side by side (the
+    /// round's wall time over J), against the baseline's one at a time
+    #[arg(long, value_name = "J", value_parser = clap::value_parser!(u32).range(2..))]
+    parallel: Option<u32>,
     /// How krepro boots, as for `run`; the variants below change one
     /// choice each, and the baselines use the accelerator krepro ends up with
     #[command(flatten)]
@@ -364,6 +369,8 @@ pub fn bench(args: &BenchArgs, cache: &Cache) -> Result<()> {
         let warm = run::run(configs[0].1, &configs[0].2, 1, &mut |_| {})?;
         let accel = warm.accel;
         let mut walls: Vec<Vec<f64>> = vec![Vec::new(); configs.len() + 4];
+        // krepro's default path, J boots at once: seconds per boot.
+        let mut side_by_side: Vec<f64> = Vec::new();
         let mut krepro_runs: Vec<RunResult> = Vec::new();
         let mut peer_runs = peers.on(&kernel, &qemu_bin, accel, scratch.path(), cache);
         for round in 0..args.runs {
@@ -394,6 +401,20 @@ pub fn bench(args: &BenchArgs, cache: &Cache) -> Result<()> {
                         walls[t].push(s);
                     }
                 }
+            }
+            if let Some(j) = args.parallel {
+                let (plan, target) = (configs[0].1, &configs[0].2);
+                let started = std::time::Instant::now();
+                let boot = |i: u32, on: &mut dyn FnMut(run::RunEvent<'_>)| run::run(plan, target, i + 1, on);
+                let failed =
+                    |r: &[Result<RunResult, krepro_runner::boot::BootError>]| r.last().is_some_and(Result::is_err);
+                for r in krepro_runner::boot::parallel::boot_all(j, j, &boot, &failed, &mut |_| {}) {
+                    let r = r?;
+                    if r.outcome != krepro_runner::Outcome::Pass {
+                        bail!("krepro, {j} at once did not pass on {name}: {} {}", r.outcome, r.message);
+                    }
+                }
+                side_by_side.push(started.elapsed().as_secs_f64() / f64::from(j));
             }
         }
         let base = &walls[configs.len()];
@@ -429,6 +450,20 @@ pub fn bench(args: &BenchArgs, cache: &Cache) -> Result<()> {
                 initrd_bytes,
                 wall_s: w.clone(),
                 note,
+            });
+        }
+        if let Some(j) = args.parallel {
+            let ratios: Vec<f64> = side_by_side.iter().zip(base).map(|(a, b)| a / b).collect();
+            let w = &side_by_side;
+            tools.push(ToolResult {
+                tool: format!("krepro, {j} at once (s per boot)"),
+                min_s: w.iter().copied().reduce(f64::min),
+                median_s: median(w),
+                max_s: w.iter().copied().reduce(f64::max),
+                ratio_to_baseline: median(&ratios),
+                initrd_bytes: size(krepro_initrd),
+                wall_s: w.clone(),
+                note: None,
             });
         }
         let ms = |f: &dyn Fn(&RunResult) -> Option<u64>| {
