@@ -411,6 +411,21 @@ fn runs_at_once_boot_side_by_side_in_order_and_ctrl_c_leaves_none() {
 }
 
 #[test]
+fn relative_paths_name_the_users_files_though_qemu_runs_elsewhere() {
+    require_qemu();
+    // qemu runs in a temp dir of krepro's: a relative --kernel, --disk or
+    // --initrd must still be the one in the user's directory.
+    let dir = temp("relative");
+    std::os::unix::fs::symlink(k61(), dir.path().join("vmlinuz")).unwrap();
+    std::fs::write(dir.path().join("disk.img"), vec![0u8; 1 << 20]).unwrap();
+    let initrd = xtask(&["initrd", "-o", dir.path().join("initrd.cpio.gz").to_str().unwrap()]);
+    assert_eq!(initrd.code, 0, "{}", initrd.stderr);
+    let args = ["run", "--kernel", "vmlinuz", "--disk", "disk.img", "--initrd", "initrd.cpio.gz", "--accel", "tcg"];
+    let r = common::krepro_in(dir.path(), &args, &[("XDG_CACHE_HOME", &common::test_cache())]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
 fn initrd_is_byte_identical_and_init_is_small_and_static() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.cpio.gz"), dir.path().join("b.cpio.gz"));

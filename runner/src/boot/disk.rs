@@ -53,7 +53,8 @@ impl std::str::FromStr for DiskSpec {
         if path.is_empty() {
             return Err("FILE, FILE:rw or new:SIZE[:FS]".into());
         }
-        Ok(DiskSpec::File { path: path.into(), rw })
+        // qemu runs in a temp dir of its own: the path as the user meant it.
+        Ok(DiskSpec::File { path: std::path::absolute(path).unwrap_or_else(|_| path.into()), rw })
     }
 }
 

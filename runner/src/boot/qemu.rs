@@ -333,8 +333,9 @@ pub(crate) fn speedup_words(arch: Arch, pit_ticks: bool) -> Vec<&'static str> {
         // Only where that changes nothing the guest sees: one CPU (the
         // others would need broadcast ticks) and a kernel that ticks
         // periodically and has no high-res timers, so the PIT never runs
-        // one-shot. (With one-shot ticks, Debian 6.1's first sleep in the
-        // guest never woke.) Under KVM the APIC timer needs no calibration.
+        // one-shot (with one-shot ticks, Debian 6.1's first sleep in the
+        // guest never woke), and without ACPI (see `run::pit_can_tick`).
+        // Under KVM the APIC timer needs no calibration.
         if pit_ticks {
             words.push("nolapic_timer");
         }

@@ -546,11 +546,8 @@ fn boot(
         combined
     };
     let arch = plan.machine.arch();
-    let speedups = if plan.speedups {
-        qemu::speedup_words(arch, accel == Accel::Tcg && plan.cpus == 1 && target.periodic_ticks_only)
-    } else {
-        Vec::new()
-    };
+    let speedups =
+        if plan.speedups { qemu::speedup_words(arch, pit_can_tick(accel, plan.cpus, target)) } else { Vec::new() };
     let cmdline = qemu::Cmdline {
         arch,
         repro: &plan.repro,
@@ -739,6 +736,18 @@ fn boot(
         customised: !plan.qemu_args.is_empty(),
         cmdline,
     })))
+}
+
+/// Whether the PIT can be the guest's clock event device in place of the
+/// local APIC timer (`nolapic_timer`, a TCG speedup): one CPU, a kernel
+/// that ticks periodically only, and no ACPI. With ACPI the kernel sets
+/// up its interrupts from the MADT and, on microvm, never routes the
+/// PIT's IRQ 0 as the timer (no "..TIMER:" line at boot): with the APIC
+/// timer off nothing ticks, and the first sleep in the guest never ends.
+/// Half of x86_64_defconfig (ACPI, HZ_PERIODIC, no HIGH_RES_TIMERS) hung
+/// so in every boot.
+fn pit_can_tick(accel: Accel, cpus: u32, target: &Bootable) -> bool {
+    accel == Accel::Tcg && cpus == 1 && target.periodic_ticks_only && !target.acpi
 }
 
 /// The FIFOs of qemu's `pipe` chardev for the guest's output port
@@ -1001,6 +1010,25 @@ mod tests {
             "qemu-system-x86_64: cannot set up guest memory 'microvm.ram': Cannot allocate memory",
             image
         ));
+    }
+
+    #[test]
+    fn the_pit_ticks_in_place_of_the_apic_timer_only_without_acpi() {
+        let kernel =
+            crate::image::kernel::Kernel { path: "/k".into(), release: None, arch: crate::image::arch::Arch::X86_64 };
+        let target = |acpi, periodic_ticks_only| Bootable {
+            kernel: kernel.clone(),
+            boot_image: BootImage::BzImage,
+            acpi,
+            periodic_ticks_only,
+            extra_initrd: Vec::new(),
+            debug_vmlinux: None,
+        };
+        assert!(pit_can_tick(Accel::Tcg, 1, &target(false, true)));
+        assert!(!pit_can_tick(Accel::Tcg, 1, &target(true, true)), "ACPI: IRQ 0 is not the timer");
+        assert!(!pit_can_tick(Accel::Tcg, 1, &target(false, false)), "one-shot ticks");
+        assert!(!pit_can_tick(Accel::Tcg, 2, &target(false, true)), "two CPUs");
+        assert!(!pit_can_tick(Accel::Kvm, 1, &target(false, true)), "KVM needs no calibration");
     }
 
     #[test]

@@ -187,7 +187,8 @@ impl GuestArgs {
     pub(crate) fn request(&self) -> request::Guest {
         let program = match (&self.initrd, &self.exec, &self.what, &self.repro) {
             (Some(path), _, _, name) => request::Program::Initrd {
-                path: path.clone(),
+                // qemu runs in a temp dir of its own.
+                path: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
                 repro: name.clone().unwrap_or_else(|| request::DEFAULT_REPRO.into()),
             },
             (None, Some(exec), _, _) => request::Program::Exec(exec.clone()),
@@ -426,7 +427,7 @@ mod tests {
         assert_eq!(program(&["--exec", "/bin/t"]), request::Program::Exec("/bin/t".into()));
         assert_eq!(
             program(&["--initrd", "i.gz", "--repro", "kcmp"]),
-            request::Program::Initrd { path: "i.gz".into(), repro: "kcmp".into() }
+            request::Program::Initrd { path: std::env::current_dir().unwrap().join("i.gz"), repro: "kcmp".into() }
         );
     }
 

@@ -79,6 +79,10 @@ impl Kernel {
 /// 0x202), or an arm64 Image ("ARM\x64" at 56), plain, gzip'd (Debian's
 /// older `vmlinuz`, `Image.gz`) or as an EFI zboot image.
 pub fn check_kernel(path: &Path) -> Result<Kernel, KernelError> {
+    // qemu runs in a temp dir of its own: a relative path is made absolute
+    // here, once.
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let path = absolute.as_path();
     let not_kernel = |why: &str| KernelError::NotAKernel { path: path.to_owned(), why: why.to_owned() };
     let mut file = File::open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => KernelError::NotFound(path.to_owned()),
