@@ -1436,7 +1436,7 @@ impl BisectReport {
                     short(&s.commit),
                     c.local_hits,
                     c.remote_hits,
-                    c.misses
+                    c.compiled
                 ));
             }
         }

@@ -200,7 +200,7 @@ pub struct CacheStats {
     /// Found in the shared remote storage (not locally).
     pub remote_hits: u32,
     /// Compiled.
-    pub misses: u32,
+    pub compiled: u32,
 }
 
 impl CacheStats {
@@ -214,7 +214,7 @@ impl CacheStats {
             } else if ids.contains(&"remote_storage_hit") {
                 stats.remote_hits += 1;
             } else if ids.contains(&"cache_miss") {
-                stats.misses += 1;
+                stats.compiled += 1;
             }
         }
         stats
@@ -223,7 +223,11 @@ impl CacheStats {
 
 impl std::fmt::Display for CacheStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ccache: {} local hits, {} remote hits, {} compiled", self.local_hits, self.remote_hits, self.misses)
+        write!(
+            f,
+            "ccache: {} local hits, {} remote hits, {} compiled",
+            self.local_hits, self.remote_hits, self.compiled
+        )
     }
 }
 
@@ -283,7 +287,7 @@ mod tests {
         let log = "# a.c\ncache_miss\ndirect_cache_miss\nlocal_storage_miss\nlocal_storage_write\n\
                    # b.c\ndirect_cache_hit\nlocal_storage_hit\nlocal_storage_read_hit\n\
                    # c.c\ndirect_cache_hit\nlocal_storage_miss\nremote_storage_hit\nremote_storage_read_hit\n";
-        assert_eq!(CacheStats::parse(log), CacheStats { local_hits: 1, remote_hits: 1, misses: 1 });
+        assert_eq!(CacheStats::parse(log), CacheStats { local_hits: 1, remote_hits: 1, compiled: 1 });
         assert_eq!(CacheStats::parse(""), CacheStats::default());
     }
 }

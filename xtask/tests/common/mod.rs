@@ -268,6 +268,20 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Starts `cmd` in a process group of its own (its workers die with
+    /// it) and waits until it listens on `port`.
+    fn start(mut cmd: Command, port: u16, dir: tempfile::TempDir, what: &str) -> Daemon {
+        let child = cmd
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e}"));
+        wait_for_port(port, what);
+        Daemon { child, port, dir }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
     }
@@ -331,21 +345,14 @@ pub fn distccd(other_gcc: bool) -> Daemon {
         path = p;
     }
     let port = free_port();
-    let child = Command::new(distccd)
-        .args(["--daemon", "--no-detach", "--allow", "127.0.0.1", "--listen", "127.0.0.1", "--log-level", "info"])
+    let mut cmd = Command::new(distccd);
+    cmd.args(["--daemon", "--no-detach", "--allow", "127.0.0.1", "--listen", "127.0.0.1", "--log-level", "info"])
         .arg("--port")
         .arg(port.to_string())
         .arg("--log-file")
         .arg(dir.path().join("log"))
-        .env("PATH", path)
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port, "distccd");
-    Daemon { child, port, dir }
+        .env("PATH", path);
+    Daemon::start(cmd, port, dir, "distccd")
 }
 
 /// Debian's redis-server on 127.0.0.1, nothing saved to disk.
@@ -354,20 +361,13 @@ pub fn redis_server() -> Daemon {
         .expect("redis-server: apt-get install -y redis-server (cargo xtask ci installs it)");
     let dir = temp("redis");
     let port = free_port();
-    let child = Command::new(redis)
-        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+    let mut cmd = Command::new(redis);
+    cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .arg("--port")
         .arg(port.to_string())
         .arg("--dir")
         .arg(dir.path())
         .arg("--logfile")
-        .arg(dir.path().join("log"))
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port, "redis-server");
-    Daemon { child, port, dir }
+        .arg(dir.path().join("log"));
+    Daemon::start(cmd, port, dir, "redis-server")
 }
