@@ -1424,10 +1424,12 @@ fn a_build_through_distccd_compiles_there_and_boots() {
     let hosts = format!("127.0.0.1:{}/4", distccd.port);
     let (r, there) = fresh_build(&tree, &["--distcc", &hosts]);
     assert!(r.stderr.contains("distcc: 1 host(s) with the same gcc"), "{}", r.stderr);
-    // The compiles went to distccd: its log has them.
-    let jobs = distccd.log().matches("COMPILE_OK").count();
+    // The compiles went to distccd: its log has them (all but those
+    // distcc keeps local: assembler sources, a few with flags it does not
+    // send; 673 of 739 in one run).
+    let jobs = distccd.log().matches("COMPILE_OK").count() as u64;
     let compiled = there["phases"]["ccache"]["compiled"].as_u64().unwrap();
-    assert!(jobs as u64 >= compiled && compiled > 100, "distccd compiled {jobs}, ccache missed {compiled}");
+    assert!(compiled > 100 && jobs * 10 >= compiled * 8, "distccd compiled {jobs}, ccache missed {compiled}");
     // The same kernel as a build here, byte for byte.
     let image = |j: &serde_json::Value| std::fs::read(j["path"].as_str().unwrap()).unwrap();
     assert!(image(&here) == image(&there), "the kernel built through distcc differs from the one built here");
@@ -1453,16 +1455,21 @@ fn a_second_machines_build_gets_remote_hits_from_the_shared_ccache() {
     let (_, warm) = fresh_build(&tree, &["--ccache-remote", &url]);
     let stats = |j: &serde_json::Value, k: &str| j["phases"]["ccache"][k].as_u64().unwrap();
     assert!(stats(&cold, "compiled") > 100 && stats(&cold, "remote_hits") == 0, "{cold:#}");
-    assert_eq!(stats(&warm, "local_hits"), 0, "{warm:#}");
-    assert!(stats(&warm, "remote_hits") * 100 >= stats(&cold, "compiled") * 95, "cold {cold:#}\nwarm {warm:#}");
+    // The second machine compiles (almost) nothing: its objects come from
+    // the remote (and a few from its own local cache, filled by the remote
+    // hits earlier in the same build: 40 of 812 in one run).
+    let found = stats(&warm, "remote_hits") + stats(&warm, "local_hits");
+    assert!(stats(&warm, "remote_hits") > stats(&warm, "local_hits"), "{warm:#}");
+    assert!(found * 100 >= stats(&cold, "compiled") * 95, "cold {cold:#}\nwarm {warm:#}");
     let secs = |j: &serde_json::Value| j["phases"]["compile"].as_f64().unwrap();
     assert!(secs(&warm) < secs(&cold), "cold {:.0} s, warm {:.0} s", secs(&cold), secs(&warm));
     eprintln!(
-        "tinyconfig: cold {:.0} s ({} compiled), warm remote {:.0} s ({} remote hits, {} compiled)",
+        "tinyconfig: cold {:.0} s ({} compiled), warm remote {:.0} s ({} remote hits, {} local, {} compiled)",
         cold["build_secs"].as_f64().unwrap(),
         stats(&cold, "compiled"),
         warm["build_secs"].as_f64().unwrap(),
         stats(&warm, "remote_hits"),
+        stats(&warm, "local_hits"),
         stats(&warm, "compiled")
     );
 }
