@@ -1404,14 +1404,21 @@ fn config_bisect_names_config_unix_between_debians_config_and_the_minimal_one() 
 }
 
 /// A build of the tree with caches of its own (krepro's and ccache's,
-/// both empty: every compile misses), `extra` flags on top.
-fn fresh_build(tree: &Path, extra: &[&str]) -> (Run, serde_json::Value) {
+/// both empty: every compile misses), `extra` flags on top; its caches
+/// live as long as the result (the image is in one of them).
+struct FreshBuild {
+    run: Run,
+    json: serde_json::Value,
+    _caches: (tempfile::TempDir, tempfile::TempDir),
+}
+
+fn fresh_build(tree: &Path, extra: &[&str]) -> FreshBuild {
     let (cache, ccache) = (temp("cache"), temp("ccache"));
     let args = [&["kernel", "build", "--json"][..], extra].concat();
-    let r = krepro_in(tree, &args, &[("XDG_CACHE_HOME", cache.path()), ("CCACHE_DIR", ccache.path())]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let j: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
-    (r, j)
+    let run = krepro_in(tree, &args, &[("XDG_CACHE_HOME", cache.path()), ("CCACHE_DIR", ccache.path())]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json = serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    FreshBuild { run, json, _caches: (cache, ccache) }
 }
 
 #[test]
@@ -1420,10 +1427,11 @@ fn a_build_through_distccd_compiles_there_and_boots() {
     require_prerequisites();
     let (_held, tree) = linux_tree();
     let distccd = common::distccd(false);
-    let (_, here) = fresh_build(&tree, &[]);
+    let here_build = fresh_build(&tree, &[]);
     let hosts = format!("127.0.0.1:{}/4", distccd.port);
-    let (r, there) = fresh_build(&tree, &["--distcc", &hosts]);
-    assert!(r.stderr.contains("distcc: 1 host(s) with the same gcc"), "{}", r.stderr);
+    let there_build = fresh_build(&tree, &["--distcc", &hosts]);
+    let (here, there) = (&here_build.json, &there_build.json);
+    assert!(there_build.run.stderr.contains("distcc: 1 host(s) with the same gcc"), "{}", there_build.run.stderr);
     // The compiles went to distccd: its log has them (all but those
     // distcc keeps local: assembler sources, a few with flags it does not
     // send; 673 of 739 in one run).
@@ -1432,7 +1440,7 @@ fn a_build_through_distccd_compiles_there_and_boots() {
     assert!(compiled > 100 && jobs * 10 >= compiled * 8, "distccd compiled {jobs}, ccache missed {compiled}");
     // The same kernel as a build here, byte for byte.
     let image = |j: &serde_json::Value| std::fs::read(j["path"].as_str().unwrap()).unwrap();
-    assert!(image(&here) == image(&there), "the kernel built through distcc differs from the one built here");
+    assert!(image(here) == image(there), "the kernel built through distcc differs from the one built here");
     let boot = krepro_in(&tree, &["run", "--kernel", there["path"].as_str().unwrap(), "--accel", "tcg"], &[]);
     assert_eq!(boot.code, 0, "{}", boot.stderr);
     eprintln!(
@@ -1451,8 +1459,8 @@ fn a_second_machines_build_gets_remote_hits_from_the_shared_ccache() {
     let url = format!("redis://127.0.0.1:{}", redis.port);
     // Two "machines": each its own krepro cache (so its build dir is at
     // another path) and its own empty local ccache; the remote is shared.
-    let (_, cold) = fresh_build(&tree, &["--ccache-remote", &url]);
-    let (_, warm) = fresh_build(&tree, &["--ccache-remote", &url]);
+    let cold = fresh_build(&tree, &["--ccache-remote", &url]).json;
+    let warm = fresh_build(&tree, &["--ccache-remote", &url]).json;
     let stats = |j: &serde_json::Value, k: &str| j["phases"]["ccache"][k].as_u64().unwrap();
     assert!(stats(&cold, "compiled") > 100 && stats(&cold, "remote_hits") == 0, "{cold:#}");
     // The second machine compiles (almost) nothing: its objects come from
