@@ -1427,9 +1427,10 @@ fn a_build_through_distccd_compiles_there_and_boots() {
     require_prerequisites();
     let (_held, tree) = linux_tree();
     let distccd = common::distccd(false);
-    let here_build = fresh_build(&tree, &[]);
+    // For smoke, which the boots below run (it needs TCP).
+    let here_build = fresh_build(&tree, &["--repro", "smoke"]);
     let hosts = format!("127.0.0.1:{}/4", distccd.port);
-    let there_build = fresh_build(&tree, &["--distcc", &hosts]);
+    let there_build = fresh_build(&tree, &["--repro", "smoke", "--distcc", &hosts]);
     let (here, there) = (&here_build.json, &there_build.json);
     assert!(there_build.run.stderr.contains("distcc: 1 host(s) with the same gcc"), "{}", there_build.run.stderr);
     // The compiles went to distccd: its log has them (all but those
