@@ -220,7 +220,8 @@ fn inputs_at_the_edges_are_one_line_and_exit_128() {
 }
 
 /// A bisect over kernel files (the 6.1 kernel, then the 6.12 one under
-/// two names: the first bad is the second file), in a cache of its own.
+/// two names: the first bad is the second file), in a cache of its own,
+/// one kernel at a time (the tests stop it between its steps).
 struct FileBisect {
     args: Vec<String>,
     cache: tempfile::TempDir,
@@ -240,7 +241,17 @@ impl FileBisect {
         let marker = format!("krepro.test_marker={what}{}", std::process::id());
         let mut args: Vec<String> = vec!["bisect".into(), "--kernels".into()];
         args.extend(paths);
-        for a in ["--repro", "selftest_version", "--append", "krepro.fail_from=6.12", "--accel", "tcg", "--append"] {
+        for a in [
+            "--repro",
+            "selftest_version",
+            "--parallel",
+            "1",
+            "--append",
+            "krepro.fail_from=6.12",
+            "--accel",
+            "tcg",
+            "--append",
+        ] {
             args.push(a.into());
         }
         args.push(marker.clone());
