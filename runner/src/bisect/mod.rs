@@ -630,10 +630,15 @@ impl Search<'_> {
             kind,
         });
         let t = self.fresh(c, kind, on)?;
-        on(BisectEvent::Tested(&t));
-        self.state.steps.push(t.clone());
-        self.state.save(&self.state_path)?;
+        self.record(&t, on)?;
         Ok(t)
+    }
+
+    /// A test made now: told, added to the state, and the state saved.
+    fn record(&mut self, t: &Tested, on: &mut dyn FnMut(BisectEvent<'_>)) -> Result<(), BisectError> {
+        on(BisectEvent::Tested(t));
+        self.state.steps.push(t.clone());
+        self.state.save(&self.state_path)
     }
 
     /// How runs count now (the bug's title may have been learned).
@@ -819,9 +824,7 @@ impl Search<'_> {
             let t = match r {
                 Ready::Known(t) => t,
                 Ready::Untestable(t) => {
-                    on(BisectEvent::Tested(&t));
-                    self.state.steps.push(t.clone());
-                    self.state.save(&self.state_path)?;
+                    self.record(&t, on)?;
                     t
                 }
                 Ready::Boot(base, _) => {
@@ -839,9 +842,7 @@ impl Search<'_> {
                     // The round's boots ran side by side: each kernel's
                     // time is the round's.
                     let t = self.tally(base, boots, boot_secs).map_err(&infrastructure)?;
-                    on(BisectEvent::Tested(&t));
-                    self.state.steps.push(t.clone());
-                    self.state.save(&self.state_path)?;
+                    self.record(&t, on)?;
                     t
                 }
             };
@@ -1573,7 +1574,7 @@ impl Booter for PlanBooter<'_> {
             let prepare_secs = if run == 1 { *prepared } else { 0.0 };
             crate::boot::run::run(plan, target, run, on).map(|r| summary(r, prepare_secs))
         };
-        let failed = |r: &[Result<BootSummary, BootError>]| r.last().is_some_and(Result::is_err);
+        let failed = crate::boot::parallel::after_an_error;
         crate::boot::parallel::boot_all(jobs.len() as u32, parallel, &boot, &failed, &mut |p| {
             if let crate::boot::parallel::Progress::Event(_, ev) = p {
                 on(BisectEvent::Run(ev.as_run_event()));

@@ -145,6 +145,12 @@ pub fn boot_all<R: Send>(
     results
 }
 
+/// The `enough` of [`boot_all`] that stops new boots after one that
+/// could not run (qemu failed, Ctrl-C): its error is the answer.
+pub fn after_an_error<T, E>(results: &[Result<T, E>]) -> bool {
+    results.last().is_some_and(Result::is_err)
+}
+
 /// The default `--parallel`: the host's CPUs over the guest's, at least
 /// one, no more than the host's free memory holds guests of `memory_mib`.
 pub fn default_parallel(guest_cpus: u32, memory_mib: u32, available_mib: Option<u64>) -> u32 {

@@ -120,8 +120,7 @@ fn execute(args: &RunArgs, cache: &Cache, ui: &mut Ui) -> Result<Exit, RunError>
         ui.start_parallel(runs, at_once, target, &session.guest.label);
         let boot = |i: u32, on: &mut dyn FnMut(RunEvent<'_>)| run::run(plan, target, i + 1, on);
         // A boot that could not run stops the others from starting.
-        let failed = |r: &[Result<RunResult, crate::boot::BootError>]| r.last().is_some_and(Result::is_err);
-        for r in parallel::boot_all(runs, at_once, &boot, &failed, &mut |p| ui.parallel(p)) {
+        for r in parallel::boot_all(runs, at_once, &boot, &parallel::after_an_error, &mut |p| ui.parallel(p)) {
             results.push(r?);
         }
     }

@@ -406,8 +406,7 @@ pub fn bench(args: &BenchArgs, cache: &Cache) -> Result<()> {
                 let (plan, target) = (configs[0].1, &configs[0].2);
                 let started = std::time::Instant::now();
                 let boot = |i: u32, on: &mut dyn FnMut(run::RunEvent<'_>)| run::run(plan, target, i + 1, on);
-                let failed =
-                    |r: &[Result<RunResult, krepro_runner::boot::BootError>]| r.last().is_some_and(Result::is_err);
+                let failed = krepro_runner::boot::parallel::after_an_error;
                 for r in krepro_runner::boot::parallel::boot_all(j, j, &boot, &failed, &mut |_| {}) {
                     let r = r?;
                     if r.outcome != krepro_runner::Outcome::Pass {
