@@ -1,9 +1,11 @@
 //! What a tree's Kconfig files say of each symbol: where it is defined,
 //! the first line of its help, what it depends on and what it selects.
 //! Read once per tree for a config bisect's order and report; an
-//! approximation of Kconfig (no expression evaluation, no `source`
-//! following: every Kconfig file of the tree is read, those of other
-//! architectures left out).
+//! approximation of Kconfig (no expression evaluation; every Kconfig file
+//! of the tree is read, those of other architectures left out, and the
+//! `if` blocks around a `source` line are added to the dependencies of
+//! what the sourced file defines: UNIX needs NET through `if NET` in
+//! net/Kconfig, not through a `depends on` of its own).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -38,6 +40,9 @@ impl Entry {
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     pub entries: BTreeMap<String, Entry>,
+    /// Each `source` line: the file it is in, the path it names (as
+    /// written), and the `if` blocks around it.
+    sources: Vec<(PathBuf, String, Vec<String>)>,
 }
 
 impl Index {
@@ -50,7 +55,31 @@ impl Index {
                 index.add(&rel, &text);
             }
         }
+        index.inherit(arch);
         index
+    }
+
+    /// Adds to each entry the `if` blocks around the `source` lines that
+    /// lead to its file (the first place that sources a file counts).
+    pub(crate) fn inherit(&mut self, arch: Arch) {
+        let mut parent: BTreeMap<PathBuf, (PathBuf, Vec<String>)> = BTreeMap::new();
+        for (from, named, ifs) in &self.sources {
+            let named = named.replace("$(SRCARCH)", arch.kernel_arch()).replace("$SRCARCH", arch.kernel_arch());
+            parent.entry(PathBuf::from(named)).or_insert_with(|| (from.clone(), ifs.clone()));
+        }
+        for entry in self.entries.values_mut() {
+            let mut file = entry.file.clone();
+            // A chain of sources, cut short should one loop.
+            for _ in 0..32 {
+                let Some((from, ifs)) = parent.get(&file) else { break };
+                for cond in ifs {
+                    if !entry.depends.contains(cond) {
+                        entry.depends.push(cond.clone());
+                    }
+                }
+                file = from.clone();
+            }
+        }
     }
 
     /// One file's entries.
@@ -103,7 +132,19 @@ impl Index {
                     let entry = Entry { file: file.to_owned(), line: i + 1, depends: ifs.clone(), ..Entry::default() };
                     current = Some((rest.to_owned(), entry));
                 }
-                "choice" | "endchoice" | "menu" | "endmenu" | "comment" | "source" | "mainmenu" => {
+                "source" | "rsource" | "osource" | "orsource" => {
+                    finish(&mut current, &mut self.entries);
+                    if let Some(named) = quoted(rest) {
+                        // rsource and orsource name a path relative to this file's dir.
+                        let named = if word == "rsource" || word == "orsource" {
+                            file.parent().unwrap_or(Path::new("")).join(named).to_string_lossy().into_owned()
+                        } else {
+                            named
+                        };
+                        self.sources.push((file.to_owned(), named, ifs.clone()));
+                    }
+                }
+                "choice" | "endchoice" | "menu" | "endmenu" | "comment" | "mainmenu" => {
                     finish(&mut current, &mut self.entries);
                 }
                 "if" => {
@@ -286,6 +327,25 @@ endmenu
         assert_eq!(i.entries["NET_HELPER"].depends, ["NET"]);
         assert_eq!(i.selected_by("NET_HELPER"), ["UNIX"]);
         assert_eq!(i.dependents("NET"), ["NET_HELPER", "UNIX"]);
+    }
+
+    #[test]
+    fn the_ifs_around_a_source_line_are_dependencies_of_what_the_file_defines() {
+        let mut i = Index::default();
+        i.add(Path::new("Kconfig"), "source \"arch/$(SRCARCH)/Kconfig\"\nsource \"net/Kconfig\"\n");
+        i.add(Path::new("arch/x86/Kconfig"), "config X86\n\tdef_bool y\n");
+        i.add(
+            Path::new("net/Kconfig"),
+            "menuconfig NET\n\tbool \"net\"\n\nif NET\nif INET\nrsource \"ipv4/Kconfig\"\nendif\nsource \"net/unix/Kconfig\"\nendif\n",
+        );
+        i.add(Path::new("net/unix/Kconfig"), "config UNIX\n\ttristate \"Unix domain sockets\"\n");
+        i.add(Path::new("net/ipv4/Kconfig"), "config IP_MULTICAST\n\tbool \"m\"\n\tdepends on X86\n");
+        i.inherit(Arch::X86_64);
+        assert_eq!(i.entries["UNIX"].depends, ["NET"]);
+        assert_eq!(i.entries["IP_MULTICAST"].depends, ["X86", "NET", "INET"]);
+        assert!(i.entries["NET"].depends.is_empty() && i.entries["X86"].depends.is_empty());
+        let order = i.dependency_order(&["UNIX".into(), "NET".into()]);
+        assert_eq!(order, ["NET", "UNIX"]);
     }
 
     #[test]
