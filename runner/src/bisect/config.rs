@@ -224,6 +224,8 @@ impl Answer {
                 ));
             }
         }
+        // The report's next lines follow ("- repro: ...").
+        md.push('\n');
         md
     }
 }
@@ -598,7 +600,7 @@ mod tests {
         assert_eq!(builds, r.steps.len() + 4);
         assert_eq!(r.answer_line().as_deref(), Some("CONFIG_PLANTED (n -> y)"));
         let md = r.markdown(None);
-        assert!(md.starts_with("## first bad config change: CONFIG_PLANTED (n in --config-good, y in --config-bad)\n\n- Kconfig: init/Kconfig:4\n- prompt: planted\n- help: The planted bug.\n- at commit: abc123\n- options that differ: 32\n- changed with it:\n  - CONFIG_DEP (n -> y): it depends on this, init/Kconfig:1"), "{md}");
+        assert!(md.starts_with("## first bad config change: CONFIG_PLANTED (n in --config-good, y in --config-bad)\n\n- Kconfig: init/Kconfig:4\n- prompt: planted\n- help: The planted bug.\n- at commit: abc123\n- options that differ: 32\n- changed with it:\n  - CONFIG_DEP (n -> y): it depends on this, init/Kconfig:1\n"), "{md}");
     }
 
     #[test]
