@@ -2,10 +2,11 @@
 //! the first line of its help, what it depends on and what it selects.
 //! Read once per tree for a config bisect's order and report; an
 //! approximation of Kconfig (no expression evaluation; every Kconfig file
-//! of the tree is read, those of other architectures left out, and the
-//! `if` blocks around a `source` line are added to the dependencies of
-//! what the sourced file defines: UNIX needs NET through `if NET` in
-//! net/Kconfig, not through a `depends on` of its own).
+//! of the tree is read, those of other architectures left out). What an
+//! `if` block, or a `menu` or `choice` with `depends on`, holds depends on
+//! it, and so does what a `source` line in such a block brings in: UNIX
+//! needs NET through `if NET` around `source "net/unix/Kconfig"` in
+//! net/Kconfig, not through a `depends on` of its own.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -22,8 +23,8 @@ pub(crate) struct Entry {
     pub prompt: Option<String>,
     /// The first line of its help text.
     pub help: Option<String>,
-    /// Its `depends on` expressions, those of the `if` blocks around it
-    /// included.
+    /// Its `depends on` expressions, those of the blocks around it (`if`,
+    /// a menu's or a choice's `depends on`) included.
     pub depends: Vec<String>,
     /// The symbols it selects (`select X [if ...]`).
     pub selects: Vec<String>,
@@ -36,12 +37,31 @@ impl Entry {
     }
 }
 
+/// The keywords that start an entry of a Kconfig file (what follows them,
+/// up to the next one, are its attributes).
+const ENTRY_KEYWORDS: &[&str] = &[
+    "config",
+    "menuconfig",
+    "source",
+    "rsource",
+    "osource",
+    "orsource",
+    "choice",
+    "endchoice",
+    "menu",
+    "endmenu",
+    "comment",
+    "mainmenu",
+    "if",
+    "endif",
+];
+
 /// Every symbol of a tree.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     pub entries: BTreeMap<String, Entry>,
     /// Each `source` line: the file it is in, the path it names (as
-    /// written), and the `if` blocks around it.
+    /// written), and the conditions of the blocks around it.
     sources: Vec<(PathBuf, String, Vec<String>)>,
 }
 
@@ -59,8 +79,8 @@ impl Index {
         index
     }
 
-    /// Adds to each entry the `if` blocks around the `source` lines that
-    /// lead to its file (the first place that sources a file counts).
+    /// Adds to each entry the blocks around the `source` lines that lead
+    /// to its file (the first place that sources a file counts).
     pub(crate) fn inherit(&mut self, arch: Arch) {
         let mut parent: BTreeMap<PathBuf, (PathBuf, Vec<String>)> = BTreeMap::new();
         for (from, named, ifs) in &self.sources {
@@ -84,7 +104,15 @@ impl Index {
 
     /// One file's entries.
     pub(crate) fn add(&mut self, file: &Path, text: &str) {
-        let mut ifs: Vec<String> = Vec::new();
+        // The blocks around the line: `if X`, `menu` and `choice` (with the
+        // `depends on` of their heads), each with the keyword that ends it.
+        let mut blocks: Vec<(&str, Vec<String>)> = Vec::new();
+        // Whether the lines are a menu's or a choice's head (its `depends on`
+        // are the block's).
+        let mut head = false;
+        let around = |blocks: &[(&str, Vec<String>)]| -> Vec<String> {
+            blocks.iter().flat_map(|(_, conds)| conds.iter().cloned()).collect()
+        };
         let mut current: Option<(String, Entry)> = None;
         // The help text's indentation, while in one.
         let mut help: Option<Option<usize>> = None;
@@ -126,10 +154,14 @@ impl Index {
             let mut words = t.splitn(2, char::is_whitespace);
             let word = words.next().unwrap_or("");
             let rest = words.next().unwrap_or("").trim();
+            if ENTRY_KEYWORDS.contains(&word) {
+                head = false;
+            }
             match word {
                 "config" | "menuconfig" => {
                     finish(&mut current, &mut self.entries);
-                    let entry = Entry { file: file.to_owned(), line: i + 1, depends: ifs.clone(), ..Entry::default() };
+                    let entry =
+                        Entry { file: file.to_owned(), line: i + 1, depends: around(&blocks), ..Entry::default() };
                     current = Some((rest.to_owned(), entry));
                 }
                 "source" | "rsource" | "osource" | "orsource" => {
@@ -141,21 +173,33 @@ impl Index {
                         } else {
                             named
                         };
-                        self.sources.push((file.to_owned(), named, ifs.clone()));
+                        self.sources.push((file.to_owned(), named, around(&blocks)));
                     }
                 }
-                "choice" | "endchoice" | "menu" | "endmenu" | "comment" | "mainmenu" => {
+                "menu" | "choice" => {
                     finish(&mut current, &mut self.entries);
+                    blocks.push((if word == "menu" { "endmenu" } else { "endchoice" }, Vec::new()));
+                    head = true;
                 }
                 "if" => {
                     finish(&mut current, &mut self.entries);
-                    ifs.push(rest.to_owned());
+                    blocks.push(("endif", vec![rest.to_owned()]));
                 }
-                "endif" => {
+                "endmenu" | "endchoice" | "endif" => {
                     finish(&mut current, &mut self.entries);
-                    ifs.pop();
+                    // Up to the block this ends (a file with a stray end
+                    // keeps its blocks).
+                    if let Some(at) = blocks.iter().rposition(|(end, _)| *end == word) {
+                        blocks.truncate(at);
+                    }
                 }
+                "comment" | "mainmenu" => finish(&mut current, &mut self.entries),
                 "help" | "---help---" => help = Some(None),
+                _ if head => {
+                    if let (Some(expr), Some((_, conds))) = (t.strip_prefix("depends on"), blocks.last_mut()) {
+                        conds.push(expr.trim().to_owned());
+                    }
+                }
                 _ => {
                     let Some((_, e)) = current.as_mut() else { continue };
                     if let Some(expr) = t.strip_prefix("depends on") {
@@ -346,6 +390,50 @@ endmenu
         assert!(i.entries["NET"].depends.is_empty() && i.entries["X86"].depends.is_empty());
         let order = i.dependency_order(&["UNIX".into(), "NET".into()]);
         assert_eq!(order, ["NET", "UNIX"]);
+    }
+
+    #[test]
+    fn a_menus_and_a_choices_depends_on_are_dependencies_of_what_they_hold() {
+        let mut i = Index::default();
+        i.add(
+            Path::new("drivers/Kconfig"),
+            r#"
+menu "Block devices"
+	depends on BLOCK
+	visible if EXPERT
+
+comment "a comment"
+	depends on PCI
+
+config VIRTIO_BLK
+	tristate "Virtio block driver"
+	depends on VIRTIO
+
+choice
+	prompt "Default I/O scheduler"
+	depends on MQ_IOSCHED
+	help
+	  depends on nothing: this is help text.
+
+config DEFAULT_DEADLINE
+	bool "Deadline"
+
+endchoice
+
+source "drivers/md/Kconfig"
+
+endmenu
+
+config AFTER
+	bool "after the menu"
+"#,
+        );
+        i.add(Path::new("drivers/md/Kconfig"), "config MD\n\tbool \"md\"\n");
+        i.inherit(Arch::X86_64);
+        assert_eq!(i.entries["VIRTIO_BLK"].depends, ["BLOCK", "VIRTIO"]);
+        assert_eq!(i.entries["DEFAULT_DEADLINE"].depends, ["BLOCK", "MQ_IOSCHED"]);
+        assert_eq!(i.entries["MD"].depends, ["BLOCK"]);
+        assert!(i.entries["AFTER"].depends.is_empty(), "{:?}", i.entries["AFTER"].depends);
     }
 
     #[test]
