@@ -1079,10 +1079,13 @@ mod config_history {
     ];
 
     /// A clone of `from` (sharing its objects) at `repo`, with the
-    /// planted commit on v6.1 checked out (made once).
+    /// planted commit on v6.1 checked out (made once, and again when the
+    /// objects it shares are no longer `from`'s: a scratch dir moved).
     pub fn make(repo: &Path, from: &Path) -> PathBuf {
         let g = |args: &[&str]| git_in(repo, args);
-        if repo.join(".git").is_dir() && g(&["tag", "-l", "krepro-config-v1"]).trim() == "krepro-config-v1" {
+        let alternates = std::fs::read_to_string(repo.join(".git/objects/info/alternates")).unwrap_or_default();
+        let shares = Path::new(alternates.trim()).canonicalize().ok() == from.join(".git/objects").canonicalize().ok();
+        if shares && g(&["tag", "-l", "krepro-config-v1"]).trim() == "krepro-config-v1" {
             return repo.to_owned();
         }
         if repo.exists() {
