@@ -49,10 +49,12 @@ enum Command {
 fn main() -> ExitCode {
     let xtask = cli::parse_or_exit::<Xtask>();
     let cache = xtask.global.cache();
-    cli::finish(match xtask.command {
-        Command::Krepro(command) => cli::execute_and_trim(command, &cache),
-        Command::Bench(args) => bench::bench(&args, &cache).map(|()| Exit::Good).map_err(failure),
-        Command::Ci => ci(&cache).map(|()| Exit::Good).map_err(failure),
+    cli::until_the_reader_goes(|| {
+        cli::finish(match xtask.command {
+            Command::Krepro(command) => cli::execute_and_trim(command, &cache),
+            Command::Bench(args) => bench::bench(&args, &cache).map(|()| Exit::Good).map_err(failure),
+            Command::Ci => ci(&cache).map(|()| Exit::Good).map_err(failure),
+        })
     })
 }
 

@@ -340,6 +340,22 @@ fn a_second_krepro_on_the_same_bisect_is_told_who_holds_it_and_sigterm_then_resu
 }
 
 #[test]
+fn a_bisect_whose_reader_goes_away_stops_quietly_and_resumes() {
+    // `krepro bisect ... 2>&1 | head`: head exits, the next progress line
+    // meets a broken pipe. krepro stops qemu on its way out, exits 130
+    // (not a panic's 101), and the bisect resumes from what it saved.
+    let b = FileBisect::new("pipe");
+    let (child, _, stderr) = b.start_until("krepro: checking an end: ");
+    drop(stderr);
+    let mut child = child;
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(common::qemus_with(&b.marker).is_empty(), "qemu left running");
+    let run = b.run(&[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("b-6.12"), "{}", run.stdout);
+}
+
+#[test]
 fn a_corrupt_bisect_state_is_named_and_restart_starts_over() {
     let b = FileBisect::new("corrupt");
     let (child, _, _stderr) = b.start_until("krepro:   -> bad");

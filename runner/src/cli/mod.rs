@@ -206,7 +206,38 @@ pub fn execute_and_trim(command: Command, cache: &Cache) -> Result<Exit, Failure
 /// The `krepro` binary.
 pub fn main() -> std::process::ExitCode {
     let krepro = parse_or_exit::<Krepro>();
-    finish(execute_and_trim(krepro.command, &krepro.global.cache()))
+    until_the_reader_goes(|| finish(execute_and_trim(krepro.command, &krepro.global.cache())))
+}
+
+/// Runs `f`; should krepro's reader go away (`krepro bisect ... | head`),
+/// the first print to the broken pipe panics in std, and the unwinding
+/// stops make and qemu and removes temp dirs on its way out (their
+/// `Drop`s). Then krepro exits as interrupted, saying nothing: no one
+/// reads it. Any other panic stays a panic.
+pub fn until_the_reader_goes(f: impl FnOnce() -> std::process::ExitCode) -> std::process::ExitCode {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_broken_pipe(info.payload()) {
+            hook(info)
+        }
+    }));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(code) => code,
+        Err(payload) => {
+            if is_broken_pipe(&*payload) {
+                Exit::Interrupted.into()
+            } else {
+                std::panic::resume_unwind(payload)
+            }
+        }
+    }
+}
+
+/// Whether a panic is std's on a failed `println!` or `eprintln!` to a
+/// closed pipe.
+fn is_broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
+    let message = payload.downcast_ref::<String>().map(String::as_str).or(payload.downcast_ref::<&str>().copied());
+    message.is_some_and(|m| m.starts_with("failed printing to std") && m.contains("Broken pipe"))
 }
 
 /// Parses the command line; usage errors exit 128 (not clap's 2, which

@@ -47,6 +47,8 @@ pub struct Cmd {
     echo: bool,
     /// Read line by line beside stdout and stderr ([`Stream::Extra`]).
     extra: Option<std::fs::File>,
+    /// Started in a process group of its own ([`Cmd::contained`]).
+    group: bool,
 }
 
 impl Cmd {
@@ -60,7 +62,7 @@ impl Cmd {
         let mut inner = Command::new(program.as_ref());
         inner.current_dir(cwd);
         let line = program.as_ref().to_string_lossy().into_owned();
-        Cmd { inner, line, echo: true, extra: None }.args(args)
+        Cmd { inner, line, echo: true, extra: None, group: false }.args(args)
     }
 
     /// The user's own shell command line (`--build-cmd`), run by `sh -c`
@@ -106,6 +108,7 @@ impl Cmd {
     /// kernel SIGKILL it if krepro dies without cleaning up. For qemu.
     pub fn contained(mut self) -> Cmd {
         super::sys::own_process_group_and_die_with_parent(&mut self.inner);
+        self.group = true;
         self
     }
 
@@ -178,7 +181,7 @@ impl Cmd {
         if let Some(err) = child.stderr.take() {
             read_lines(err, tx, Stream::Stderr);
         }
-        Ok(Running { child, lines: rx })
+        Ok(Running { child, lines: rx, group: self.group })
     }
 
     /// With [`Cmd::spawn_lines`], also reads `file` line by line as
@@ -219,6 +222,7 @@ pub enum Line {
 pub struct Running {
     child: Child,
     lines: Receiver<Line>,
+    group: bool,
 }
 
 impl Running {
@@ -262,8 +266,15 @@ impl Running {
 }
 
 impl Drop for Running {
+    /// Also on an unwinding panic (a broken pipe on krepro's stderr): a
+    /// contained child that still runs takes its whole group with it, not
+    /// make alone. (Once reaped, its pid may name another group.)
     fn drop(&mut self) {
-        self.stop();
+        if self.group && matches!(self.child.try_wait(), Ok(None)) {
+            self.stop_group();
+        } else {
+            self.stop();
+        }
     }
 }
 
@@ -404,23 +415,42 @@ mod tests {
         assert!(!Path::new(&format!("/proc/{pid}")).exists(), "sleep {pid} still exists");
     }
 
-    #[test]
-    fn a_stopped_group_takes_the_grandchildren_along() {
-        let dir = tempfile::tempdir().unwrap();
-        let pid_file = dir.path().join("pid");
+    /// A contained shell that started a `sleep` of its own, and that
+    /// sleep's pid.
+    fn with_grandchild(dir: &Path) -> (Running, String) {
+        let pid_file = dir.join("pid");
         let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
-        let mut run = Cmd::shell(&script, Path::new("/")).quiet().contained().spawn_lines().unwrap();
+        let run = Cmd::shell(&script, Path::new("/")).quiet().contained().spawn_lines().unwrap();
         while std::fs::read_to_string(&pid_file).map_or(true, |p| !p.ends_with('\n')) {
             std::thread::sleep(Duration::from_millis(10));
         }
-        let grandchild = std::fs::read_to_string(&pid_file).unwrap().trim().to_owned();
-        run.stop_group();
-        // Killed, its parent gone: init reaps it soon after.
-        let gone = (0..200).any(|_| {
+        (run, std::fs::read_to_string(&pid_file).unwrap().trim().to_owned())
+    }
+
+    /// Killed, its parent gone: init reaps it soon after.
+    fn soon_gone(pid: &str) -> bool {
+        (0..200).any(|_| {
             std::thread::sleep(Duration::from_millis(10));
-            std::fs::read_to_string(format!("/proc/{grandchild}/stat")).map_or(true, |s| s.contains(") Z "))
-        });
-        assert!(gone, "sleep {grandchild} still runs");
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+        })
+    }
+
+    #[test]
+    fn a_stopped_group_takes_the_grandchildren_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut run, grandchild) = with_grandchild(dir.path());
+        run.stop_group();
+        assert!(soon_gone(&grandchild), "sleep {grandchild} still runs");
+    }
+
+    #[test]
+    fn a_dropped_contained_child_takes_its_group_along() {
+        // As when krepro unwinds from a panic in the middle of a build:
+        // make's sub-makes and compilers go with it.
+        let dir = tempfile::tempdir().unwrap();
+        let (run, grandchild) = with_grandchild(dir.path());
+        drop(run);
+        assert!(soon_gone(&grandchild), "sleep {grandchild} still runs");
     }
 
     #[test]
