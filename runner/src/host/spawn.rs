@@ -105,7 +105,8 @@ impl Cmd {
 
     /// Starts it in a process group of its own (a Ctrl-C in the terminal
     /// reaches krepro, which then stops it and cleans up) and has the
-    /// kernel SIGKILL it if krepro dies without cleaning up. For qemu.
+    /// kernel SIGKILL it if krepro dies without cleaning up. For qemu and
+    /// make.
     pub fn contained(mut self) -> Cmd {
         super::sys::own_process_group_and_die_with_parent(&mut self.inner);
         self.group = true;
