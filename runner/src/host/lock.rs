@@ -112,7 +112,21 @@ fn take(path: &Path, what: &str, wait: Option<bool>, say: &mut dyn FnMut(&str)) 
         return own(file, path, what, say).map(Some);
     };
     if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
-        let owner = read_owner(&mut file);
+        let mut owner = read_owner(&mut file);
+        // Held without an owner line: a holder between its flock and its
+        // line, or one that just let go while a child forked from one of
+        // this process's threads still held its descriptor on the way to
+        // exec. Either ends within moments.
+        for _ in 0..100 {
+            if owner.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            if flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
+                return own(file, path, what, say).map(Some);
+            }
+            owner = read_owner(&mut file);
+        }
         if owner.as_ref().is_some_and(|o| o.pid == std::process::id()) {
             // This process's other thread (a fetch in the background): its
             // result is this one's too.
@@ -216,6 +230,24 @@ mod tests {
         });
         let mut said = Vec::new();
         acquire(&path, "the fetch of p", false, &mut |m| said.push(m.to_owned())).unwrap();
+        assert!(said.is_empty(), "{said:?}");
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn a_lock_held_without_an_owner_line_is_waited_for_a_moment() {
+        // A lock just let go whose descriptor a child forked from another
+        // thread still holds on its way to exec: held, its line cleared.
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("x.lock");
+        let inherited = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&path).unwrap();
+        flock(&inherited, FlockOperation::NonBlockingLockExclusive).unwrap();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(inherited);
+        });
+        let mut said = Vec::new();
+        acquire(&path, "the bisect in /b", false, &mut |m| said.push(m.to_owned())).unwrap();
         assert!(said.is_empty(), "{said:?}");
         t.join().unwrap();
     }
