@@ -224,12 +224,18 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("x.lock");
         let first = acquire(&path, "the fetch of p", false, &mut |_| {}).unwrap();
+        taken_quietly_once_let_go(&path, first);
+    }
+
+    /// `holder` let go of the lock at `path` 100 ms from now, in a thread:
+    /// the lock is taken without `--wait` and without a word.
+    fn taken_quietly_once_let_go<T: Send + 'static>(path: &Path, holder: T) {
         let t = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(100));
-            drop(first);
+            drop(holder);
         });
         let mut said = Vec::new();
-        acquire(&path, "the fetch of p", false, &mut |m| said.push(m.to_owned())).unwrap();
+        acquire(path, "the lock", false, &mut |m| said.push(m.to_owned())).unwrap();
         assert!(said.is_empty(), "{said:?}");
         t.join().unwrap();
     }
@@ -242,14 +248,7 @@ mod tests {
         let path = d.path().join("x.lock");
         let inherited = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&path).unwrap();
         flock(&inherited, FlockOperation::NonBlockingLockExclusive).unwrap();
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            drop(inherited);
-        });
-        let mut said = Vec::new();
-        acquire(&path, "the bisect in /b", false, &mut |m| said.push(m.to_owned())).unwrap();
-        assert!(said.is_empty(), "{said:?}");
-        t.join().unwrap();
+        taken_quietly_once_let_go(&path, inherited);
     }
 
     #[test]
