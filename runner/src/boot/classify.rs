@@ -37,6 +37,17 @@ pub(crate) fn kernel_text(line: &str) -> &str {
     bracketed(text, caller).unwrap_or(text)
 }
 
+/// Where a kernel console line (its `[    1.234567] ` timestamp) starts
+/// inside `text`.
+fn kernel_line_at(text: &str) -> Option<usize> {
+    let stamp = |s: &str| {
+        s.split_once('.').is_some_and(|(secs, frac)| {
+            [secs, frac].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    text.match_indices('[').map(|(at, _)| at).find(|&at| bracketed(&text[at..], stamp).is_some())
+}
+
 /// `text` after a leading `[ x ] ` whose trimmed inside `x` passes `ok`.
 fn bracketed(text: &str, ok: impl Fn(&str) -> bool) -> Option<&str> {
     let (inside, rest) = text.strip_prefix('[')?.split_once(']')?;
@@ -112,11 +123,28 @@ impl ConsoleScan {
             return LineKind::InitStarted(start.boot_ms);
         }
         if let Some(r) = Report::parse_console_line(line) {
+            // The kernel writes to the UART directly while PID 1's line
+            // waits in the tty's buffer: a kernel line can land inside the
+            // verdict line. The message ends where it starts, and a splat
+            // that starts there still counts.
+            let (message, spliced) = match kernel_line_at(r.message) {
+                Some(at) => (&r.message[..at], Some(&r.message[at..])),
+                None => (r.message, None),
+            };
             if self.verdict.is_none() {
-                self.verdict = Some(Report { kind: r.kind, repro: r.repro.to_owned(), message: r.message.to_owned() });
+                self.verdict = Some(Report { kind: r.kind, repro: r.repro.to_owned(), message: message.to_owned() });
+            }
+            if let Some(kernel) = spliced {
+                self.kernel_line(kernel);
             }
             return LineKind::Verdict;
         }
+        self.kernel_line(line)
+    }
+
+    /// Feeds a line that is not one of PID 1's: a splat's start, a line of
+    /// its report, or plain.
+    fn kernel_line(&mut self, line: &str) -> LineKind {
         let kind = classify(line);
         if (kind.is_some() || !self.report.is_empty()) && self.report.len() < REPORT_LINES {
             if kind.is_some_and(|k| k != CrashKind::Warning) && self.crash_at.is_none() {
@@ -320,5 +348,30 @@ mod tests {
         assert!(s.crash.is_none());
         assert_eq!(s.warning.unwrap().kind, CrashKind::Warning);
         assert_eq!(s.boot_to_init_ms, Some(1500));
+    }
+
+    /// From a CI console (Debian 6.12 under TCG): the clocksource
+    /// watchdog's line landed before the verdict line's newline.
+    #[test]
+    fn a_kernel_line_inside_the_verdict_line_is_not_the_message() {
+        let mut s = ConsoleScan::default();
+        let line = "krepro: verdict=fail repro=exec exit status 3[    1.328965] TSC found unstable after boot, most \
+                    likely due to broken BIOS. Use 'tsc=unstable'.";
+        assert_eq!(s.feed(line), LineKind::Verdict);
+        assert_eq!(s.verdict.unwrap().message, "exit status 3");
+        assert!(s.crash.is_none() && s.warning.is_none());
+
+        // A splat that starts inside it still counts, and its report goes on.
+        let mut s = ConsoleScan::default();
+        s.feed("krepro: verdict=pass repro=a all good[   12.5] BUG: KASAN: use-after-free in foo+0x1/0x2");
+        s.feed("[   12.6] Read of size 8 at addr ffff888003f1c000 by task a/1");
+        assert_eq!(s.verdict.as_ref().unwrap().message, "all good");
+        let crash = s.counted_crash(false, None).unwrap();
+        assert_eq!((crash.kind, crash.title.as_deref()), (CrashKind::Bug, Some("KASAN: use-after-free Read in foo")));
+
+        // Brackets that are not a timestamp are the message's own.
+        let mut s = ConsoleScan::default();
+        s.feed("krepro: verdict=fail repro=a got [1, 2] and [ 3.x] and [.5]");
+        assert_eq!(s.verdict.unwrap().message, "got [1, 2] and [ 3.x] and [.5]");
     }
 }

@@ -911,7 +911,9 @@ pub(crate) fn decide(o: &Observations<'_>) -> (Outcome, String) {
             );
         }
     }
-    let message = o.console.or(o.virtio).map(|v| v.2.to_owned()).unwrap_or_default();
+    // virtio-serial's message first: the console's can lose its end to a
+    // kernel line written into it.
+    let message = o.virtio.or(o.console).map(|v| v.2.to_owned()).unwrap_or_default();
     match (kind, o.crash) {
         (Some(Kind::Fail), _) => (Outcome::Fail, message),
         (_, Some(crash)) => (Outcome::Crash, crash.line.clone()),
@@ -1061,6 +1063,9 @@ mod tests {
         o.crash = Some(&crash);
         o.console = Some((Kind::Fail, "x", "bug seen"));
         assert_eq!(decide(&o), (Outcome::Fail, "bug seen".into()));
+        o.virtio = Some((Kind::Fail, "x", "bug seen at last"));
+        assert_eq!(decide(&o), (Outcome::Fail, "bug seen at last".into()), "virtio-serial's message is whole");
+        o.virtio = None;
         o.console = Some((Kind::Pass, "x", ""));
         assert_eq!(decide(&o), (Outcome::Crash, "Oops: 0002 [#1]".into()));
         o.console = None;
