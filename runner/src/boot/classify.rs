@@ -37,6 +37,19 @@ pub(crate) fn kernel_text(line: &str) -> &str {
     bracketed(text, caller).unwrap_or(text)
 }
 
+/// A line of PID 1's and the kernel line written into it, if one was.
+/// The kernel writes to the UART directly while PID 1's line waits in the
+/// tty's buffer, so a kernel line can land inside it: PID 1's line ends
+/// where the kernel's timestamp starts, and a splat that starts there
+/// still counts.
+fn split_spliced(line: &str) -> (&str, Option<&str>) {
+    let Some(own) = line.find(repros::protocol::CONSOLE_PREFIX) else { return (line, None) };
+    match kernel_line_at(&line[own..]) {
+        Some(at) => (&line[..own + at], Some(&line[own + at..])),
+        None => (line, None),
+    }
+}
+
 /// Where a kernel console line (its `[    1.234567] ` timestamp) starts
 /// inside `text`.
 fn kernel_line_at(text: &str) -> Option<usize> {
@@ -118,24 +131,23 @@ pub(crate) enum LineKind {
 impl ConsoleScan {
     pub(crate) fn feed(&mut self, line: &str) -> LineKind {
         self.lines += 1;
+        let (line, spliced) = split_spliced(line);
+        let kind = self.pid1_line(line);
+        if let Some(kernel) = spliced {
+            self.kernel_line(kernel);
+        }
+        kind
+    }
+
+    /// Feeds a line: PID 1's start or verdict, or any other.
+    fn pid1_line(&mut self, line: &str) -> LineKind {
         if let Some(start) = StartLine::parse(line) {
             self.boot_to_init_ms.get_or_insert(start.boot_ms);
             return LineKind::InitStarted(start.boot_ms);
         }
         if let Some(r) = Report::parse_console_line(line) {
-            // The kernel writes to the UART directly while PID 1's line
-            // waits in the tty's buffer: a kernel line can land inside the
-            // verdict line. The message ends where it starts, and a splat
-            // that starts there still counts.
-            let (message, spliced) = match kernel_line_at(r.message) {
-                Some(at) => (&r.message[..at], Some(&r.message[at..])),
-                None => (r.message, None),
-            };
             if self.verdict.is_none() {
-                self.verdict = Some(Report { kind: r.kind, repro: r.repro.to_owned(), message: message.to_owned() });
-            }
-            if let Some(kernel) = spliced {
-                self.kernel_line(kernel);
+                self.verdict = Some(Report { kind: r.kind, repro: r.repro.to_owned(), message: r.message.to_owned() });
             }
             return LineKind::Verdict;
         }
@@ -368,6 +380,11 @@ mod tests {
         assert_eq!(s.verdict.as_ref().unwrap().message, "all good");
         let crash = s.counted_crash(false, None).unwrap();
         assert_eq!((crash.kind, crash.title.as_deref()), (CrashKind::Bug, Some("KASAN: use-after-free Read in foo")));
+
+        // The start line keeps its number.
+        let mut s = ConsoleScan::default();
+        let spliced = "krepro: start boot_ms=1234[    1.328965] TSC found unstable after boot";
+        assert_eq!(s.feed(spliced), LineKind::InitStarted(1234));
 
         // Brackets that are not a timestamp are the message's own.
         let mut s = ConsoleScan::default();
